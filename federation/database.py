@@ -61,7 +61,7 @@ def _upgrade(conn: Connection, script_location: str, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-async def migrate(engine: AsyncEngine, script_location: str, revision: str = "head") -> None:
+async def migrate(engine: AsyncEngine, script_location: str, revision: str = "heads") -> None:
     """Run the Alembic scripts at `script_location` (e.g. "node:migrations") to `revision`."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, script_location, revision)

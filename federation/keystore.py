@@ -1,0 +1,153 @@
+"""Secrets at rest: key files sealed under a passphrase.
+
+File format (JSON, one object): `{"format": "peernet-keyfile-v1", "kdf": "argon2id",
+"salt": b64u, "opslimit": int, "memlimit": int, "nonce_in_box": true, "box": b64u}` where
+`box` is a SecretBox (XSalsa20-Poly1305) of the canonical JSON secret payload under a key from
+argon2id(passphrase, salt, opslimit, memlimit). The limits live in the header so a file
+written with stronger limits still opens, and tests can use the interactive limits.
+
+A node's keys: an Ed25519 signing key with a version (`ed25519:<version>`) and a separate
+X25519 encryption key; old signing keys stay in the file after a rotation so that what they
+signed can still be checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nacl.exceptions
+import nacl.pwhash
+import nacl.secret
+import nacl.utils
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from protocol.encoding import b64u, unb64u
+
+FORMAT = "peernet-keyfile-v1"
+# Moderate limits: about 0.1 s and 64 MiB on this class of machine.
+OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+
+class KeystoreError(Exception):
+    """A key file that cannot be opened: wrong passphrase, damaged or unknown format."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def seal_secret(payload: dict[str, Any], passphrase: str) -> bytes:
+    salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+    key = nacl.pwhash.argon2id.kdf(
+        nacl.secret.SecretBox.KEY_SIZE, passphrase.encode("utf-8"), salt,
+        opslimit=OPSLIMIT, memlimit=MEMLIMIT,
+    )
+    box = nacl.secret.SecretBox(key).encrypt(
+        json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    )
+    doc = {
+        "format": FORMAT, "kdf": "argon2id", "salt": b64u(salt),
+        "opslimit": OPSLIMIT, "memlimit": MEMLIMIT, "box": b64u(bytes(box)),
+    }
+    return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode("utf-8")
+
+
+def open_secret(blob: bytes, passphrase: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(blob)
+        if doc.get("format") != FORMAT or doc.get("kdf") != "argon2id":
+            raise KeystoreError("bad_keyfile", "not a peernet key file")
+        key = nacl.pwhash.argon2id.kdf(
+            nacl.secret.SecretBox.KEY_SIZE, passphrase.encode("utf-8"), unb64u(doc["salt"]),
+            opslimit=int(doc["opslimit"]), memlimit=int(doc["memlimit"]),
+        )
+        plain = nacl.secret.SecretBox(key).decrypt(unb64u(doc["box"]))
+    except nacl.exceptions.CryptoError:
+        raise KeystoreError("wrong_passphrase", "wrong passphrase for key file") from None
+    except KeystoreError:
+        raise
+    except Exception:
+        raise KeystoreError("bad_keyfile", "key file is damaged or not a peernet key file") from None
+    payload: dict[str, Any] = json.loads(plain)
+    return payload
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only, replacing atomically."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class NodeKeys:
+    """A node's (or hub's) current signing key, its old ones, and its encryption key."""
+
+    signing_key: SigningKey
+    key_version: int
+    enc_key: PrivateKey
+    old_signing_keys: dict[int, SigningKey] = field(default_factory=dict)
+
+    @classmethod
+    def generate(cls, key_version: int = 1) -> NodeKeys:
+        return cls(SigningKey.generate(), key_version, PrivateKey.generate())
+
+    @property
+    def key_id(self) -> str:
+        return f"ed25519:{self.key_version}"
+
+    @property
+    def verify_key_bytes(self) -> bytes:
+        return bytes(self.signing_key.verify_key)
+
+    @property
+    def enc_public_bytes(self) -> bytes:
+        return bytes(self.enc_key.public_key)
+
+    def rotated(self) -> NodeKeys:
+        """A new signing key with the next version; the current one is kept as old."""
+        old = dict(self.old_signing_keys)
+        old[self.key_version] = self.signing_key
+        return NodeKeys(SigningKey.generate(), self.key_version + 1, self.enc_key, old)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "kind": "node-keys",
+            "signing_key": b64u(bytes(self.signing_key)),
+            "key_version": self.key_version,
+            "enc_key": b64u(bytes(self.enc_key)),
+            "old_signing_keys": {str(v): b64u(bytes(k)) for v, k in self.old_signing_keys.items()},
+        }
+
+    @classmethod
+    def from_payload(cls, p: dict[str, Any]) -> NodeKeys:
+        if p.get("kind") != "node-keys":
+            raise KeystoreError("bad_keyfile", "key file does not hold node keys")
+        return cls(
+            SigningKey(unb64u(p["signing_key"])),
+            int(p["key_version"]),
+            PrivateKey(unb64u(p["enc_key"])),
+            {int(v): SigningKey(unb64u(k)) for v, k in p.get("old_signing_keys", {}).items()},
+        )
+
+    def save(self, path: Path, passphrase: str) -> None:
+        write_private(path, seal_secret(self.to_payload(), passphrase))
+
+    @classmethod
+    def load(cls, path: Path, passphrase: str) -> NodeKeys:
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise KeystoreError("missing_keyfile", f"cannot read key file {path}: {exc.strerror}") from None
+        return cls.from_payload(open_secret(blob, passphrase))
