@@ -1,0 +1,1 @@
+"""peernet wire protocol (pure: no I/O, no clock)."""

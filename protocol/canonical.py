@@ -1,0 +1,183 @@
+"""Canonical JSON bytes, and the strict JSON parser that feeds them.
+
+The canonical form (DESIGN section 4) is what every signature covers:
+
+- values are only objects, arrays, strings, integers, `true`, `false`, `null`;
+- integers lie within +/-(2^53 - 1) (exact in every JSON implementation); no floats, no
+  exponents, no NaN/Infinity: decimals travel as strings, times as integer milliseconds;
+- object keys are ASCII strings, sorted by code point (= bytewise for ASCII), no duplicates;
+- no whitespace: separators are `,` and `:`;
+- strings are UTF-8 and escaped as `json.dumps(..., ensure_ascii=False)` does: `\\"`, `\\\\`,
+  `\\b \\f \\n \\r \\t`, other code points below U+0020 as `\\u00xx` (lower-case hex),
+  everything else (including U+007F and U+2028) raw. Lone surrogates are refused.
+
+This is exactly the RFC 8785 (JCS) output for that value subset, so other languages can use
+a JCS library plus the extra refusals above.
+
+`parse_json` is strict: invalid UTF-8 (or a BOM), duplicate keys, floats, exponents,
+NaN/Infinity, integers out of range, non-ASCII keys, lone surrogates and trailing garbage are
+`malformed`. It accepts insignificant whitespace; `parse_canonical` additionally demands that
+the input already be in canonical form (`not_canonical` otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, NoReturn
+
+from protocol.errors import Code, ProtocolError
+
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_SAFE_INT",
+    "canonical_bytes",
+    "canonical_bytes_of_parsed",
+    "parse_canonical",
+    "parse_json",
+]
+
+MAX_SAFE_INT = 2**53 - 1
+MAX_DEPTH = 32  # nesting deeper than any protocol document needs
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False,
+    sort_keys=True,
+    separators=(",", ":"),
+    allow_nan=False,
+    check_circular=False,
+)
+_INT = re.compile(r"-?(0|[1-9][0-9]{0,15})")
+# A `\uD800`-`\uDFFF` escape may yield a lone surrogate; only then walk the parsed value.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _malformed(detail: str) -> NoReturn:
+    raise ProtocolError(Code.MALFORMED, detail)
+
+
+def _check(value: object, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        _malformed("nesting too deep")
+    if value is None or isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return
+        _malformed("integer out of range")
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key.isascii():
+                _malformed("object keys must be ASCII strings")
+            _check(item, depth + 1)
+        return
+    _malformed(f"not a canonical JSON type: {type(value).__name__}")
+
+
+def canonical_bytes_of_parsed(value: Any) -> bytes:
+    """Canonical bytes of a value returned by `parse_json` (skips the type walk)."""
+    try:
+        return _ENCODER.encode(value).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(Code.MALFORMED, "value has no canonical form") from exc
+
+
+def canonical_bytes(value: object) -> bytes:
+    """Canonical bytes of a plain JSON value; anything outside the canonical subset is
+    `malformed` (floats, big integers, non-ASCII keys, bytes, lone surrogates, ...)."""
+    _check(value, 0)
+    return canonical_bytes_of_parsed(value)
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        _malformed("duplicate object key")
+    for key in obj:
+        if not key.isascii():
+            _malformed("non-ASCII object key")
+    return obj
+
+
+def _int(text: str) -> int:
+    if _INT.fullmatch(text) is None:
+        _malformed("integer out of range")
+    value = int(text)
+    if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+        _malformed("integer out of range")
+    return value
+
+
+def _float(_text: str) -> NoReturn:
+    _malformed("floats and exponents are not allowed")
+
+
+def _constant(_text: str) -> NoReturn:
+    _malformed("NaN and Infinity are not allowed")
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_pairs,
+    parse_int=_int,
+    parse_float=_float,
+    parse_constant=_constant,
+    strict=True,
+)
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(item) for item in value.values())
+    return False
+
+
+def _depth_ok(value: object, depth: int) -> bool:
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(value, list):
+        return all(_depth_ok(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return all(_depth_ok(item, depth + 1) for item in value.values())
+    return True
+
+
+def parse_json(data: bytes) -> Any:
+    """Strictly parse JSON bytes into plain values (dict, list, str, int, bool, None)."""
+    if not isinstance(data, bytes | bytearray):
+        _malformed("expected bytes")
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(Code.MALFORMED, "invalid UTF-8") from exc
+    try:
+        value = _DECODER.decode(text)
+    except ProtocolError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise ProtocolError(Code.MALFORMED, "invalid JSON") from exc
+    if _SURROGATE_ESCAPE.search(text) is not None and _has_lone_surrogate(value):
+        _malformed("lone surrogate in string")
+    # Brackets are cheap to count; only walk when the text could nest too deeply.
+    if text.count("[") + text.count("{") > MAX_DEPTH and not _depth_ok(value, 0):
+        _malformed("nesting too deep")
+    return value
+
+
+def parse_canonical(data: bytes) -> Any:
+    """`parse_json`, then require `data` to be exactly the canonical bytes of its value."""
+    value = parse_json(data)
+    if canonical_bytes_of_parsed(value) != data:
+        raise ProtocolError(Code.NOT_CANONICAL, "bytes are not in canonical form")
+    return value

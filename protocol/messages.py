@@ -1,0 +1,540 @@
+"""Message models: the outer envelope, the inner message and one body model per type.
+
+All models are pydantic v2, strict, frozen and `extra="forbid"`: field sets are exact
+(DESIGN section 4: a new field means a new `v`). They validate *plain JSON values* as
+produced by `protocol.canonical.parse_json`; they never feed a signature check (signatures
+are verified over received bytes before any model is built, see `protocol.envelope`).
+
+Conventions:
+
+- times are integer milliseconds since the Unix epoch (`*_ts`), dates are `YYYY-MM-DD`,
+  months `YYYY-MM`;
+- decimals are strings in plain notation (`protocol.encoding.format_decimal`);
+- enumerations are `StrEnum`s; on the wire they are their string values (only `str` input
+  is accepted, matched exactly);
+- counts are bounded non-negative integers; free text is short, bounded and has no control
+  characters. Nothing in a body names or describes a supported person: contacts are a role
+  and a phone number, and the only note (`followup_handoff.contact_note`) is sealed to the
+  receiving node.
+- Python attribute `from_` is the wire field `from` (a keyword in Python). Models accept
+  only the wire names; `model_dump()` emits wire names.
+
+The activation thread: an `activation_request`'s `msg_id` is the activation id. Every later
+message of that activation carries it as the inner `thread_id`; replies name the message
+they answer in `in_reply_to`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from protocol.canonical import MAX_SAFE_INT
+from protocol.encoding import DECIMAL_PATTERN
+from protocol.errors import Code
+from protocol.ids import KeyId, MsgId, NodeId
+
+__all__ = [
+    "BODY_MODELS",
+    "AckBody",
+    "AckStatus",
+    "ActivationAcceptBody",
+    "ActivationCancelBody",
+    "ActivationDeclineBody",
+    "ActivationOfferBody",
+    "ActivationRequestBody",
+    "ActivationState",
+    "ActivationStatusBody",
+    "ActivationUpdateBody",
+    "AggregateReleaseBody",
+    "BatchResponse",
+    "BatchResult",
+    "Bounds",
+    "CancelReason",
+    "Contact",
+    "DeclineReason",
+    "Discipline",
+    "FollowupHandoffBody",
+    "IncidentType",
+    "InnerMessage",
+    "Intervention",
+    "Measure",
+    "Mechanism",
+    "MessageType",
+    "OfferCondition",
+    "OuterEnvelope",
+    "Priority",
+    "Release",
+    "RosterRef",
+    "SHA256_PATTERN",
+    "SIGNATURE_PATTERN",
+    "Signature",
+    "Stage",
+    "StatusCounts",
+    "WireModel",
+    "wire_json",
+]
+
+# 32 bytes -> 43 chars whose last one carries 4 bits + 2 zero bits.
+SHA256_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+# 64 bytes -> 86 chars whose last one carries 2 bits + 4 zero bits.
+SIGNATURE_PATTERN = r"^[A-Za-z0-9_-]{85}[AQgw]$"
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: strict, frozen, exact field set, wire names only."""
+
+    model_config = ConfigDict(
+        strict=True,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=False,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        hide_input_in_errors=True,  # error text may reach logs; never echo sealed content
+    )
+
+
+def wire_json(model: BaseModel) -> dict[str, Any]:
+    """Plain JSON values of a model (wire names), ready for `canonical_bytes`."""
+    dumped: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
+    return dumped
+
+
+# --- enumerations -------------------------------------------------------------------------
+
+
+class MessageType(StrEnum):
+    ACTIVATION_REQUEST = "activation_request"
+    ACTIVATION_OFFER = "activation_offer"
+    ACTIVATION_ACCEPT = "activation_accept"
+    ACTIVATION_DECLINE = "activation_decline"
+    ACTIVATION_UPDATE = "activation_update"
+    ACTIVATION_CANCEL = "activation_cancel"
+    FOLLOWUP_HANDOFF = "followup_handoff"
+    ACK = "ack"
+    ACTIVATION_STATUS = "activation_status"
+    AGGREGATE_RELEASE = "aggregate_release"
+
+
+class Discipline(StrEnum):
+    FIRE = "fire"
+    EMS = "ems"
+    DISPATCH_911 = "dispatch_911"
+    LAW_ENFORCEMENT = "law_enforcement"
+    CORRECTIONS = "corrections"
+    OTHER = "other"
+
+
+class Intervention(StrEnum):
+    """CISM components (SAFER-R for one-on-one)."""
+
+    ONE_ON_ONE = "one_on_one"
+    DEFUSING = "defusing"
+    DEBRIEFING = "debriefing"
+    DEMOBILIZATION = "demobilization"
+    FAMILY_SUPPORT = "family_support"
+    FOLLOW_UP = "follow_up"
+
+
+class IncidentType(StrEnum):
+    LINE_OF_DUTY_DEATH = "line_of_duty_death"
+    SERIOUS_INJURY = "serious_injury"
+    MASS_CASUALTY = "mass_casualty"
+    CHILD_FATALITY = "child_fatality"
+    SUICIDE = "suicide"
+    VIOLENT_INCIDENT = "violent_incident"
+    DISASTER = "disaster"
+    PROLONGED_INCIDENT = "prolonged_incident"
+    OTHER = "other"
+
+
+class Priority(StrEnum):
+    """ICS-213RR priorities."""
+
+    URGENT = "urgent"
+    ROUTINE = "routine"
+    LOW = "low"
+
+
+class OfferCondition(StrEnum):
+    LODGING_REQUIRED = "lodging_required"
+    TRANSPORT_REQUIRED = "transport_required"
+    MEALS_REQUIRED = "meals_required"
+    VIRTUAL_ONLY = "virtual_only"
+    DAYTIME_ONLY = "daytime_only"
+    MAX_ONE_SHIFT = "max_one_shift"
+    MAX_THREE_DAYS = "max_three_days"
+    BRIEFING_REQUIRED = "briefing_required"
+
+
+class DeclineReason(StrEnum):
+    NO_CAPACITY = "no_capacity"
+    NO_MATCHING_DISCIPLINE = "no_matching_discipline"
+    OUTSIDE_SERVICE_AREA = "outside_service_area"
+    CONFLICT_OF_INTEREST = "conflict_of_interest"
+    REQUEST_EXPIRED = "request_expired"
+    POLICY = "policy"
+    OTHER = "other"
+
+
+class CancelReason(StrEnum):
+    NO_LONGER_NEEDED = "no_longer_needed"
+    RESOLVED_LOCALLY = "resolved_locally"
+    REQUEST_FILLED = "request_filled"
+    ENTERED_IN_ERROR = "entered_in_error"
+    OTHER = "other"
+
+
+class Stage(StrEnum):
+    MOBILIZED = "mobilized"
+    ON_SCENE = "on_scene"
+    DEMOBILIZED = "demobilized"
+
+
+class ActivationState(StrEnum):
+    DRAFT = "draft"
+    REQUESTED = "requested"
+    OFFERED = "offered"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    MOBILIZED = "mobilized"
+    ON_SCENE = "on_scene"
+    DEMOBILIZED = "demobilized"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class AckStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+
+
+class Measure(StrEnum):
+    ZCDP = "zcdp"
+    PURE_DP = "pure_dp"
+
+
+class Mechanism(StrEnum):
+    GAUSSIAN = "gaussian"
+    LAPLACE = "laplace"
+
+
+# --- field types --------------------------------------------------------------------------
+
+
+def _as_enum(cls: type[StrEnum]) -> BeforeValidator:
+    # Strict mode wants enum instances, but parsed JSON holds strings: convert exact `str`
+    # values first (never bytes, never case-folded), then the strict enum check passes.
+    def convert(value: object) -> object:
+        if type(value) is str:
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        return value
+
+    return BeforeValidator(convert)
+
+
+MessageTypeField = Annotated[MessageType, _as_enum(MessageType)]
+DisciplineField = Annotated[Discipline, _as_enum(Discipline)]
+InterventionField = Annotated[Intervention, _as_enum(Intervention)]
+IncidentTypeField = Annotated[IncidentType, _as_enum(IncidentType)]
+PriorityField = Annotated[Priority, _as_enum(Priority)]
+OfferConditionField = Annotated[OfferCondition, _as_enum(OfferCondition)]
+DeclineReasonField = Annotated[DeclineReason, _as_enum(DeclineReason)]
+CancelReasonField = Annotated[CancelReason, _as_enum(CancelReason)]
+StageField = Annotated[Stage, _as_enum(Stage)]
+ActivationStateField = Annotated[ActivationState, _as_enum(ActivationState)]
+AckStatusField = Annotated[AckStatus, _as_enum(AckStatus)]
+MeasureField = Annotated[Measure, _as_enum(Measure)]
+MechanismField = Annotated[Mechanism, _as_enum(Mechanism)]
+CodeField = Annotated[Code, _as_enum(Code)]
+
+Version1 = Annotated[int, Field(ge=1, le=1)]
+Ts = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+SafeInt = Annotated[int, Field(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
+Count = Annotated[int, Field(ge=0, le=100_000)]
+PeerCount = Annotated[int, Field(ge=1, le=1_000)]
+RosterVersion = Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+SignatureValue = Annotated[str, StringConstraints(pattern=SIGNATURE_PATTERN)]
+B64uText = Annotated[str, StringConstraints(min_length=2, pattern=r"^[A-Za-z0-9_-]+$")]
+DecimalStr = Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN)]
+
+_NO_CONTROL = r"^[^\x00-\x1F\x7F]+$"
+Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NO_CONTROL)]
+Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_NO_CONTROL)]
+Text280 = Annotated[str, StringConstraints(min_length=1, max_length=280, pattern=_NO_CONTROL)]
+IncidentRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$")]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ().x-]{2,31}$")]
+DateStr = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
+MonthStr = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
+SchemaName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._/-]{0,63}$")]
+VersionStr = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")]
+CellKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:|=/-]{1,128}$")]
+
+_MAX_CELLS = 4096
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    if len(set(items)) != len(items):
+        raise ValueError("items must be unique")
+    return items
+
+
+# --- envelope layers ----------------------------------------------------------------------
+
+
+class Signature(WireModel):
+    """`{"key_id": "ed25519:<v>", "value": "<b64u of 64 bytes>"}`."""
+
+    key_id: KeyId
+    value: SignatureValue
+
+
+class RosterRef(WireModel):
+    """The roster an envelope was built under: its version and the SHA-256 (b64u) of the
+    canonical bytes of `roster` (without `signatures`)."""
+
+    version: RosterVersion
+    sha256: Sha256
+
+
+class OuterEnvelope(WireModel):
+    """What the hub can read. `sig` (context `outer`) covers the canonical bytes of the
+    envelope without `sig`; `ct_sha256` is over the raw ciphertext bytes."""
+
+    v: Version1
+    msg_id: MsgId
+    from_: NodeId = Field(alias="from")
+    to: NodeId
+    created_ts: Ts
+    expires_ts: Ts
+    roster: RosterRef
+    ct: B64uText
+    ct_sha256: Sha256
+    sig: Signature
+
+
+class InnerMessage(WireModel):
+    """The sealed layer. Its signature (context `inner`) is not a field: it is the 64 bytes
+    before the inner bytes in the plaintext. `body` holds plain JSON values; the typed body
+    is validated separately against `BODY_MODELS[type]`."""
+
+    v: Version1
+    type: MessageTypeField
+    msg_id: MsgId
+    from_: NodeId = Field(alias="from")
+    to: NodeId
+    created_ts: Ts
+    expires_ts: Ts
+    thread_id: MsgId | None
+    in_reply_to: MsgId | None
+    roster_version: RosterVersion
+    body: dict[str, Any]
+
+
+# --- bodies -------------------------------------------------------------------------------
+
+
+class Contact(WireModel):
+    """A role and a phone number (e.g. "Peer team coordinator"), never a narrative."""
+
+    role: Text64
+    phone: Phone
+
+
+class ActivationRequestBody(WireModel):
+    """Modelled on ICS-213RR and the EMAC request."""
+
+    incident_ref: IncidentRef
+    requesting_agency: NodeId
+    incident_type: IncidentTypeField
+    event_ts: Ts
+    affected: dict[DisciplineField, Count] = Field(min_length=1, max_length=len(Discipline))
+    interventions: list[InterventionField] = Field(min_length=1, max_length=len(Intervention))
+    window_start_ts: Ts
+    window_end_ts: Ts
+    peers_needed: PeerCount
+    reporting_location: Text200
+    priority: PriorityField
+    contact: Contact
+    approver: Text64
+    expires_ts: Ts
+
+    _interventions_unique = field_validator("interventions")(_unique)
+
+    @model_validator(mode="after")
+    def _window(self) -> Self:
+        if self.window_end_ts < self.window_start_ts:
+            raise ValueError("window ends before it starts")
+        return self
+
+
+class ActivationOfferBody(WireModel):
+    """Peers offered as counts by discipline (never names until accepted)."""
+
+    peers: PeerCount
+    disciplines: dict[DisciplineField, PeerCount] = Field(
+        min_length=1, max_length=len(Discipline)
+    )
+    eta_minutes: Annotated[int, Field(ge=0, le=10_080)]
+    conditions: list[OfferConditionField] = Field(max_length=len(OfferCondition))
+
+    _conditions_unique = field_validator("conditions")(_unique)
+
+    @model_validator(mode="after")
+    def _sum(self) -> Self:
+        if sum(self.disciplines.values()) != self.peers:
+            raise ValueError("discipline counts must add up to peers")
+        return self
+
+
+class ActivationAcceptBody(WireModel):
+    offer_msg_id: MsgId
+
+
+class ActivationDeclineBody(WireModel):
+    reason: DeclineReasonField
+
+
+class ActivationUpdateBody(WireModel):
+    stage: StageField
+
+
+class ActivationCancelBody(WireModel):
+    reason: CancelReasonField
+
+
+class FollowupHandoffBody(WireModel):
+    """Follow-up ownership moving after demobilization. `contact_note` is minimal and sealed;
+    the receiving node keeps it encrypted at rest and purges it when done."""
+
+    activation_id: MsgId
+    due: DateStr
+    contact_note: Text280
+    discipline: DisciplineField
+
+    @field_validator("due")
+    @classmethod
+    def _real_date(cls, value: str) -> str:
+        datetime.date.fromisoformat(value)  # ValueError for 2025-02-30
+        return value
+
+
+class AckBody(WireModel):
+    """End-to-end acknowledgement of `msg_id`; `code` is set exactly when refused."""
+
+    msg_id: MsgId
+    status: AckStatusField
+    code: CodeField | None
+
+    @model_validator(mode="after")
+    def _code(self) -> Self:
+        if (self.status is AckStatus.REFUSED) != (self.code is not None):
+            raise ValueError("code is required for refused and only for refused")
+        return self
+
+
+class StatusCounts(WireModel):
+    affected: Count
+    peers_needed: Count
+    peers_offered: Count
+
+
+class ActivationStatusBody(WireModel):
+    """Metadata only, for the hub's central activation log."""
+
+    activation_id: MsgId
+    requester: NodeId
+    responder: NodeId | None
+    state: ActivationStateField
+    counts: StatusCounts
+    incident_type: IncidentTypeField
+    ts: Ts
+
+
+class Bounds(WireModel):
+    per_person_month: Annotated[int, Field(ge=1, le=1_000)]
+    per_cell: Annotated[int, Field(ge=1, le=1_000)]
+
+
+class Release(WireModel):
+    """One node-month of noisy counts. Signed (context `release`) over its canonical bytes,
+    so the hub and the board can check the origin independently of the envelope."""
+
+    release_id: MsgId
+    node_id: NodeId
+    month: MonthStr
+    schema_: SchemaName = Field(alias="schema")
+    query_sha256: Sha256
+    measure: MeasureField
+    mechanism: MechanismField
+    scale: DecimalStr
+    budget_spent: DecimalStr
+    bounds: Bounds
+    opendp_version: VersionStr
+    cells: dict[CellKey, SafeInt] = Field(max_length=_MAX_CELLS)
+
+    @model_validator(mode="after")
+    def _pairing(self) -> Self:
+        expected = Mechanism.GAUSSIAN if self.measure is Measure.ZCDP else Mechanism.LAPLACE
+        if self.mechanism is not expected:
+            raise ValueError("zcdp goes with gaussian, pure_dp with laplace")
+        return self
+
+
+class AggregateReleaseBody(WireModel):
+    release: Release
+    sig: Signature
+
+
+BODY_MODELS: dict[MessageType, type[WireModel]] = {
+    MessageType.ACTIVATION_REQUEST: ActivationRequestBody,
+    MessageType.ACTIVATION_OFFER: ActivationOfferBody,
+    MessageType.ACTIVATION_ACCEPT: ActivationAcceptBody,
+    MessageType.ACTIVATION_DECLINE: ActivationDeclineBody,
+    MessageType.ACTIVATION_UPDATE: ActivationUpdateBody,
+    MessageType.ACTIVATION_CANCEL: ActivationCancelBody,
+    MessageType.FOLLOWUP_HANDOFF: FollowupHandoffBody,
+    MessageType.ACK: AckBody,
+    MessageType.ACTIVATION_STATUS: ActivationStatusBody,
+    MessageType.AGGREGATE_RELEASE: AggregateReleaseBody,
+}
+
+
+# --- batch response -----------------------------------------------------------------------
+
+
+class BatchResult(WireModel):
+    """Positional result for one envelope of a batch. `msg_id` is null when the envelope
+    was too broken to read one; `code` is set exactly when refused."""
+
+    msg_id: MsgId | None
+    status: AckStatusField
+    code: CodeField | None
+
+    @model_validator(mode="after")
+    def _code(self) -> Self:
+        if (self.status is AckStatus.REFUSED) != (self.code is not None):
+            raise ValueError("code is required for refused and only for refused")
+        return self
+
+
+class BatchResponse(WireModel):
+    results: list[BatchResult]
