@@ -47,7 +47,6 @@ _ENCODER = json.JSONEncoder(
     allow_nan=False,
     check_circular=False,
 )
-_INT = re.compile(r"-?(0|[1-9][0-9]{0,15})")
 # A `\uD800`-`\uDFFF` escape may yield a lone surrogate; only then walk the parsed value.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -97,14 +96,14 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         _malformed("duplicate object key")
-    for key in obj:
-        if not key.isascii():
-            _malformed("non-ASCII object key")
+    if not "".join(obj).isascii():
+        _malformed("non-ASCII object key")
     return obj
 
 
 def _int(text: str) -> int:
-    if _INT.fullmatch(text) is None:
+    # The scanner already matched -?(0|[1-9][0-9]*); bound the length before int().
+    if len(text) > 17:
         _malformed("integer out of range")
     value = int(text)
     if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:

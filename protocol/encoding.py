@@ -30,7 +30,11 @@ __all__ = [
     "unb64u",
 ]
 
-_B64U = re.compile(r"[A-Za-z0-9_-]*")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_INDEX = {ch: i for i, ch in enumerate(_ALPHABET)}
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+_UNUSED_BITS = {2: 0b1111, 3: 0b11}  # 2 chars carry 8 of 12 bits, 3 chars 16 of 18
 
 # Plain notation, no sign, no exponent, no leading zeros; trailing zeros are allowed.
 DECIMAL_PATTERN = r"^(0|[1-9][0-9]{0,30})(\.[0-9]{1,30})?$"
@@ -44,17 +48,19 @@ def b64u(data: bytes) -> str:
 
 def unb64u(s: str) -> bytes:
     """Strict inverse of `b64u`; anything but its exact output raises `malformed`."""
-    if not isinstance(s, str) or _B64U.fullmatch(s) is None:
+    if type(s) is not str or "=" in s or "+" in s or "/" in s:
         raise ProtocolError(Code.MALFORMED, "not unpadded base64url")
     rem = len(s) % 4
     if rem == 1:
         raise ProtocolError(Code.MALFORMED, "impossible base64url length")
     try:
-        data = base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-    except (binascii.Error, ValueError) as exc:
+        # strict_mode refuses any character outside the (translated) alphabet
+        standard = s.encode("ascii").translate(_TO_STANDARD) + _PADDING[rem]
+        data = binascii.a2b_base64(standard, strict_mode=True)
+    except ValueError as exc:  # binascii.Error, UnicodeEncodeError
         raise ProtocolError(Code.MALFORMED, "not unpadded base64url") from exc
-    # Unused low bits of the last character must be zero (one encoding per value).
-    if rem and b64u(data) != s:
+    # The unused low bits of the last character must be zero (one encoding per value).
+    if rem and _INDEX[s[-1]] & _UNUSED_BITS[rem]:
         raise ProtocolError(Code.MALFORMED, "non-canonical base64url trailing bits")
     return data
 

@@ -390,9 +390,7 @@ class ActivationOfferBody(WireModel):
     """Peers offered as counts by discipline (never names until accepted)."""
 
     peers: PeerCount
-    disciplines: dict[DisciplineField, PeerCount] = Field(
-        min_length=1, max_length=len(Discipline)
-    )
+    disciplines: dict[DisciplineField, PeerCount] = Field(min_length=1, max_length=len(Discipline))
     eta_minutes: Annotated[int, Field(ge=0, le=10_080)]
     conditions: list[OfferConditionField] = Field(max_length=len(OfferCondition))
 

@@ -1,0 +1,537 @@
+"""Building, relaying and opening federation envelopes (DESIGN section 4).
+
+An envelope has two layers. The inner message (type, ids, times, roster version, body) is
+canonical JSON signed with context `inner`; `inner_sig || inner_bytes` is padded to a
+multiple of 512 bytes and sealed to the recipient's X25519 key. The outer envelope carries
+what the hub needs to relay (`v, msg_id, from, to, created_ts, expires_ts, roster, ct,
+ct_sha256`) under an outer signature (context `outer`) over its canonical bytes without
+`sig`.
+
+Checks, in the order this implementation runs them (cheap and unauthenticated first; any
+failing check may be named, DESIGN section 4):
+
+`check_outer` (what a relay can check, no decryption):
+ 1. raw bytes longer than 64 KiB -> too_large (before parsing);
+ 2. strict JSON, exact field set, field types and ids, `v == 1`,
+    `expires_ts >= created_ts` -> malformed;
+ 3. canonical size > 64 KiB -> too_large;
+ 4. `created_ts > now + 5 min` -> from_future; `now > expires_ts + 5 min` -> expired;
+ 5. (open only) `to != me` -> wrong_recipient;
+ 6. signer key of `from` / `sig.key_id` at `created_ts` -> unknown_sender / unknown_key /
+    revoked_key (from the `KeyResolver`);
+ 7. outer signature over canonical bytes of the parsed envelope without `sig` ->
+    bad_signature;
+ 8. `ct_sha256 == SHA-256(ct)` -> ct_hash_mismatch;
+ 9. roster version/hash (after the signature, so an unsigned envelope cannot raise a
+    split-view alarm) -> roster_mismatch.
+
+`open_envelope` then:
+10. unseal -> undecryptable; unpad -> bad_padding;
+11. inner signature, by the outer signer's key, over the inner bytes exactly as decrypted ->
+    bad_inner_signature;
+12. strict parse of the inner bytes -> malformed; not already canonical -> not_canonical;
+13. exact inner field set and types -> malformed;
+14. `inner.from != outer.from` -> sender_mismatch; `inner.to != me` -> recipient_mismatch;
+    msg_id / created_ts / expires_ts / roster version differ -> layer_mismatch;
+15. unknown `type` -> unknown_type; body fails its model -> bad_body.
+
+Signatures are always checked over received bytes (the inner) or over the canonical bytes
+of the parsed plain values (the outer); pydantic models are built only afterwards, from
+values already checked, so no model is validated twice on the hot path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import nacl.public
+import nacl.signing
+from pydantic import BaseModel, ValidationError
+
+from protocol.canonical import MAX_SAFE_INT, canonical_bytes, canonical_bytes_of_parsed, parse_json
+from protocol.encoding import b64u, sha256_b64u, unb64u
+from protocol.errors import Code, ProtocolError
+from protocol.ids import check_msg_id, check_node_id, is_key_id, is_msg_id, is_node_id, key_id
+from protocol.messages import (
+    BODY_MODELS,
+    SHA256_PATTERN,
+    AckStatus,
+    BatchResponse,
+    BatchResult,
+    InnerMessage,
+    MessageType,
+    OuterEnvelope,
+    RosterRef,
+    wire_json,
+)
+from protocol.sealing import pad, seal, unpad, unseal
+from protocol.signing import SIGNATURE_BYTES, Context, sign, verify
+
+__all__ = [
+    "MAX_BATCH",
+    "MAX_BATCH_BYTES",
+    "MAX_ENVELOPE_BYTES",
+    "SKEW_MS",
+    "KeyResolver",
+    "Opened",
+    "RosterChecker",
+    "Sender",
+    "build_batch",
+    "build_batch_response",
+    "build_envelope",
+    "build_inner",
+    "check_outer",
+    "open_envelope",
+    "parse_batch",
+    "parse_batch_response",
+    "refusal",
+    "seal_outer",
+]
+
+MAX_BATCH = 50
+MAX_ENVELOPE_BYTES = 65536
+SKEW_MS = 300_000
+# 50 envelopes of at most 64 KiB, their commas, and `{"envelopes":[]}`.
+MAX_BATCH_BYTES = MAX_BATCH * (MAX_ENVELOPE_BYTES + 1) + 16
+
+_OUTER_FIELDS = frozenset(
+    ("v", "msg_id", "from", "to", "created_ts", "expires_ts", "roster", "ct", "ct_sha256", "sig")
+)
+_INNER_FIELDS = frozenset(
+    (
+        "v",
+        "type",
+        "msg_id",
+        "from",
+        "to",
+        "created_ts",
+        "expires_ts",
+        "thread_id",
+        "in_reply_to",
+        "roster_version",
+        "body",
+    )
+)
+_ROSTER_FIELDS = frozenset(("version", "sha256"))
+_SIG_FIELDS = frozenset(("key_id", "value"))
+_SIG_MEMBER_OVERHEAD = len(b',"sig":')
+_SHA256 = re.compile(SHA256_PATTERN[1:-1])  # exactly the canonical b64u of 32 bytes
+
+
+class KeyResolver(Protocol):
+    """Who may sign as whom (backed by the roster)."""
+
+    def verify_key(self, node_id: str, key_id: str, at_ms: int) -> bytes:
+        """The 32-byte Ed25519 key `key_id` of `node_id`, valid at `at_ms`; raise
+        ProtocolError unknown_sender / unknown_key / revoked_key otherwise."""
+        ...
+
+
+class RosterChecker(Protocol):
+    def check_roster(self, version: int, sha256: str) -> None:
+        """Raise ProtocolError roster_mismatch unless this roster version/hash is known."""
+        ...
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The local signing identity."""
+
+    node_id: str
+    key_version: int
+    signing_key: nacl.signing.SigningKey
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.key_version)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified, decrypted envelope. `inner_bytes` are the signed inner bytes as received;
+    `body_json` is the body as plain JSON values (e.g. for `verify_release`)."""
+
+    outer: OuterEnvelope
+    inner: InnerMessage
+    body: BaseModel
+    inner_bytes: bytes
+    body_json: dict[str, Any]
+
+
+def _malformed(detail: str) -> ProtocolError:
+    return ProtocolError(Code.MALFORMED, detail)
+
+
+def _is_ts(value: object) -> bool:
+    return type(value) is int and 0 <= value <= MAX_SAFE_INT
+
+
+def _is_sha256(value: object) -> bool:
+    return type(value) is str and _SHA256.fullmatch(value) is not None
+
+
+# --- building -----------------------------------------------------------------------------
+
+
+def _body_json(msg_type: MessageType, body: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    model_cls = BODY_MODELS[msg_type]
+    if isinstance(body, BaseModel):
+        if type(body) is not model_cls:
+            raise ProtocolError(Code.BAD_BODY, f"{msg_type.value} needs {model_cls.__name__}")
+        return wire_json(body)
+    if not isinstance(body, Mapping):
+        raise ProtocolError(Code.BAD_BODY, "body must be a model or a mapping")
+    try:
+        return wire_json(model_cls.model_validate(dict(body)))
+    except ValidationError as exc:
+        raise ProtocolError(Code.BAD_BODY, f"invalid {msg_type.value} body") from exc
+
+
+def build_inner(
+    *,
+    sender: Sender,
+    to: str,
+    msg_type: MessageType,
+    body: BaseModel | Mapping[str, Any],
+    msg_id: str,
+    created_ts: int,
+    expires_ts: int,
+    roster_version: int,
+    thread_id: str | None = None,
+    in_reply_to: str | None = None,
+) -> tuple[bytes, bytes]:
+    """Inner canonical bytes and their 64-byte `inner` signature."""
+    try:
+        msg_type = MessageType(msg_type)
+    except ValueError as exc:
+        raise ProtocolError(Code.UNKNOWN_TYPE, "unknown message type") from exc
+    check_node_id(sender.node_id)
+    check_node_id(to)
+    check_msg_id(msg_id)
+    for ref in (thread_id, in_reply_to):
+        if ref is not None:
+            check_msg_id(ref)
+    if not (_is_ts(created_ts) and _is_ts(expires_ts)) or expires_ts < created_ts:
+        raise _malformed("times must be ms integers with expires_ts >= created_ts")
+    if type(roster_version) is not int or not 1 <= roster_version <= MAX_SAFE_INT:
+        raise _malformed("roster version must be a positive integer")
+    inner = {
+        "v": 1,
+        "type": msg_type.value,
+        "msg_id": msg_id,
+        "from": sender.node_id,
+        "to": to,
+        "created_ts": created_ts,
+        "expires_ts": expires_ts,
+        "thread_id": thread_id,
+        "in_reply_to": in_reply_to,
+        "roster_version": roster_version,
+        "body": _body_json(msg_type, body),
+    }
+    inner_bytes = canonical_bytes(inner)
+    return inner_bytes, sign(sender.signing_key, Context.INNER, inner_bytes)
+
+
+def seal_outer(
+    *,
+    sender: Sender,
+    to: str,
+    recipient_enc_key: bytes,
+    sealed_plaintext: bytes,
+    msg_id: str,
+    created_ts: int,
+    expires_ts: int,
+    roster: RosterRef,
+    ephemeral_seed: bytes | None = None,
+) -> bytes:
+    """Pad and seal `sealed_plaintext` (normally `inner_sig || inner_bytes`), wrap it in a
+    signed outer envelope and return the envelope's canonical bytes.
+
+    Exposed separately from `build_envelope` so tests can build deliberately inconsistent
+    layers. `ephemeral_seed` is for test vectors only (see `protocol.sealing`)."""
+    if not isinstance(roster, RosterRef):
+        raise _malformed("roster must be a RosterRef")
+    ct = seal(pad(sealed_plaintext), recipient_enc_key, ephemeral_seed=ephemeral_seed)
+    outer: dict[str, Any] = {
+        "v": 1,
+        "msg_id": check_msg_id(msg_id),
+        "from": check_node_id(sender.node_id),
+        "to": check_node_id(to),
+        "created_ts": created_ts,
+        "expires_ts": expires_ts,
+        "roster": {"version": roster.version, "sha256": roster.sha256},
+        "ct": b64u(ct),
+        "ct_sha256": sha256_b64u(ct),
+    }
+    signature = sign(sender.signing_key, Context.OUTER, canonical_bytes(outer))
+    outer["sig"] = {"key_id": sender.key_id, "value": b64u(signature)}
+    raw = canonical_bytes(outer)
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise ProtocolError(Code.TOO_LARGE, f"envelope is {len(raw)} bytes")
+    return raw
+
+
+def build_envelope(
+    *,
+    sender: Sender,
+    to: str,
+    recipient_enc_key: bytes,
+    msg_type: MessageType,
+    body: BaseModel | Mapping[str, Any],
+    msg_id: str,
+    created_ts: int,
+    expires_ts: int,
+    roster: RosterRef,
+    thread_id: str | None = None,
+    in_reply_to: str | None = None,
+    ephemeral_seed: bytes | None = None,
+) -> bytes:
+    """A complete envelope from `sender` to `to`, as canonical bytes (build once, store,
+    resend the same bytes). `ephemeral_seed` is for test vectors only."""
+    inner_bytes, inner_sig = build_inner(
+        sender=sender,
+        to=to,
+        msg_type=msg_type,
+        body=body,
+        msg_id=msg_id,
+        created_ts=created_ts,
+        expires_ts=expires_ts,
+        roster_version=roster.version,
+        thread_id=thread_id,
+        in_reply_to=in_reply_to,
+    )
+    return seal_outer(
+        sender=sender,
+        to=to,
+        recipient_enc_key=recipient_enc_key,
+        sealed_plaintext=inner_sig + inner_bytes,
+        msg_id=msg_id,
+        created_ts=created_ts,
+        expires_ts=expires_ts,
+        roster=roster,
+        ephemeral_seed=ephemeral_seed,
+    )
+
+
+# --- checking -----------------------------------------------------------------------------
+
+
+def _parse_outer(raw: bytes | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, bytes | bytearray):
+        if len(raw) > MAX_ENVELOPE_BYTES:
+            raise ProtocolError(Code.TOO_LARGE, f"envelope is {len(raw)} bytes")
+        obj = parse_json(raw)
+    elif isinstance(raw, Mapping):
+        obj = dict(raw)
+    else:
+        raise _malformed("envelope must be bytes or an object")
+    if type(obj) is not dict or obj.keys() != _OUTER_FIELDS:
+        raise _malformed("envelope field set is not exact")
+    if type(obj["v"]) is not int or obj["v"] != 1:
+        raise _malformed("unsupported v")
+    if not is_msg_id(obj["msg_id"]) or not is_node_id(obj["from"]) or not is_node_id(obj["to"]):
+        raise _malformed("invalid msg_id, from or to")
+    created, expires = obj["created_ts"], obj["expires_ts"]
+    if not (_is_ts(created) and _is_ts(expires)) or expires < created:
+        raise _malformed("invalid created_ts or expires_ts")
+    roster = obj["roster"]
+    if (
+        type(roster) is not dict
+        or roster.keys() != _ROSTER_FIELDS
+        or type(roster["version"]) is not int
+        or not 1 <= roster["version"] <= MAX_SAFE_INT
+        or not _is_sha256(roster["sha256"])
+    ):
+        raise _malformed("invalid roster reference")
+    if type(obj["ct"]) is not str or not _is_sha256(obj["ct_sha256"]):
+        raise _malformed("invalid ct or ct_sha256")
+    sig = obj["sig"]
+    if type(sig) is not dict or sig.keys() != _SIG_FIELDS or not is_key_id(sig["key_id"]):
+        raise _malformed("invalid sig")
+    return obj
+
+
+def _check_outer(
+    raw: bytes | Mapping[str, Any],
+    keys: KeyResolver,
+    roster: RosterChecker | None,
+    now_ms: int,
+    me: str | None,
+) -> tuple[OuterEnvelope, bytes, bytes]:
+    """Shared by `check_outer` and `open_envelope`: the outer model, the raw ciphertext and
+    the signer's verify key."""
+    obj = _parse_outer(raw)
+    sig = obj["sig"]
+    signature = unb64u(sig["value"]) if type(sig["value"]) is str else b""
+    ct = unb64u(obj["ct"])
+    if len(signature) != SIGNATURE_BYTES or b64u(signature) != sig["value"]:
+        raise _malformed("signature value must be 64 bytes")
+    unsigned = {k: v for k, v in obj.items() if k != "sig"}
+    unsigned_bytes = canonical_bytes_of_parsed(unsigned)
+    sig_bytes = canonical_bytes_of_parsed(sig)
+    if len(unsigned_bytes) + _SIG_MEMBER_OVERHEAD + len(sig_bytes) > MAX_ENVELOPE_BYTES:
+        raise ProtocolError(Code.TOO_LARGE, "envelope exceeds 64 KiB")
+
+    if obj["created_ts"] > now_ms + SKEW_MS:
+        raise ProtocolError(Code.FROM_FUTURE, "created_ts is ahead of the clock skew")
+    if now_ms > obj["expires_ts"] + SKEW_MS:
+        raise ProtocolError(Code.EXPIRED, "envelope has expired")
+    if me is not None and obj["to"] != me:
+        raise ProtocolError(Code.WRONG_RECIPIENT, "envelope is addressed to another node")
+
+    verify_key = keys.verify_key(obj["from"], sig["key_id"], obj["created_ts"])
+    verify(verify_key, Context.OUTER, unsigned_bytes, signature, Code.BAD_SIGNATURE)
+    if sha256_b64u(ct) != obj["ct_sha256"]:
+        raise ProtocolError(Code.CT_HASH_MISMATCH, "ct_sha256 does not match ct")
+    ref = obj["roster"]
+    if roster is not None:
+        roster.check_roster(ref["version"], ref["sha256"])
+
+    try:  # pydantic-core validation is faster than model_construct here
+        outer = OuterEnvelope.model_validate(obj)
+    except ValidationError as exc:
+        raise _malformed("envelope fields do not validate") from exc
+    return outer, ct, verify_key
+
+
+def check_outer(
+    raw: bytes | Mapping[str, Any],
+    *,
+    keys: KeyResolver,
+    roster: RosterChecker | None,
+    now_ms: int,
+) -> OuterEnvelope:
+    """Everything a relay can check without the recipient's key (steps 1-4, 6-9)."""
+    return _check_outer(raw, keys, roster, now_ms, None)[0]
+
+
+def _check_inner(obj: Any) -> None:
+    if type(obj) is not dict or obj.keys() != _INNER_FIELDS:
+        raise _malformed("inner field set is not exact")
+    if type(obj["v"]) is not int or obj["v"] != 1 or type(obj["type"]) is not str:
+        raise _malformed("invalid inner v or type")
+    if not is_msg_id(obj["msg_id"]) or not is_node_id(obj["from"]) or not is_node_id(obj["to"]):
+        raise _malformed("invalid inner msg_id, from or to")
+    if not (_is_ts(obj["created_ts"]) and _is_ts(obj["expires_ts"])):
+        raise _malformed("invalid inner times")
+    for ref in ("thread_id", "in_reply_to"):
+        if obj[ref] is not None and not is_msg_id(obj[ref]):
+            raise _malformed(f"invalid {ref}")
+    version = obj["roster_version"]
+    if type(version) is not int or not 1 <= version <= MAX_SAFE_INT:
+        raise _malformed("invalid roster_version")
+    if type(obj["body"]) is not dict:
+        raise _malformed("body must be an object")
+
+
+def open_envelope(
+    raw: bytes | Mapping[str, Any],
+    *,
+    me: str,
+    enc_key: nacl.public.PrivateKey,
+    keys: KeyResolver,
+    roster: RosterChecker | None,
+    now_ms: int,
+) -> Opened:
+    """Verify and decrypt an envelope addressed to `me` (all checks, see module doc)."""
+    outer, ct, verify_key = _check_outer(raw, keys, roster, now_ms, me)
+    plaintext = unpad(unseal(ct, enc_key))
+    inner_sig, inner_bytes = plaintext[:SIGNATURE_BYTES], plaintext[SIGNATURE_BYTES:]
+    verify(verify_key, Context.INNER, inner_bytes, inner_sig, Code.BAD_INNER_SIGNATURE)
+
+    obj = parse_json(inner_bytes)
+    if type(obj) is not dict:
+        raise _malformed("inner message must be an object")
+    if canonical_bytes_of_parsed(obj) != inner_bytes:
+        raise ProtocolError(Code.NOT_CANONICAL, "inner bytes are not canonical")
+    _check_inner(obj)
+    if obj["from"] != outer.from_:
+        raise ProtocolError(Code.SENDER_MISMATCH, "inner.from differs from the outer signer")
+    if obj["to"] != me:
+        raise ProtocolError(Code.RECIPIENT_MISMATCH, "inner.to is another node")
+    if (
+        obj["msg_id"] != outer.msg_id
+        or obj["created_ts"] != outer.created_ts
+        or obj["expires_ts"] != outer.expires_ts
+        or obj["roster_version"] != outer.roster.version
+    ):
+        raise ProtocolError(Code.LAYER_MISMATCH, "inner and outer layers disagree")
+    try:
+        msg_type = MessageType(obj["type"])
+    except ValueError as exc:
+        raise ProtocolError(Code.UNKNOWN_TYPE, "unknown message type") from exc
+    try:
+        body = BODY_MODELS[msg_type].model_validate(obj["body"])
+    except ValidationError as exc:
+        raise ProtocolError(Code.BAD_BODY, f"invalid {msg_type.value} body") from exc
+
+    try:
+        inner = InnerMessage.model_validate(obj)
+    except ValidationError as exc:
+        raise _malformed("inner fields do not validate") from exc
+    return Opened(
+        outer=outer, inner=inner, body=body, inner_bytes=inner_bytes, body_json=obj["body"]
+    )
+
+
+# --- batches ------------------------------------------------------------------------------
+
+
+def build_batch(envelopes: Sequence[bytes]) -> bytes:
+    """`{"envelopes":[...]}` from envelopes' canonical bytes, without re-serializing them
+    (the result is canonical when each envelope is)."""
+    if len(envelopes) > MAX_BATCH:
+        raise ProtocolError(Code.BATCH_TOO_LARGE, f"{len(envelopes)} envelopes > {MAX_BATCH}")
+    for envelope in envelopes:
+        if not isinstance(envelope, bytes) or not envelope.startswith(b"{"):
+            raise _malformed("each envelope must be its canonical bytes")
+        if len(envelope) > MAX_ENVELOPE_BYTES:
+            raise ProtocolError(Code.TOO_LARGE, "envelope exceeds 64 KiB")
+    return b'{"envelopes":[' + b",".join(envelopes) + b"]}"
+
+
+def parse_batch(body: bytes) -> list[object]:
+    """The envelopes of a batch request body, as plain JSON values, unchecked (pass each to
+    `check_outer`/`open_envelope`). The whole request is refused when the body is not one
+    strict JSON object `{"envelopes": [...]}` (malformed) or holds more than 50
+    (batch_too_large)."""
+    if isinstance(body, bytes | bytearray) and len(body) > MAX_BATCH_BYTES:
+        raise ProtocolError(Code.TOO_LARGE, "batch body too large")
+    obj = parse_json(body)
+    if type(obj) is not dict or obj.keys() != {"envelopes"}:
+        raise _malformed('batch must be exactly {"envelopes": [...]}')
+    envelopes = obj["envelopes"]
+    if type(envelopes) is not list:
+        raise _malformed("envelopes must be an array")
+    if len(envelopes) > MAX_BATCH:
+        raise ProtocolError(Code.BATCH_TOO_LARGE, f"{len(envelopes)} envelopes > {MAX_BATCH}")
+    return envelopes
+
+
+def refusal(item: object, code: Code) -> BatchResult:
+    """The result for a refused batch item, naming its msg_id when one can be read."""
+    msg_id = item.get("msg_id") if isinstance(item, dict) else None
+    return BatchResult.model_construct(
+        msg_id=msg_id if is_msg_id(msg_id) else None,
+        status=AckStatus.REFUSED,
+        code=Code(code),
+    )
+
+
+def build_batch_response(results: Sequence[BatchResult]) -> bytes:
+    """`{"results": [...]}` in batch order."""
+    return canonical_bytes({"results": [wire_json(result) for result in results]})
+
+
+def parse_batch_response(body: bytes, expected: int | None = None) -> list[BatchResult]:
+    """Strictly parse a batch response; `expected` is the number of envelopes sent."""
+    try:
+        response = BatchResponse.model_validate(parse_json(body))
+    except ValidationError as exc:
+        raise _malformed("invalid batch response") from exc
+    if expected is not None and len(response.results) != expected:
+        raise _malformed("batch response has the wrong number of results")
+    return list(response.results)
