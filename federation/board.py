@@ -1,0 +1,351 @@
+"""The state board's working directory: keys, the draft of the next roster, signed versions.
+
+Layout of a board directory `D`:
+
+    D/board.json              {"format": "peernet-board-v1", "keys": [b64u...], "threshold": k}
+                              (public: what servers pin at install)
+    D/keys/board-key-<i>.json one sealed key file per board member (argon2id + SecretBox,
+                              `federation.keystore.seal_secret`); hand each to its holder
+    D/draft.json              {"roster": {...}}: the next version, unsigned, being edited
+    D/rosters/roster-<v>.json every signed version (the document servers accept)
+
+Workflow: `init` writes keys and a draft of version 1. `add-node`, `remove-node`, `revoke`,
+`policy set` edit the draft (starting one from the newest signed version when there is none:
+version + 1, `prev_sha256`, fresh `issued_ts`/`expires_ts`). Each key holder runs `sign` on
+their own machine and hands over a signature file; `combine` checks the signatures against
+the draft and the acceptance rules (pinned board for version 1, the previous version's board
+and the new board otherwise) and only then writes the signed roster.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+from pydantic import ValidationError
+
+from federation.errors import FedCode, FederationError
+from federation.keystore import KeystoreError, open_secret, seal_secret, write_private
+from federation.roster import (
+    Board,
+    BoardPin,
+    NodeEntry,
+    Policy,
+    Revocation,
+    Roster,
+    RosterSignature,
+    SignedRoster,
+    accept_first,
+    accept_next,
+    build_signed,
+    parse_signed_roster,
+    roster_signature,
+)
+from protocol.canonical import canonical_bytes, parse_json
+from protocol.encoding import b64u, sha256_b64u, unb64u
+from protocol.errors import ProtocolError
+
+__all__ = [
+    "BOARD_FORMAT",
+    "DAY_MS",
+    "SIGNATURE_FORMAT",
+    "BoardDir",
+    "load_board_key",
+    "read_pin",
+    "verify_roster_file",
+]
+
+BOARD_FORMAT = "peernet-board-v1"
+SIGNATURE_FORMAT = "peernet-roster-signature-v1"
+DAY_MS = 86_400_000
+DEFAULT_VALIDITY_DAYS = 90
+
+
+def _bad(message: str, field: str | None = None) -> FederationError:
+    return FederationError(FedCode.BAD_INPUT, message, field)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return parse_json(path.read_bytes())
+    except OSError as exc:
+        raise FederationError(FedCode.NOT_FOUND, f"cannot read {path}: {exc.strerror}") from None
+    except ProtocolError as exc:
+        raise _bad(f"{path} is not strict JSON: {exc.detail}") from None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(
+        json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    tmp.replace(path)
+
+
+def read_pin(path: Path) -> BoardPin:
+    """The pinned board (keys and threshold) from a `board.json`."""
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != BOARD_FORMAT:
+        raise _bad(f"{path} is not a {BOARD_FORMAT} file")
+    try:
+        board = Board.model_validate({"keys": doc["keys"], "threshold": doc["threshold"]})
+    except (KeyError, ValidationError):
+        raise _bad(f"{path} has no valid keys/threshold") from None
+    return BoardPin(board.key_bytes(), board.threshold)
+
+
+def load_board_key(path: Path, passphrase: str) -> SigningKey:
+    try:
+        payload = open_secret(path.read_bytes(), passphrase)
+    except OSError as exc:
+        raise FederationError(FedCode.NOT_FOUND, f"cannot read {path}: {exc.strerror}") from None
+    except KeystoreError as exc:
+        raise _bad(f"{path}: {exc.message}") from None
+    if payload.get("kind") != "board-key":
+        raise _bad(f"{path} does not hold a board key")
+    return SigningKey(unb64u(payload["signing_key"]))
+
+
+class BoardDir:
+    """Operations on a board directory (see module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def board_file(self) -> Path:
+        return self.root / "board.json"
+
+    @property
+    def draft_file(self) -> Path:
+        return self.root / "draft.json"
+
+    @property
+    def rosters_dir(self) -> Path:
+        return self.root / "rosters"
+
+    def roster_file(self, version: int) -> Path:
+        return self.rosters_dir / f"roster-{version:06d}.json"
+
+    # --- init -------------------------------------------------------------------------
+
+    def init(
+        self,
+        *,
+        keys: int,
+        threshold: int,
+        passphrase: str,
+        now_ms: int,
+        validity_days: int = DEFAULT_VALIDITY_DAYS,
+    ) -> list[Path]:
+        if self.board_file.exists():
+            raise FederationError(FedCode.CONFLICT, f"{self.root} already holds a board")
+        if not 1 <= threshold <= keys <= 64:
+            raise _bad("need 1 <= threshold <= keys <= 64", "threshold")
+        signing = [SigningKey.generate() for _ in range(keys)]
+        board = Board(keys=[b64u(bytes(k.verify_key)) for k in signing], threshold=threshold)
+        (self.root / "keys").mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, key in enumerate(signing, start=1):
+            path = self.root / "keys" / f"board-key-{i}.json"
+            write_private(
+                path,
+                seal_secret(
+                    {"kind": "board-key", "index": i, "signing_key": b64u(bytes(key))}, passphrase
+                ),
+            )
+            paths.append(path)
+        _write_json(self.board_file, {"format": BOARD_FORMAT, **board.model_dump(mode="json")})
+        draft = Roster(
+            version=1,
+            prev_sha256=None,
+            issued_ts=now_ms,
+            expires_ts=now_ms + validity_days * DAY_MS,
+            board=board,
+            nodes=[],
+            revoked=[],
+            policy=Policy(),
+        )
+        self._save_draft(draft)
+        return paths
+
+    def pin(self) -> BoardPin:
+        return read_pin(self.board_file)
+
+    # --- signed versions --------------------------------------------------------------
+
+    def latest(self) -> SignedRoster | None:
+        files = sorted(self.rosters_dir.glob("roster-*.json")) if self.rosters_dir.exists() else []
+        if not files:
+            return None
+        return parse_signed_roster(files[-1].read_bytes())
+
+    # --- draft ------------------------------------------------------------------------
+
+    def _save_draft(self, roster: Roster) -> None:
+        _write_json(self.draft_file, {"roster": roster.model_dump(mode="json")})
+
+    def draft(self, now_ms: int, validity_days: int = DEFAULT_VALIDITY_DAYS) -> Roster:
+        """The draft being edited; started from the newest signed version if there is none."""
+        if self.draft_file.exists():
+            doc = _read_json(self.draft_file)
+            if not isinstance(doc, dict) or set(doc) != {"roster"}:
+                raise _bad(f"{self.draft_file} is not a draft")
+            try:
+                return Roster.model_validate(doc["roster"])
+            except ValidationError as exc:
+                raise _bad(
+                    f"draft does not match the roster schema: {exc.errors()[0]['msg']}"
+                ) from None
+        latest = self.latest()
+        if latest is None:
+            raise FederationError(
+                FedCode.NOT_FOUND, "no draft and no signed roster: run board init"
+            )
+        r = latest.roster
+        draft = r.model_copy(
+            update={
+                "version": r.version + 1,
+                "prev_sha256": latest.sha256,
+                "issued_ts": now_ms,
+                "expires_ts": now_ms + validity_days * DAY_MS,
+            }
+        )
+        self._save_draft(draft)
+        return draft
+
+    def _edit(self, draft: Roster, **update: Any) -> Roster:
+        value = draft.model_dump(mode="json")
+        value.update(update)
+        try:
+            new = Roster.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise _bad(f"invalid roster at {loc}: {first['msg']}", loc) from None
+        self._save_draft(new)
+        return new
+
+    def renew(self, now_ms: int, validity_days: int) -> Roster:
+        """Set the draft's issued/expiry times (a new version that only extends validity)."""
+        draft = self.draft(now_ms)
+        return self._edit(draft, issued_ts=now_ms, expires_ts=now_ms + validity_days * DAY_MS)
+
+    def add_node(self, entry: NodeEntry, now_ms: int, *, replace: bool = False) -> Roster:
+        draft = self.draft(now_ms)
+        nodes = [n.model_dump(mode="json") for n in draft.nodes]
+        existing = [i for i, n in enumerate(draft.nodes) if n.node_id == entry.node_id]
+        if existing and not replace:
+            raise FederationError(
+                FedCode.CONFLICT, f"{entry.node_id} is already listed (use --replace)"
+            )
+        if existing:
+            nodes[existing[0]] = entry.model_dump(mode="json")
+        else:
+            nodes.append(entry.model_dump(mode="json"))
+        return self._edit(draft, nodes=sorted(nodes, key=lambda n: n["node_id"]))
+
+    def remove_node(self, node_id: str, now_ms: int) -> Roster:
+        draft = self.draft(now_ms)
+        if draft.node(node_id) is None:
+            raise FederationError(FedCode.NOT_FOUND, f"{node_id} is not listed")
+        return self._edit(
+            draft, nodes=[n.model_dump(mode="json") for n in draft.nodes if n.node_id != node_id]
+        )
+
+    def revoke(self, key: str, reason: str, now_ms: int) -> Roster:
+        try:
+            raw = unb64u(key)
+        except ProtocolError:
+            raw = b""
+        if len(raw) != 32:
+            raise _bad("key must be a base64url Ed25519 public key", "key")
+        draft = self.draft(now_ms)
+        if any(r.key == key for r in draft.revoked):
+            raise FederationError(FedCode.CONFLICT, "key is already revoked")
+        revoked = [r.model_dump(mode="json") for r in draft.revoked]
+        revoked.append(
+            Revocation(key=key, revoked_ts=now_ms, reason=reason).model_dump(mode="json")
+        )
+        return self._edit(draft, revoked=revoked)
+
+    def set_policy(self, path: str, value: Any, now_ms: int) -> Roster:
+        draft = self.draft(now_ms)
+        policy = draft.policy.model_dump(mode="json")
+        parts = path.split(".")
+        node: Any = policy
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node:
+                raise _bad(f"no policy field {path}", "path")
+            node = node[p]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise _bad(f"no policy field {path}", "path")
+        node[parts[-1]] = value
+        return self._edit(draft, policy=policy)
+
+    def set_board(self, keys: list[str], threshold: int, now_ms: int) -> Roster:
+        """Name a new board in the draft (it must sign too, with the current board)."""
+        draft = self.draft(now_ms)
+        return self._edit(draft, board={"keys": keys, "threshold": threshold})
+
+    # --- signing ----------------------------------------------------------------------
+
+    def sign(self, key: SigningKey, now_ms: int) -> dict[str, Any]:
+        """A signature file for the current draft by one board member."""
+        draft = self.draft(now_ms)
+        rbytes = canonical_bytes(draft.model_dump(mode="json"))
+        sig = roster_signature(key, rbytes)
+        return {
+            "format": SIGNATURE_FORMAT,
+            "version": draft.version,
+            "sha256": sha256_b64u(rbytes),
+            "signature": sig.model_dump(),
+        }
+
+    def combine(self, signature_docs: list[Any], now_ms: int) -> SignedRoster:
+        """Check signatures against the draft and the acceptance rules; write the roster."""
+        draft = self.draft(now_ms)
+        value = draft.model_dump(mode="json")
+        sha = sha256_b64u(canonical_bytes(value))
+        sigs: list[RosterSignature] = []
+        for doc in signature_docs:
+            if not isinstance(doc, dict) or doc.get("format") != SIGNATURE_FORMAT:
+                raise _bad("not a roster signature file")
+            if doc.get("version") != draft.version or doc.get("sha256") != sha:
+                raise FederationError(FedCode.CONFLICT, "a signature is for another draft")
+            try:
+                sigs.append(RosterSignature.model_validate(doc["signature"]))
+            except (KeyError, ValidationError):
+                raise _bad("signature file holds no {key, value}") from None
+        signed = build_signed(value, sigs)
+        latest = self.latest()
+        if draft.version == 1:
+            accept_first(signed, self.pin(), now_ms)
+        elif latest is None or latest.version != draft.version - 1:
+            raise FederationError(FedCode.ROSTER_VERSION, "the previous signed version is missing")
+        else:
+            accept_next(latest, signed, now_ms)
+        self.rosters_dir.mkdir(parents=True, exist_ok=True)
+        self.roster_file(signed.version).write_bytes(signed.to_bytes())
+        self.draft_file.unlink()
+        return signed
+
+
+def verify_roster_file(
+    path: Path, now_ms: int, *, pin: BoardPin | None = None, prev: Path | None = None
+) -> SignedRoster:
+    """Check a signed roster: against the pinned board (version 1) or its predecessor."""
+    try:
+        signed = parse_signed_roster(path.read_bytes())
+    except OSError as exc:
+        raise FederationError(FedCode.NOT_FOUND, f"cannot read {path}: {exc.strerror}") from None
+    if prev is not None:
+        accept_next(parse_signed_roster(prev.read_bytes()), signed, now_ms)
+    elif pin is not None and signed.version == 1:
+        accept_first(signed, pin, now_ms)
+    else:
+        raise _bad("give --pin for version 1 or --prev for later versions")
+    return signed

@@ -1,0 +1,247 @@
+"""`peernet board ...` and `peernet roster ...`: a thin click layer over `federation.board`.
+
+Passphrases for board key files come from the environment variable named by
+`--passphrase-env` (default `PEERNET_BOARD_PASSPHRASE`) or, when it is unset, from a hidden
+prompt. Expected failures print one line (`error: <code>: <message>`) and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from federation.board import DAY_MS, BoardDir, load_board_key, read_pin, verify_roster_file
+from federation.clock import SystemClock
+from federation.errors import FederationError
+from federation.roster import parse_node_info
+from protocol.canonical import parse_json
+from protocol.errors import ProtocolError
+
+__all__ = ["board_group", "roster_group"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_DIR = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Board directory.",
+)
+_PASS_ENV = click.option(
+    "--passphrase-env",
+    default="PEERNET_BOARD_PASSPHRASE",
+    show_default=True,
+    help="Environment variable holding the key file passphrase.",
+)
+
+
+def _now() -> int:
+    return SystemClock().now_ms()
+
+
+def _passphrase(env: str, confirm: bool = False) -> str:
+    value = os.environ.get(env)
+    if value:
+        return value
+    entered: str = click.prompt(
+        "Board key passphrase", hide_input=True, confirmation_prompt=confirm
+    )
+    return entered
+
+
+def _expected(fn: Callable[P, R]) -> Callable[P, R]:
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except FederationError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+    return wrapper
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, sort_keys=True, indent=1))
+
+
+@click.group("board")
+def board_group() -> None:
+    """State board tools: keys, roster drafts, signatures."""
+
+
+@board_group.command("init")
+@_DIR
+@click.option(
+    "--keys", "n_keys", type=int, default=5, show_default=True, help="Number of board keys."
+)
+@click.option("--threshold", type=int, default=3, show_default=True, help="Signatures needed.")
+@click.option("--validity-days", type=int, default=90, show_default=True)
+@_PASS_ENV
+@_expected
+def init_cmd(
+    directory: Path, n_keys: int, threshold: int, validity_days: int, passphrase_env: str
+) -> None:
+    """Create board keys (sealed at rest) and the draft of roster version 1."""
+    paths = BoardDir(directory).init(
+        keys=n_keys,
+        threshold=threshold,
+        passphrase=_passphrase(passphrase_env, confirm=True),
+        now_ms=_now(),
+        validity_days=validity_days,
+    )
+    click.echo(f"board of {n_keys} keys, threshold {threshold}: {directory / 'board.json'}")
+    for p in paths:
+        click.echo(f"key file: {p}")
+
+
+@board_group.command("add-node")
+@_DIR
+@click.option(
+    "--info",
+    "info",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="A node's public info JSON (peernet node public-info).",
+)
+@click.option("--replace", is_flag=True, help="Replace an entry with the same node id.")
+@_expected
+def add_node_cmd(directory: Path, info: Path, replace: bool) -> None:
+    """Add a node (or hub) to the draft from its public info JSON."""
+    try:
+        data = info.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {info}: {exc.strerror}") from None
+    entry = parse_node_info(data)
+    draft = BoardDir(directory).add_node(entry, _now(), replace=replace)
+    click.echo(f"{entry.node_id} added to draft version {draft.version} ({len(draft.nodes)} nodes)")
+
+
+@board_group.command("remove-node")
+@_DIR
+@click.argument("node_id")
+@_expected
+def remove_node_cmd(directory: Path, node_id: str) -> None:
+    """Remove a node from the draft."""
+    draft = BoardDir(directory).remove_node(node_id, _now())
+    click.echo(f"{node_id} removed from draft version {draft.version}")
+
+
+@board_group.command("revoke")
+@_DIR
+@click.option("--key", required=True, help="The revoked public key (base64url).")
+@click.option("--reason", required=True)
+@_expected
+def revoke_cmd(directory: Path, key: str, reason: str) -> None:
+    """Revoke a signing key (by its bytes) in the draft."""
+    draft = BoardDir(directory).revoke(key, reason, _now())
+    click.echo(f"key revoked in draft version {draft.version}")
+
+
+@board_group.command("renew")
+@_DIR
+@click.option("--validity-days", type=int, default=90, show_default=True)
+@_expected
+def renew_cmd(directory: Path, validity_days: int) -> None:
+    """Start (or re-time) the next version's draft: issued now, valid N days."""
+    draft = BoardDir(directory).renew(_now(), validity_days)
+    click.echo(f"draft version {draft.version} expires in {validity_days} days")
+
+
+@board_group.group("policy")
+def policy_group() -> None:
+    """Policy in the draft roster."""
+
+
+@policy_group.command("set")
+@_DIR
+@click.argument("path")
+@click.argument("value")
+@_expected
+def policy_set_cmd(directory: Path, path: str, value: str) -> None:
+    """Set policy field PATH (dotted, e.g. privacy.per_cell) to VALUE (JSON, or a string)."""
+    try:
+        parsed: Any = parse_json(value.encode("utf-8"))
+    except ProtocolError:
+        parsed = value
+    draft = BoardDir(directory).set_policy(path, parsed, _now())
+    click.echo(f"policy {path} set in draft version {draft.version}")
+
+
+@policy_group.command("show")
+@_DIR
+@_expected
+def policy_show_cmd(directory: Path) -> None:
+    """Print the draft's policy."""
+    _echo_json(BoardDir(directory).draft(_now()).policy.model_dump(mode="json"))
+
+
+@board_group.command("sign")
+@_DIR
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@_PASS_ENV
+@_expected
+def sign_cmd(directory: Path, key_file: Path, out: Path, passphrase_env: str) -> None:
+    """Sign the draft with one board key into a signature file."""
+    key = load_board_key(key_file, _passphrase(passphrase_env))
+    doc = BoardDir(directory).sign(key, _now())
+    out.write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+    click.echo(f"signed draft version {doc['version']} ({doc['sha256']}): {out}")
+
+
+@board_group.command("combine")
+@_DIR
+@click.argument(
+    "signatures", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@_expected
+def combine_cmd(directory: Path, signatures: tuple[Path, ...]) -> None:
+    """Combine signature files into the signed roster (checked before it is written)."""
+    docs = []
+    for p in signatures:
+        try:
+            docs.append(parse_json(p.read_bytes()))
+        except (OSError, ProtocolError):
+            raise click.ClickException(f"cannot read signature file {p}") from None
+    board = BoardDir(directory)
+    signed = board.combine(docs, _now())
+    click.echo(
+        f"roster version {signed.version} ({signed.sha256}): {board.roster_file(signed.version)}"
+    )
+
+
+@click.group("roster")
+def roster_group() -> None:
+    """Signed roster tools."""
+
+
+@roster_group.command("verify")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--pin",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="board.json with the pinned keys (for version 1).",
+)
+@click.option(
+    "--prev",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The previous signed version (for later versions).",
+)
+@_expected
+def verify_cmd(path: Path, pin: Path | None, prev: Path | None) -> None:
+    """Check a signed roster against the acceptance rules."""
+    signed = verify_roster_file(path, _now(), pin=read_pin(pin) if pin else None, prev=prev)
+    r = signed.roster
+    days = (r.expires_ts - _now()) / DAY_MS
+    click.echo(
+        f"ok: version {r.version}, {len(r.nodes)} nodes, board {r.board.threshold}-of-"
+        f"{len(r.board.keys)}, sha256 {signed.sha256}, expires in {days:.1f} days"
+    )

@@ -1,0 +1,498 @@
+"""The signed roster: the state board's list of members, keys and policy (DESIGN section 5).
+
+Document on the wire and on disk:
+
+    {"roster": {...}, "signatures": [{"key": "<b64u 32-byte Ed25519 key>", "value": "<b64u>"}]}
+
+Each signature (context `roster`) covers the canonical bytes of the `roster` value exactly as
+received (never a re-serialized model). `roster.sha256` (the hash every envelope names) is the
+unpadded base64url SHA-256 of those same bytes, and a version's `prev_sha256` is that hash of
+the previous version.
+
+Acceptance rules (`accept_first`, `accept_next`):
+
+- version 1 needs a threshold of the board keys pinned at install (and of its own board, so a
+  roster can never name a board it was not signed by), and `prev_sha256 = null`;
+- version N+1 must be exactly N+1, name version N's hash in `prev_sha256`, and be signed by a
+  threshold of version N's board AND a threshold of N+1's board;
+- signatures count by distinct key bytes (two signatures by one key count once; key ids play
+  no part); a key revoked in either roster does not count;
+- `expires_ts` and `valid_until` are inclusive milliseconds: a roster is expired when
+  `now > expires_ts`. When catching up over several versions only the newest must be
+  unexpired (the older ones are links of the chain);
+- a roster issued more than the skew window in the future is refused.
+
+A node's published key material is exchanged with the board as "node info" JSON
+(`node_info_document` / `parse_node_info`), which `peernet board add-node` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+import nacl.signing
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from federation.errors import FedCode, FederationError
+from protocol.canonical import MAX_SAFE_INT, canonical_bytes, canonical_bytes_of_parsed, parse_json
+from protocol.encoding import DECIMAL_PATTERN, b64u, sha256_b64u, unb64u
+from protocol.errors import ProtocolError
+from protocol.ids import KeyId, NodeId
+from protocol.messages import SHA256_PATTERN, SIGNATURE_PATTERN, Discipline, Measure
+from protocol.signing import Context, sign, verify
+
+__all__ = [
+    "NODE_INFO_FORMAT",
+    "SKEW_MS",
+    "ActivationRule",
+    "Board",
+    "BoardPin",
+    "NodeEntry",
+    "NodeRole",
+    "Policy",
+    "PrivacyPolicy",
+    "ReleaseSchedule",
+    "Revocation",
+    "Roster",
+    "RosterSignature",
+    "SignKey",
+    "SignedRoster",
+    "accept_first",
+    "accept_next",
+    "build_signed",
+    "check_time",
+    "node_info_document",
+    "parse_node_info",
+    "parse_signed_roster",
+    "roster_signature",
+    "valid_signers",
+]
+
+SKEW_MS = 5 * 60 * 1000
+NODE_INFO_FORMAT = "peernet-node-info-v1"
+
+
+# 32 bytes in unpadded base64url has the same shape as a SHA-256.
+PublicKey = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+SigValue = Annotated[str, StringConstraints(pattern=SIGNATURE_PATTERN)]
+Ts = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+Name = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1F\x7F]+$")
+]
+Region = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Endpoint = Annotated[
+    str, StringConstraints(max_length=500, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+]
+Reason = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1F\x7F]+$")
+]
+Selector = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(\*|[a-z0-9][a-z0-9-]{2,62}|region:[a-z0-9][a-z0-9-]{0,62}|discipline:[a-z0-9_]{1,32})$"
+    ),
+]
+
+
+def _member_of(cls: type[StrEnum]) -> Any:
+    """A strict string that must be one of the enum's values (kept as a plain `str`)."""
+    values = frozenset(m.value for m in cls)
+
+    def check(value: str) -> str:
+        if value not in values:
+            raise ValueError(f"not a valid {cls.__name__}")
+        return value
+
+    return AfterValidator(check)
+
+
+DisciplineField = Annotated[str, _member_of(Discipline)]
+MeasureField = Annotated[str, _member_of(Measure)]
+
+
+class NodeRole(StrEnum):
+    AGENCY = "agency"
+    HUB = "hub"
+
+
+NodeRoleField = Annotated[str, _member_of(NodeRole)]
+
+
+def _unique(items: list[Any]) -> list[Any]:
+    if len(set(items)) != len(items):
+        raise ValueError("items must be unique")
+    return items
+
+
+class RosterModel(BaseModel):
+    """Strict, frozen, exact field set (as the wire models)."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", hide_input_in_errors=True)
+
+
+class Board(RosterModel):
+    keys: list[PublicKey] = Field(min_length=1, max_length=64)
+    threshold: Annotated[int, Field(ge=1, le=64)]
+
+    _keys_unique = field_validator("keys")(_unique)
+
+    @model_validator(mode="after")
+    def _threshold(self) -> Self:
+        if self.threshold > len(self.keys):
+            raise ValueError("threshold exceeds the number of board keys")
+        return self
+
+    def key_bytes(self) -> frozenset[bytes]:
+        return frozenset(unb64u(k) for k in self.keys)
+
+
+class SignKey(RosterModel):
+    key: PublicKey
+    valid_until: Ts | None  # inclusive; null: no end
+
+
+class NodeEntry(RosterModel):
+    node_id: NodeId
+    name: Name
+    disciplines: list[DisciplineField] = Field(max_length=len(Discipline))
+    region: Region
+    roles: list[NodeRoleField] = Field(min_length=1, max_length=len(NodeRole))
+    endpoint: Endpoint
+    sign_keys: dict[KeyId, SignKey] = Field(min_length=1, max_length=8)
+    old_sign_keys: dict[KeyId, SignKey] = Field(max_length=64)
+    enc_key: PublicKey
+
+    _disciplines_unique = field_validator("disciplines")(_unique)
+    _roles_unique = field_validator("roles")(_unique)
+
+    @model_validator(mode="after")
+    def _old_keys(self) -> Self:
+        if set(self.sign_keys) & set(self.old_sign_keys):
+            raise ValueError("a key id is both current and old")
+        for sk in self.old_sign_keys.values():
+            if sk.valid_until is None:
+                raise ValueError("an old signing key needs valid_until")
+        return self
+
+    @property
+    def is_hub(self) -> bool:
+        return NodeRole.HUB in self.roles
+
+
+class Revocation(RosterModel):
+    key: PublicKey
+    revoked_ts: Ts
+    reason: Reason
+
+
+class ActivationRule(RosterModel):
+    """Who may request activation from whom. Selectors: `*`, a node id, `region:<r>`,
+    `discipline:<d>`. A pair is allowed when some rule matches both sides."""
+
+    requesters: list[Selector] = Field(min_length=1, max_length=256)
+    responders: list[Selector] = Field(min_length=1, max_length=256)
+
+
+class PrivacyPolicy(RosterModel):
+    measure: MeasureField = Measure.ZCDP.value
+    budget_per_node_year: Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN)] = "1.0"
+    per_person_month: Annotated[int, Field(ge=1, le=1_000)] = 4
+    per_cell: Annotated[int, Field(ge=1, le=1_000)] = 1
+
+
+class ReleaseSchedule(RosterModel):
+    day_of_month: Annotated[int, Field(ge=1, le=28)] = 5
+
+
+class Policy(RosterModel):
+    """Governance as data. Defaults are what `peernet board init` writes."""
+
+    retention_max_days: Annotated[int, Field(ge=1, le=36_500)] = 1_095
+    activation_rules: list[ActivationRule] = Field(
+        default_factory=lambda: [ActivationRule(requesters=["*"], responders=["*"])],
+        max_length=256,
+    )
+    privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
+    release_schedule: ReleaseSchedule = Field(default_factory=ReleaseSchedule)
+
+
+class Roster(RosterModel):
+    version: Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+    prev_sha256: Sha256 | None
+    issued_ts: Ts
+    expires_ts: Ts
+    board: Board
+    nodes: list[NodeEntry] = Field(max_length=10_000)
+    revoked: list[Revocation] = Field(max_length=10_000)
+    policy: Policy
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.expires_ts < self.issued_ts:
+            raise ValueError("roster expires before it is issued")
+        if (self.version == 1) != (self.prev_sha256 is None):
+            raise ValueError("prev_sha256 is null exactly for version 1")
+        ids = [n.node_id for n in self.nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError("node ids must be unique")
+        return self
+
+    def node(self, node_id: str) -> NodeEntry | None:
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n
+        return None
+
+    def revoked_keys(self) -> frozenset[bytes]:
+        return frozenset(unb64u(r.key) for r in self.revoked)
+
+
+class RosterSignature(RosterModel):
+    key: PublicKey
+    value: SigValue
+
+
+@dataclass(frozen=True)
+class SignedRoster:
+    """A parsed signed roster with the exact canonical bytes its signatures cover."""
+
+    roster: Roster
+    roster_value: dict[str, Any]
+    roster_bytes: bytes
+    sha256: str
+    signatures: tuple[RosterSignature, ...]
+
+    @property
+    def version(self) -> int:
+        return self.roster.version
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes of the whole document (what is stored and served)."""
+        return canonical_bytes_of_parsed(
+            {
+                "roster": self.roster_value,
+                "signatures": [s.model_dump() for s in self.signatures],
+            }
+        )
+
+
+def _bad(message: str, field: str | None = None) -> FederationError:
+    return FederationError(FedCode.BAD_ROSTER, message, field)
+
+
+def _validated_roster(value: Any) -> Roster:
+    try:
+        return Roster.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise _bad(
+            f"roster does not match the schema at {loc or 'top'}: {first['msg']}", loc
+        ) from None
+
+
+def parse_signed_roster(data: bytes) -> SignedRoster:
+    """Parse a signed roster document strictly (signatures are not checked here)."""
+    try:
+        doc = parse_json(data)
+    except ProtocolError as exc:
+        raise _bad(f"not strict JSON: {exc.detail}") from None
+    if not isinstance(doc, dict) or set(doc) != {"roster", "signatures"}:
+        raise _bad("expected exactly the fields roster and signatures")
+    value, sigs = doc["roster"], doc["signatures"]
+    if not isinstance(value, dict) or not isinstance(sigs, list) or len(sigs) > 256:
+        raise _bad("roster must be an object and signatures a list")
+    roster = _validated_roster(value)
+    try:
+        signatures = tuple(RosterSignature.model_validate(s) for s in sigs)
+    except ValidationError:
+        raise _bad("a signature is not {key, value} in base64url", "signatures") from None
+    rbytes = canonical_bytes_of_parsed(value)
+    return SignedRoster(roster, value, rbytes, sha256_b64u(rbytes), signatures)
+
+
+def build_signed(
+    roster: Roster | dict[str, Any], signatures: list[RosterSignature]
+) -> SignedRoster:
+    """A `SignedRoster` from a model (or plain value) built locally, e.g. by the board."""
+    value = roster.model_dump(mode="json") if isinstance(roster, Roster) else roster
+    model = _validated_roster(value)
+    try:
+        rbytes = canonical_bytes(value)
+    except ProtocolError as exc:
+        raise _bad(exc.detail) from None
+    return SignedRoster(model, value, rbytes, sha256_b64u(rbytes), tuple(signatures))
+
+
+def roster_signature(key: nacl.signing.SigningKey, roster_bytes: bytes) -> RosterSignature:
+    """One board member's signature over the canonical roster bytes."""
+    value = sign(key, Context.ROSTER, roster_bytes)
+    return RosterSignature(key=b64u(bytes(key.verify_key)), value=b64u(value))
+
+
+def valid_signers(
+    signed: SignedRoster, allowed: frozenset[bytes], revoked: frozenset[bytes] = frozenset()
+) -> frozenset[bytes]:
+    """Distinct allowed, unrevoked keys whose signature over the roster bytes verifies."""
+    good: set[bytes] = set()
+    for s in signed.signatures:
+        key = unb64u(s.key)
+        if key not in allowed or key in revoked or key in good:
+            continue
+        try:
+            verify(key, Context.ROSTER, signed.roster_bytes, unb64u(s.value))
+        except ProtocolError:
+            continue
+        good.add(key)
+    return frozenset(good)
+
+
+@dataclass(frozen=True)
+class BoardPin:
+    """The board keys and threshold pinned in a server's config at install."""
+
+    keys: frozenset[bytes]
+    threshold: int
+
+    @classmethod
+    def from_strings(cls, keys: list[str], threshold: int) -> BoardPin:
+        decoded = frozenset(unb64u(k) for k in keys)
+        if threshold < 1 or threshold > len(decoded):
+            raise FederationError(FedCode.BAD_INPUT, "pinned board threshold out of range")
+        return cls(decoded, threshold)
+
+
+def check_time(signed: SignedRoster, now_ms: int) -> None:
+    r = signed.roster
+    if now_ms > r.expires_ts:
+        raise FederationError(FedCode.ROSTER_EXPIRED, f"roster version {r.version} has expired")
+    if r.issued_ts > now_ms + SKEW_MS:
+        raise FederationError(
+            FedCode.ROSTER_NOT_YET_VALID, f"roster version {r.version} is issued in the future"
+        )
+
+
+def _threshold(signed: SignedRoster, board: Board, revoked: frozenset[bytes], which: str) -> None:
+    n = len(valid_signers(signed, board.key_bytes(), revoked))
+    if n < board.threshold:
+        raise FederationError(
+            FedCode.ROSTER_THRESHOLD,
+            f"roster version {signed.version} has {n} valid signatures of {which}, "
+            f"needs {board.threshold}",
+        )
+
+
+def accept_first(
+    signed: SignedRoster, pin: BoardPin, now_ms: int, *, check_expiry: bool = True
+) -> None:
+    """Raise unless `signed` is an acceptable version 1 under the pinned board."""
+    r = signed.roster
+    if r.version != 1:
+        raise FederationError(FedCode.ROSTER_VERSION, "the first roster must be version 1")
+    if check_expiry:
+        check_time(signed, now_ms)
+    revoked = r.revoked_keys()
+    n = len(valid_signers(signed, pin.keys, revoked))
+    if n < pin.threshold:
+        raise FederationError(
+            FedCode.ROSTER_THRESHOLD,
+            f"roster version 1 has {n} valid signatures of the pinned board, needs {pin.threshold}",
+        )
+    _threshold(signed, r.board, revoked, "its own board")
+
+
+def accept_next(
+    current: SignedRoster, nxt: SignedRoster, now_ms: int, *, check_expiry: bool = True
+) -> None:
+    """Raise unless `nxt` is an acceptable successor of `current`."""
+    if nxt.version != current.version + 1:
+        raise FederationError(
+            FedCode.ROSTER_VERSION,
+            f"expected roster version {current.version + 1}, got {nxt.version}",
+        )
+    if nxt.roster.prev_sha256 != current.sha256:
+        raise FederationError(
+            FedCode.ROSTER_CHAIN, f"roster version {nxt.version} does not follow the current one"
+        )
+    if check_expiry:
+        check_time(nxt, now_ms)
+    revoked = nxt.roster.revoked_keys() | current.roster.revoked_keys()
+    _threshold(nxt, current.roster.board, revoked, f"version {current.version}'s board")
+    _threshold(nxt, nxt.roster.board, revoked, "its own board")
+
+
+# --- node info: what a node hands the board to be listed ----------------------------------
+
+
+def node_info_document(
+    *,
+    node_id: str,
+    name: str,
+    disciplines: list[str],
+    region: str,
+    endpoint: str,
+    key_id: str,
+    verify_key: bytes,
+    enc_public_key: bytes,
+    roles: list[str] | None = None,
+) -> dict[str, Any]:
+    """The public info JSON a node (or hub) gives the board (`peernet board add-node`).
+
+    `{"format": "peernet-node-info-v1", "node": <a roster node entry>}`; validated here so a
+    bad value is caught on the node's side before it reaches the board.
+    """
+    entry = {
+        "node_id": node_id,
+        "name": name,
+        "disciplines": disciplines,
+        "region": region,
+        "roles": roles or ["agency"],
+        "endpoint": endpoint,
+        "sign_keys": {key_id: {"key": b64u(verify_key), "valid_until": None}},
+        "old_sign_keys": {},
+        "enc_key": b64u(enc_public_key),
+    }
+    try:
+        NodeEntry.model_validate(entry)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise FederationError(
+            FedCode.BAD_INPUT, f"invalid node info at {loc}: {first['msg']}", loc
+        ) from None
+    return {"format": NODE_INFO_FORMAT, "node": entry}
+
+
+def parse_node_info(data: bytes) -> NodeEntry:
+    try:
+        doc = parse_json(data)
+    except ProtocolError as exc:
+        raise FederationError(
+            FedCode.BAD_INPUT, f"node info is not strict JSON: {exc.detail}"
+        ) from None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("format") != NODE_INFO_FORMAT
+        or set(doc) != {"format", "node"}
+    ):
+        raise FederationError(FedCode.BAD_INPUT, f"not a {NODE_INFO_FORMAT} document")
+    try:
+        return NodeEntry.model_validate(doc["node"])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise FederationError(
+            FedCode.BAD_INPUT, f"invalid node info at {loc}: {first['msg']}", loc
+        ) from None

@@ -1,0 +1,217 @@
+"""Roster storage, alarms, serving and fetching (node and hub alike).
+
+- `RosterStore` keeps accepted versions in `fed_roster` and governance alarms in `fed_alarm`,
+  and keeps a `RosterState` in step with them. Every accepted version is stored as the
+  document bytes it arrived as, so the same bytes are served onwards.
+- Newer versions come from the hub (`GET /fed/v1/roster`, `GET /fed/v1/roster/{version}`) or
+  from any peer serving the same routes: `fetch_from(base_url)` reads the newest, walks the
+  missing versions in between, and offers the chain to the acceptance rules; nothing is
+  stored unless the whole chain passes.
+- `roster_routes(store)` serves the accepted versions (public: the roster is signed and holds
+  only public keys and endpoints).
+
+Alarms: a split view found while checking an envelope is queued in memory by `RosterState`;
+`flush_alarms()` persists the queue (the inbox calls it after each batch, in a transaction of
+its own so a refused envelope still leaves its alarm behind).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from federation.clock import Clock
+from federation.errors import FedCode, FederationError, error_body
+from federation.roster import BoardPin, SignedRoster, parse_signed_roster
+from federation.roster_state import Alarm, RosterState
+from federation.store import alarms, rosters
+
+__all__ = ["ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
+
+log = logging.getLogger("peernet.federation.roster")
+
+ROSTER_PATH = "/fed/v1/roster"
+_MAX_ROSTER_BYTES = 8 * 1024 * 1024
+
+
+async def persist_alarms(session: AsyncSession, pending: list[Alarm]) -> None:
+    if pending:
+        await session.execute(
+            insert(alarms),
+            [
+                {
+                    "kind": a.kind,
+                    "ts": a.ts,
+                    "source": a.source,
+                    "detail": json.dumps(a.detail, sort_keys=True),
+                }
+                for a in pending
+            ],
+        )
+
+
+class RosterStore:
+    """Accepted roster versions in the database, mirrored in `state`."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock, pin: BoardPin | None) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.state = RosterState(clock, pin)
+
+    async def load(self) -> None:
+        """Read every accepted version (startup, or to catch up with another process)."""
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(select(rosters.c.document).order_by(rosters.c.version))
+            ).all()
+        self.state.load(parse_signed_roster(bytes(r.document)) for r in rows)
+
+    async def accept(
+        self, chain: list[SignedRoster], source: str | None = None
+    ) -> list[SignedRoster]:
+        """Offer `chain` to the acceptance rules; store and adopt what passes."""
+        try:
+            fresh = self.state.offer(chain, source)
+        finally:
+            await self.flush_alarms()
+        if fresh:
+            now = self.clock.now_ms()
+            async with self.sessions.begin() as session:
+                have = {
+                    r.version: r.sha256
+                    for r in (
+                        await session.execute(
+                            select(rosters.c.version, rosters.c.sha256).where(
+                                rosters.c.version.in_([s.version for s in fresh])
+                            )
+                        )
+                    ).all()
+                }
+                new_rows = []
+                for s in fresh:
+                    if s.version in have:
+                        if have[s.version] != s.sha256:  # another process took a different one
+                            raise FederationError(
+                                FedCode.SPLIT_VIEW, f"version {s.version} differs in the database"
+                            )
+                        continue
+                    new_rows.append(
+                        {
+                            "version": s.version,
+                            "sha256": s.sha256,
+                            "document": s.to_bytes(),
+                            "accepted_ts": now,
+                        }
+                    )
+                if new_rows:
+                    await session.execute(insert(rosters), new_rows)
+            log.info("roster version %d accepted", fresh[-1].version)
+        return fresh
+
+    async def accept_document(self, data: bytes, source: str | None = None) -> list[SignedRoster]:
+        return await self.accept([parse_signed_roster(data)], source)
+
+    async def flush_alarms(self) -> None:
+        pending = self.state.take_alarms()
+        if pending:
+            async with self.sessions.begin() as session:
+                await persist_alarms(session, pending)
+
+    async def document(self, version: int | None = None) -> bytes | None:
+        async with self.sessions() as session:
+            q = select(rosters.c.document)
+            if version is None:
+                q = q.order_by(rosters.c.version.desc()).limit(1)
+            else:
+                q = q.where(rosters.c.version == version)
+            row = (await session.execute(q)).first()
+        return bytes(row.document) if row else None
+
+    async def list_alarms(self, limit: int = 100) -> list[dict[str, Any]]:
+        async with self.sessions() as session:
+            rows = (
+                await session.execute(select(alarms).order_by(alarms.c.id.desc()).limit(limit))
+            ).all()
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "ts": r.ts,
+                "source": r.source,
+                "detail": json.loads(r.detail),
+                "acknowledged_ts": r.acknowledged_ts,
+            }
+            for r in rows
+        ]
+
+    async def count_alarms(self) -> int:
+        async with self.sessions() as session:
+            return int(
+                (await session.execute(select(func.count()).select_from(alarms))).scalar_one()
+            )
+
+    # --- fetching -----------------------------------------------------------------------
+
+    async def fetch_from(
+        self, http: aiohttp.ClientSession, base_url: str, source: str | None = None
+    ) -> list[SignedRoster]:
+        """Fetch newer versions from a hub or peer at `base_url` and accept them."""
+        latest = parse_signed_roster(await _get(http, base_url.rstrip("/") + ROSTER_PATH))
+        have = self.state.version
+        if latest.version <= have:
+            # Same version: compare hashes (a different one is a split view).
+            if self.state.known_hash(latest.version) not in (None, latest.sha256):
+                return await self.accept([latest], source)
+            return []
+        chain = [latest]
+        for v in range(max(have + 1, 1), latest.version):
+            data = await _get(http, f"{base_url.rstrip('/')}{ROSTER_PATH}/{v}")
+            chain.append(parse_signed_roster(data))
+        return await self.accept(chain, source)
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
+    try:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            if resp.status != 200:
+                raise FederationError(FedCode.PEER_ERROR, f"roster fetch answered {resp.status}")
+            data = await resp.content.read(_MAX_ROSTER_BYTES + 1)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise FederationError(
+            FedCode.PEER_UNREACHABLE, f"roster fetch failed: {type(exc).__name__}"
+        ) from None
+    if len(data) > _MAX_ROSTER_BYTES:
+        raise FederationError(FedCode.BAD_ROSTER, "roster document too large")
+    return data
+
+
+def roster_routes(store: RosterStore) -> list[web.RouteDef]:
+    """`GET /fed/v1/roster` (newest) and `GET /fed/v1/roster/{version}`."""
+
+    async def latest(_request: web.Request) -> web.StreamResponse:
+        doc = await store.document()
+        if doc is None:
+            return web.json_response(error_body(FedCode.NO_ROSTER, "no roster yet"), status=503)
+        return web.Response(body=doc, content_type="application/json")
+
+    async def one(request: web.Request) -> web.StreamResponse:
+        raw = request.match_info["version"]
+        if not raw.isdigit() or len(raw) > 16:
+            return web.json_response(
+                error_body(FedCode.BAD_INPUT, "version must be an integer", "version"), status=400
+            )
+        doc = await store.document(int(raw))
+        if doc is None:
+            return web.json_response(
+                error_body(FedCode.NOT_FOUND, "no such roster version"), status=404
+            )
+        return web.Response(body=doc, content_type="application/json")
+
+    return [web.get(ROSTER_PATH, latest), web.get(ROSTER_PATH + "/{version}", one)]
