@@ -1,0 +1,177 @@
+"""`create_app(settings, *, clock=None, keys=None)`: the node's aiohttp application.
+
+Wiring: the database (`node.db.Database` over `federation.database.make_engine`, migrated to
+all heads on start), the clock, the node keys, the pseudonymizer, the password hasher and
+login throttle, the route table, templates (`node/templates/`, Jinja2 autoescape) and the
+static files (`/static/`). Everything is reachable through the typed keys of `node.appkeys`.
+
+Extension points for other features (one line each, no other edits):
+
+- routes: write `def setup(app: web.Application) -> None` that calls
+  `node.routes.add_routes(app, [Route(...)])` (and optionally `add_nav`), then append it to
+  `FEATURES` below. Declare `roles` per DESIGN section 3, and pydantic `body` / `query` /
+  `response` models for API routes so the OpenAPI document shows them; add an expectation
+  for each new route to tests/node/test_role_matrix.py (the test fails without one).
+- startup / shutdown work: in `setup`, append to `app.cleanup_ctx` (runs after the core's
+  own context, so the database is migrated and `app[DB]` is ready).
+- tables: see `node.db` (`TABLE_MODULES`, migration branch off `0001_node_core`).
+- templates: put `<feature>_*.html` files in `node/templates/` extending `base.html`
+  (blocks `title` and `content`); render with `node.web.render`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from federation.clock import Clock, SystemClock
+from federation.database import make_engine, migrate
+from federation.keystore import KeystoreError, NodeKeys
+from federation.passwords import INTERACTIVE, PasswordHasher
+from federation.websecurity import LoginThrottle, body_limit, security_headers
+from node import audit
+from node.appkeys import (
+    CLOCK,
+    DB,
+    ENGINE,
+    HASHER,
+    KEYS,
+    LOGIN_SECRET,
+    NAV,
+    PSEUDONYMS,
+    ROUTES,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+)
+from node.config import NodeSettings
+from node.db import Database
+from node.errors import Code, NodeError
+from node.pseudonym import Pseudonymizer, load_key_file
+from node.routes import Route, RouteTable, add_routes
+from node.web import auth_middleware, error_middleware, json_response, page_context
+
+__all__ = ["FEATURES", "create_app", "load_secrets"]
+
+log = logging.getLogger("peernet.node")
+HERE = Path(__file__).resolve().parent
+
+Setup = Callable[[web.Application], None]
+
+
+def _core_features() -> list[Setup]:
+    from node import api, pages
+
+    return [api.setup, pages.setup]
+
+
+# Feature setups run in this order after the core's; append yours here (one line).
+FEATURES: list[Setup] = []
+
+
+def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
+    """Open the node key file and the pseudonym key file with `PEERNET_PASSPHRASE`."""
+    if settings.passphrase is None:
+        raise NodeError(Code.KEYS, "set PEERNET_PASSPHRASE to open the node key file")
+    phrase = settings.passphrase.get_secret_value()
+    try:
+        keys = NodeKeys.load(settings.key_path, phrase)
+        pseudonyms = load_key_file(settings.pseudonym_key_path, phrase)
+    except KeystoreError as exc:
+        raise NodeError(Code.KEYS, exc.message) from None
+    return keys, pseudonyms
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return json_response({"ok": True})
+
+
+def create_app(
+    settings: NodeSettings,
+    *,
+    clock: Clock | None = None,
+    keys: NodeKeys | None = None,
+    pseudonyms: Pseudonymizer | None = None,
+    hasher: PasswordHasher | None = None,
+) -> web.Application:
+    """The node application. Without `keys`, keys and pseudonym secret are loaded from the
+    key files with `PEERNET_PASSPHRASE`; with `keys` (tests, embedding) a missing
+    `pseudonyms` is a fresh random secret, so refs are stable only for this app's life."""
+    if keys is None:
+        keys, loaded = load_secrets(settings)
+        pseudonyms = pseudonyms or loaded
+    if pseudonyms is None:
+        pseudonyms = Pseudonymizer.generate()
+    clock = clock or SystemClock()
+
+    app = web.Application(
+        middlewares=[security_headers(), error_middleware,
+                     body_limit(settings.max_body_bytes), auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    db = Database(make_engine(settings.db_url))
+    app[SETTINGS] = settings
+    app[DB] = db
+    app[ENGINE] = db.engine
+    app[SESSIONS] = db.sessions
+    app[CLOCK] = clock
+    app[KEYS] = keys
+    app[PSEUDONYMS] = pseudonyms
+    app[HASHER] = hasher or PasswordHasher(INTERACTIVE)
+    app[THROTTLE] = LoginThrottle(clock)
+    app[LOGIN_SECRET] = secrets.token_bytes(32)
+    app[ROUTES] = RouteTable()
+    app[NAV] = []
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("node", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        context_processors=[page_context],
+        undefined=jinja2.StrictUndefined,
+    )
+    app.router.add_static("/static/", HERE / "static", name="static")
+    app.cleanup_ctx.append(_database_ctx)
+    add_routes(app, [Route("GET", "/healthz", healthz, "healthz", None, "Liveness")])
+    for setup in [*_core_features(), *FEATURES]:
+        setup(app)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    db = app[DB]
+    await migrate(db.engine, "node:migrations")
+    await _sign_head(app)
+    task = asyncio.create_task(_sign_periodically(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await _sign_head(app)
+        await db.dispose()
+
+
+async def _sign_head(app: web.Application) -> None:
+    async with app[DB].write() as conn:
+        await audit.sign_head(conn, app[KEYS], app[SETTINGS].node_id, app[CLOCK].now_ms())
+
+
+async def _sign_periodically(app: web.Application) -> None:
+    interval = app[SETTINGS].audit_sign_interval_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await _sign_head(app)
+        except Exception:
+            log.exception("signing the audit head failed")

@@ -1,0 +1,213 @@
+"""The node's audit log: an append-only hash chain with a signed head.
+
+Entry `n` (1, 2, ...) is the canonical JSON (`protocol.canonical.canonical_bytes`) of
+
+    {"seq", "ts", "actor", "role", "action", "target_type", "target_id", "outcome",
+     "detail", "prev"}
+
+where `detail` is a canonical JSON text (counts, codes, never record contents) and `prev`
+is the `hash` of entry `n-1` (entry 1: `GENESIS_HASH`). Each row stores `prev_hash` and its
+own `hash` = SHA-256 (base64url) of its canonical bytes. The `audit_head` row holds the last
+`seq` and `hash`.
+
+Appends happen inside the caller's write transaction (the audit entry commits or rolls back
+with the change it describes) and are serialised: `SELECT ... FOR UPDATE` on the head row on
+PostgreSQL; on SQLite the writer already holds the database lock (`BEGIN IMMEDIATE`, see
+`node.db.Database.write`).
+
+Head signature: the node signs `b"peernet/v1/audit-head\\0" + canonical_bytes({"node_id",
+"seq", "hash", "signed_at"})` with its Ed25519 signing key (a plain Ed25519 signature, not a
+`protocol.signing` context: the head never travels on the wire) and stores it in the head
+row with the key id. The app signs on start, every `audit_sign_interval_s` when the head
+moved, and on shutdown.
+
+`verify` walks the chain in `seq` order and names the first problem:
+- `missing`: a gap in `seq` (a deleted entry);
+- `altered`: a row whose bytes no longer hash to its stored `hash` (an edited or moved row);
+- `broken_link`: a row whose `prev_hash` is not the previous row's `hash` (an edited row
+  whose `hash` was recomputed, or rows swapped wholesale);
+- `head_mismatch`: the head row does not name the last entry (entries cut from the end);
+- `bad_signature` / `signed_entry_changed`: the signed head is not valid, or the entry it
+  names is gone or different.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from federation.keystore import NodeKeys
+from node.access import Principal
+from node.db import GENESIS_HASH, AuditEntry, AuditHead, table_of
+from protocol.canonical import canonical_bytes
+from protocol.encoding import b64u, sha256_b64u, unb64u
+
+__all__ = [
+    "HEAD_CONTEXT",
+    "AuditReport",
+    "append",
+    "entry_bytes",
+    "head_signing_input",
+    "sign_head",
+    "verify",
+]
+
+HEAD_CONTEXT = b"peernet/v1/audit-head\0"
+_entries = table_of(AuditEntry)
+_head = table_of(AuditHead)
+_BATCH = 1000
+
+
+def entry_bytes(row: Mapping[Any, Any]) -> bytes:
+    return canonical_bytes({
+        "seq": row["seq"], "ts": row["ts"], "actor": row["actor"], "role": row["role"],
+        "action": row["action"], "target_type": row["target_type"],
+        "target_id": row["target_id"], "outcome": row["outcome"], "detail": row["detail"],
+        "prev": row["prev_hash"],
+    })
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    ts: int,
+    action: str,
+    actor: Principal | None = None,
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    outcome: str = "ok",
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Append one entry in the caller's (write) transaction; returns the stored row."""
+    head = (await conn.execute(
+        select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
+    )).one()
+    row: dict[str, Any] = {
+        "seq": head.seq + 1,
+        "ts": ts,
+        "actor": actor.actor if actor else None,
+        "role": actor.role.value if actor else None,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id) if target_id is not None else None,
+        "outcome": outcome,
+        "detail": canonical_bytes(dict(detail or {})).decode("utf-8"),
+        "prev_hash": head.hash,
+    }
+    row["hash"] = sha256_b64u(entry_bytes(row))
+    await conn.execute(insert(_entries), [row])
+    await conn.execute(
+        update(_head).where(_head.c.id == 1).values(seq=row["seq"], hash=row["hash"])
+    )
+    return row
+
+
+def head_signing_input(node_id: str, seq: int, hash_: str, signed_at: int) -> bytes:
+    return HEAD_CONTEXT + canonical_bytes(
+        {"node_id": node_id, "seq": seq, "hash": hash_, "signed_at": signed_at}
+    )
+
+
+async def sign_head(conn: AsyncConnection, keys: NodeKeys, node_id: str, now_ms: int) -> bool:
+    """Sign the current head if it moved since the last signature; True when it signed."""
+    head = (await conn.execute(select(_head).where(_head.c.id == 1).with_for_update())).one()
+    if head.signed_seq == head.seq and head.signed_hash == head.hash:
+        return False
+    sig = keys.signing_key.sign(head_signing_input(node_id, head.seq, head.hash, now_ms)).signature
+    await conn.execute(update(_head).where(_head.c.id == 1).values(
+        signed_seq=head.seq, signed_hash=head.hash, signed_at=now_ms, key_id=keys.key_id,
+        signature=b64u(sig),
+    ))
+    return True
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    ok: bool
+    entries: int
+    head_seq: int
+    signed_seq: int | None
+    first_broken: int | None = None
+    problem: str | None = None
+    message: str = "audit log intact"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
+            "signed_seq": self.signed_seq, "first_broken": self.first_broken,
+            "problem": self.problem, "message": self.message,
+        }
+
+
+def _verify_key_for(keys: NodeKeys, key_id: str | None) -> nacl.signing.VerifyKey | None:
+    if key_id == keys.key_id:
+        return keys.signing_key.verify_key
+    for version, sk in keys.old_signing_keys.items():
+        if key_id == f"ed25519:{version}":
+            return sk.verify_key
+    return None
+
+
+async def verify(conn: AsyncConnection, keys: NodeKeys | None, node_id: str) -> AuditReport:
+    """Walk the whole chain; report the first broken link (see module docstring)."""
+    head = (await conn.execute(select(_head).where(_head.c.id == 1))).one()
+    signed_hash_at: str | None = None
+    prev_seq, prev_hash, count, last = 0, GENESIS_HASH, 0, 0
+
+    def broken(seq: int, problem: str, message: str) -> AuditReport:
+        return AuditReport(False, count, head.seq, head.signed_seq, seq, problem, message)
+
+    while True:
+        rows = (await conn.execute(
+            select(_entries).where(_entries.c.seq > last).order_by(_entries.c.seq).limit(_BATCH)
+        )).mappings().all()
+        if not rows:
+            break
+        for row in rows:
+            seq = row["seq"]
+            if seq != prev_seq + 1:
+                return broken(prev_seq + 1, "missing", f"entry {prev_seq + 1} is missing")
+            if sha256_b64u(entry_bytes(row)) != row["hash"]:
+                return broken(seq, "altered", f"entry {seq} was altered")
+            if row["prev_hash"] != prev_hash:
+                return broken(seq, "broken_link",
+                              f"entry {seq} does not follow entry {seq - 1}")
+            if seq == head.signed_seq:
+                signed_hash_at = row["hash"]
+            prev_seq, prev_hash, last = seq, row["hash"], seq
+            count += 1
+    if head.seq != prev_seq or head.hash != prev_hash:
+        first = min(head.seq, prev_seq) + 1
+        return broken(first, "head_mismatch",
+                      f"the head names entry {head.seq} but the log ends at entry {prev_seq}")
+    if head.signed_seq is not None:
+        if signed_hash_at is None and head.signed_seq != 0 or (
+            head.signed_seq and signed_hash_at != head.signed_hash
+        ):
+            return broken(head.signed_seq, "signed_entry_changed",
+                          f"the signed head names entry {head.signed_seq}, which changed")
+        if keys is not None:
+            vk = _verify_key_for(keys, head.key_id)
+            data = head_signing_input(node_id, head.signed_seq, head.signed_hash or "",
+                                      head.signed_at or 0)
+            try:
+                if vk is None:
+                    raise nacl.exceptions.BadSignatureError
+                vk.verify(data, unb64u(head.signature or ""))
+            except Exception:
+                return broken(head.signed_seq, "bad_signature",
+                              "the signed audit head does not verify under the node key")
+    return AuditReport(True, count, head.seq, head.signed_seq)
+
+
+def detail_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(row["detail"])
+    return value

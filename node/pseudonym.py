@@ -1,0 +1,76 @@
+"""`recipient_ref`: a keyed pseudonym of what a supporter types to identify a person.
+
+    ref = b64u(HMAC-SHA256(node_secret, NFKC(typed).strip().casefold() as UTF-8))
+
+The node secret is 32 random bytes made by `peernet node init`, kept only in the node's
+pseudonym key file, sealed under the node passphrase (`federation.keystore.seal_secret`,
+payload `{"kind": "pseudonym-key", "key": b64u}`). The same typed value gives the same ref
+on this node (so follow-ups and per-person privacy bounds work); without the secret a ref
+cannot be linked to an employee number, and the same person has unrelated refs on two nodes.
+
+The typed value lives only in the request being handled: it is never stored, logged, audited
+or sent; nothing here keeps it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from pathlib import Path
+
+from federation.keystore import KeystoreError, open_secret, seal_secret, write_private
+from protocol.encoding import b64u, unb64u
+
+__all__ = ["KEY_BYTES", "Pseudonymizer", "create_key_file", "load_key_file", "normalise"]
+
+KEY_BYTES = 32
+_KIND = "pseudonym-key"
+
+
+def normalise(typed: str) -> str:
+    """Unicode NFKC, trimmed, case-folded: `" AB-12 "` and `"ab-12"` are one person."""
+    return unicodedata.normalize("NFKC", typed).strip().casefold()
+
+
+class Pseudonymizer:
+    """Computes `recipient_ref` values under one node secret."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError("pseudonym key must be 32 bytes")
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> Pseudonymizer:
+        return cls(secrets.token_bytes(KEY_BYTES))
+
+    def ref(self, typed: str) -> str:
+        data = normalise(typed).encode("utf-8")
+        return b64u(hmac.new(self._key, data, hashlib.sha256).digest())
+
+    def __repr__(self) -> str:  # never show the key
+        return "Pseudonymizer(<secret>)"
+
+
+def create_key_file(path: Path, passphrase: str) -> Pseudonymizer:
+    """A new random node secret, sealed into `path` (owner-only permissions)."""
+    key = secrets.token_bytes(KEY_BYTES)
+    write_private(path, seal_secret({"kind": _KIND, "key": b64u(key)}, passphrase))
+    return Pseudonymizer(key)
+
+
+def load_key_file(path: Path, passphrase: str) -> Pseudonymizer:
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise KeystoreError(
+            "missing_keyfile", f"cannot read key file {path}: {exc.strerror}"
+        ) from None
+    payload = open_secret(blob, passphrase)
+    if payload.get("kind") != _KIND:
+        raise KeystoreError("bad_keyfile", "key file does not hold a pseudonym key")
+    return Pseudonymizer(unb64u(str(payload["key"])))
