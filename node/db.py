@@ -86,6 +86,7 @@ __all__ = [
 TABLE_MODULES: list[str] = [
     "node.db",
     "node.ledger",
+    "node.activation_db",
 ]
 
 NAMING = {

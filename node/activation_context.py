@@ -1,0 +1,102 @@
+"""What the activation services need from the running node, as one small object.
+
+The services are plain async functions over a database connection (or session) and an
+`ActivationContext`: the node's id, the clock, the roster directory, the federation `send`
+function and the hub that keeps the central activation log. Nothing here imports the web
+app, so the services run the same under the API, the pages, the CLI, the inbound
+federation handlers and the benchmark.
+
+`send` writes the outbox row in the caller's transaction (DESIGN section 4: the business
+row and the outbox row commit together) and returns the new message's `msg_id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from federation.clock import Clock
+from protocol.ids import new_ulid
+from protocol.messages import MessageType
+
+__all__ = [
+    "ActivationContext",
+    "Db",
+    "Directory",
+    "DirectoryEntry",
+    "Sender",
+    "derive_note_key",
+]
+
+Db = AsyncConnection | AsyncSession
+
+
+class Sender(Protocol):
+    async def __call__(
+        self,
+        session: Any,
+        to: str,
+        msg_type: MessageType,
+        body: dict[str, Any],
+        thread_id: str | None = None,
+        in_reply_to: str | None = None,
+    ) -> str: ...
+
+
+class DirectoryEntry(Protocol):
+    @property
+    def node_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def disciplines(self) -> Sequence[Any]: ...
+    @property
+    def is_hub(self) -> bool: ...
+
+
+class Directory(Protocol):
+    """The part of the roster the activation services read (`federation.roster_state`)."""
+
+    def nodes(
+        self, *, discipline: str | None = None, region: str | None = None, role: Any = None
+    ) -> Sequence[DirectoryEntry]: ...
+
+    def has_node(self, node_id: str) -> bool: ...
+
+    def may_request(self, requester: str, responder: str) -> bool: ...
+
+
+def derive_note_key(enc_private_key: bytes) -> bytes:
+    """The node-held SecretBox key for hand-off notes at rest.
+
+    Derived (keyed BLAKE2b, own domain) from the node's X25519 private key, which lives only
+    in the passphrase-sealed key file and survives signing-key rotation; the database alone
+    never holds what opens a note.
+    """
+    return hashlib.blake2b(
+        b"peernet/v1/handoff-note-key", key=enc_private_key, digest_size=32
+    ).digest()
+
+
+@dataclass
+class ActivationContext:
+    node_id: str
+    clock: Clock
+    directory: Directory
+    send: Sender
+    note_key: bytes
+    hub_id: str | None = None  # where activation_status goes; None: no central log
+    _rand: Any = field(default=os.urandom, repr=False)
+
+    def now(self) -> int:
+        return self.clock.now_ms()
+
+    def new_id(self) -> str:
+        return new_ulid(self.clock.now_ms(), self._rand(10))
