@@ -77,7 +77,10 @@ def _is_api(request: web.Request) -> bool:
 
 def validation_error(exc: ValidationError) -> NodeError:
     """The first pydantic error as a NodeError naming the field."""
-    err = exc.errors(include_url=False, include_input=False)[0]
+    errors = exc.errors(include_url=False, include_input=False)
+    # An unknown field (where free text would hide) is the most telling, then a bad enum.
+    rank = {"extra_forbidden": 0, "enum": 1, "literal_error": 1}
+    err = min(errors, key=lambda e: rank.get(e.get("type", ""), 2))
     loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
     field = ".".join(loc) or None
     kind = err.get("type", "")
