@@ -72,6 +72,8 @@ class Directory(Protocol):
 
     def may_request(self, requester: str, responder: str) -> bool: ...
 
+    def hubs(self) -> Sequence[DirectoryEntry]: ...
+
 
 def derive_note_key(enc_private_key: bytes) -> bytes:
     """The node-held SecretBox key for hand-off notes at rest.
@@ -94,6 +96,14 @@ class ActivationContext:
     note_key: bytes
     hub_id: str | None = None  # where activation_status goes; None: no central log
     _rand: Any = field(default=os.urandom, repr=False)
+
+    def hub(self) -> str | None:
+        """The hub that keeps the central activation log: the configured one, else the
+        first hub of the roster, else none (then nothing is reported)."""
+        if self.hub_id is not None:
+            return self.hub_id
+        hubs = self.directory.hubs()
+        return hubs[0].node_id if hubs else None
 
     def now(self) -> int:
         return self.clock.now_ms()

@@ -395,7 +395,8 @@ async def report(
     peers_offered: int,
 ) -> None:
     """One `activation_status` to the hub's central log (requester side only)."""
-    if act.side is not Side.OUT or ctx.hub_id is None:
+    hub = ctx.hub()
+    if act.side is not Side.OUT or hub is None:
         return
     if state is S.DRAFT or act.own_state is S.DRAFT:
         return  # a draft (even a cancelled one) never leaves the node
@@ -414,7 +415,7 @@ async def report(
         ts=ctx.now(),
     )
     await ctx.send(
-        db, ctx.hub_id, MessageType.ACTIVATION_STATUS, wire_json(body),
+        db, hub, MessageType.ACTIVATION_STATUS, wire_json(body),
         thread_id=act.activation_id,
     )
 

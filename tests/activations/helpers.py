@@ -51,6 +51,9 @@ class Directory:
             out.append(e)
         return out
 
+    def hubs(self) -> list[Entry]:
+        return [e for e in self.entries if e.is_hub]
+
     def has_node(self, node_id: str) -> bool:
         return any(e.node_id == node_id for e in self.entries)
 
