@@ -8,9 +8,7 @@ from typing import Any
 import nacl.signing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from federation.database import make_engine
-from hub.aggregates import AggregateRelease  # noqa: F401  (tables on the metadata)
-from hub.aggregates_db import Base
+from federation.database import make_engine, migrate
 from node.release import EncounterColumns, ReleasePolicy, build_release
 from protocol.errors import Code, ProtocolError
 from tests.privacy.synthetic import synthetic_columns
@@ -36,8 +34,7 @@ class Keys:
 
 async def make_hub_store(url: str) -> AsyncEngine:
     engine = make_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    await migrate(engine, "hub:migrations")
     return engine
 
 
