@@ -37,7 +37,7 @@ from federation.database import make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.websecurity import LoginThrottle, body_limit, security_headers
-from node import audit
+from node import audit, federation_service
 from node.appkeys import (
     CLOCK,
     DB,
@@ -57,7 +57,7 @@ from node.db import Database
 from node.errors import Code, NodeError
 from node.pseudonym import Pseudonymizer, load_key_file
 from node.routes import Route, RouteTable, add_routes
-from node.web import auth_middleware, error_middleware, json_response, page_context
+from node.web import auth_middleware, error_middleware, json_response
 
 __all__ = ["FEATURES", "create_app", "load_secrets"]
 
@@ -74,7 +74,7 @@ def _core_features() -> list[Setup]:
 
 
 # Feature setups run in this order after the core's; append yours here (one line).
-FEATURES: list[Setup] = []
+FEATURES: list[Setup] = [federation_service.setup]
 
 
 def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
@@ -135,7 +135,6 @@ def create_app(
         app,
         loader=jinja2.PackageLoader("node", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
-        context_processors=[page_context],
         undefined=jinja2.StrictUndefined,
     )
     app.router.add_static("/static/", HERE / "static", name="static")

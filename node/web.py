@@ -42,6 +42,7 @@ from node.vocabulary import Role
 __all__ = [
     "SESSION_COOKIE",
     "auth_middleware",
+    "base_context",
     "error_middleware",
     "form_body",
     "json_body",
@@ -128,11 +129,16 @@ async def form_body(
 
 def render(request: web.Request, template: str, context: Mapping[str, Any],
            status: int = 200) -> web.Response:
-    return aiohttp_jinja2.render_template(template, request, dict(context), status=status)
+    """Render a page with the base context (who is logged in, nav, CSRF token, node name).
+
+    Use this rather than `aiohttp_jinja2.render_template` directly: it also works for error
+    pages rendered before the handler ran."""
+    return aiohttp_jinja2.render_template(
+        template, request, {**base_context(request), **context}, status=status
+    )
 
 
-async def page_context(request: web.Request) -> dict[str, Any]:
-    """Context processor: who is logged in, their nav links, the CSRF token, settings."""
+def base_context(request: web.Request) -> dict[str, Any]:
     p = request.get(PRINCIPAL)
     nav = [i for i in request.app[NAV] if p is not None and p.role in i.roles]
     return {
