@@ -264,6 +264,7 @@ async def record_release(
             entry = LedgerEntry(**values, created=True)
             if on_recorded is not None:
                 await on_recorded(conn, entry)
+                await _mark_delivered(conn, entry.release_id, now_ms)
             return entry
     except IntegrityError:
         # Another writer recorded this month first: its release is the release.
@@ -301,21 +302,22 @@ async def deliveries(db: Database, release_id: str) -> int:
     return int(n or 0)
 
 
-Deliver = Callable[[LedgerEntry], Awaitable[None]]
+async def _mark_delivered(conn: AsyncConnection, release_id: str, now_ms: int) -> None:
+    await conn.execute(
+        insert(ReleaseDelivery).values(release_id=release_id, delivered_at=now_ms)
+    )
 
 
-async def deliver_pending(db: Database, deliver: Deliver, *, now_ms: int) -> list[str]:
-    """Hand every stored, undelivered release to `deliver` (its stored bytes, unchanged) and
-    note the delivery. A failing `deliver` leaves the release pending for the next run."""
+async def deliver_pending(db: Database, deliver: OnRecorded, *, now_ms: int) -> list[str]:
+    """Hand every stored, undelivered release to `deliver(conn, entry)` (its stored bytes,
+    unchanged) inside a write transaction that also notes the delivery, so a federation
+    outbox row queued by `deliver` and the note commit together. A failing `deliver` leaves
+    the release pending for the next run."""
     done: list[str] = []
     for entry in await undelivered(db):
-        await deliver(entry)
         async with db.write() as conn:
-            await conn.execute(
-                insert(ReleaseDelivery).values(
-                    release_id=entry.release_id, delivered_at=now_ms
-                )
-            )
+            await deliver(conn, entry)
+            await _mark_delivered(conn, entry.release_id, now_ms)
         done.append(entry.release_id)
     return done
 

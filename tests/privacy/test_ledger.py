@@ -67,7 +67,7 @@ async def test_crash_between_ledger_and_send_resends_identical_bytes(db_url: str
     entry = await _record(db, "2026-09")
     sent: list[bytes] = []
 
-    async def crash(_e: LedgerEntry) -> None:
+    async def crash(_c: object, _e: LedgerEntry) -> None:
         raise ConnectionError("process died before the hub got it")
 
     with pytest.raises(ConnectionError):
@@ -76,7 +76,7 @@ async def test_crash_between_ledger_and_send_resends_identical_bytes(db_url: str
 
     db = await make_node_db(db_url)
     try:
-        async def deliver(e: LedgerEntry) -> None:
+        async def deliver(_c: object, e: LedgerEntry) -> None:
             sent.append(e.body)
 
         assert await deliver_pending(db, deliver, now_ms=NOW + 1) == [entry.release_id]
