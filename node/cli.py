@@ -1,0 +1,332 @@
+"""`peernet node ...`: a thin click layer over `node.app.create_app` and the node services.
+
+    peernet node init   --config node.toml --node-id metro-fire --name "Metro Fire" ...
+    peernet node serve  --config node.toml
+    peernet node user add USERNAME --role peer_supporter [--team main]
+    peernet node token create --user USERNAME [--label cli] [--expires-days N]
+    peernet node audit verify
+    peernet node purge [--days N]
+
+The passphrase that opens the key files comes from `PEERNET_PASSPHRASE` or a hidden prompt;
+new passwords come from a hidden prompt (or `--password-stdin`). The config file defaults to
+`$PEERNET_NODE_CONFIG` or `./peernet-node.toml`.
+
+Expected failures (missing config, wrong passphrase, unreachable database, port in use, a
+refused value) print one line `error: ...` on stderr and exit with status 1; a traceback
+means a bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from pydantic import SecretStr, ValidationError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from federation.clock import SystemClock
+from federation.database import make_engine, migrate
+from federation.keystore import KeystoreError, NodeKeys
+from federation.passwords import INTERACTIVE, PasswordHasher
+from node import audit, retention
+from node.accounts import create_token, create_user
+from node.config import NodeSettings
+from node.context import NodeContext
+from node.db import Database
+from node.errors import Code, NodeError
+from node.pseudonym import Pseudonymizer, create_key_file
+from node.schemas import TokenIn, UserIn
+from node.vocabulary import RecipientDiscipline, Role
+
+__all__ = ["node_group"]
+
+T = TypeVar("T")
+DEFAULT_CONFIG = "peernet-node.toml"
+MIN_PASSPHRASE = 12
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run `fn`, turning expected failures into one line on stderr and exit status 1."""
+    try:
+        return fn()
+    except NodeError as exc:
+        _fail(exc.message)
+    except KeystoreError as exc:
+        _fail(exc.message)
+    except DBAPIError as exc:
+        _fail(f"database unreachable or refused the request: {_short(exc.orig or exc)}")
+    except SQLAlchemyError as exc:
+        _fail(f"database error: {_short(exc)}")
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            _fail(f"address already in use: {_short(exc)}")
+        _fail(f"{exc.strerror or _short(exc)}")
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return _guard(lambda: asyncio.run(_as_coro(coro)))
+
+
+async def _as_coro(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+def _config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+        default=lambda: os.environ.get("PEERNET_NODE_CONFIG", DEFAULT_CONFIG),
+        show_default=f"$PEERNET_NODE_CONFIG or {DEFAULT_CONFIG}", help="Node config file.",
+    )(fn)
+
+
+def _passphrase(confirm: bool = False) -> str:
+    env = os.environ.get("PEERNET_PASSPHRASE")
+    if env:
+        return env
+    value: str = click.prompt("Key passphrase", hide_input=True,
+                              confirmation_prompt=confirm, err=True)
+    return value
+
+
+def _password(stdin: bool, prompt: str = "Password") -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
+    return value
+
+
+def _load(config_path: Path, with_passphrase: bool = False) -> NodeSettings:
+    settings = _guard(lambda: NodeSettings.load(config_path))
+    if with_passphrase and settings.passphrase is None:
+        phrase = _passphrase()
+        settings = settings.model_copy(update={"passphrase": SecretStr(phrase)})
+    return settings
+
+
+def _secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
+    from node.app import load_secrets
+
+    return _guard(lambda: load_secrets(settings))
+
+
+async def _with_context(settings: NodeSettings, fn: Callable[[NodeContext], Awaitable[T]],
+                        keys: NodeKeys | None = None,
+                        pseudonyms: Pseudonymizer | None = None) -> T:
+    db = Database(make_engine(settings.db_url))
+    try:
+        await migrate(db.engine, "node:migrations")
+        ctx = NodeContext(db, SystemClock(), settings, pseudonyms or Pseudonymizer.generate(),
+                          PasswordHasher(INTERACTIVE), keys)
+        return await fn(ctx)
+    finally:
+        await db.dispose()
+
+
+@click.group()
+def node_group() -> None:
+    """Run and manage an agency node."""
+
+
+@node_group.command("init")
+@_config_option
+@click.option("--node-id", required=True, help="Roster id, e.g. metro-fire.")
+@click.option("--name", required=True, help="Agency name shown on pages.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("./peernet-node"), show_default=True)
+@click.option("--db-url", default="", help="Database URL (default: SQLite in data dir).")
+@click.option("--discipline", "disciplines", multiple=True,
+              type=click.Choice([d.value for d in RecipientDiscipline]))
+@click.option("--region", default="")
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--admin", "admin_name", default="admin", show_default=True,
+              help="Username of the first admin.")
+@click.option("--password-stdin", is_flag=True, help="Read the admin password from stdin.")
+def init_cmd(config_path: Path, node_id: str, name: str, data_dir: Path, db_url: str,
+             disciplines: tuple[str, ...], region: str, timezone: str, host: str, port: int,
+             admin_name: str, password_stdin: bool) -> None:
+    """Create the config file, key files, database and first admin."""
+    if config_path.exists():
+        _fail(f"config file already exists: {config_path}")
+    data_dir = data_dir.resolve()
+    settings = _guard(lambda: NodeSettings.load(
+        None, node_id=node_id, name=name, data_dir=data_dir, db_url=db_url,
+        disciplines=list(disciplines), region=region, timezone=timezone, host=host, port=port,
+    ))
+    for path in (settings.key_path, settings.pseudonym_key_path):
+        if path.exists():
+            _fail(f"key file already exists: {path}")
+    admin = _guard(lambda: _user_in(admin_name, "x" * 10, Role.ADMIN.value, "main"))
+    phrase = _passphrase(confirm=True)
+    if len(phrase) < MIN_PASSPHRASE:
+        _fail(f"passphrase must have at least {MIN_PASSPHRASE} characters")
+    password = _password(password_stdin, f"Password for {admin.username}")
+    admin = _guard(lambda: _user_in(admin_name, password, Role.ADMIN.value, "main"))
+    _guard(lambda: data_dir.mkdir(mode=0o700, parents=True, exist_ok=True))
+    keys = NodeKeys.generate()
+
+    async def setup(ctx: NodeContext) -> None:
+        await create_user(ctx, None, admin)
+        async with ctx.db.write() as conn:
+            await audit.append(conn, ts=ctx.now(), action="node.init",
+                               detail={"key_id": keys.key_id})
+            await audit.sign_head(conn, keys, settings.node_id, ctx.now())
+
+    _run(_with_context(settings, setup))
+    _guard(lambda: keys.save(settings.key_path, phrase))
+    _guard(lambda: create_key_file(settings.pseudonym_key_path, phrase))
+    _guard(lambda: config_path.write_text(settings.to_toml(), encoding="utf-8"))
+    from protocol.encoding import b64u
+
+    click.echo(f"node {settings.node_id} initialised")
+    click.echo(f"  config:     {config_path}")
+    click.echo(f"  database:   {settings.db_url if 'sqlite' in settings.db_url else 'postgresql'}")
+    click.echo(f"  signing key {keys.key_id}: {b64u(keys.verify_key_bytes)}")
+    click.echo(f"  encryption key: {b64u(keys.enc_public_bytes)}")
+    click.echo(f"  admin user: {admin.username}")
+
+
+def _user_in(username: str, password: str, role: str, team: str) -> UserIn:
+    try:
+        return UserIn(username=username, password=password, role=Role(role), team=team)
+    except (ValidationError, ValueError) as exc:
+        field = ""
+        if isinstance(exc, ValidationError):
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise NodeError(Code.INVALID_INPUT, f"{field}: {err['msg']}", field) from None
+        raise NodeError(Code.INVALID_INPUT, str(exc)) from None
+
+
+@node_group.command("serve")
+@_config_option
+@click.option("--host", default=None, help="Override the configured host.")
+@click.option("--port", default=None, type=int, help="Override the configured port.")
+def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
+    """Serve the node's pages and API (uvloop when installed)."""
+    from aiohttp import web
+
+    from node.app import create_app
+
+    settings = _load(config_path, with_passphrase=True)
+    keys, pseudonyms = _secrets(settings)
+    app = _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms))
+    loop: asyncio.AbstractEventLoop
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    _guard(lambda: web.run_app(app, host=host or settings.host, port=port or settings.port,
+                               loop=loop, access_log=None,
+                               print=lambda m: click.echo(m.splitlines()[0], err=True)))
+
+
+@node_group.group("user")
+def user_group() -> None:
+    """Manage users."""
+
+
+@user_group.command("add")
+@_config_option
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--team", default="main", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def user_add_cmd(config_path: Path, username: str, role: str, team: str,
+                 password_stdin: bool) -> None:
+    """Add a user (any role)."""
+    settings = _load(config_path)
+    _guard(lambda: _user_in(username, "x" * 10, role, team))
+    data = _guard(lambda: _user_in(username, _password(password_stdin), role, team))
+    out = _run(_with_context(settings, lambda ctx: create_user(ctx, None, data)))
+    click.echo(f"user {out.username} ({out.role.value}, team {out.team}) added")
+
+
+@node_group.group("token")
+def token_group() -> None:
+    """API tokens for scripts."""
+
+
+@token_group.command("create")
+@_config_option
+@click.option("--user", "username", required=True)
+@click.option("--label", default="cli", show_default=True)
+@click.option("--expires-days", type=int, default=None)
+def token_create_cmd(config_path: Path, username: str, label: str,
+                     expires_days: int | None) -> None:
+    """Create an API token for a user; printed once, stored only as a hash."""
+    from sqlalchemy import select
+
+    from node.db import User, table_of
+
+    settings = _load(config_path)
+    try:
+        data = TokenIn(label=label, expires_days=expires_days)
+    except ValidationError as exc:
+        _fail(f"{exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    users = table_of(User)
+
+    async def make(ctx: NodeContext) -> str:
+        async with ctx.db.read() as conn:
+            uid = (await conn.execute(select(users.c.id).where(
+                users.c.username == username))).scalar()
+        if uid is None:
+            raise NodeError(Code.NOT_FOUND, f"no user {username}")
+        return (await create_token(ctx, uid, data)).token
+
+    click.echo(_run(_with_context(settings, make)))
+
+
+@node_group.group("audit")
+def audit_group() -> None:
+    """The audit log."""
+
+
+@audit_group.command("verify")
+@_config_option
+def audit_verify_cmd(config_path: Path) -> None:
+    """Check the hash chain and the signed head; exit 1 at the first broken link."""
+    settings = _load(config_path, with_passphrase=True)
+    keys, _ = _secrets(settings)
+
+    async def check(ctx: NodeContext) -> audit.AuditReport:
+        async with ctx.db.read() as conn:
+            return await audit.verify(conn, keys, settings.node_id)
+
+    report = _run(_with_context(settings, check))
+    if not report.ok:
+        _fail(f"audit log broken at entry {report.first_broken} ({report.problem}): "
+              f"{report.message}")
+    click.echo(f"audit log intact: {report.entries} entries, head {report.head_seq}, "
+               f"signed through {report.signed_seq}")
+
+
+@node_group.command("purge")
+@_config_option
+@click.option("--days", type=click.IntRange(1, 36500), default=None,
+              help="Purge encounters older than this (default: retention_days).")
+def purge_cmd(config_path: Path, days: int | None) -> None:
+    """Delete encounters past the retention period (audited by count)."""
+    settings = _load(config_path)
+    n_days = days or settings.retention_days
+    count = _run(_with_context(settings, lambda ctx: retention.purge_encounters(ctx, n_days)))
+    click.echo(f"purged {count} encounters older than {n_days} days")
+
