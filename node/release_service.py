@@ -1,6 +1,7 @@
 """Monthly releases in the running node: schedule, ledger, and hand-over to the federation.
 
-`install(app, fed)` (call it where the node wires its `FederationService`) adds a background
+`setup(app)` (in `node.app.FEATURES`, after the federation) calls `install(app,
+app[FEDERATION])`, which adds a background
 task that, with the app's injected clock, records the due month's release once the roster
 policy's release day has come (`node.ledger.due_month`) and queues every recorded but
 undelivered release to the hub as an `aggregate_release` message.
@@ -29,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from node.appkeys import CLOCK, DB, KEYS, SETTINGS
 from node.db import Database
 from node.errors import NodeError
+from node.federation_service import FEDERATION
 from node.ledger import LedgerEntry, deliver_pending, due_month, record_release
 from node.release import ReleasePolicy
 from protocol.canonical import parse_json
 from protocol.messages import MessageType
 
-__all__ = ["ReleaseSender", "install", "run_once"]
+__all__ = ["ReleaseSender", "install", "run_once", "setup"]
 
 log = logging.getLogger("peernet.node.release")
 
@@ -68,8 +70,12 @@ async def run_once(
 ) -> list[str]:
     """Record the due month (if any) and queue every undelivered release; returns the ids
     of the releases queued."""
-    policy = ReleasePolicy.from_roster_policy(fed.state.policy)
-    hub = _hub_of(fed)
+    try:
+        policy = ReleasePolicy.from_roster_policy(fed.state.policy)
+        hub = _hub_of(fed)
+    except Exception as exc:  # no roster accepted yet, or no hub in it: nothing to do
+        log.info("no release pass: %s", type(exc).__name__)
+        return []
 
     async def send(conn: AsyncConnection, entry: LedgerEntry) -> None:
         await fed.send(conn, hub, MessageType.AGGREGATE_RELEASE, parse_json(entry.body))
@@ -96,12 +102,14 @@ def install(app: web.Application, fed: ReleaseSender,
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
+                # Sleep first: a node that just started has its outbox replay to do, and
+                # the release day lasts all day.
+                await asyncio.sleep(interval_s)
                 try:
                     await run_once(app[DB], fed, node_id=app[SETTINGS].node_id,
                                    keys=app[KEYS], now_ms=app[CLOCK].now_ms())
                 except Exception:
                     log.exception("monthly release pass failed")
-                await asyncio.sleep(interval_s)
 
         task = asyncio.create_task(loop())
         try:
@@ -112,3 +120,8 @@ def install(app: web.Application, fed: ReleaseSender,
                 await task
 
     app.cleanup_ctx.append(ctx)
+
+
+def setup(app: web.Application) -> None:
+    """Node feature hook (after `node.federation_service.setup`)."""
+    install(app, app[FEDERATION])
