@@ -37,7 +37,7 @@ from federation.database import make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.websecurity import LoginThrottle, body_limit, security_headers
-from node import audit, federation_service
+from node import activations, audit, federation_service, release_service
 from node.appkeys import (
     CLOCK,
     DB,
@@ -74,7 +74,7 @@ def _core_features() -> list[Setup]:
 
 
 # Feature setups run in this order after the core's; append yours here (one line).
-FEATURES: list[Setup] = [federation_service.setup]
+FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup]
 
 
 def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
