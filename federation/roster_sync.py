@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from federation.clock import Clock
 from federation.errors import FedCode, FederationError, error_body
@@ -40,7 +42,7 @@ ROSTER_PATH = "/fed/v1/roster"
 _MAX_ROSTER_BYTES = 8 * 1024 * 1024
 
 
-async def persist_alarms(session: AsyncSession, pending: list[Alarm]) -> None:
+async def persist_alarms(session: AsyncConnection | AsyncSession, pending: list[Alarm]) -> None:
     if pending:
         await session.execute(
             insert(alarms),
@@ -59,15 +61,23 @@ async def persist_alarms(session: AsyncSession, pending: list[Alarm]) -> None:
 class RosterStore:
     """Accepted roster versions in the database, mirrored in `state`."""
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, pin: BoardPin | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        pin: BoardPin | None,
+        write: Callable[[], AbstractAsyncContextManager[AsyncConnection]] | None = None,
+    ) -> None:
         self.engine = engine
         self.clock = clock
-        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Writes go through the server's write discipline (SQLite: one writer, BEGIN
+        # IMMEDIATE); reads through a plain connection.
+        self.write = write or engine.begin
         self.state = RosterState(clock, pin)
 
     async def load(self) -> None:
         """Read every accepted version (startup, or to catch up with another process)."""
-        async with self.sessions() as session:
+        async with self.engine.connect() as session:
             rows = (
                 await session.execute(select(rosters.c.document).order_by(rosters.c.version))
             ).all()
@@ -83,7 +93,7 @@ class RosterStore:
             await self.flush_alarms()
         if fresh:
             now = self.clock.now_ms()
-            async with self.sessions.begin() as session:
+            async with self.write() as session:
                 have = {
                     r.version: r.sha256
                     for r in (
@@ -121,11 +131,11 @@ class RosterStore:
     async def flush_alarms(self) -> None:
         pending = self.state.take_alarms()
         if pending:
-            async with self.sessions.begin() as session:
-                await persist_alarms(session, pending)
+            async with self.write() as conn:
+                await persist_alarms(conn, pending)
 
     async def document(self, version: int | None = None) -> bytes | None:
-        async with self.sessions() as session:
+        async with self.engine.connect() as session:
             q = select(rosters.c.document)
             if version is None:
                 q = q.order_by(rosters.c.version.desc()).limit(1)
@@ -135,7 +145,7 @@ class RosterStore:
         return bytes(row.document) if row else None
 
     async def list_alarms(self, limit: int = 100) -> list[dict[str, Any]]:
-        async with self.sessions() as session:
+        async with self.engine.connect() as session:
             rows = (
                 await session.execute(select(alarms).order_by(alarms.c.id.desc()).limit(limit))
             ).all()
@@ -152,7 +162,7 @@ class RosterStore:
         ]
 
     async def count_alarms(self) -> int:
-        async with self.sessions() as session:
+        async with self.engine.connect() as session:
             return int(
                 (await session.execute(select(func.count()).select_from(alarms))).scalar_one()
             )

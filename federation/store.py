@@ -9,7 +9,9 @@ sit on the hot path and take batch inserts and `FOR UPDATE SKIP LOCKED` selects.
   is what a duplicate gets back. Rows are swept after `expires_ts + skew`, when the freshness
   check alone refuses a replay.
 - `fed_outbox`: one row per message to send, written in the caller's business transaction
-  with the envelope bytes built once. `state` is `pending` until the recipient's signed `ack`
+  with the envelope bytes built once (acks are queued as an `intent`, JSON of their type and
+  body, and built once by the worker before their first send, off the inbox's hot path).
+  `state` is `pending` until the recipient's signed `ack`
   arrives (`done`), or `failed` (a permanent refusal or expiry, `failed_code` says which).
   One queue per `destination`.
 - `fed_roster`: every accepted roster version (the document bytes as received).
@@ -71,7 +73,8 @@ outbox = Table(
     Column("destination", String(63), nullable=False),
     Column("msg_id", String(26), nullable=False),
     Column("msg_type", String(32), nullable=False),
-    Column("envelope", LargeBinary, nullable=False),
+    Column("envelope", LargeBinary, nullable=True),
+    Column("intent", Text, nullable=True),
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_ts", BigInteger, nullable=False),

@@ -1,0 +1,317 @@
+"""The inbox: open, dedupe, apply and acknowledge inbound envelopes (DESIGN section 4).
+
+For one batch from one verified hop:
+
+1. every envelope is opened (`protocol.envelope.open_envelope` against the `RosterState`):
+   a protocol refusal becomes that position's `refused` result and changes nothing stored
+   (a split-view alarm raised meanwhile is persisted in its own transaction);
+2. one write transaction for the whole batch (batch inserts; one commit per batch):
+   - already in `fed_inbox` (`UNIQUE(from, msg_id)`), or twice in this batch -> the stored
+     result: `duplicate` (or the stored refusal); a non-ack duplicate is acked again, since
+     the sender resending means it has not seen our ack;
+   - an `ack` marks the sender's outbox row done (or failed, when the ack reports a
+     refusal), then runs the `ack` handler if one is registered; acks are not acked;
+   - any other type runs its registered handler inside a SAVEPOINT: success -> `accepted`,
+     an ack intent is queued; a handler refusal rolls back only that message's changes,
+     is stored as `refused` with its wire code and acked as refused (the sender learns it
+     end to end). No handler for the type -> `unknown_type`, nothing stored.
+   Inbox rows and ack intents are inserted in bulk at the end of the transaction.
+
+Handlers: `async def handler(conn: AsyncConnection, opened: Opened) -> None`, registered per
+`MessageType` on the server's `HandlerRegistry`. They run in the inbox's transaction, so the
+business rows they write commit with the inbox row (and any `send` they make commits with
+them too). To refuse a message a handler raises `FederationError` with a wire code
+(`bad_body` by default for any other exception carrying a `code`, e.g. a `NodeError`);
+database errors propagate and fail the whole batch (500), which the sender retries.
+
+Rows are swept once `expires_ts + SKEW_MS` has passed: from then on the freshness check
+refuses a replay by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import nacl.public
+from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from federation.clock import Clock
+from federation.errors import FederationError
+from federation.outbox import enqueue_many, mark_acked, reset_backoff
+from federation.roster_sync import RosterStore
+from federation.store import OutboxState, inbox
+from protocol.envelope import SKEW_MS, Opened, open_envelope, refusal
+from protocol.errors import Code, ProtocolError
+from protocol.ids import new_ulid
+from protocol.messages import AckBody, AckStatus, BatchResult, MessageType
+
+__all__ = ["ACK_TTL_MS", "Handler", "HandlerRegistry", "Inbox", "WriteTx"]
+
+log = logging.getLogger("peernet.federation.inbox")
+
+Handler = Callable[[AsyncConnection, Opened], Awaitable[None]]
+WriteTx = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+ACK_TTL_MS = 3 * 86_400_000
+
+
+class HandlerRegistry:
+    """Business logic per message type (one handler each)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[MessageType, Handler] = {}
+
+    def register(self, msg_type: MessageType, handler: Handler, *, replace: bool = False) -> None:
+        msg_type = MessageType(msg_type)
+        if msg_type in self._handlers and not replace:
+            raise ValueError(f"a handler for {msg_type.value} is already registered")
+        self._handlers[msg_type] = handler
+
+    def get(self, msg_type: MessageType) -> Handler | None:
+        return self._handlers.get(msg_type)
+
+    def __contains__(self, msg_type: object) -> bool:
+        return msg_type in self._handlers
+
+
+def _result(msg_id: str, status: AckStatus, code: str | None = None) -> BatchResult:
+    return BatchResult.model_construct(
+        msg_id=msg_id, status=status, code=Code(code) if code else None
+    )
+
+
+def _wire_code(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    code = getattr(code, "value", code)
+    if isinstance(code, str) and code in Code._value2member_map_:
+        return code
+    return Code.BAD_BODY.value
+
+
+class Inbox:
+    """See module docstring. `hub_ids()` names the hubs (a valid request from a hub makes
+    every undelivered outbox row due again: the relay route is back)."""
+
+    def __init__(
+        self,
+        *,
+        me: str,
+        enc_key: nacl.public.PrivateKey,
+        roster: RosterStore,
+        write: WriteTx,
+        clock: Clock,
+        handlers: HandlerRegistry,
+        rand: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.me = me
+        self.enc_key = enc_key
+        self.roster = roster
+        self.write = write
+        self.clock = clock
+        self.handlers = handlers
+        self.rand = rand
+        self.on_acked: Callable[[], None] | None = None
+        self.on_queued: Callable[[], None] | None = None
+
+    def open_all(self, items: list[object], now: int) -> list[Opened | BatchResult]:
+        state = self.roster.state
+        out: list[Opened | BatchResult] = []
+        for item in items:
+            try:
+                if not isinstance(item, dict):
+                    raise ProtocolError(Code.MALFORMED, "envelope must be an object")
+                out.append(
+                    open_envelope(
+                        item, me=self.me, enc_key=self.enc_key, keys=state, roster=state, now_ms=now
+                    )
+                )
+            except ProtocolError as exc:
+                out.append(refusal(item, exc.code))
+        return out
+
+    async def receive(self, origin: str, items: list[object]) -> list[BatchResult]:
+        now = self.clock.now_ms()
+        opened = self.open_all(items, now)
+        await self.roster.flush_alarms()
+        if any(isinstance(o, Opened) for o in opened):
+            return await self.apply(origin, opened, now)
+        return [o for o in opened if isinstance(o, BatchResult)]
+
+    async def apply(
+        self, origin: str, opened: list[Opened | BatchResult], now: int
+    ) -> list[BatchResult]:
+        """The database part of `receive` (one transaction for the batch)."""
+        keys = [(o.inner.from_, o.inner.msg_id) for o in opened if isinstance(o, Opened)]
+        results: list[BatchResult] = []
+        queued_acks = False
+        acked = False
+        async with self.write() as conn:
+            stored = (
+                {
+                    (r.from_node, r.msg_id): (r.status, r.code)
+                    for r in (
+                        await conn.execute(
+                            select(
+                                inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code
+                            ).where(tuple_(inbox.c.from_node, inbox.c.msg_id).in_(keys))
+                        )
+                    ).all()
+                }
+                if keys
+                else {}
+            )
+            inbox_rows: list[dict[str, Any]] = []
+            ack_rows: list[dict[str, Any]] = []
+            for o in opened:
+                if isinstance(o, BatchResult):
+                    results.append(o)
+                    continue
+                inner = o.inner
+                key = (inner.from_, inner.msg_id)
+                if key in stored:
+                    status, code = stored[key]
+                    if status == AckStatus.REFUSED.value:
+                        results.append(_result(inner.msg_id, AckStatus.REFUSED, code))
+                    else:
+                        results.append(_result(inner.msg_id, AckStatus.DUPLICATE))
+                    if inner.type is not MessageType.ACK:
+                        ack_rows.append(self._ack_row(o, status, code, now))
+                    continue
+                if inner.type is MessageType.ACK:
+                    acked |= await self._apply_ack(conn, o, now)
+                    status, code = AckStatus.ACCEPTED.value, None
+                else:
+                    handler = self.handlers.get(inner.type)
+                    if handler is None:
+                        results.append(_result(inner.msg_id, AckStatus.REFUSED, Code.UNKNOWN_TYPE))
+                        continue
+                    status, code = await self._run_handler(conn, handler, o)
+                    ack_rows.append(self._ack_row(o, status, code, now))
+                stored[key] = (status, code)
+                inbox_rows.append(
+                    {
+                        "from_node": inner.from_,
+                        "msg_id": inner.msg_id,
+                        "msg_type": inner.type.value,
+                        "status": status,
+                        "code": code,
+                        "received_ts": now,
+                        "expires_ts": inner.expires_ts,
+                    }
+                )
+                results.append(_result(inner.msg_id, AckStatus(status), code))
+            if inbox_rows:
+                await conn.execute(insert(inbox), inbox_rows)
+            if ack_rows:
+                await enqueue_many(conn, ack_rows)
+                queued_acks = True
+            hub = self._is_hub(origin)
+            await reset_backoff(conn, destinations=None if hub else [origin], now=now)
+        if queued_acks and self.on_queued is not None:
+            self.on_queued()
+        if acked and self.on_acked is not None:
+            self.on_acked()
+        return results
+
+    def _is_hub(self, node_id: str) -> bool:
+        state = self.roster.state
+        return state.has_node(node_id) and state.node(node_id).is_hub
+
+    async def _run_handler(
+        self, conn: AsyncConnection, handler: Handler, o: Opened
+    ) -> tuple[str, str | None]:
+        savepoint = await conn.begin_nested()
+        try:
+            await handler(conn, o)
+        except DBAPIError:
+            await savepoint.rollback()
+            raise
+        except Exception as exc:
+            await savepoint.rollback()
+            code = _wire_code(exc)
+            detail = getattr(exc, "code", None)
+            if isinstance(exc, FederationError) or detail is not None:
+                log.info(
+                    "%s %s from %s refused by its handler: %s",
+                    o.inner.type.value,
+                    o.inner.msg_id,
+                    o.inner.from_,
+                    getattr(detail, "value", detail),
+                )
+            else:
+                log.exception("handler for %s failed on %s", o.inner.type.value, o.inner.msg_id)
+            return AckStatus.REFUSED.value, code
+        await savepoint.commit()
+        return AckStatus.ACCEPTED.value, None
+
+    async def _apply_ack(self, conn: AsyncConnection, o: Opened, now: int) -> bool:
+        body = o.body
+        assert isinstance(body, AckBody)
+        changed = await mark_acked(
+            conn,
+            destination=o.inner.from_,
+            msg_id=body.msg_id,
+            status=body.status.value,
+            code=body.code.value if body.code else None,
+            now=now,
+        )
+        handler = self.handlers.get(MessageType.ACK)
+        if handler is not None and changed:
+            savepoint = await conn.begin_nested()
+            try:
+                await handler(conn, o)
+            except DBAPIError:
+                await savepoint.rollback()
+                raise
+            except Exception:
+                await savepoint.rollback()
+                log.exception("ack handler failed on %s", o.inner.msg_id)
+            else:
+                await savepoint.commit()
+        return changed
+
+    def _ack_row(self, o: Opened, status: str, code: str | None, now: int) -> dict[str, Any]:
+        inner = o.inner
+        ack_status = (
+            AckStatus.REFUSED.value
+            if status == AckStatus.REFUSED.value
+            else AckStatus.ACCEPTED.value
+        )
+        return {
+            "destination": inner.from_,
+            "msg_id": new_ulid(now, self.rand(10)),
+            "msg_type": MessageType.ACK.value,
+            "envelope": None,
+            "intent": _intent_json(
+                {
+                    "type": MessageType.ACK.value,
+                    "body": {"msg_id": inner.msg_id, "status": ack_status, "code": code},
+                    "thread_id": inner.thread_id,
+                    "in_reply_to": inner.msg_id,
+                }
+            ),
+            "state": OutboxState.PENDING,
+            "attempts": 0,
+            "next_attempt_ts": now,
+            "created_ts": now,
+            "expires_ts": now + ACK_TTL_MS,
+        }
+
+    async def sweep(self) -> int:
+        """Delete inbox rows whose envelopes can no longer pass the freshness check."""
+        cutoff = self.clock.now_ms() - SKEW_MS
+        async with self.write() as conn:
+            res = await conn.execute(delete(inbox).where(inbox.c.expires_ts < cutoff))
+        return int(res.rowcount)
+
+
+def _intent_json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,226 @@
+"""The outbox: durable, retried, end-to-end acknowledged delivery (DESIGN section 4).
+
+Writing: `enqueue` (or `FederationService.send`, which builds the envelope) runs inside the
+caller's business transaction, so the business row and the outbox row commit together or not
+at all. The envelope is built once; every retry resends the same bytes. Acks are queued as
+an *intent* (their type and body) by the inbox and built once by the worker before their
+first send, which keeps envelope building off the inbox's hot path.
+
+Queues and timing: one queue per destination (`fed_outbox.destination`). A row is due when
+`next_attempt_ts <= now`. Failed attempts back off exponentially with jitter
+(`backoff_ms`: 1 s, 2 s, 4 s ... capped at 15 minutes; public safety cannot wait days). A
+valid inbound request from a peer proves it is up: `reset_backoff` makes its undelivered
+rows due at once. Rows still pending at startup are simply due: the worker replays them.
+
+Done means acknowledged end to end: a non-ack row stays `pending` after the next hop (the
+peer, or the hub) answered `accepted` until the recipient's signed `ack` arrives through the
+inbox (`mark_acked`); meanwhile it is resent after a longer wait (`AWAIT_ACK_MS`, growing),
+which the recipient answers as a duplicate and re-acks. An `ack` itself is done once a hop
+accepted it (the hub queue is durable, and acks are not acked). A permanent refusal or the
+envelope's expiry marks the row `failed` with the code.
+
+Several workers (processes) may share one PostgreSQL outbox: `claim_due` selects due rows
+`FOR UPDATE SKIP LOCKED` and leases them (pushes `next_attempt_ts` by `LEASE_MS`) in a short
+transaction, so each row is sent by one worker at a time and a crashed worker's lease runs
+out by itself. SQLite has one writer and needs no row locks.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from federation.store import OutboxState, outbox
+from protocol.errors import Code
+
+__all__ = [
+    "AWAIT_ACK_MS",
+    "BACKOFF_BASE_MS",
+    "BACKOFF_CAP_MS",
+    "LEASE_MS",
+    "PERMANENT_CODES",
+    "Claimed",
+    "Db",
+    "backoff_ms",
+    "claim_due",
+    "enqueue",
+    "enqueue_many",
+    "mark_acked",
+    "reset_backoff",
+]
+
+Db = AsyncConnection | AsyncSession
+
+BACKOFF_BASE_MS = 1_000
+BACKOFF_CAP_MS = 15 * 60 * 1_000
+AWAIT_ACK_MS = 30_000
+LEASE_MS = 60_000
+
+# Refusals that resending the same bytes can never cure. The others (unknown sender or key,
+# roster mismatch, a clock ahead of the receiver's) may pass once the receiver's roster or
+# clock catches up.
+PERMANENT_CODES = frozenset(
+    c.value
+    for c in (
+        Code.MALFORMED,
+        Code.TOO_LARGE,
+        Code.REVOKED_KEY,
+        Code.BAD_SIGNATURE,
+        Code.CT_HASH_MISMATCH,
+        Code.WRONG_RECIPIENT,
+        Code.EXPIRED,
+        Code.UNDECRYPTABLE,
+        Code.BAD_PADDING,
+        Code.BAD_INNER_SIGNATURE,
+        Code.NOT_CANONICAL,
+        Code.SENDER_MISMATCH,
+        Code.RECIPIENT_MISMATCH,
+        Code.LAYER_MISMATCH,
+        Code.BAD_BODY,
+    )
+)
+
+
+def backoff_ms(
+    attempts: int, rand: Callable[[], float] = random.random, cap: int = BACKOFF_CAP_MS
+) -> int:
+    """Delay before the next try after `attempts` failed ones: exponential, capped, with
+    "equal jitter" (half fixed, half random) so peers coming back do not stampede."""
+    step = min(cap, BACKOFF_BASE_MS * (1 << min(max(attempts - 1, 0), 20)))
+    return step // 2 + int(rand() * (step - step // 2))
+
+
+async def enqueue(
+    db: Db,
+    *,
+    destination: str,
+    msg_id: str,
+    msg_type: str,
+    created_ts: int,
+    expires_ts: int,
+    envelope: bytes | None = None,
+    intent: dict[str, Any] | None = None,
+) -> None:
+    """Queue one message in the caller's transaction (envelope bytes, or an ack intent)."""
+    if (envelope is None) == (intent is None):
+        raise ValueError("give exactly one of envelope and intent")
+    await db.execute(
+        insert(outbox).values(
+            destination=destination,
+            msg_id=msg_id,
+            msg_type=msg_type,
+            envelope=envelope,
+            intent=json.dumps(intent, sort_keys=True) if intent is not None else None,
+            state=OutboxState.PENDING,
+            attempts=0,
+            next_attempt_ts=created_ts,
+            created_ts=created_ts,
+            expires_ts=expires_ts,
+        )
+    )
+
+
+async def enqueue_many(db: Db, rows: Sequence[dict[str, Any]]) -> None:
+    """Batch form of `enqueue` for rows already shaped as `fed_outbox` values."""
+    if rows:
+        await db.execute(insert(outbox), list(rows))
+
+
+async def mark_acked(
+    db: Db, *, destination: str, msg_id: str, status: str, code: str | None, now: int
+) -> bool:
+    """Record the recipient's signed ack for (destination, msg_id); True if a row changed."""
+    refused = status == "refused"
+    res = await db.execute(
+        update(outbox)
+        .where(
+            outbox.c.destination == destination,
+            outbox.c.msg_id == msg_id,
+            outbox.c.state == OutboxState.PENDING,
+        )
+        .values(
+            state=OutboxState.FAILED if refused else OutboxState.DONE,
+            acked_ts=now,
+            failed_code=code if refused else None,
+        )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def reset_backoff(db: Db, *, destinations: Sequence[str] | None, now: int) -> int:
+    """Make undelivered rows to `destinations` (all, when None) due now."""
+    cond = [
+        outbox.c.state == OutboxState.PENDING,
+        outbox.c.sent_ts.is_(None),
+        outbox.c.next_attempt_ts > now,
+        outbox.c.attempts > 0,
+    ]
+    if destinations is not None:
+        cond.append(outbox.c.destination.in_(list(destinations)))
+    res = await db.execute(update(outbox).where(and_(*cond)).values(next_attempt_ts=now))
+    return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass
+class Claimed:
+    id: int
+    destination: str
+    msg_id: str
+    msg_type: str
+    envelope: bytes | None
+    intent: dict[str, Any] | None
+    attempts: int  # including this one
+    created_ts: int
+    expires_ts: int
+
+
+async def claim_due(
+    conn: AsyncConnection, *, now: int, limit: int = 500, lease_ms: int = LEASE_MS
+) -> list[Claimed]:
+    """Lease due rows (oldest first). Call inside a short transaction of its own."""
+    q = (
+        select(
+            outbox.c.id,
+            outbox.c.destination,
+            outbox.c.msg_id,
+            outbox.c.msg_type,
+            outbox.c.envelope,
+            outbox.c.intent,
+            outbox.c.attempts,
+            outbox.c.created_ts,
+            outbox.c.expires_ts,
+        )
+        .where(outbox.c.state == OutboxState.PENDING, outbox.c.next_attempt_ts <= now)
+        .order_by(outbox.c.next_attempt_ts, outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    rows = (await conn.execute(q)).all()
+    if not rows:
+        return []
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_([r.id for r in rows]))
+        .values(next_attempt_ts=now + lease_ms, attempts=outbox.c.attempts + 1)
+    )
+    return [
+        Claimed(
+            id=r.id,
+            destination=r.destination,
+            msg_id=r.msg_id,
+            msg_type=r.msg_type,
+            envelope=bytes(r.envelope) if r.envelope is not None else None,
+            intent=json.loads(r.intent) if r.intent is not None else None,
+            attempts=r.attempts + 1,
+            created_ts=r.created_ts,
+            expires_ts=r.expires_ts,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,462 @@
+"""`FederationService`: one server's federation runtime (the node's and the hub's).
+
+It ties together the roster (`RosterStore`), the inbox, the outbox worker and the HTTP
+transport, for one identity (`me` + `NodeKeys`) over one database:
+
+    fed = FederationService(me=..., keys=..., engine=..., write=..., clock=..., pin=...)
+    fed.register_handler(MessageType.ACTIVATION_REQUEST, on_request)
+    app.add_routes(fed.routes())            # PUT /fed/v1/send/{txn}, GET /fed/v1/roster[/v]
+    app.cleanup_ctx.append(fed.cleanup_ctx) # load roster, replay outbox, run the worker
+    msg_id = await fed.send(conn, "beta-pd", MessageType.ACTIVATION_OFFER, body, thread_id=...)
+
+`send` builds the envelope once (`protocol.envelope.build_envelope`, under the current roster
+and the recipient's encryption key) and queues it in the caller's transaction; the worker
+delivers after commit.
+
+Routing (worker): direct to the destination's roster endpoint; when that fails (unreachable,
+5xx), through the hub (the hub named by `hub_id`, else the first hub of the roster), and
+direct attempts to that destination are skipped for a while (`DIRECT_RETRY_MS`). The hub
+itself always delivers direct. Either way the recipient's inbox dedupes, so a message sent
+both ways is applied once.
+
+The worker wakes when a transaction that queued something commits (`kick()`), when an ack
+arrives, or every `poll_ms`. Tests drive it deterministically with `run_once()` / `drain()`
+and a `FakeClock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from federation.clock import Clock
+from federation.errors import FedCode, FederationError
+from federation.inbox import Handler, HandlerRegistry, Inbox, WriteTx
+from federation.keystore import NodeKeys
+from federation.outbox import (
+    AWAIT_ACK_MS,
+    PERMANENT_CODES,
+    Claimed,
+    Db,
+    backoff_ms,
+    claim_due,
+    enqueue,
+)
+from federation.roster import BoardPin
+from federation.roster_sync import RosterStore, roster_routes
+from federation.store import OutboxState, outbox
+from federation.transport import BatchReceiver, HopClient, PeerError, send_handler, send_route
+from protocol.envelope import MAX_BATCH, SKEW_MS, Sender, build_envelope
+from protocol.errors import ProtocolError
+from protocol.ids import new_ulid
+from protocol.messages import AckStatus, BatchResult, MessageType
+
+__all__ = ["DEFAULT_TTL_MS", "DIRECT_RETRY_MS", "FederationService"]
+
+log = logging.getLogger("peernet.federation")
+
+DEFAULT_TTL_MS = 3 * 86_400_000
+DIRECT_RETRY_MS = 60_000
+ROSTER_REFRESH_MS = 10 * 60_000
+
+
+class FederationService:
+    def __init__(
+        self,
+        *,
+        me: str,
+        keys: NodeKeys,
+        engine: AsyncEngine,
+        write: WriteTx,
+        clock: Clock,
+        pin: BoardPin | None,
+        hub_id: str | None = None,
+        hub_url: str | None = None,
+        is_hub: bool = False,
+        poll_ms: int = 1_000,
+        run_worker: bool = True,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.me = me
+        self.keys = keys
+        self.engine = engine
+        self.write = write
+        self.clock = clock
+        self.is_hub = is_hub
+        self.hub_id = hub_id
+        self.hub_url = hub_url
+        self.poll_ms = poll_ms
+        self.run_worker = run_worker
+        self.rand = rand
+        self.roster = RosterStore(engine, clock, pin, write)
+        self.handlers = HandlerRegistry()
+        self.inbox = Inbox(
+            me=me,
+            enc_key=keys.enc_key,
+            roster=self.roster,
+            write=write,
+            clock=clock,
+            handlers=self.handlers,
+        )
+        self.inbox.on_queued = self.kick
+        self.inbox.on_acked = self.kick
+        self.receiver: BatchReceiver = self.inbox
+        self.http: aiohttp.ClientSession | None = None
+        self.client: HopClient | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._direct_down_until: dict[str, int] = {}
+        self._sender = Sender(
+            node_id=me, key_version=keys.key_version, signing_key=keys.signing_key
+        )
+        self._last_roster_refresh = 0
+
+    # --- business API -------------------------------------------------------------------
+
+    @property
+    def state(self) -> Any:
+        """The `RosterState` (directory, key resolver)."""
+        return self.roster.state
+
+    def register_handler(
+        self, msg_type: MessageType, handler: Handler, *, replace: bool = False
+    ) -> None:
+        """Business logic for inbound `msg_type` (one per type; `replace` for tests)."""
+        self.handlers.register(msg_type, handler, replace=replace)
+
+    async def send(
+        self,
+        conn: Db,
+        to: str,
+        msg_type: MessageType,
+        body: BaseModel | Mapping[str, Any],
+        thread_id: str | None = None,
+        in_reply_to: str | None = None,
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+    ) -> str:
+        """Build the envelope and queue it in the caller's transaction; returns its msg_id.
+        Raises `FederationError` (`unknown_node`, `no_roster`, or a protocol code such as
+        `bad_body`) before anything is written."""
+        state = self.roster.state
+        now = self.clock.now_ms()
+        msg_id = new_ulid(now, os.urandom(10))
+        try:
+            envelope = build_envelope(
+                sender=self._sender,
+                to=to,
+                recipient_enc_key=state.enc_key(to),
+                msg_type=MessageType(msg_type),
+                body=body,
+                msg_id=msg_id,
+                created_ts=now,
+                expires_ts=now + ttl_ms,
+                roster=state.ref(),
+                thread_id=thread_id,
+                in_reply_to=in_reply_to,
+            )
+        except ProtocolError as exc:
+            raise FederationError(exc.code.value, exc.detail or exc.code.value) from None
+        await enqueue(
+            conn,
+            destination=to,
+            msg_id=msg_id,
+            msg_type=MessageType(msg_type).value,
+            created_ts=now,
+            expires_ts=now + ttl_ms,
+            envelope=envelope,
+        )
+        self._kick_after_commit(conn)
+        return msg_id
+
+    def _kick_after_commit(self, conn: Db) -> None:
+        sync = getattr(conn, "sync_connection", None) or getattr(conn, "sync_session", None)
+        if sync is None:
+            self.kick()
+            return
+
+        def _after(*_a: Any) -> None:
+            self.kick()
+
+        target = sync
+        name = (
+            "commit"
+            if hasattr(sync, "get_transaction") and not hasattr(sync, "identity_map")
+            else "after_commit"
+        )
+        try:
+            event.listen(target, name, _after, once=True)
+        except Exception:  # an unknown target: fall back to the poll
+            self.kick()
+
+    def kick(self) -> None:
+        """Wake the worker (something became due)."""
+        self._wake.set()
+
+    # --- server wiring ------------------------------------------------------------------
+
+    def send_handler(self) -> Callable[[web.Request], Any]:
+        return send_handler(
+            me=self.me,
+            keys=lambda: self.roster.state,
+            clock=self.clock,
+            receiver=self.receiver,
+        )
+
+    def routes(self) -> list[web.RouteDef]:
+        return [send_route(self.send_handler()), *roster_routes(self.roster)]
+
+    async def start(self) -> None:
+        await self.roster.load()
+        self.http = aiohttp.ClientSession()
+        self.client = HopClient(self.me, self.keys, self.clock, self.http)
+        if self.roster.state.current is None and self.hub_url:
+            with contextlib.suppress(FederationError):
+                await self.refresh_roster()
+        if self.run_worker:
+            self._task = asyncio.create_task(self._run(), name=f"federation-worker-{self.me}")
+            self.kick()  # replay what was pending at shutdown
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+
+    async def cleanup_ctx(self, _app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def refresh_roster(self) -> int:
+        """Fetch newer roster versions from the hub (`hub_url`); the new current version."""
+        if self.http is None:
+            raise FederationError(FedCode.PEER_UNREACHABLE, "service not started")
+        url = self.hub_url or self._hub_endpoint()
+        if url is None:
+            return self.roster.state.version
+        await self.roster.fetch_from(self.http, url, source=self.hub_id or "hub")
+        self._last_roster_refresh = self.clock.now_ms()
+        return self.roster.state.version
+
+    # --- worker -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("federation worker pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_ms / 1000)
+            self._wake.clear()
+
+    async def drain(self, max_passes: int = 20) -> None:
+        """Run passes until nothing is due (tests and the benchmark)."""
+        for _ in range(max_passes):
+            if not await self.run_once():
+                return
+
+    async def run_once(self) -> int:
+        """One pass: claim due rows, build pending ack envelopes, deliver per destination.
+        Returns the number of rows handled."""
+        if self.client is None:
+            return 0
+        now = self.clock.now_ms()
+        async with self.write() as conn:
+            claimed = await claim_due(conn, now=now)
+        if not claimed:
+            return 0
+        by_dest: dict[str, list[Claimed]] = defaultdict(list)
+        expired: list[Claimed] = []
+        for row in claimed:
+            if now > row.expires_ts + SKEW_MS:
+                expired.append(row)
+            else:
+                by_dest[row.destination].append(row)
+        if expired:
+            await self._finish(expired, OutboxState.FAILED, "expired", now)
+        await self._materialize(
+            [r for rows in by_dest.values() for r in rows if r.envelope is None]
+        )
+        await asyncio.gather(*(self._deliver(dest, rows) for dest, rows in by_dest.items()))
+        return len(claimed)
+
+    async def _materialize(self, rows: list[Claimed]) -> None:
+        """Build queued ack envelopes once and store them (later resends reuse the bytes)."""
+        if not rows:
+            return
+        state = self.roster.state
+        built: list[Claimed] = []
+        for row in rows:
+            intent = row.intent or {}
+            try:
+                row.envelope = build_envelope(
+                    sender=self._sender,
+                    to=row.destination,
+                    recipient_enc_key=state.enc_key(row.destination),
+                    msg_type=MessageType(intent["type"]),
+                    body=intent["body"],
+                    msg_id=row.msg_id,
+                    created_ts=row.created_ts,
+                    expires_ts=row.expires_ts,
+                    roster=state.ref(),
+                    thread_id=intent.get("thread_id"),
+                    in_reply_to=intent.get("in_reply_to"),
+                )
+                built.append(row)
+            except (FederationError, ProtocolError, KeyError, ValueError) as exc:
+                log.warning("cannot build queued %s %s: %s", row.msg_type, row.msg_id, exc)
+        async with self.write() as conn:
+            for row in built:
+                await conn.execute(
+                    update(outbox).where(outbox.c.id == row.id).values(envelope=row.envelope)
+                )
+        failed = [r for r in rows if r.envelope is None]
+        if failed:
+            await self._finish(failed, OutboxState.FAILED, "undeliverable", self.clock.now_ms())
+
+    def _hub(self) -> tuple[str, str] | None:
+        state = self.roster.state
+        if self.is_hub or state.current is None:
+            return None
+        hubs = state.hubs()
+        if self.hub_id is not None:
+            hubs = [h for h in hubs if h.node_id == self.hub_id]
+        elif self.hub_url is not None:
+            hubs = [h for h in hubs if h.endpoint.rstrip("/") == self.hub_url.rstrip("/")] or hubs
+        if not hubs:
+            return None
+        return hubs[0].node_id, hubs[0].endpoint
+
+    def _hub_endpoint(self) -> str | None:
+        hub = self._hub()
+        return hub[1] if hub else None
+
+    async def _deliver(self, dest: str, rows: list[Claimed]) -> None:
+        assert self.client is not None
+        state = self.roster.state
+        for i in range(0, len(rows), MAX_BATCH):
+            chunk = rows[i : i + MAX_BATCH]
+            envelopes = [r.envelope for r in chunk if r.envelope is not None]
+            chunk = [r for r in chunk if r.envelope is not None]
+            results: list[BatchResult] | None = None
+            error = ""
+            now = self.clock.now_ms()
+            routes: list[tuple[str, str]] = []
+            if state.has_node(dest) and self._direct_down_until.get(dest, 0) <= now:
+                routes.append((dest, state.endpoint(dest)))
+            hub = self._hub()
+            if hub is not None and hub[0] != dest:
+                routes.append(hub)
+            for hop, url in routes:
+                try:
+                    results = await self.client.send_batch(url, hop, envelopes)
+                    break
+                except PeerError as exc:
+                    error = f"{hop}: {exc.peer_status} {exc.peer_code}"
+                except FederationError as exc:
+                    error = exc.message
+                if hop == dest:
+                    # Go through the hub for a while instead of waiting on a peer that is down.
+                    self._direct_down_until[dest] = now + DIRECT_RETRY_MS
+            now = self.clock.now_ms()
+            if results is None:
+                await self._retry(chunk, error or "no route", now)
+                continue
+            await self._record(chunk, results, now)
+
+    async def _record(self, rows: list[Claimed], results: list[BatchResult], now: int) -> None:
+        done: list[Claimed] = []
+        waiting: list[Claimed] = []
+        failed: dict[str, list[Claimed]] = defaultdict(list)
+        retry: list[Claimed] = []
+        for row, res in zip(rows, results, strict=True):
+            if res.status in (AckStatus.ACCEPTED, AckStatus.DUPLICATE):
+                (done if row.msg_type == MessageType.ACK.value else waiting).append(row)
+            elif res.code is not None and res.code.value in PERMANENT_CODES:
+                failed[res.code.value].append(row)
+            else:
+                retry.append(row)
+        if done:
+            await self._finish(done, OutboxState.DONE, None, now)
+        for code, fl in failed.items():
+            log.warning("%d message(s) refused permanently: %s", len(fl), code)
+            await self._finish(fl, OutboxState.FAILED, code, now)
+        if waiting:
+            async with self.write() as conn:
+                for row in waiting:
+                    wait = max(AWAIT_ACK_MS, backoff_ms(row.attempts, self.rand))
+                    await conn.execute(
+                        update(outbox)
+                        .where(outbox.c.id == row.id, outbox.c.state == OutboxState.PENDING)
+                        .values(sent_ts=now, next_attempt_ts=now + wait, last_error=None)
+                    )
+        if retry:
+            await self._retry(retry, "transient refusal", now)
+
+    async def _retry(self, rows: list[Claimed], error: str, now: int) -> None:
+        async with self.write() as conn:
+            for row in rows:
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row.id, outbox.c.state == OutboxState.PENDING)
+                    .values(
+                        next_attempt_ts=now + backoff_ms(row.attempts, self.rand),
+                        last_error=error[:200],
+                    )
+                )
+
+    async def _finish(self, rows: list[Claimed], state: str, code: str | None, now: int) -> None:
+        async with self.write() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.state == OutboxState.PENDING)
+                .values(
+                    state=state,
+                    failed_code=code,
+                    sent_ts=func.coalesce(outbox.c.sent_ts, now),
+                    acked_ts=now if state == OutboxState.DONE else None,
+                )
+            )
+
+    # --- housekeeping and inspection ----------------------------------------------------
+
+    async def sweep(self, keep_done_ms: int = 7 * 86_400_000) -> tuple[int, int]:
+        """Sweep expired inbox rows and outbox rows finished long ago."""
+        swept_in = await self.inbox.sweep()
+        cutoff = self.clock.now_ms() - keep_done_ms
+        async with self.write() as conn:
+            res = await conn.execute(
+                delete(outbox).where(
+                    outbox.c.state != OutboxState.PENDING, outbox.c.created_ts < cutoff
+                )
+            )
+        return swept_in, int(res.rowcount)
+
+    async def outbox_counts(self) -> dict[str, int]:
+        async with self.write() as conn:
+            rows = (
+                await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
+            ).all()
+        return {r[0]: int(r[1]) for r in rows}

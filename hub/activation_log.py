@@ -1,0 +1,108 @@
+"""The central activation log: metadata only (who asked whom, when, states, counts).
+
+Nodes send `activation_status` messages addressed to the hub (sealed to the hub's key, so it
+opens them). The handler stores the body's fields plus who reported it and when; a node may
+only report activations it is a party to (`from` must be the requester or the responder),
+anything else is refused as `bad_body`. Nothing here can hold a name, a narrative or a
+record: the body model (`protocol.messages.ActivationStatusBody`) has no such field.
+
+Operators (and board analysts) read it through `GET /api/v1/activation-log`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from federation.errors import FederationError
+from hub.db import Base
+from protocol.envelope import Opened
+from protocol.errors import Code
+from protocol.messages import ActivationStatusBody
+
+__all__ = ["activation_log", "list_entries", "record_status"]
+
+activation_log = Table(
+    "hub_activation_log",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("activation_id", String(26), nullable=False),
+    Column("requester", String(63), nullable=False),
+    Column("responder", String(63), nullable=True),
+    Column("state", String(32), nullable=False),
+    Column("incident_type", String(32), nullable=False),
+    Column("affected", Integer, nullable=False),
+    Column("peers_needed", Integer, nullable=False),
+    Column("peers_offered", Integer, nullable=False),
+    Column("status_ts", BigInteger, nullable=False),
+    Column("reported_by", String(63), nullable=False),
+    Column("msg_id", String(26), nullable=False),
+    Column("received_ts", BigInteger, nullable=False),
+    Index("ix_hub_activation_log_activation", "activation_id", "status_ts"),
+    Index("ix_hub_activation_log_status_ts", "status_ts"),
+)
+
+
+async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: int) -> None:
+    body = opened.body
+    assert isinstance(body, ActivationStatusBody)
+    reporter = opened.inner.from_
+    if reporter not in (body.requester, body.responder):
+        raise FederationError(Code.BAD_BODY, "a node may only report activations it is party to")
+    await conn.execute(
+        insert(activation_log).values(
+            activation_id=body.activation_id,
+            requester=body.requester,
+            responder=body.responder,
+            state=body.state.value,
+            incident_type=body.incident_type.value,
+            affected=body.counts.affected,
+            peers_needed=body.counts.peers_needed,
+            peers_offered=body.counts.peers_offered,
+            status_ts=body.ts,
+            reported_by=reporter,
+            msg_id=opened.inner.msg_id,
+            received_ts=received_ts,
+        )
+    )
+
+
+async def list_entries(
+    conn: AsyncConnection,
+    *,
+    activation_id: str | None = None,
+    node: str | None = None,
+    since_ts: int | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    q = select(activation_log).order_by(
+        activation_log.c.status_ts.desc(), activation_log.c.id.desc()
+    )
+    if activation_id is not None:
+        q = q.where(activation_log.c.activation_id == activation_id)
+    if node is not None:
+        q = q.where((activation_log.c.requester == node) | (activation_log.c.responder == node))
+    if since_ts is not None:
+        q = q.where(activation_log.c.status_ts >= since_ts)
+    rows = (await conn.execute(q.limit(limit))).all()
+    return [
+        {
+            "activation_id": r.activation_id,
+            "requester": r.requester,
+            "responder": r.responder,
+            "state": r.state,
+            "incident_type": r.incident_type,
+            "counts": {
+                "affected": r.affected,
+                "peers_needed": r.peers_needed,
+                "peers_offered": r.peers_offered,
+            },
+            "ts": r.status_ts,
+            "reported_by": r.reported_by,
+            "msg_id": r.msg_id,
+            "received_ts": r.received_ts,
+        }
+        for r in rows
+    ]

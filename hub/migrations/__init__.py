@@ -1,0 +1,1 @@
+"""Alembic migrations of the hub (run through `federation.database.migrate`)."""

@@ -1,0 +1,329 @@
+"""Store-and-forward relay: the hub holds outer envelopes per destination and delivers them.
+
+What the hub can and cannot do: it checks each envelope with
+`protocol.envelope.check_outer` (size, shape, freshness, the sender's outer signature under
+the roster, `ct_sha256`, the roster reference) and that `to` is a roster member. It cannot
+open the sealed inner message (it has no recipient key) and cannot re-address one: `to` is
+under the sender's outer signature and the inner signature covers `from` and `to`, so a
+changed destination fails at the recipient. It stores the envelope bytes exactly as
+received (canonical form of the parsed value, which is what the outer signature covers).
+
+Queue (`hub_relay`): one row per (from, msg_id), unique while queued, so a resend of a
+queued message is `duplicate`; rows are deleted once the destination answered (accepted,
+duplicate or a permanent refusal) or the envelope expired. Delivery runs per destination in
+batches of up to 50 with the hub's own per-hop signature, oldest first; failures back off
+(1 s doubling, jitter, capped at 15 minutes); a valid request *from* a destination makes its
+queue due at once. The queue is in the database, so a hub restarted with a full queue
+delivers it all after the restart. Several hub processes may share PostgreSQL: rows are
+leased with `FOR UPDATE SKIP LOCKED`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+
+from federation.clock import Clock
+from federation.errors import FederationError
+from federation.inbox import WriteTx
+from federation.outbox import LEASE_MS, PERMANENT_CODES, backoff_ms
+from federation.roster_sync import RosterStore
+from federation.transport import HopClient, PeerError
+from hub.db import Base
+from protocol.canonical import canonical_bytes_of_parsed
+from protocol.envelope import MAX_BATCH, SKEW_MS, check_outer, refusal
+from protocol.errors import Code, ProtocolError
+from protocol.messages import AckStatus, BatchResult
+
+__all__ = ["Relay", "relay_queue"]
+
+log = logging.getLogger("peernet.hub.relay")
+
+relay_queue = Table(
+    "hub_relay",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("destination", String(63), nullable=False),
+    Column("from_node", String(63), nullable=False),
+    Column("msg_id", String(26), nullable=False),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("expires_ts", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_ts", BigInteger, nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("last_error", String(200), nullable=True),
+    UniqueConstraint("from_node", "msg_id", name="uq_hub_relay_from_msg"),
+    Index("ix_hub_relay_due", "next_attempt_ts"),
+)
+
+
+@dataclass
+class _Row:
+    id: int
+    destination: str
+    envelope: bytes
+    attempts: int
+    expires_ts: int
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        me: str,
+        roster: RosterStore,
+        write: WriteTx,
+        clock: Clock,
+        client: Callable[[], HopClient | None],
+        poll_ms: int = 1_000,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.me = me
+        self.roster = roster
+        self.write = write
+        self.clock = clock
+        self.client = client
+        self.poll_ms = poll_ms
+        self.rand = rand
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- accepting ----------------------------------------------------------------------
+
+    async def accept(self, origin: str, items: list[object]) -> list[BatchResult]:
+        """Check and queue envelopes for other nodes; one result per item."""
+        now = self.clock.now_ms()
+        state = self.roster.state
+        results: list[BatchResult | None] = []
+        rows: list[dict[str, Any]] = []
+        keys: list[tuple[str, str]] = []
+        for item in items:
+            try:
+                if not isinstance(item, dict):
+                    raise ProtocolError(Code.MALFORMED, "envelope must be an object")
+                outer = check_outer(item, keys=state, roster=state, now_ms=now)
+                if not state.has_node(outer.to) or outer.to == outer.from_:
+                    raise ProtocolError(Code.WRONG_RECIPIENT, "destination is not routable")
+            except ProtocolError as exc:
+                results.append(refusal(item, exc.code))
+                continue
+            results.append(None)
+            keys.append((outer.from_, outer.msg_id))
+            rows.append(
+                {
+                    "destination": outer.to,
+                    "from_node": outer.from_,
+                    "msg_id": outer.msg_id,
+                    "envelope": canonical_bytes_of_parsed(item),
+                    "expires_ts": outer.expires_ts,
+                    "attempts": 0,
+                    "next_attempt_ts": now,
+                    "created_ts": now,
+                }
+            )
+        await self.roster.flush_alarms()
+        out: list[BatchResult] = []
+        if rows:
+            async with self.write() as conn:
+                have = {
+                    (r.from_node, r.msg_id)
+                    for r in (
+                        await conn.execute(
+                            select(relay_queue.c.from_node, relay_queue.c.msg_id).where(
+                                tuple_(relay_queue.c.from_node, relay_queue.c.msg_id).in_(keys)
+                            )
+                        )
+                    ).all()
+                }
+                fresh = []
+                status: dict[tuple[str, str], AckStatus] = {}
+                for row in rows:
+                    key = (row["from_node"], row["msg_id"])
+                    if key in have:
+                        status[key] = status.get(key, AckStatus.DUPLICATE)
+                        continue
+                    have.add(key)
+                    status[key] = AckStatus.ACCEPTED
+                    fresh.append(row)
+                if fresh:
+                    await conn.execute(insert(relay_queue), fresh)
+                await self._reset(conn, origin, now)
+            it = iter(rows)
+            seen: set[tuple[str, str]] = set()
+            for r in results:
+                if r is not None:
+                    out.append(r)
+                    continue
+                row = next(it)
+                key = (row["from_node"], row["msg_id"])
+                st = status[key] if key not in seen else AckStatus.DUPLICATE
+                seen.add(key)
+                out.append(BatchResult.model_construct(msg_id=row["msg_id"], status=st, code=None))
+            self.kick()
+        else:
+            out = [r for r in results if r is not None]
+        return out
+
+    async def _reset(self, conn: Any, origin: str, now: int) -> None:
+        await conn.execute(
+            update(relay_queue)
+            .where(
+                relay_queue.c.destination == origin,
+                relay_queue.c.next_attempt_ts > now,
+                relay_queue.c.attempts > 0,
+            )
+            .values(next_attempt_ts=now)
+        )
+
+    async def peer_seen(self, origin: str) -> None:
+        """A valid request from `origin`: it is up, deliver its queue now."""
+        async with self.write() as conn:
+            await self._reset(conn, origin, self.clock.now_ms())
+        self.kick()
+
+    # --- delivering ---------------------------------------------------------------------
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"relay-{self.me}")
+        self.kick()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("relay pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_ms / 1000)
+            self._wake.clear()
+
+    async def drain(self, max_passes: int = 20) -> None:
+        for _ in range(max_passes):
+            if not await self.run_once():
+                return
+
+    async def run_once(self) -> int:
+        client = self.client()
+        if client is None:
+            return 0
+        now = self.clock.now_ms()
+        async with self.write() as conn:
+            await conn.execute(delete(relay_queue).where(relay_queue.c.expires_ts + SKEW_MS < now))
+            q = (
+                select(
+                    relay_queue.c.id,
+                    relay_queue.c.destination,
+                    relay_queue.c.envelope,
+                    relay_queue.c.attempts,
+                    relay_queue.c.expires_ts,
+                )
+                .where(relay_queue.c.next_attempt_ts <= now)
+                .order_by(relay_queue.c.next_attempt_ts, relay_queue.c.id)
+                .limit(1000)
+            )
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = [
+                _Row(r.id, r.destination, bytes(r.envelope), r.attempts + 1, r.expires_ts)
+                for r in (await conn.execute(q)).all()
+            ]
+            if rows:
+                await conn.execute(
+                    update(relay_queue)
+                    .where(relay_queue.c.id.in_([r.id for r in rows]))
+                    .values(next_attempt_ts=now + LEASE_MS, attempts=relay_queue.c.attempts + 1)
+                )
+        if not rows:
+            return 0
+        by_dest: dict[str, list[_Row]] = defaultdict(list)
+        for row in rows:
+            by_dest[row.destination].append(row)
+        await asyncio.gather(*(self._deliver(client, d, rs) for d, rs in by_dest.items()))
+        return len(rows)
+
+    async def _deliver(self, client: HopClient, dest: str, rows: list[_Row]) -> None:
+        state = self.roster.state
+        for i in range(0, len(rows), MAX_BATCH):
+            chunk = rows[i : i + MAX_BATCH]
+            try:
+                results = await client.send_batch(
+                    state.endpoint(dest), dest, [r.envelope for r in chunk]
+                )
+            except (PeerError, FederationError) as exc:
+                await self._backoff(chunk, exc.message)
+                continue
+            remove, retry = [], []
+            for row, res in zip(chunk, results, strict=True):
+                if res.status in (AckStatus.ACCEPTED, AckStatus.DUPLICATE):
+                    remove.append(row)
+                elif res.code is not None and res.code.value in PERMANENT_CODES:
+                    log.warning("relay: %s refused a message permanently: %s", dest, res.code.value)
+                    remove.append(row)
+                else:
+                    retry.append(row)
+            if remove:
+                async with self.write() as conn:
+                    await conn.execute(
+                        delete(relay_queue).where(relay_queue.c.id.in_([r.id for r in remove]))
+                    )
+            if retry:
+                await self._backoff(retry, "transient refusal")
+
+    async def _backoff(self, rows: list[_Row], error: str) -> None:
+        now = self.clock.now_ms()
+        async with self.write() as conn:
+            for row in rows:
+                await conn.execute(
+                    update(relay_queue)
+                    .where(relay_queue.c.id == row.id)
+                    .values(
+                        next_attempt_ts=now + backoff_ms(row.attempts, self.rand),
+                        last_error=error[:200],
+                    )
+                )
+
+    async def queue_counts(self) -> dict[str, int]:
+        async with self.write() as conn:
+            rows = (
+                await conn.execute(
+                    select(relay_queue.c.destination, func.count()).group_by(
+                        relay_queue.c.destination
+                    )
+                )
+            ).all()
+        return {r[0]: int(r[1]) for r in rows}
