@@ -34,7 +34,7 @@ from federation.clock import SystemClock
 from federation.database import make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
-from node import audit, retention
+from node import audit, release_cli, retention
 from node.accounts import create_token, create_user
 from node.config import NodeSettings
 from node.context import NodeContext
@@ -330,3 +330,6 @@ def purge_cmd(config_path: Path, days: int | None) -> None:
     count = _run(_with_context(settings, lambda ctx: retention.purge_encounters(ctx, n_days)))
     click.echo(f"purged {count} encounters older than {n_days} days")
 
+
+
+release_cli.register(node_group)  # `node release --month`, `node ledger`
