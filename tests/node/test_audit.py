@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from node import audit
+from protocol.encoding import sha256_b64u
+from tests.node.conftest import MakeNode, Node, encounter
+
+
+async def _log_some(node: Node, n: int = 4) -> None:
+    for i in range(n):
+        status, _ = await node.post("sup1", "/api/v1/encounters", encounter(recipient=f"E-{i}"))
+        assert status == 201
+
+
+async def _verify(node: Node) -> audit.AuditReport:
+    async with node.ctx.db.read() as conn:
+        return await audit.verify(conn, node.keys, node.settings.node_id)
+
+
+async def _sql(node: Node, *statements: str, **params: Any) -> None:
+    async with node.ctx.db.write() as conn:
+        for s in statements:
+            await conn.execute(text(s), params)
+
+
+async def test_intact_chain_verifies_and_signed_head_checks(make_node: MakeNode) -> None:
+    node = await make_node()
+    await _log_some(node)
+    async with node.ctx.db.write() as conn:
+        assert await audit.sign_head(conn, node.keys, node.settings.node_id, node.clock.now_ms())
+    rep = await _verify(node)
+    assert rep.ok and rep.entries == rep.head_seq == rep.signed_seq, rep
+
+
+@pytest.mark.parametrize("tamper", ["edit", "edit_rehash", "delete", "reorder"])
+async def test_tampering_names_the_first_broken_link(make_node: MakeNode, tamper: str) -> None:
+    node = await make_node()
+    await _log_some(node)
+    target = 10  # somewhere in the middle (users and tokens were audited first)
+    if tamper == "edit":
+        await _sql(node, "UPDATE audit_log SET action = 'nothing.happened' WHERE seq = :s",
+                   s=target)
+        expected = (target, "altered")
+    elif tamper == "edit_rehash":
+        async with node.ctx.db.write() as conn:
+            row = (await conn.execute(text("SELECT * FROM audit_log WHERE seq = :s"),
+                                      {"s": target})).mappings().one()
+            forged = dict(row, outcome="refused")
+            await conn.execute(text("UPDATE audit_log SET outcome = 'refused', hash = :h "
+                                    "WHERE seq = :s"),
+                               {"h": sha256_b64u(audit.entry_bytes(forged)), "s": target})
+        expected = (target + 1, "broken_link")
+    elif tamper == "delete":
+        await _sql(node, "DELETE FROM audit_log WHERE seq = :s", s=target)
+        expected = (target, "missing")
+    else:
+        await _sql(node,
+                   "UPDATE audit_log SET seq = -1 WHERE seq = :s",
+                   "UPDATE audit_log SET seq = :s WHERE seq = :s + 1",
+                   "UPDATE audit_log SET seq = :s + 1 WHERE seq = -1", s=target)
+        expected = (target, "altered")
+    rep = await _verify(node)
+    assert not rep.ok
+    assert (rep.first_broken, rep.problem) == expected, rep
+    status, body = await node.get("audit", "/api/v1/audit/verify")
+    assert status == 200 and body["first_broken"] == expected[0]
+
+
+async def test_cutting_the_tail_is_caught_by_the_signed_head(make_node: MakeNode) -> None:
+    node = await make_node()
+    await _log_some(node)
+    async with node.ctx.db.write() as conn:
+        await audit.sign_head(conn, node.keys, node.settings.node_id, node.clock.now_ms())
+    rep = await _verify(node)
+    last = rep.head_seq
+    async with node.ctx.db.write() as conn:
+        prev = (await conn.execute(text("SELECT hash FROM audit_log WHERE seq = :s"),
+                                   {"s": last - 1})).scalar_one()
+        await conn.execute(text("DELETE FROM audit_log WHERE seq = :s"), {"s": last})
+        await conn.execute(text("UPDATE audit_head SET seq = :s, hash = :h"),
+                           {"s": last - 1, "h": prev})
+    rep = await _verify(node)
+    assert (rep.ok, rep.first_broken, rep.problem) == (False, last, "signed_entry_changed")
+
+
+async def test_forged_head_signature_is_refused(make_node: MakeNode) -> None:
+    node = await make_node()
+    await _log_some(node, 1)
+    async with node.ctx.db.write() as conn:
+        await audit.sign_head(conn, node.keys, node.settings.node_id, node.clock.now_ms())
+    await _sql(node, "UPDATE audit_head SET signed_at = signed_at + 1")
+    rep = await _verify(node)
+    assert (rep.ok, rep.problem) == (False, "bad_signature")
+
+
+async def test_concurrent_writers_keep_one_chain(make_node: MakeNode) -> None:
+    node = await make_node()
+    results = await asyncio.gather(*[
+        node.post(f"sup{1 + i % 2}", "/api/v1/encounters", encounter(recipient=f"R{i}"))
+        for i in range(24)
+    ])
+    assert [s for s, _ in results] == [201] * 24
+    rep = await _verify(node)
+    assert rep.ok, rep
+    assert await node.count("encounters") == 24
