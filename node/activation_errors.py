@@ -33,6 +33,7 @@ class ActivationCode(StrEnum):
     BAD_TARGET = "bad_target"  # not an agency in the roster, ourselves, or not allowed
     UNKNOWN_OFFER = "unknown_offer"  # no offer with that msg_id in this activation
     NOT_A_PARTY = "not_a_party"  # a message from a node outside this activation
+    WRONG_SIDE = "wrong_side"  # a requester's action on a received request, or the reverse
     NOT_FOUND = NodeCode.NOT_FOUND.value
     FORBIDDEN = NodeCode.FORBIDDEN.value
     INVALID_INPUT = NodeCode.INVALID_INPUT.value
@@ -47,6 +48,7 @@ HTTP_STATUS: Mapping[ActivationCode, int] = MappingProxyType(
         ActivationCode.BAD_TARGET: 422,
         ActivationCode.UNKNOWN_OFFER: 404,
         ActivationCode.NOT_A_PARTY: 403,
+        ActivationCode.WRONG_SIDE: 409,
         ActivationCode.NOT_FOUND: 404,
         ActivationCode.FORBIDDEN: 403,
         ActivationCode.INVALID_INPUT: 422,

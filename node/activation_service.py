@@ -455,7 +455,7 @@ async def _set_own(db: Db, ctx: ActivationContext, act: ActRow, state: Activatio
 def _require_side(act: ActRow, side: Side) -> None:
     if act.side is not side:
         who = "the requester" if side is Side.OUT else "a responder"
-        raise ActivationError(ActivationCode.FORBIDDEN, f"only {who} can do this", "side")
+        raise ActivationError(ActivationCode.WRONG_SIDE, f"only {who} can do this", "side")
 
 
 def _require_open_request(ctx: ActivationContext, act: ActRow) -> None:

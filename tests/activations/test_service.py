@@ -203,8 +203,8 @@ async def test_illegal_operations_are_refused_with_codes(db_url: str) -> None:
         await refused(lambda c: svc.decline_offer(c, ctx, aid, "agency-b",
                                                   DeclineReason.OTHER), "illegal_transition", 409)
         await refused(lambda c: svc.make_offer(c, ctx, aid, OfferIn.model_validate(OFFER_IN)),
-                      "forbidden", 403)
-        await refused(lambda c: svc.send_update(c, ctx, aid, Stage.MOBILIZED), "forbidden", 403)
+                      "wrong_side", 409)
+        await refused(lambda c: svc.send_update(c, ctx, aid, Stage.MOBILIZED), "wrong_side", 409)
         await refused(lambda c: svc.create_request(c, ctx, request_in(["agency-a"]),
                                                    user_id=None), "bad_target", 422)
         await refused(lambda c: svc.create_request(c, ctx, request_in(["agency-x"]),

@@ -1,0 +1,282 @@
+"""`peernet node activation ...`: a thin client of the node's activation API.
+
+    peernet node activation targets [--discipline D] [--region R]
+    peernet node activation request --incident-ref INC-1 --incident-type mass_casualty \
+        --event 2026-11-26T08:00Z --affected fire=40 --affected ems=12 \
+        --intervention defusing --window-start 2026-11-26T10:00Z --window-end ... \
+        --peers 6 --location "Station 7" --priority urgent --contact-role "Peer coordinator" \
+        --contact-phone "+1 555 0100" --approver "Deputy Chief" --expires +4h \
+        --target agency-b --target agency-c [--draft]
+    peernet node activation offer AID --discipline fire=2 --discipline ems=1 --eta 45
+    peernet node activation accept AID OFFER_MSG_ID
+    peernet node activation decline AID --reason no_capacity [--responder NODE]
+    peernet node activation update AID mobilized|on_scene|demobilized
+    peernet node activation cancel AID --reason no_longer_needed [--responder NODE]
+    peernet node activation close AID
+    peernet node activation list [--side in|out]
+    peernet node activation show AID
+
+It talks to a running node (`--url`, default `PEERNET_NODE_URL` or http://127.0.0.1:8080)
+with a coordinator's API token (`--token`, default `PEERNET_TOKEN`; see `peernet node token
+create`), so every rule, audit entry and federation message is the server's. Output is the
+JSON answer; a refusal prints one line `error: <code>: <message>` and exits 1.
+
+Times: ISO 8601 (`2026-11-26T08:00Z`, `2026-11-26T08:00:00+02:00`), integer milliseconds,
+or relative to now (`+4h`, `-30m`, `+2d`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import re
+import sys
+import time
+from typing import Any
+
+import aiohttp
+import click
+
+from protocol.messages import (
+    CancelReason,
+    DeclineReason,
+    Discipline,
+    IncidentType,
+    Intervention,
+    OfferCondition,
+    Priority,
+    Stage,
+)
+
+__all__ = ["activation_group", "parse_time"]
+
+_REL = re.compile(r"^([+-])(\d+)([mhd])$")
+_UNIT = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_time(value: str, now_ms: int | None = None) -> int:
+    """ISO 8601, integer ms, or `+4h` / `-30m` / `+2d` relative to now."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    value = value.strip()
+    m = _REL.match(value)
+    if m:
+        delta = int(m.group(2)) * _UNIT[m.group(3)]
+        return now + delta if m.group(1) == "+" else now - delta
+    if value.isdigit():
+        return int(value)
+    try:
+        dt = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not a time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.UTC)
+    return int(dt.timestamp() * 1000)
+
+
+def _counts(pairs: tuple[str, ...], what: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for pair in pairs:
+        name, sep, n = pair.partition("=")
+        if not sep or not n.isdigit() or name not in Discipline._value2member_map_:
+            raise click.BadParameter(f"{what}: use discipline=count, e.g. fire=2 (got {pair!r})")
+        out[name] = int(n)
+    return out
+
+
+def _choice(enum: Any) -> click.Choice[str]:
+    return click.Choice([m.value for m in enum])
+
+
+async def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, url.rstrip("/") + path, json=body,
+                                headers=headers) as resp:
+            data = await resp.read()
+            try:
+                doc = json.loads(data) if data else {}
+            except ValueError:
+                doc = {"error": {"code": "bad_response", "message": f"HTTP {resp.status}"}}
+            if resp.status >= 400:
+                err = doc.get("error", {}) if isinstance(doc, dict) else {}
+                raise click.ClickException(
+                    f"{err.get('code', resp.status)}: {err.get('message', 'request failed')}"
+                )
+            return doc
+
+
+class _Api:
+    def __init__(self, url: str, token: str | None) -> None:
+        if not token:
+            raise click.ClickException("set PEERNET_TOKEN or pass --token (a coordinator's)")
+        self.url = url
+        self.token = token
+
+    def __call__(self, method: str, path: str, body: Any = None) -> None:
+        try:
+            doc = asyncio.run(_call(self.url, self.token, method, path, body))
+        except aiohttp.ClientError as exc:
+            raise click.ClickException(f"node unreachable at {self.url}: {exc}") from None
+        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+
+
+P = "/api/v1/activations"
+
+
+@click.group("activation")
+@click.option("--url", envvar="PEERNET_NODE_URL", default="http://127.0.0.1:8080",
+              show_default=True, help="The node's base URL.")
+@click.option("--token", envvar="PEERNET_TOKEN", default=None, help="A coordinator's API token.")
+@click.pass_context
+def activation_group(ctx: click.Context, url: str, token: str | None) -> None:
+    """Interagency activation: request, offer, accept, decline, update, cancel, list."""
+    ctx.obj = (url, token)
+
+
+def _api(ctx: click.Context) -> _Api:
+    url, token = ctx.find_object(tuple) or ("http://127.0.0.1:8080", None)
+    return _Api(url, token)
+
+
+def _q(requester: str | None) -> str:
+    return f"?requester={requester}" if requester else ""
+
+
+@activation_group.command("targets")
+@click.option("--discipline", type=_choice(Discipline), default=None)
+@click.option("--region", default=None)
+@click.pass_context
+def targets_cmd(ctx: click.Context, discipline: str | None, region: str | None) -> None:
+    """Agencies this node may ask."""
+    q = "&".join(f"{k}={v}" for k, v in (("discipline", discipline), ("region", region)) if v)
+    _api(ctx)("GET", f"{P}/targets" + (f"?{q}" if q else ""))
+
+
+@activation_group.command("request")
+@click.option("--incident-ref", required=True)
+@click.option("--incident-type", type=_choice(IncidentType), required=True)
+@click.option("--event", "event", required=True, help="When the incident happened.")
+@click.option("--affected", multiple=True, required=True, help="discipline=count (repeat).")
+@click.option("--intervention", multiple=True, required=True, type=_choice(Intervention))
+@click.option("--window-start", required=True)
+@click.option("--window-end", required=True)
+@click.option("--peers", type=int, required=True)
+@click.option("--location", required=True, help="Reporting location.")
+@click.option("--priority", type=_choice(Priority), default="urgent", show_default=True)
+@click.option("--contact-role", required=True)
+@click.option("--contact-phone", required=True)
+@click.option("--approver", required=True)
+@click.option("--expires", required=True, help="When the request lapses (e.g. +4h).")
+@click.option("--target", multiple=True, required=True, help="Agency node id (repeat).")
+@click.option("--draft", is_flag=True, help="Keep as a draft; send later.")
+@click.pass_context
+def request_cmd(ctx: click.Context, /, **o: Any) -> None:
+    """Request peer support from other agencies."""
+    body = {
+        "incident_ref": o["incident_ref"], "incident_type": o["incident_type"],
+        "event_ts": parse_time(o["event"]), "affected": _counts(o["affected"], "--affected"),
+        "interventions": list(o["intervention"]),
+        "window_start_ts": parse_time(o["window_start"]),
+        "window_end_ts": parse_time(o["window_end"]), "peers_needed": o["peers"],
+        "reporting_location": o["location"], "priority": o["priority"],
+        "contact": {"role": o["contact_role"], "phone": o["contact_phone"]},
+        "approver": o["approver"], "expires_ts": parse_time(o["expires"]),
+        "targets": list(o["target"]), "draft": o["draft"],
+    }
+    _api(ctx)("POST", P, body)
+
+
+@activation_group.command("offer")
+@click.argument("activation_id")
+@click.option("--discipline", multiple=True, required=True, help="discipline=count (repeat).")
+@click.option("--eta", type=int, required=True, help="Minutes until peers can arrive.")
+@click.option("--condition", multiple=True, type=_choice(OfferCondition))
+@click.option("--requester", default=None)
+@click.pass_context
+def offer_cmd(ctx: click.Context, activation_id: str, discipline: tuple[str, ...], eta: int,
+              condition: tuple[str, ...], requester: str | None) -> None:
+    """Offer peers (counts by discipline, never names) to an incoming request."""
+    body = {"disciplines": _counts(discipline, "--discipline"), "eta_minutes": eta,
+            "conditions": list(condition)}
+    _api(ctx)("POST", f"{P}/{activation_id}/offer{_q(requester)}", body)
+
+
+@activation_group.command("accept")
+@click.argument("activation_id")
+@click.argument("offer_msg_id")
+@click.pass_context
+def accept_cmd(ctx: click.Context, activation_id: str, offer_msg_id: str) -> None:
+    """Accept an offer (naming its msg_id); repeating returns the first outcome."""
+    _api(ctx)("POST", f"{P}/{activation_id}/accept", {"offer_msg_id": offer_msg_id})
+
+
+@activation_group.command("decline")
+@click.argument("activation_id")
+@click.option("--reason", type=_choice(DeclineReason), required=True)
+@click.option("--responder", default=None, help="Requester: whose offer to decline.")
+@click.option("--requester", default=None)
+@click.pass_context
+def decline_cmd(ctx: click.Context, activation_id: str, reason: str, responder: str | None,
+                requester: str | None) -> None:
+    """Decline a request (responder) or an offer (requester, with --responder)."""
+    _api(ctx)("POST", f"{P}/{activation_id}/decline{_q(requester)}",
+              {"reason": reason, "responder": responder})
+
+
+@activation_group.command("update")
+@click.argument("activation_id")
+@click.argument("stage", type=_choice(Stage))
+@click.option("--requester", default=None)
+@click.pass_context
+def update_cmd(ctx: click.Context, activation_id: str, stage: str,
+               requester: str | None) -> None:
+    """Report mobilized, on_scene or demobilized (responder)."""
+    _api(ctx)("POST", f"{P}/{activation_id}/update{_q(requester)}", {"stage": stage})
+
+
+@activation_group.command("cancel")
+@click.argument("activation_id")
+@click.option("--reason", type=_choice(CancelReason), required=True)
+@click.option("--responder", default=None, help="Requester: cancel only this agency's leg.")
+@click.option("--requester", default=None)
+@click.pass_context
+def cancel_cmd(ctx: click.Context, activation_id: str, reason: str, responder: str | None,
+               requester: str | None) -> None:
+    """Cancel an activation (or one leg of it) from any open state."""
+    _api(ctx)("POST", f"{P}/{activation_id}/cancel{_q(requester)}",
+              {"reason": reason, "responder": responder})
+
+
+@activation_group.command("close")
+@click.argument("activation_id")
+@click.option("--requester", default=None)
+@click.pass_context
+def close_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> None:
+    """Close after demobilization."""
+    _api(ctx)("POST", f"{P}/{activation_id}/close{_q(requester)}")
+
+
+@activation_group.command("list")
+@click.option("--side", type=click.Choice(["in", "out"]), default=None)
+@click.pass_context
+def list_cmd(ctx: click.Context, side: str | None) -> None:
+    """Activations this node requested (out) or received (in)."""
+    _api(ctx)("GET", P + (f"?side={side}" if side else ""))
+
+
+@activation_group.command("show")
+@click.argument("activation_id")
+@click.option("--requester", default=None)
+@click.pass_context
+def show_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> None:
+    """One activation with its legs and timing warnings."""
+    _api(ctx)("GET", f"{P}/{activation_id}{_q(requester)}")
+
+
+@activation_group.command("handoffs")
+@click.pass_context
+def handoffs_cmd(ctx: click.Context) -> None:
+    """Follow-up hand-offs (notes only for the assigned coordinator)."""
+    _api(ctx)("GET", f"{P}/handoffs")

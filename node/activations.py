@@ -1,0 +1,31 @@
+"""Interagency activation on the node (DESIGN section 6): the feature's `setup(app)`.
+
+Listed in `node.app.FEATURES` after the federation service, it mounts the JSON API
+(`node.activation_api`), the coordinator pages (`node.activation_pages`) and installs the
+inbox handlers, the context and the expiry sweep (`node.activation_federation`).
+
+Module map: `activation_states` (the pure transition table), `activation_guardrails`
+(timing warnings), `activation_db` (tables), `activation_models` (API models),
+`activation_service` (operations of both sides), `activation_inbound` (inbound rules),
+`handoff` (follow-up hand-off, notes encrypted at rest), `activation_cli` (the CLI client).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.activation_api import setup_api
+from node.activation_federation import install
+from node.activation_pages import setup_pages
+from node.appkeys import CLOCK, KEYS, SETTINGS
+from node.federation_service import FEDERATION
+
+__all__ = ["setup"]
+
+
+def setup(app: web.Application) -> None:
+    setup_api(app)
+    setup_pages(app)
+    if FEDERATION in app:
+        install(app, app[FEDERATION], node_id=app[SETTINGS].node_id, clock=app[CLOCK],
+                enc_private_key=bytes(app[KEYS].enc_key))
