@@ -225,7 +225,8 @@ async def retention_purge(request: web.Request) -> web.Response:
 
 def openapi_document(app: web.Application) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every API route in the app's route table (cached)."""
-    if _OPENAPI not in app:
+    cache = app[_OPENAPI]
+    if not cache:
         ops = [
             Operation(
                 method=r.method, path=r.path, operation_id=r.name, summary=r.summary,
@@ -238,11 +239,12 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         doc = build_document(f"peernet node {app[SETTINGS].node_id}", "1", ops,
                              description="Agency node API: encounters, follow-ups, users, "
                              "disclosures, audit, agency report.")
-        app[_OPENAPI] = doc
-    return app[_OPENAPI]
+        cache.update(doc)
+    return cache
 
 
 def setup(app: web.Application) -> None:
+    app[_OPENAPI] = {}  # filled on first request, once every feature has added its routes
     add_routes(app, [
         Route("GET", f"{P}/openapi.json", openapi_json, "api.openapi", None,
               "This document", tags=("meta",)),
