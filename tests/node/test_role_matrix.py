@@ -64,11 +64,20 @@ EXPECTED: dict[str, set[str] | str] = {
     "fed_roster_version": "public",
     "fed_alarms": {"admin", "auditor"},
     "fed_outbox": {"admin", "auditor"},
+    # interagency activation (activation engineer's routes)
+    **{f"api.activations.{n}": {"coordinator"} for n in (
+        "list", "create", "targets", "handoffs", "handoffs.complete", "get", "submit", "offer",
+        "accept", "decline", "update", "cancel", "close", "handoffs.send")},
+    **{n: {"coordinator"} for n in (
+        "page.activations", "page.activations.new", "page.activations.post",
+        "page.activations.handoffs", "page.activations.handoffs.done", "page.activation",
+        "page.activation.post")},
 }
 
 
 def _fill(path: str) -> str:
-    return (path.replace("{id}", str(uuid.uuid4())).replace("{version}", "1"))
+    return (path.replace("{id}", str(uuid.uuid4())).replace("{version}", "1")
+            .replace("{activation_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV"))
 
 
 async def test_every_route_has_an_expectation_and_the_gate_matches(make_node: MakeNode) -> None:
