@@ -166,7 +166,7 @@ def parse_json(data: bytes) -> Any:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise ProtocolError(Code.MALFORMED, "invalid JSON") from exc
-    if _SURROGATE_ESCAPE.search(text) is not None and _has_lone_surrogate(value):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         _malformed("lone surrogate in string")
     # Brackets are cheap to count; only walk when the text could nest too deeply.
     if text.count("[") + text.count("{") > MAX_DEPTH and not _depth_ok(value, 0):
@@ -174,9 +174,43 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
+_PLAIN_DECODER = json.JSONDecoder(parse_float=_float, parse_constant=_constant, strict=True)
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# Every integer beyond +/-(2^53 - 1) has 16 or more digits, right after one of `:[,-`.
+_LONG_INTS = tuple(lead + b"0" * 16 for lead in (b":", b"[", b",", b"-"))
+
+
 def parse_canonical(data: bytes) -> Any:
-    """`parse_json`, then require `data` to be exactly the canonical bytes of its value."""
+    """`parse_json`, then require `data` to be exactly the canonical bytes of its value
+    (`not_canonical` otherwise; `malformed` for what `parse_json` refuses).
+
+    Fast path for the common case, same verdicts: decode without the per-object and
+    per-integer hooks and compare the re-encoding with the input. Equal bytes rule out
+    whitespace, key disorder and duplicate keys (a duplicate is dropped by the decode, so
+    the bytes would differ); floats and NaN still hit their hooks; the remaining strict
+    rules (integer range, ASCII keys, depth) are left to `parse_json` when a cheap scan
+    says they could be broken. On a mismatch `parse_json` runs to name a malformed input
+    first."""
+    if isinstance(data, bytes):
+        try:
+            value = _PLAIN_DECODER.decode(data.decode("utf-8"))
+        except ProtocolError:
+            raise
+        except (ValueError, RecursionError):  # includes UnicodeDecodeError
+            value = _MISMATCH
+        if value is not _MISMATCH and canonical_bytes_of_parsed(value) == data:
+            digits = data.translate(_DIGITS_TO_ZERO)
+            if (
+                data.isascii()
+                and not any(long in digits for long in _LONG_INTS)
+                and data.count(b"[") + data.count(b"{") <= MAX_DEPTH
+            ):
+                return value
+            return parse_json(data)  # the same value, unless a strict rule refuses it
     value = parse_json(data)
     if canonical_bytes_of_parsed(value) != data:
         raise ProtocolError(Code.NOT_CANONICAL, "bytes are not in canonical form")
     return value
+
+
+_MISMATCH = object()

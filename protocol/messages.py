@@ -32,13 +32,16 @@ from typing import Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 from protocol.canonical import MAX_SAFE_INT
 from protocol.encoding import DECIMAL_PATTERN
@@ -236,34 +239,45 @@ class Mechanism(StrEnum):
 # --- field types --------------------------------------------------------------------------
 
 
-def _as_enum(cls: type[StrEnum]) -> BeforeValidator:
-    # Strict mode wants enum instances, but parsed JSON holds strings: convert exact `str`
-    # values first (never bytes, never case-folded), then the strict enum check passes.
-    def convert(value: object) -> object:
-        if type(value) is str:
-            try:
-                return cls(value)
-            except ValueError:
-                pass
-        return value
+class _WireEnum:
+    """Enum field as a wire string: exactly `str` input (strict), matched exactly against
+    the values (lax enum: a value, not an instance, is what parsed JSON holds). Both steps
+    run in pydantic-core, with no Python call on the hot path."""
 
-    return BeforeValidator(convert)
+    def __init__(self, cls: type[StrEnum]) -> None:
+        self._cls = cls
+        self._schema = core_schema.chain_schema(
+            [
+                core_schema.str_schema(strict=True),
+                core_schema.enum_schema(cls, list(cls), sub_type="str", strict=False),
+            ]
+        )
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return self._schema
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "enum": [member.value for member in self._cls]}
 
 
-MessageTypeField = Annotated[MessageType, _as_enum(MessageType)]
-DisciplineField = Annotated[Discipline, _as_enum(Discipline)]
-InterventionField = Annotated[Intervention, _as_enum(Intervention)]
-IncidentTypeField = Annotated[IncidentType, _as_enum(IncidentType)]
-PriorityField = Annotated[Priority, _as_enum(Priority)]
-OfferConditionField = Annotated[OfferCondition, _as_enum(OfferCondition)]
-DeclineReasonField = Annotated[DeclineReason, _as_enum(DeclineReason)]
-CancelReasonField = Annotated[CancelReason, _as_enum(CancelReason)]
-StageField = Annotated[Stage, _as_enum(Stage)]
-ActivationStateField = Annotated[ActivationState, _as_enum(ActivationState)]
-AckStatusField = Annotated[AckStatus, _as_enum(AckStatus)]
-MeasureField = Annotated[Measure, _as_enum(Measure)]
-MechanismField = Annotated[Mechanism, _as_enum(Mechanism)]
-CodeField = Annotated[Code, _as_enum(Code)]
+MessageTypeField = Annotated[MessageType, _WireEnum(MessageType)]
+DisciplineField = Annotated[Discipline, _WireEnum(Discipline)]
+InterventionField = Annotated[Intervention, _WireEnum(Intervention)]
+IncidentTypeField = Annotated[IncidentType, _WireEnum(IncidentType)]
+PriorityField = Annotated[Priority, _WireEnum(Priority)]
+OfferConditionField = Annotated[OfferCondition, _WireEnum(OfferCondition)]
+DeclineReasonField = Annotated[DeclineReason, _WireEnum(DeclineReason)]
+CancelReasonField = Annotated[CancelReason, _WireEnum(CancelReason)]
+StageField = Annotated[Stage, _WireEnum(Stage)]
+ActivationStateField = Annotated[ActivationState, _WireEnum(ActivationState)]
+AckStatusField = Annotated[AckStatus, _WireEnum(AckStatus)]
+MeasureField = Annotated[Measure, _WireEnum(Measure)]
+MechanismField = Annotated[Mechanism, _WireEnum(Mechanism)]
+CodeField = Annotated[Code, _WireEnum(Code)]
 
 Version1 = Annotated[int, Field(ge=1, le=1)]
 Ts = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]

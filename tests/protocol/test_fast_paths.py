@@ -1,0 +1,192 @@
+"""The hot-path shortcuts give exactly the verdicts of the general code they stand in for:
+the canonical-outer regex vs strict parsing, the outer template vs `canonical_bytes`,
+`parse_canonical`'s fast path vs `parse_json` + compare, Python `unpad` vs `sodium_unpad`,
+and the models built without validation vs `model_validate`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nacl.bindings
+import nacl.exceptions
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import (
+    MAX_SAFE_INT,
+    Code,
+    InnerMessage,
+    MessageType,
+    OuterEnvelope,
+    ProtocolError,
+    b64u,
+    canonical_bytes,
+    canonical_bytes_of_parsed,
+    check_outer,
+    new_ulid,
+    pad,
+    parse_canonical,
+    parse_json,
+    unpad,
+    wire_json,
+)
+from protocol.envelope import _match_canonical, _unsigned_bytes
+from tests.protocol.factories import T0, Directory, KnownRoster, make_envelope, open_as
+from tests.protocol.test_canonical import json_values
+
+
+def outcome(fn: Any, *args: Any, **kwargs: Any) -> object:
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except ProtocolError as exc:
+        return ("refused", exc.code)
+
+
+def reference_check_outer(raw: bytes) -> object:
+    """check_outer on the general path only: strict parse first, then the mapping path."""
+    try:
+        obj = parse_json(raw)
+    except ProtocolError as exc:
+        return ("refused", exc.code)
+    return outcome(check_outer, obj, keys=Directory.default(), roster=KnownRoster(), now_ms=T0)
+
+
+ENVELOPE = make_envelope(msg_type=MessageType.ACTIVATION_OFFER)
+
+
+def test_canonical_outer_takes_the_fast_path() -> None:
+    matched = _match_canonical(ENVELOPE)
+    assert matched is not None
+    obj, unsigned = matched
+    assert obj == parse_json(ENVELOPE)
+    assert unsigned == canonical_bytes({k: v for k, v in obj.items() if k != "sig"})
+    assert _match_canonical(ENVELOPE.replace(b'"v":1}', b'"v":1 }')) is None
+
+
+def test_fast_and_general_outer_paths_agree_on_every_single_byte_mutation() -> None:
+    keys, roster = Directory.default(), KnownRoster()
+    for pos in range(len(ENVELOPE)):
+        for delta in (1, 0x20):
+            mutated = bytearray(ENVELOPE)
+            mutated[pos] ^= delta
+            raw = bytes(mutated)
+            fast = outcome(check_outer, raw, keys=keys, roster=roster, now_ms=T0)
+            assert fast == reference_check_outer(raw), (pos, delta)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, MAX_SAFE_INT + 10),
+    st.integers(0, MAX_SAFE_INT + 10),
+    st.integers(1, MAX_SAFE_INT + 10),
+    st.integers(0, 2**60),
+)
+def test_fast_and_general_paths_agree_on_numbers(
+    created: int, expires: int, version: int, key_version: int
+) -> None:
+    obj = parse_json(ENVELOPE)
+    obj.update(created_ts=created, expires_ts=expires)
+    obj["roster"]["version"] = version
+    obj["sig"]["key_id"] = f"ed25519:{key_version}"
+    raw = canonical_bytes_of_parsed(obj)
+    fast = outcome(check_outer, raw, keys=Directory.default(), roster=None, now_ms=T0)
+    assert fast == reference_check_outer(raw)
+
+
+@settings(max_examples=200)
+@given(
+    st.integers(0, MAX_SAFE_INT),
+    st.integers(0, MAX_SAFE_INT),
+    st.integers(1, MAX_SAFE_INT),
+    st.binary(min_size=0, max_size=300),
+    st.from_regex(r"[a-z0-9][a-z0-9-]{2,62}", fullmatch=True),
+)
+def test_outer_template_is_the_canonical_encoding(
+    created: int, expires: int, version: int, ct: bytes, node: str
+) -> None:
+    obj = {
+        "v": 1,
+        "msg_id": new_ulid(created % 2**48, bytes(10)),
+        "from": node,
+        "to": node,
+        "created_ts": created,
+        "expires_ts": expires,
+        "roster": {"version": version, "sha256": b64u(bytes(32))},
+        "ct": b64u(ct),
+        "ct_sha256": b64u(bytes(32)),
+    }
+    assert _unsigned_bytes(obj) == canonical_bytes(obj)
+
+
+@settings(max_examples=300)
+@given(json_values)
+def test_parse_canonical_fast_path_on_canonical_input(value: Any) -> None:
+    assert parse_canonical(canonical_bytes(value)) == value
+
+
+def reference_parse_canonical(data: bytes) -> Any:
+    value = parse_json(data)
+    if canonical_bytes_of_parsed(value) != data:
+        raise ProtocolError(Code.NOT_CANONICAL, "")
+    return value
+
+
+@settings(max_examples=400)
+@given(json_values, st.data())
+def test_parse_canonical_agrees_with_reference_on_edits(value: Any, data: st.DataObject) -> None:
+    raw = bytearray(canonical_bytes(value))
+    pos = data.draw(st.integers(0, len(raw)))
+    insert = data.draw(
+        st.sampled_from(
+            [b"", b" ", b"1.5", b"9007199254740992", b'"\xc3\xa9":1,', b'"a":1,', b"\\u00e9", b"-0"]
+        )
+    )
+    raw[pos:pos] = insert
+    assert outcome(parse_canonical, bytes(raw)) == outcome(reference_parse_canonical, bytes(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"a":1}',
+        b'{"a":9007199254740992}',
+        b"[-9007199254740992]",
+        b'{"\xc3\xa9":1}',
+        b"[" * 40 + b"]" * 40,
+        b'"\\ud800"',
+        b"1.5",
+    ],
+)
+def test_parse_canonical_refuses_what_parse_json_refuses(raw: bytes) -> None:
+    assert outcome(parse_canonical, raw) == ("refused", Code.MALFORMED)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=40), st.integers(0, 3), st.integers(0, 520), st.binary(max_size=3))
+def test_unpad_matches_sodium_unpad(data: bytes, blocks: int, cut: int, noise: bytes) -> None:
+    candidates = [pad(data), pad(data)[:-1] + b"\x01", pad(data) + bytes(512 * blocks)]
+    candidates.append((data + noise + bytes(1024))[: 512 * (1 + blocks % 2)])
+    candidates.append(bytes(512) if not cut else pad(data)[:cut] + bytes(512 - cut % 512))
+    for candidate in candidates:
+        try:
+            expected: object = nacl.bindings.sodium_unpad(candidate, 512)
+            if len(candidate) % 512:
+                expected = Code.BAD_PADDING  # we also demand whole blocks
+        except (nacl.exceptions.CryptoError, ValueError):
+            expected = Code.BAD_PADDING
+        got = outcome(unpad, candidate)
+        assert got == (("ok", expected) if isinstance(expected, bytes) else ("refused", expected))
+
+
+def test_models_built_without_validation_equal_validated_ones() -> None:
+    for msg_type in MessageType:
+        dst = (
+            "hub-east"
+            if msg_type.value in ("activation_status", "aggregate_release")
+            else "agency-b"
+        )
+        opened = open_as(make_envelope("agency-a", dst, msg_type), dst)
+        assert OuterEnvelope.model_validate(wire_json(opened.outer)) == opened.outer
+        assert InnerMessage.model_validate(parse_json(opened.inner_bytes)) == opened.inner
+        assert wire_json(opened.inner) == parse_json(opened.inner_bytes)
