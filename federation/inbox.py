@@ -61,6 +61,10 @@ WriteTx = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 ACK_TTL_MS = 3 * 86_400_000
 
 
+class _Isolate(Exception):
+    """A handler refused during the optimistic pass: redo the batch with savepoints."""
+
+
 class HandlerRegistry:
     """Business logic per message type (one handler each)."""
 
@@ -146,7 +150,20 @@ class Inbox:
     async def apply(
         self, origin: str, opened: list[Opened | BatchResult], now: int
     ) -> list[BatchResult]:
-        """The database part of `receive` (one transaction for the batch)."""
+        """The database part of `receive` (one transaction for the batch).
+
+        Optimistic first: handlers run without savepoints (a savepoint per message costs two
+        round trips). If any handler refuses, the whole transaction is rolled back and the
+        batch is applied again with one savepoint per message, so only the refused
+        message's changes are dropped."""
+        try:
+            return await self._apply(origin, opened, now, isolate=False)
+        except _Isolate:
+            return await self._apply(origin, opened, now, isolate=True)
+
+    async def _apply(
+        self, origin: str, opened: list[Opened | BatchResult], now: int, *, isolate: bool
+    ) -> list[BatchResult]:
         keys = [(o.inner.from_, o.inner.msg_id) for o in opened if isinstance(o, Opened)]
         results: list[BatchResult] = []
         queued_acks = False
@@ -184,14 +201,14 @@ class Inbox:
                         ack_rows.append(self._ack_row(o, status, code, now))
                     continue
                 if inner.type is MessageType.ACK:
-                    acked |= await self._apply_ack(conn, o, now)
+                    acked |= await self._apply_ack(conn, o, now, isolate)
                     status, code = AckStatus.ACCEPTED.value, None
                 else:
                     handler = self.handlers.get(inner.type)
                     if handler is None:
                         results.append(_result(inner.msg_id, AckStatus.REFUSED, Code.UNKNOWN_TYPE))
                         continue
-                    status, code = await self._run_handler(conn, handler, o)
+                    status, code = await self._run_handler(conn, handler, o, isolate)
                     ack_rows.append(self._ack_row(o, status, code, now))
                 stored[key] = (status, code)
                 inbox_rows.append(
@@ -224,8 +241,16 @@ class Inbox:
         return state.has_node(node_id) and state.node(node_id).is_hub
 
     async def _run_handler(
-        self, conn: AsyncConnection, handler: Handler, o: Opened
+        self, conn: AsyncConnection, handler: Handler, o: Opened, isolate: bool
     ) -> tuple[str, str | None]:
+        if not isolate:
+            try:
+                await handler(conn, o)
+            except DBAPIError:
+                raise
+            except Exception:
+                raise _Isolate() from None
+            return AckStatus.ACCEPTED.value, None
         savepoint = await conn.begin_nested()
         try:
             await handler(conn, o)
@@ -250,7 +275,7 @@ class Inbox:
         await savepoint.commit()
         return AckStatus.ACCEPTED.value, None
 
-    async def _apply_ack(self, conn: AsyncConnection, o: Opened, now: int) -> bool:
+    async def _apply_ack(self, conn: AsyncConnection, o: Opened, now: int, isolate: bool) -> bool:
         body = o.body
         assert isinstance(body, AckBody)
         changed = await mark_acked(
@@ -262,7 +287,14 @@ class Inbox:
             now=now,
         )
         handler = self.handlers.get(MessageType.ACK)
-        if handler is not None and changed:
+        if handler is not None and changed and not isolate:
+            try:
+                await handler(conn, o)
+            except DBAPIError:
+                raise
+            except Exception:
+                raise _Isolate() from None
+        elif handler is not None and changed:
             savepoint = await conn.begin_nested()
             try:
                 await handler(conn, o)

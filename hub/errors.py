@@ -25,6 +25,11 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     TOO_LARGE = "too_large"
     INTERNAL = "internal"
+    # hub users and pages (hub.users)
+    BAD_CREDENTIALS = "bad_credentials"
+    CSRF_FAILED = "csrf_failed"
+    THROTTLED = "throttled"
+    CONFLICT = "conflict"
 
 
 HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
@@ -38,6 +43,10 @@ HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
         Code.METHOD_NOT_ALLOWED: 405,
         Code.TOO_LARGE: 413,
         Code.INTERNAL: 500,
+        Code.BAD_CREDENTIALS: 401,
+        Code.CSRF_FAILED: 403,
+        Code.THROTTLED: 429,
+        Code.CONFLICT: 409,
     }
 )
 

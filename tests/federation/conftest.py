@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.federation.network import Network, make_network
+from tests.federation.network import Network, network_factory
 
 
 @pytest.fixture
@@ -17,16 +16,5 @@ async def network(
 ) -> AsyncIterator[Callable[..., Awaitable[Network]]]:
     """`net = await network(n_nodes, db="sqlite"|"postgres", **make_network_kwargs)`;
     every network made is closed at teardown."""
-    made: list[Network] = []
-
-    async def factory(n_nodes: int, db: str = "sqlite", **kw: Any) -> Network:
-        pg = request.getfixturevalue("pg_admin_url") if db == "postgres" else None
-        sub = tmp_path / f"net{len(made)}"
-        sub.mkdir()
-        net = await make_network(n_nodes, tmp_path=sub, db=db, pg_admin_url=pg, **kw)
-        made.append(net)
-        return net
-
-    yield factory
-    for net in made:
-        await net.close()
+    async for factory in network_factory(tmp_path, request):
+        yield factory

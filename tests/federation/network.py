@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,25 @@ async def make_network(
         await net.close()
         raise
     return net
+
+
+async def network_factory(
+    tmp_path: Path, request: Any
+) -> AsyncIterator[Callable[..., Awaitable[Network]]]:
+    """Body of the `network` fixture: yields `factory(n_nodes, db="sqlite"|"postgres", **kw)`
+    and closes every network made at teardown."""
+    made: list[Network] = []
+
+    async def factory(n_nodes: int, db: str = "sqlite", **kw: Any) -> Network:
+        pg = request.getfixturevalue("pg_admin_url") if db == "postgres" else None
+        sub = tmp_path / f"net{len(made)}"
+        sub.mkdir()
+        net = await make_network(n_nodes, tmp_path=sub, db=db, pg_admin_url=pg, **kw)
+        made.append(net)
+        return net
+
+    try:
+        yield factory
+    finally:
+        for net in made:
+            await net.close()

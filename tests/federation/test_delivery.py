@@ -9,6 +9,7 @@ import pytest
 
 from federation.errors import FederationError
 from protocol.errors import Code
+from protocol.messages import MessageType
 from tests.federation.helpers import TEST_TYPE, Recorder, counts, outbox_rows, send
 from tests.federation.network import Network
 
@@ -110,13 +111,24 @@ async def test_handler_refusal_is_acked_as_refused_and_rolls_back(network: Netwo
 async def test_no_handler_is_unknown_type_and_nothing_stored(network: NetworkFactory) -> None:
     net = await network(2)
     a, b = net.nodes
-    await send(a, b.node_id)
+    status = {
+        "activation_id": "01J00000000000000000000000",
+        "requester": a.node_id,
+        "responder": b.node_id,
+        "state": "requested",
+        "counts": {"affected": 1, "peers_needed": 1, "peers_offered": 0},
+        "incident_type": "other",
+        "ts": net.clock.now_ms(),
+    }
+    assert MessageType.ACTIVATION_STATUS not in b.fed.handlers  # meant for the hub
+    async with a.db.write() as conn:
+        await a.fed.send(conn, b.node_id, MessageType.ACTIVATION_STATUS, status)
     before = await counts(b)
     await net.settle()
-    after = await counts(b)
-    assert after["inbox"] == before["inbox"] == 0
+    assert await counts(b) == before
     [row] = await outbox_rows(a)
     assert row.state == "pending"  # unknown_type may pass after an upgrade: retried
+    assert row.last_error == "transient refusal"
 
 
 async def test_send_refuses_unknown_destination_and_bad_body_writing_nothing(

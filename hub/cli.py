@@ -1,0 +1,206 @@
+"""`peernet hub ...`: a thin click layer over `hub.app.create_app` and the roster store.
+
+- `init`: hub keys (sealed with `PEERNET_HUB_PASSPHRASE`), the TOML config (board keys pinned
+  from the board's `board.json`) and `hub-info.json` for `peernet board add-node`;
+- `install-roster FILE`: store a signed roster version (checked by the acceptance rules);
+- `serve`: run the hub (uvloop when installed).
+
+Expected failures print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from federation.board import read_pin
+from federation.clock import SystemClock
+from federation.database import make_engine, migrate
+from federation.errors import FederationError
+from federation.keystore import NodeKeys
+from federation.roster import node_info_document
+from federation.roster_sync import RosterStore
+from hub.config import HubSettings
+from hub.db import Database
+from hub.errors import HubError
+from protocol.encoding import b64u
+
+__all__ = ["hub_group"]
+
+T = TypeVar("T")
+
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("hub.toml"),
+    show_default=True,
+)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except (HubError, FederationError) as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+
+def _passphrase(confirm: bool = False) -> str:
+    value = os.environ.get("PEERNET_HUB_PASSPHRASE")
+    if value:
+        return value
+    entered: str = click.prompt("Hub key passphrase", hide_input=True, confirmation_prompt=confirm)
+    return entered
+
+
+@click.group("hub")
+def hub_group() -> None:
+    """Run and manage a hub (relay, roster, activation log)."""
+
+
+@hub_group.command("init")
+@_config_option
+@click.option("--hub-id", required=True)
+@click.option("--name", required=True)
+@click.option("--region", default="state", show_default=True)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("./peernet-hub")
+)
+@click.option("--db-url", default="")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8090, show_default=True, type=int)
+@click.option("--public-url", required=True, help="URL nodes reach this hub at.")
+@click.option(
+    "--board",
+    "board_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The board's board.json (keys and threshold to pin).",
+)
+def init_cmd(
+    config_path: Path,
+    hub_id: str,
+    name: str,
+    region: str,
+    data_dir: Path,
+    db_url: str,
+    host: str,
+    port: int,
+    public_url: str,
+    board_file: Path,
+) -> None:
+    """Create the hub's keys, config and public info."""
+    if config_path.exists():
+        raise click.ClickException(f"config file already exists: {config_path}")
+    pin = _guard(lambda: read_pin(board_file))
+    board_doc = json.loads(board_file.read_text(encoding="utf-8"))
+    settings = _guard(
+        lambda: HubSettings.load(
+            None,
+            hub_id=hub_id,
+            name=name,
+            region=region,
+            data_dir=data_dir.resolve(),
+            db_url=db_url,
+            host=host,
+            port=port,
+            public_url=public_url,
+            board_keys=board_doc["keys"],
+            board_threshold=pin.threshold,
+        )
+    )
+    if settings.key_path.exists():
+        raise click.ClickException(f"key file already exists: {settings.key_path}")
+    keys = NodeKeys.generate()
+    phrase = _passphrase(confirm=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    keys.save(settings.key_path, phrase)
+    config_path.write_text(settings.to_toml(), encoding="utf-8")
+    info = _guard(
+        lambda: node_info_document(
+            node_id=hub_id,
+            name=name,
+            disciplines=[],
+            region=region,
+            endpoint=public_url,
+            key_id=keys.key_id,
+            verify_key=keys.verify_key_bytes,
+            enc_public_key=keys.enc_public_bytes,
+            roles=["hub"],
+        )
+    )
+    info_path = settings.data_dir / "hub-info.json"
+    info_path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    click.echo(f"hub {hub_id} initialised: {config_path}")
+    click.echo(f"  signing key {keys.key_id}: {b64u(keys.verify_key_bytes)}")
+    click.echo(f"  public info for the board: {info_path}")
+
+
+@hub_group.command("install-roster")
+@_config_option
+@click.argument("roster_file", type=click.Path(dir_okay=False, path_type=Path))
+def install_roster_cmd(config_path: Path, roster_file: Path) -> None:
+    """Store a signed roster version (it must pass the acceptance rules)."""
+    settings = _guard(lambda: HubSettings.load(config_path))
+
+    try:
+        data = roster_file.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {roster_file}: {exc.strerror}") from None
+
+    async def run() -> list[int]:
+        engine = make_engine(settings.db_url)
+        try:
+            await migrate(engine, "hub:migrations")
+            from federation.roster import BoardPin
+
+            pin = BoardPin.from_strings(
+                settings.board_keys, settings.board_threshold or len(settings.board_keys)
+            )
+            store = RosterStore(engine, SystemClock(), pin, Database(engine).write)
+            await store.load()
+            return [s.version for s in await store.accept_document(data, "operator")]
+        finally:
+            await engine.dispose()
+
+    accepted = _guard(lambda: asyncio.run(run()))
+    click.echo(f"accepted roster versions: {accepted or 'none new'}")
+
+
+@hub_group.command("serve")
+@_config_option
+@click.option("--host", default=None)
+@click.option("--port", default=None, type=int)
+def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
+    """Serve the hub (relay, roster, activation log, API)."""
+    from aiohttp import web
+
+    from hub.app import create_app
+
+    settings = _guard(lambda: HubSettings.load(config_path))
+    if settings.passphrase is None:
+        from pydantic import SecretStr
+
+        settings = settings.model_copy(update={"passphrase": SecretStr(_passphrase())})
+    app = _guard(lambda: create_app(settings))
+    loop: asyncio.AbstractEventLoop
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    web.run_app(
+        app,
+        host=host or settings.host,
+        port=port or settings.port,
+        loop=loop,
+        access_log=None,
+        print=lambda m: click.echo(m.splitlines()[0], err=True),
+    )
