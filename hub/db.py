@@ -38,7 +38,7 @@ NAMING = {
 }
 
 # Modules defining tables on Base.metadata (imported by migrations/env.py).
-TABLE_MODULES: list[str] = ["hub.relay", "hub.activation_log", "hub.aggregates"]
+TABLE_MODULES: list[str] = ["hub.relay", "hub.activation_log", "hub.aggregates", "hub.users"]
 
 
 class Base(DeclarativeBase):

@@ -3,17 +3,29 @@
 - Inbox handler for `aggregate_release` (addressed to the hub): `hub.aggregates.accept_release`
   in the inbox's transaction, with the sender's roster region and the roster policy's monthly
   allowance. A refusal carries its code (`hub.aggregates.AggregateError`; codes outside the
-  wire set travel as `bad_body`). A conflicting release's alarm is written in its own
-  transaction once the inbox's has ended (the inbox rolls the refused message back).
+  wire set travel as `bad_body`).
+- Conflict alarms: a different second release for a stored node-month is refused, and the
+  inbox rolls back everything its handler wrote, so the alarm row cannot be written inside
+  the handler. The handler puts it on a per-request list (a context variable set by
+  `alarm_middleware` around `PUT /fed/v1/send/...`); once the batch's transaction has
+  committed, the middleware writes the alarms in one transaction of their own, before the
+  hub answers. So when the sender (or a test) sees the refusal, the alarm is stored. If the
+  batch fails instead (500), its alarms are dropped with it: the sender retries and the
+  conflict is found again. Outside a request (a handler called directly) the alarm is
+  written by a background task, as a last resort.
 - `GET /api/v1/stats` (operator, board_analyst): the statistics document of
   `hub.stats.summarise` for `month_from`, `month_to` (default: the last 12 months), and
-  optional `region`, `discipline` (comma-separated) and `node` (comma-separated) filters.
+  optional `region`, `discipline` (comma-separated) and `node` (comma-separated) filters;
+  the query string is validated by `hub.stats_models.StatsQuery` (unknown, repeated or bad
+  parameter: 400 `invalid_input` naming it).
 - `GET /api/v1/stats.csv`: the same figures, one row per month and metric.
+- `GET /api/v1/stats/alarms` (operator): the conflicting-release alarms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import csv
 import io
 import logging
@@ -21,28 +33,66 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hub.aggregates import AggregateError, accept_release, record_alarm
+from hub.aggregates import AggregateAlarm, AggregateError, accept_release, record_alarm
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION
 from hub.errors import Code, HubError
 from hub.stats import summarise
+from hub.stats_models import StatsQuery, parse_query
 from hub.stats_query import FilterError, StatsFilter, load_month_sums
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
-__all__ = ["READERS", "filter_from_query", "setup", "stats_document"]
+__all__ = [
+    "OPERATOR",
+    "READERS",
+    "alarm_middleware",
+    "filter_from_query",
+    "list_alarms",
+    "setup",
+    "stats_document",
+]
 
 log = logging.getLogger("peernet.hub.stats")
 
 READERS = frozenset({"operator", "board_analyst"})
+OPERATOR = frozenset({"operator"})
 _PENDING: set[asyncio.Task[None]] = set()
+_REQUEST_ALARMS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "peernet_hub_request_alarms", default=None
+)
+_SEND_PREFIX = "/fed/v1/send/"
 
 
 def setup(app: web.Application) -> None:
     app[FEDERATION].register_handler(MessageType.AGGREGATE_RELEASE, _release_handler(app))
+    app.middlewares.append(alarm_middleware)
     app.router.add_get("/api/v1/stats", _stats)
     app.router.add_get("/api/v1/stats.csv", _stats_csv)
+    app.router.add_get("/api/v1/stats/alarms", _alarms)
+
+
+@web.middleware
+async def alarm_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Writes the conflict alarms a federation batch raised once its transaction committed
+    (see module docstring)."""
+    if not request.path.startswith(_SEND_PREFIX):
+        response: web.StreamResponse = await handler(request)
+        return response
+    pending: list[dict[str, Any]] = []
+    token = _REQUEST_ALARMS.set(pending)
+    try:
+        response = await handler(request)
+    finally:
+        _REQUEST_ALARMS.reset(token)
+    if pending:
+        async with request.app[DB].write() as conn:
+            for alarm in pending:
+                await record_alarm(conn, alarm)
+        log.warning("conflicting aggregate release refused; %d alarm(s) recorded", len(pending))
+    return response
 
 
 def _release_handler(app: web.Application) -> Any:
@@ -59,7 +109,11 @@ def _release_handler(app: web.Application) -> Any:
             )
         except AggregateError as exc:
             if exc.alarm is not None:
-                _write_alarm_later(app, exc.alarm)
+                pending = _REQUEST_ALARMS.get()
+                if pending is not None:
+                    pending.append(exc.alarm)
+                else:
+                    _write_alarm_later(app, exc.alarm)
             raise
 
     return handler
@@ -92,14 +146,21 @@ def _split(raw: str | None) -> tuple[str, ...]:
 
 
 def filter_from_query(query: Any, now_ms: int) -> StatsFilter:
+    """A `StatsFilter` from a query string (strictly validated by `StatsQuery`). Without
+    `month_from`, the range is the 12 months ending at `month_to`."""
+    q = parse_query(query, StatsQuery)
     start, end = _months_back(now_ms, 12)
+    month_to = q.month_to or end
+    if q.month_from is None and q.month_to is not None:
+        idx = int(month_to[:4]) * 12 + int(month_to[5:]) - 1 - 11
+        start = f"{idx // 12:04d}-{idx % 12 + 1:02d}"
     try:
         return StatsFilter(
-            month_from=query.get("month_from") or start,
-            month_to=query.get("month_to") or end,
-            region=query.get("region") or None,
-            disciplines=_split(query.get("discipline")),
-            nodes=_split(query.get("node")),
+            month_from=q.month_from or start,
+            month_to=month_to,
+            region=q.region,
+            disciplines=_split(q.discipline),
+            nodes=_split(q.node),
         )
     except FilterError as exc:
         raise HubError(Code.INVALID_INPUT, exc.message, exc.field) from None
@@ -150,3 +211,22 @@ async def _stats_csv(request: web.Request) -> web.Response:
         text=buf.getvalue(), content_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="peernet-stats.csv"'},
     )
+
+
+async def list_alarms(app: web.Application, limit: int = 200) -> list[dict[str, Any]]:
+    a = AggregateAlarm
+    async with app[DB].read() as conn:
+        rows = (await conn.execute(
+            select(a.kind, a.node_id, a.month, a.stored_release_id, a.offered_release_id,
+                   a.offered_body_sha256, a.received_at)
+            .order_by(a.received_at.desc(), a.id.desc()).limit(limit)
+        )).all()
+    return [dict(r._mapping) for r in rows]
+
+
+async def _alarms(request: web.Request) -> web.Response:
+    await request.app[AUTHORIZE](request, OPERATOR)
+    if request.query:
+        raise HubError(Code.INVALID_INPUT, "this route takes no parameters",
+                       next(iter(request.query)))
+    return web.json_response({"alarms": await list_alarms(request.app)})

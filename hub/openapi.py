@@ -1,0 +1,76 @@
+"""The hub's OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (public).
+
+Built with the node's builder (`federation.openapi.build_document`) from the same pydantic
+models the handlers validate with (`hub.stats_models`), so the document names exactly the
+query parameters the server accepts: anything else is a 400 `invalid_input`. Only the hub's
+own JSON API is described; the federation transport (`/fed/v1/...`) has its wire format in
+DESIGN section 4, and the pages are for browsers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from federation.openapi import Operation, build_document
+from hub.stats_models import (
+    ActivationLogQuery,
+    AggregateAlarmsOut,
+    StatsDocument,
+    StatsQuery,
+)
+
+__all__ = ["OPERATIONS", "hub_document", "setup"]
+
+_DOC = web.AppKey("peernet_hub_openapi", dict[str, Any])
+
+
+class _NoQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/api/v1/stats", "getStats",
+              "Statistics with 95% intervals from the releases received (operator, "
+              "board_analyst)", query=StatsQuery, response=StatsDocument, tags=("stats",),
+              errors=(400, 401, 403)),
+    Operation("GET", "/api/v1/stats.csv", "getStatsCsv",
+              "The same figures as CSV: month, metric, estimate, low_95, high_95, "
+              "nodes_reporting (operator, board_analyst)", query=StatsQuery,
+              tags=("stats",), errors=(400, 401, 403)),
+    Operation("GET", "/api/v1/stats/alarms", "getReleaseAlarms",
+              "Conflicting-release alarms (operator)", query=_NoQuery,
+              response=AggregateAlarmsOut, tags=("stats",), errors=(400, 401, 403)),
+    Operation("GET", "/api/v1/activation-log", "getActivationLog",
+              "The central activation log, newest first (operator, board_analyst)",
+              query=ActivationLogQuery, tags=("activations",), errors=(400, 401, 403)),
+    Operation("GET", "/api/v1/openapi.json", "getOpenApi", "This document", secured=False,
+              tags=("meta",), errors=()),
+)
+
+
+def hub_document() -> dict[str, Any]:
+    doc = build_document(
+        "peernet hub API", "1",
+        OPERATIONS,
+        description="Privacy-protected statewide statistics and the central activation "
+                    "log. Authenticate with `Authorization: Bearer <token>` (an API token "
+                    "from `peernet hub user token`) or a browser session.",
+        cookie_name="peernet_hub_session",
+    )
+    csv_ok = doc["paths"]["/api/v1/stats.csv"]["get"]["responses"]["200"]
+    csv_ok["content"] = {"text/csv": {"schema": {"type": "string"}}}
+    doc["paths"]["/api/v1/openapi.json"]["get"]["responses"]["200"]["content"] = {
+        "application/json": {"schema": {"type": "object"}}}
+    return doc
+
+
+async def _openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(request.app[_DOC])
+
+
+def setup(app: web.Application) -> None:
+    app[_DOC] = hub_document()
+    app.router.add_get("/api/v1/openapi.json", _openapi_json)
