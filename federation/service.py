@@ -70,6 +70,7 @@ log = logging.getLogger("peernet.federation")
 DEFAULT_TTL_MS = 3 * 86_400_000
 DIRECT_RETRY_MS = 60_000
 ROSTER_REFRESH_MS = 10 * 60_000
+SWEEP_MS = 60 * 60_000
 
 
 class FederationService:
@@ -122,6 +123,7 @@ class FederationService:
             node_id=me, key_version=keys.key_version, signing_key=keys.signing_key
         )
         self._last_roster_refresh = 0
+        self._last_sweep = 0
 
     # --- business API -------------------------------------------------------------------
 
@@ -259,9 +261,23 @@ class FederationService:
 
     # --- worker -------------------------------------------------------------------------
 
+    async def _housekeeping(self) -> None:
+        """Roster refresh from the hub and the inbox/outbox sweep, on their own periods."""
+        now = self.clock.now_ms()
+        if not self.is_hub and now - self._last_roster_refresh >= ROSTER_REFRESH_MS:
+            self._last_roster_refresh = now
+            try:
+                await self.refresh_roster()
+            except FederationError as exc:
+                log.warning("roster refresh failed: %s", exc.code)
+        if now - self._last_sweep >= SWEEP_MS:
+            self._last_sweep = now
+            await self.sweep()
+
     async def _run(self) -> None:
         while True:
             try:
+                await self._housekeeping()
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
