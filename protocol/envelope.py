@@ -296,6 +296,8 @@ def build_envelope(
 ) -> bytes:
     """A complete envelope from `sender` to `to`, as canonical bytes (build once, store,
     resend the same bytes). `ephemeral_seed` is for test vectors only."""
+    if not isinstance(roster, RosterRef):
+        raise _malformed("roster must be a RosterRef")
     inner_bytes, inner_sig = build_inner(
         sender=sender,
         to=to,
@@ -353,8 +355,8 @@ def _match_canonical(raw: bytes) -> tuple[dict[str, Any], bytes] | None:
     ct = raw[start:end]
     rest = raw[:start] + raw[end:]
     match = _CANONICAL_OUTER.fullmatch(rest)
-    if match is None or not ct.isascii():
-        return None
+    if match is None or not ct.isascii() or b"\\" in ct:
+        return None  # an escape in ct may still decode to valid base64url: parse generally
     g = match.groups()
     obj = {
         "created_ts": int(g[0]),

@@ -66,6 +66,8 @@ def seal(
 
 def unseal(ciphertext: bytes, private_key: nacl.public.PrivateKey) -> bytes:
     """Open a sealed box; `undecryptable` if it was not sealed to `private_key` or altered."""
+    if not isinstance(private_key, nacl.public.PrivateKey):
+        raise ProtocolError(Code.UNDECRYPTABLE, "no X25519 private key to open with")
     try:
         return nacl.bindings.crypto_box_seal_open(
             ciphertext, private_key.public_key.encode(), private_key.encode()

@@ -64,6 +64,17 @@ def test_canonical_outer_takes_the_fast_path() -> None:
     assert _match_canonical(ENVELOPE.replace(b'"v":1}', b'"v":1 }')) is None
 
 
+def test_escaped_characters_in_ct_are_decoded_like_any_json_string() -> None:
+    # Not canonical on the wire, but the same values: the outer signature (over canonical
+    # bytes of the parsed values) still holds, on both paths.
+    start = ENVELOPE.index(b'"ct":"') + 6
+    escaped = ENVELOPE[:start] + b"\\u%04x" % ENVELOPE[start] + ENVELOPE[start + 1 :]
+    assert _match_canonical(escaped) is None
+    ok = outcome(check_outer, escaped, keys=Directory.default(), roster=None, now_ms=T0)
+    assert ok[0] == "ok" and ok == reference_check_outer(escaped)
+    assert open_as(escaped).outer == open_as(ENVELOPE).outer
+
+
 def test_fast_and_general_outer_paths_agree_on_every_single_byte_mutation() -> None:
     keys, roster = Directory.default(), KnownRoster()
     for pos in range(len(ENVELOPE)):
