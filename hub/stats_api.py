@@ -11,8 +11,9 @@
   committed, the middleware writes the alarms in one transaction of their own, before the
   hub answers. So when the sender (or a test) sees the refusal, the alarm is stored. If the
   batch fails instead (500), its alarms are dropped with it: the sender retries and the
-  conflict is found again. Outside a request (a handler called directly) the alarm is
-  written by a background task, as a last resort.
+  conflict is found again. Alarms are keyed by node, month and offered body, since the
+  inbox may run a handler twice for one message. Outside a request (a handler called
+  directly) the alarm is written by a background task, as a last resort.
 - `GET /api/v1/stats` (operator, board_analyst): the statistics document of
   `hub.stats.summarise` for `month_from`, `month_to` (default: the last 12 months), and
   optional `region`, `discipline` (comma-separated) and `node` (comma-separated) filters;
@@ -60,8 +61,9 @@ log = logging.getLogger("peernet.hub.stats")
 READERS = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})
 _PENDING: set[asyncio.Task[None]] = set()
-_REQUEST_ALARMS: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
-    "peernet_hub_request_alarms", default=None
+_AlarmKey = tuple[str, str, str]
+_REQUEST_ALARMS: contextvars.ContextVar[dict[_AlarmKey, dict[str, Any]] | None] = (
+    contextvars.ContextVar("peernet_hub_request_alarms", default=None)
 )
 _SEND_PREFIX = "/fed/v1/send/"
 
@@ -81,7 +83,7 @@ async def alarm_middleware(request: web.Request, handler: Any) -> web.StreamResp
     if not request.path.startswith(_SEND_PREFIX):
         response: web.StreamResponse = await handler(request)
         return response
-    pending: list[dict[str, Any]] = []
+    pending: dict[_AlarmKey, dict[str, Any]] = {}
     token = _REQUEST_ALARMS.set(pending)
     try:
         response = await handler(request)
@@ -89,7 +91,7 @@ async def alarm_middleware(request: web.Request, handler: Any) -> web.StreamResp
         _REQUEST_ALARMS.reset(token)
     if pending:
         async with request.app[DB].write() as conn:
-            for alarm in pending:
+            for alarm in pending.values():
                 await record_alarm(conn, alarm)
         log.warning("conflicting aggregate release refused; %d alarm(s) recorded", len(pending))
     return response
@@ -111,7 +113,10 @@ def _release_handler(app: web.Application) -> Any:
             if exc.alarm is not None:
                 pending = _REQUEST_ALARMS.get()
                 if pending is not None:
-                    pending.append(exc.alarm)
+                    # keyed: the inbox may run a handler twice (optimistic pass, then
+                    # isolated), and a batch may carry the same offer twice
+                    a = exc.alarm
+                    pending[(a["node_id"], a["month"], a["offered_body_sha256"])] = a
                 else:
                     _write_alarm_later(app, exc.alarm)
             raise

@@ -69,11 +69,12 @@ Q = TypeVar("Q", bound=BaseModel)
 def parse_query(query: Mapping[str, str], model: type[Q]) -> Q:
     """Validate a query string (a MultiDict) with `model`; HubError `invalid_input`."""
     data: dict[str, str] = {}
-    keys = list(query.keys()) if hasattr(query, "keys") else []
-    for key in keys:
-        if key in data:
+    getall = getattr(query, "getall", None)
+    for key in query:
+        values = list(getall(key)) if getall is not None else [query[key]]
+        if len(values) > 1:
             raise HubError(Code.INVALID_INPUT, f"parameter {key} given twice", key)
-        data[key] = query[key]
+        data[key] = values[0]
     try:
         return model.model_validate({k: v for k, v in data.items() if v != ""})
     except ValidationError as exc:
