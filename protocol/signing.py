@@ -42,10 +42,10 @@ _PREFIXES = {ctx: _PREFIX + ctx.value.encode("ascii") + b"\0" for ctx in Context
 
 def signing_input(context: Context, data: bytes) -> bytes:
     """The exact bytes an Ed25519 signature covers."""
-    try:
-        return _PREFIXES[Context(context)] + data
-    except (ValueError, TypeError) as exc:
-        raise ProtocolError(Code.MALFORMED, "unknown signature context") from exc
+    prefix = _PREFIXES.get(context) if isinstance(context, str) else None
+    if prefix is None:
+        raise ProtocolError(Code.MALFORMED, "unknown signature context")
+    return prefix + data
 
 
 def sign(key: nacl.signing.SigningKey, context: Context, data: bytes) -> bytes:
