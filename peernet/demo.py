@@ -41,6 +41,7 @@ from typing import Any
 
 import click
 
+from peernet.demo_deploy import register as _register_public_info
 from peernet.demo_incident import play_incident, states_reached
 from peernet.demo_network import (
     BOARD_KEYS,
@@ -63,6 +64,8 @@ from peernet.demo_summary import (
 )
 
 __all__ = ["DemoOptions", "demo_command", "run_demo"]
+
+_register_public_info()  # `peernet node public-info` (see peernet.demo_deploy)
 
 ALL_STATES = ["draft", "requested", "offered", "accepted", "declined", "expired", "mobilized",
               "on_scene", "demobilized", "closed", "cancelled"]
