@@ -38,7 +38,15 @@ from node.appkeys import DB
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
-__all__ = ["SWEEP_INTERVAL_S", "FederationLike", "LiveDirectory", "install", "sweep"]
+__all__ = [
+    "SWEEP_INTERVAL_S",
+    "FederationLike",
+    "LiveDirectory",
+    "handler_for",
+    "inbound_of",
+    "install",
+    "sweep",
+]
 
 log = logging.getLogger("peernet.node.activations")
 SWEEP_INTERVAL_S = 30.0
@@ -115,19 +123,30 @@ def make_context(
     )
 
 
-def register_handlers(fed: FederationLike, ctx: ActivationContext) -> None:
+def inbound_of(opened: Opened) -> Inbound:
+    inner = opened.inner
+    return Inbound(
+        msg_type=inner.type, msg_id=inner.msg_id, sender=inner.from_,
+        created_ts=inner.created_ts, thread_id=inner.thread_id,
+        in_reply_to=inner.in_reply_to, body=opened.body,
+    )
+
+
+def handler_for(ctx: ActivationContext) -> Callable[[AsyncConnection, Opened], Awaitable[None]]:
+    """The inbox handler of every activation type and `followup_handoff`."""
+
     async def handle(conn: AsyncConnection, opened: Opened) -> None:
-        inner = opened.inner
-        m = Inbound(
-            msg_type=inner.type, msg_id=inner.msg_id, sender=inner.from_,
-            created_ts=inner.created_ts, thread_id=inner.thread_id,
-            in_reply_to=inner.in_reply_to, body=opened.body,
-        )
+        m = inbound_of(opened)
         if m.msg_type is MessageType.FOLLOWUP_HANDOFF:
             await handoff.apply_handoff(conn, ctx, m)
         else:
             await apply_inbound(conn, ctx, m)
 
+    return handle
+
+
+def register_handlers(fed: FederationLike, ctx: ActivationContext) -> None:
+    handle = handler_for(ctx)
     for msg_type in sorted(ACTIVATION_TYPES | {MessageType.FOLLOWUP_HANDOFF}):
         fed.register_handler(msg_type, handle)
 

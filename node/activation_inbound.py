@@ -45,6 +45,7 @@ from node.activation_service import (
     _dumps,
     _step,
     apply_leg,
+    leg_of,
     legs_of,
     load,
     record_event,
@@ -102,7 +103,7 @@ async def _as_requester(db: Db, ctx: ActivationContext, m: Inbound) -> tuple[Act
     act = await load(db, ctx.node_id, m.thread_id)
     if act is None or act.side is not Side.OUT:
         raise _not_party("no such activation")
-    leg = next((x for x in await legs_of(db, act.key) if x.responder == m.sender), None)
+    leg = await leg_of(db, act.key, m.sender)
     if leg is None:
         raise _not_party("the sender was not asked in this activation")
     return act, leg

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, and_, insert, select, update
+from sqlalchemy import Row, Table, and_, bindparam, insert, select, update
 
 from node.activation_context import ActivationContext, Db
 from node.activation_db import Activation, ActivationEvent, ActivationLeg, Side
@@ -88,6 +88,7 @@ __all__ = [
     "expire_due",
     "find",
     "get",
+    "leg_of",
     "legs_of",
     "list_activations",
     "load",
@@ -234,7 +235,7 @@ async def legs_of(db: Db, key: uuid.UUID) -> list[LegRow]:
     return [LegRow.of(r) for r in rows]
 
 
-async def _leg(db: Db, key: uuid.UUID, responder: str) -> LegRow | None:
+async def leg_of(db: Db, key: uuid.UUID, responder: str) -> LegRow | None:
     row = (
         await db.execute(select(L).where(L.c.activation_key == key, L.c.responder == responder))
     ).first()
@@ -534,15 +535,33 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
     await record_event(db, ctx, act, own, responder=None, actor=ctx.node_id)
     await report(db, ctx, act, own, responder=None, peers_offered=0)
     body = wire_json(act.request)
+    sent = []
     for leg in legs:
         msg_id = await ctx.send(
             db, leg.responder, MessageType.ACTIVATION_REQUEST, body,
             thread_id=act.activation_id,
         )
-        await apply_leg(
-            db, ctx, act, leg, S.REQUESTED, actor=ctx.node_id, msg_id=msg_id,
-            request_msg_id=msg_id,
+        sent.append((leg, msg_id))
+    # One statement each for every leg's row and history (a fan-out may have hundreds).
+    now = ctx.now()
+    if sent:
+        await db.execute(
+            update(L).where(L.c.id == bindparam("leg_id")).values(
+                state=S.REQUESTED.value, request_msg_id=bindparam("mid"), updated_at=now
+            ),
+            [{"leg_id": leg.id, "mid": mid} for leg, mid in sent],
         )
+        await db.execute(
+            insert(E),
+            [
+                {"activation_key": act.key, "responder": leg.responder,
+                 "state": S.REQUESTED.value, "actor_node": ctx.node_id, "msg_id": mid,
+                 "ts": now}
+                for leg, mid in sent
+            ],
+        )
+    for leg, _mid in sent:
+        await report(db, ctx, act, S.REQUESTED, responder=leg.responder, peers_offered=0)
     return await view(db, ctx, await find(db, activation_id, ctx.node_id))
 
 
@@ -597,7 +616,7 @@ async def decline_offer(
     """The requester turns down `responder`'s offer."""
     act = await find(db, activation_id, ctx.node_id)
     _require_side(act, Side.OUT)
-    leg = await _leg(db, act.key, responder)
+    leg = await leg_of(db, act.key, responder)
     if leg is None:
         raise ActivationError(ActivationCode.NOT_FOUND, "no such responder", "responder")
     if leg.state is not S.OFFERED:
@@ -808,7 +827,7 @@ async def expire_due(db: Db, ctx: ActivationContext) -> int:
         if key not in acts:
             row = (await db.execute(select(A).where(A.c.key == key))).one()
             acts[key] = ActRow.of(row)
-        leg = await _leg(db, key, responder)
+        leg = await leg_of(db, key, responder)
         if leg is None:  # pragma: no cover - selected above in this transaction
             continue
         await apply_leg(db, ctx, acts[key], leg, step(leg.state, Event.EXPIRE), actor=ctx.node_id)
