@@ -19,7 +19,7 @@
 It talks to a running node (`--url`, default `PEERNET_NODE_URL` or http://127.0.0.1:8080)
 with a coordinator's API token (`--token`, default `PEERNET_TOKEN`; see `peernet node token
 create`), so every rule, audit entry and federation message is the server's. Output is the
-JSON answer; a refusal prints one line `error: <code>: <message>` and exits 1.
+JSON answer; a refusal prints one line `Error: <code>: <message>` and exits 1.
 
 Times: ISO 8601 (`2026-11-26T08:00Z`, `2026-11-26T08:00:00+02:00`), integer milliseconds,
 or relative to now (`+4h`, `-30m`, `+2d`).

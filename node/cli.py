@@ -34,7 +34,7 @@ from federation.clock import SystemClock
 from federation.database import make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
-from node import audit, release_cli, retention
+from node import activation_cli, audit, release_cli, retention
 from node.accounts import create_token, create_user
 from node.config import NodeSettings
 from node.context import NodeContext
@@ -333,3 +333,4 @@ def purge_cmd(config_path: Path, days: int | None) -> None:
 
 
 release_cli.register(node_group)  # `node release --month`, `node ledger`
+node_group.add_command(activation_cli.activation_group)  # `node activation ...`
