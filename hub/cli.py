@@ -204,3 +204,9 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
         access_log=None,
         print=lambda m: click.echo(m.splitlines()[0], err=True),
     )
+
+
+# `peernet hub user add|token|disable` (hub users; see hub.users_cli).
+from hub.users_cli import user_group  # noqa: E402
+
+hub_group.add_command(user_group)
