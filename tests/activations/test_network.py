@@ -271,3 +271,50 @@ async def test_roles_and_api(tmp_path: Path) -> None:
         assert await state_of(net.node("agency-2"), aid, "agency-1") is S.CANCELLED
     finally:
         await net.close()
+
+
+async def test_refused_inbound_messages_are_acked_with_codes_and_change_nothing(
+    tmp_path: Path
+) -> None:
+    from federation.store import outbox
+    from protocol.messages import MessageType
+
+    net = await make_network(4, tmp_path=tmp_path)
+    try:
+        a, b, c = net.node("agency-1"), net.node("agency-2"), net.node("agency-3")
+        async with a.db.write() as conn:
+            act = await svc.create_request(conn, actx(a), request_in(["agency-2"]),
+                                           user_id=None)
+        aid = act.activation_id
+        await net.settle()
+        before = await view(a, aid)
+        sent = {}
+        # raw messages a real service would never send: each must be refused by agency-1
+        bad = {
+            "update_too_early": (b, MessageType.ACTIVATION_UPDATE, {"stage": "on_scene"}, aid),
+            "not_asked": (c, MessageType.ACTIVATION_OFFER, {
+                "peers": 1, "disciplines": {"ems": 1}, "eta_minutes": 5, "conditions": []}, aid),
+            "unknown_thread": (b, MessageType.ACTIVATION_CANCEL, {"reason": "other"},
+                               "01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+            "accept_to_requester": (b, MessageType.ACTIVATION_ACCEPT,
+                                    {"offer_msg_id": aid}, aid),
+            "handoff_too_early": (b, MessageType.FOLLOWUP_HANDOFF, {
+                "activation_id": aid, "due": "2026-06-01", "contact_note": NOTE,
+                "discipline": "fire"}, aid),
+        }
+        for name, (sender, msg_type, body, thread) in bad.items():
+            async with sender.db.write() as conn:
+                sent[name] = (sender, await sender.fed.send(
+                    conn, "agency-1", msg_type, body, thread_id=thread))
+        await net.settle()
+        assert await view(a, aid) == before  # nothing changed on the requester
+        for name, (sender, msg_id) in sent.items():
+            async with sender.db.read() as conn:
+                row = (await conn.execute(
+                    select(outbox.c.state, outbox.c.failed_code)
+                    .where(outbox.c.msg_id == msg_id))).one()
+            assert tuple(row) == ("failed", "bad_body"), name  # refused end to end
+        async with a.db.read() as conn:
+            assert (await conn.execute(select(Handoff.__table__))).all() == []
+    finally:
+        await net.close()

@@ -297,3 +297,44 @@ async def test_events_record_history(sqlite_url: str) -> None:
         assert [r.state for r in rows] == ["draft", "requested", "requested", "offered",
                                            "accepted", "mobilized", "on_scene"]
         assert aid
+
+
+async def test_inbound_requests_refused_by_policy_or_mismatch(db_url: str) -> None:
+    ctx, rec = make_ctx("agency-b")
+    ctx.directory.forbidden.add(("agency-c", "agency-b"))  # type: ignore[attr-defined]
+    async with node_db(db_url) as db:
+        body = request_in(["agency-b"]).model_dump(mode="json", exclude={"targets", "draft"})
+        aid = new_ulid(T0, b"\x02" * 10)
+        cases = [
+            (inbound(MT.ACTIVATION_REQUEST, "agency-c", {**body, "requesting_agency": "agency-c"},
+                     thread=aid), "bad_target"),
+            (inbound(MT.ACTIVATION_REQUEST, "agency-a", {**body, "requesting_agency": "agency-d"},
+                     thread=aid), "not_a_party"),
+        ]
+        for message, code in cases:
+            with pytest.raises(ActivationError) as info:
+                async with db.write() as conn:
+                    await apply_inbound(conn, ctx, message)
+            assert str(info.value.code) == code
+        assert await snapshot(db) == [[], [], [], []]
+        ok = inbound(MT.ACTIVATION_REQUEST, "agency-a", {**body, "requesting_agency": "agency-a"},
+                     thread=aid)
+        async with db.write() as conn:
+            await apply_inbound(conn, ctx, ok)
+        before = await snapshot(db)
+        with pytest.raises(ActivationError) as info:  # the same activation asked twice
+            async with db.write() as conn:
+                await apply_inbound(conn, ctx, inbound(
+                    MT.ACTIVATION_REQUEST, "agency-a", {**body, "requesting_agency": "agency-a"},
+                    thread=aid))
+        assert str(info.value.code) == "conflict" and await snapshot(db) == before
+        # an acceptance naming some other offer
+        async with db.write() as conn:
+            await svc.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN))
+        before = await snapshot(db)
+        with pytest.raises(ActivationError) as info:
+            async with db.write() as conn:
+                await apply_inbound(conn, ctx, inbound(
+                    MT.ACTIVATION_ACCEPT, "agency-a", {"offer_msg_id": aid}, thread=aid))
+        assert str(info.value.code) == "unknown_offer" and await snapshot(db) == before
+        assert rec.of(MT.ACTIVATION_ACCEPT) == []
