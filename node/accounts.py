@@ -100,6 +100,7 @@ async def update_user(ctx: NodeContext, actor: Principal, uid: uuid.UUID,
             if admins <= 1:
                 raise NodeError(Code.CONFLICT, "this is the last active admin")
         await conn.execute(update(U).where(U.c.id == uid).values(**values))
+        ctx.db.auth_cache.clear()
         if values.get("active") is False or "password" in changed or "role" in changed:
             await conn.execute(delete(S).where(S.c.user_id == uid))
         await audit.append(conn, ts=now, action="user.update", actor=actor, target_type="user",

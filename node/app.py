@@ -117,7 +117,8 @@ def create_app(
                      body_limit(settings.max_body_bytes), auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    db = Database(make_engine(settings.db_url))
+    db = Database(make_engine(settings.db_url, pool_size=settings.db_pool_size,
+                              max_overflow=settings.db_pool_size))
     app[SETTINGS] = settings
     app[DB] = db
     app[ENGINE] = db.engine

@@ -306,40 +306,47 @@ def import_table_modules() -> None:
         importlib.import_module(name)
 
 
-def _sqlite_no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
-    # We emit BEGIN ourselves (see _sqlite_begin) so writers can take the lock up front.
-    dbapi_conn.isolation_level = None
+def _sqlite_implicit_immediate(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite then issues BEGIN IMMEDIATE itself, in the same call as a transaction's first
+    # INSERT/UPDATE/DELETE: writers take the lock up front without an extra round trip to
+    # aiosqlite's thread. Reads get an explicit deferred BEGIN (see _sqlite_begin).
+    dbapi_conn.isolation_level = "IMMEDIATE"
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    if conn.get_execution_options().get("peernet_write"):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
-        conn.exec_driver_sql("BEGIN")
+    opts = conn.get_execution_options()
+    if opts.get("peernet_write") or opts.get("peernet_autocommit"):
+        return
+    conn.exec_driver_sql("BEGIN")
 
 
 @dataclass
 class Database:
     """The node's engine, a session factory, and the write discipline.
 
-    `write()` opens a transaction that takes the database write lock at its start:
-    `BEGIN IMMEDIATE` on SQLite (behind an in-process lock so concurrent requests queue
-    instead of polling the busy timeout), a normal transaction on PostgreSQL (where the
-    audit head row lock serialises chain appends). `read()` opens a plain transaction.
+    `write()` opens a write transaction: on SQLite it takes the database write lock with
+    its first change (`BEGIN IMMEDIATE`, issued by pysqlite) behind an in-process lock, so
+    concurrent requests queue instead of polling the busy timeout and reads inside it see
+    the latest commit; on PostgreSQL a normal transaction (the audit head row lock
+    serialises chain appends). Write through `write()` on SQLite: a deferred transaction
+    that reads and then writes can fail with "database is locked" under load.
+    `read()` opens a plain (snapshot) transaction. `auth_cache` holds bearer-token lookups
+    for a moment (see `node.web`); services that change users or tokens clear it.
     """
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     is_sqlite: bool = field(init=False)
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    auth_cache: dict[str, tuple[int, Any]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if self.is_sqlite:
             sync = self.engine.sync_engine
-            if not event.contains(sync, "connect", _sqlite_no_implicit_begin):
-                event.listen(sync, "connect", _sqlite_no_implicit_begin)
+            if not event.contains(sync, "connect", _sqlite_implicit_immediate):
+                event.listen(sync, "connect", _sqlite_implicit_immediate)
                 event.listen(sync, "begin", _sqlite_begin)
 
     def write(self) -> _WriteTx:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, insert, select
+from sqlalchemy import Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node import audit
@@ -113,14 +113,14 @@ async def create_encounter(ctx: NodeContext, p: Principal, data: EncounterIn) ->
     async with ctx.db.write() as conn:
         if owner is not None and owner != p.user_id:
             await _check_owner(conn, p, owner)
-        await conn.execute(insert(E), [row])
+        rows: list[tuple[Table, dict[str, Any]]] = [(E, row)]
         if data.follow_up_due is not None and owner is not None:
             fu = {"id": uuid.uuid4(), "encounter_id": eid, "owner_id": owner,
                   "due_on": data.follow_up_due, "status": FollowUpStatus.OPEN,
                   "created_at": now, "updated_at": now, "completed_at": None}
-            await conn.execute(insert(F), [fu])
+            rows.append((F, fu))
         await audit.append(conn, ts=now, action="encounter.create", actor=p,
-                           target_type="encounter", target_id=eid)
+                           target_type="encounter", target_id=eid, rows=rows)
     row.update(due_on=fu["due_on"] if fu else None, owner_id=fu["owner_id"] if fu else None,
                fu_status=FollowUpStatus.OPEN.value if fu else None)
     return _out(row, ctx)

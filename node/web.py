@@ -7,7 +7,8 @@ handler runs (so a refused request writes nothing but its audit entry):
 
 1. public route (`roles is None`): go on;
 2. find the caller: `Authorization: Bearer <api token>` or the session cookie (both stored
-   as SHA-256 only; one indexed read, no password hash on this path). None -> 401;
+   as SHA-256 only; one indexed read, no password hash on this path; a token's lookup is
+   kept for `TOKEN_CACHE_MS`). None -> 401;
 3. role outside `route.roles` -> audit `access.refused`, 403 `forbidden`;
 4. unsafe method on a cookie session -> the CSRF token (form field `csrf` or header
    `X-CSRF-Token`) must equal the session's; else audit `csrf.refused`, 403 `csrf_failed`.
@@ -53,6 +54,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("peernet.node.web")
+# Bearer-token lookups are remembered this long (injected clock) so a script's burst of
+# requests costs one read; a revoked token or deactivated user stops working within it
+# (at once in this process: `node.accounts` clears the cache on every change).
+TOKEN_CACHE_MS = 2_000
+TOKEN_CACHE_MAX = 10_000
 SESSION_COOKIE = "peernet_session"
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -193,19 +199,33 @@ async def load_principal(request: web.Request) -> Principal | None:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
+        th = token_hash(token.strip())
+        db = app[DB]
+        hit = db.auth_cache.get(th)
+        if hit is not None and hit[0] > now:
+            cached: Principal = hit[1]
+            return cached
         stmt = (
-            select(_users.c.id, _users.c.username, _users.c.role, _users.c.team)
+            select(_users.c.id, _users.c.username, _users.c.role, _users.c.team,
+                   _tokens.c.expires_at)
             .join(_tokens, _tokens.c.user_id == _users.c.id)
-            .where(_tokens.c.token_hash == token_hash(token.strip()),
+            .where(_tokens.c.token_hash == th,
                    _tokens.c.revoked_at.is_(None),
                    (_tokens.c.expires_at.is_(None)) | (_tokens.c.expires_at > now),
                    _users.c.active.is_(True))
         )
-        async with app[DB].engine.connect() as conn:
+        async with db.engine.connect() as conn:
+            conn = await conn.execution_options(peernet_autocommit=True)
             row = (await conn.execute(stmt)).first()
         if row is None:
+            db.auth_cache.pop(th, None)
             return None
-        return Principal(row.id, row.username, Role(row.role), row.team, "token")
+        p = Principal(row.id, row.username, Role(row.role), row.team, "token")
+        if len(db.auth_cache) > TOKEN_CACHE_MAX:
+            db.auth_cache.clear()
+        until = now + TOKEN_CACHE_MS
+        db.auth_cache[th] = (min(until, row.expires_at or until), p)
+        return p
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None

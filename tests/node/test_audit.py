@@ -108,3 +108,23 @@ async def test_concurrent_writers_keep_one_chain(make_node: MakeNode) -> None:
     rep = await _verify(node)
     assert rep.ok, rep
     assert await node.count("encounters") == 24
+
+
+async def test_another_process_appending_does_not_fork_the_chain(
+    make_node: MakeNode, db_url: str
+) -> None:
+    from federation.database import make_engine
+    from node.db import Database
+
+    node = await make_node()
+    await _log_some(node, 1)  # this process now remembers the head
+    other = Database(make_engine(db_url))  # a second engine stands in for the CLI process
+    try:
+        async with other.write() as conn:
+            await audit.append(conn, ts=node.clock.now_ms(), action="retention.purge",
+                               detail={"count": 0, "days": 30})
+    finally:
+        await other.dispose()
+    await _log_some(node, 2)
+    rep = await _verify(node)
+    assert rep.ok, rep
