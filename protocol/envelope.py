@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import nacl.public
 import nacl.signing
@@ -150,8 +150,7 @@ class Sender:
         return key_id(self.key_version)
 
 
-@dataclass(frozen=True)
-class Opened:
+class Opened(NamedTuple):
     """A verified, decrypted envelope. `inner_bytes` are the signed inner bytes as received;
     `body_json` is the body as plain JSON values (e.g. for `verify_release`)."""
 
@@ -333,41 +332,45 @@ def build_envelope(
 # `ct` (the bulk of the bytes) is cut out with `find` first and left for `unb64u` to check
 # strictly: the regex engine is slow over long runs. Anything else (valid but not
 # canonical JSON, or invalid) takes the general path, which decides.
-_INT = rb"(0|[1-9][0-9]{0,15})"
-_CT_AT = len(b'{"created_ts":')
+_INT = r"(0|[1-9][0-9]{0,15})"
+_CT_AT = len('{"created_ts":')
 _CANONICAL_OUTER = re.compile(
-    rb'\{"created_ts":' + _INT + rb',"ct":"","ct_sha256":"([A-Za-z0-9_-]{43})",'
-    rb'"expires_ts":' + _INT + rb',"from":"([a-z0-9][a-z0-9-]{2,62})",'
-    rb'"msg_id":"([0-7][0-9A-HJKMNP-TV-Z]{25})",'
-    rb'"roster":\{"sha256":"([A-Za-z0-9_-]{43})","version":' + _INT + rb"\},"
-    rb'("sig":\{"key_id":"(ed25519:(?:0|[1-9][0-9]{0,15}))","value":"([A-Za-z0-9_-]{86})"\},)'
-    rb'"to":"([a-z0-9][a-z0-9-]{2,62})","v":1\}'
+    r'\{"created_ts":' + _INT + r',"ct":"","ct_sha256":"([A-Za-z0-9_-]{43})",'
+    r'"expires_ts":' + _INT + r',"from":"([a-z0-9][a-z0-9-]{2,62})",'
+    r'"msg_id":"([0-7][0-9A-HJKMNP-TV-Z]{25})",'
+    r'"roster":\{"sha256":"([A-Za-z0-9_-]{43})","version":' + _INT + r"\},"
+    r'("sig":\{"key_id":"(ed25519:(?:0|[1-9][0-9]{0,15}))","value":"([A-Za-z0-9_-]{86})"\},)'
+    r'"to":"([a-z0-9][a-z0-9-]{2,62})","v":1\}'
 )
 
 
 def _match_canonical(raw: bytes) -> tuple[dict[str, Any], bytes] | None:
     """Fields and signed bytes of a canonical outer envelope, or None to parse generally.
     Only checks the regex cannot express remain for the caller's field checks."""
-    start = raw.find(b',"ct":"', _CT_AT) + 7
-    end = raw.find(b'"', start)
+    if not raw.isascii():
+        return None
+    text = raw.decode("ascii")
+    start = text.find(',"ct":"', _CT_AT) + 7
+    end = text.find('"', start)
     if start < 7 or end < 0:
         return None
-    ct = raw[start:end]
-    rest = raw[:start] + raw[end:]
-    match = _CANONICAL_OUTER.fullmatch(rest)
-    if match is None or not ct.isascii() or b"\\" in ct:
+    ct = text[start:end]
+    if "\\" in ct:
         return None  # an escape in ct may still decode to valid base64url: parse generally
+    match = _CANONICAL_OUTER.fullmatch(text[:start] + text[end:])
+    if match is None:
+        return None
     g = match.groups()
     obj = {
         "created_ts": int(g[0]),
-        "ct": ct.decode("ascii"),
-        "ct_sha256": g[1].decode("ascii"),
+        "ct": ct,
+        "ct_sha256": g[1],
         "expires_ts": int(g[2]),
-        "from": g[3].decode("ascii"),
-        "msg_id": g[4].decode("ascii"),
-        "roster": {"sha256": g[5].decode("ascii"), "version": int(g[6])},
-        "sig": {"key_id": g[8].decode("ascii"), "value": g[9].decode("ascii")},
-        "to": g[10].decode("ascii"),
+        "from": g[3],
+        "msg_id": g[4],
+        "roster": {"sha256": g[5], "version": int(g[6])},
+        "sig": {"key_id": g[8], "value": g[9]},
+        "to": g[10],
         "v": 1,
     }
     shift = end - start
