@@ -524,3 +524,29 @@ def test_sender_key_id_is_in_the_outer_signature() -> None:
     )
     assert parse_json(env)["sig"]["key_id"] == "ed25519:0"
     refused(Code.REVOKED_KEY, open_as, env)
+
+
+OUTER_KEYS = ["v", "msg_id", "from", "to", "created_ts", "expires_ts", "roster", "ct"]
+garbage_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.floats(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from([*OUTER_KEYS, "ct_sha256", "sig", "x"]), garbage_values))
+def test_garbage_mappings_only_raise_protocol_error(obj: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError):
+        open_as(obj)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([*OUTER_KEYS, "ct_sha256", "sig"]), garbage_values)
+def test_any_single_field_replaced_is_refused(field: str, value: Any) -> None:
+    obj = parse_json(ENVELOPE_FOR_MUTATION)
+    if obj[field] == value:
+        return
+    obj[field] = value
+    with pytest.raises(ProtocolError):
+        open_as(obj)
