@@ -253,7 +253,8 @@ async def _serve_forever(net: DemoNetwork, summary: dict[str, Any]) -> None:
     for n in net.nodes:
         click.echo(f"  {n.name} ({n.node_id}, {n.discipline}, {n.region}): {n.url}/login")
         click.echo("      users: peer1..peer4 (peer_supporter), coordinator, admin, auditor")
-    click.echo(f"  State hub ({HUB_ID}): {net.hub.url}/")
+    click.echo(f"  State hub ({HUB_ID}): {net.hub.url}/login  "
+               f"(board dashboard: {net.hub.url}/dashboard)")
     if hub_logins:
         click.echo("      users: " + ", ".join(f"{u} ({r})" for r, u in hub_logins.items()))
     click.echo(f"      API: curl -H 'Authorization: Bearer {OPERATOR_TOKEN}' "

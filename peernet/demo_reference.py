@@ -1,0 +1,173 @@
+"""The README's configuration reference, generated from the servers' settings models.
+
+`config_reference()` renders one Markdown table per settings model (`node.config.
+NodeSettings`, `hub.config.HubSettings`): each field's TOML key, environment variable,
+type, default and meaning. The README holds the output between the markers
+`<!-- config-reference:start -->` and `<!-- config-reference:end -->`;
+tests/demo/test_readme.py fails when the two differ, and `python -m peernet.demo_reference
+--write` rewrites the README section. A field without a line in `MEANINGS` is an error, so a
+new setting cannot reach the README undocumented.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic_settings import BaseSettings
+
+from hub.config import HubSettings
+from node.config import NodeSettings
+
+__all__ = ["END", "MEANINGS", "START", "config_reference", "readme_section", "write_readme"]
+
+START = "<!-- config-reference:start -->"
+END = "<!-- config-reference:end -->"
+
+# Settings read only from the environment: secrets never go in the TOML file.
+SECRETS = {"passphrase", "operator_token"}
+
+MEANINGS: dict[str, dict[str, str]] = {
+    "node": {
+        "node_id": "Roster id of this agency (`[a-z0-9][a-z0-9-]{2,62}`).",
+        "name": "Agency name shown on pages.",
+        "disciplines": "Disciplines served (fire, ems, dispatch_911, law_enforcement, "
+                       "corrections, other).",
+        "region": "Region named in the roster (activation rules and statistics filter by it).",
+        "data_dir": "Directory for key files (and the SQLite database by default).",
+        "db_url": "`sqlite:///path` or `postgresql://user:pass@host/db`; empty: "
+                  "`<data_dir>/node.db`.",
+        "host": "Listen address.",
+        "port": "Listen port.",
+        "public_url": "URL peers and the hub reach this node at (listed in the roster); "
+                      "https turns on secure cookies.",
+        "key_file": "Sealed Ed25519 + X25519 key file; empty: `<data_dir>/node.key`.",
+        "pseudonym_key_file": "Sealed pseudonym secret; empty: `<data_dir>/pseudonym.key`.",
+        "timezone": "IANA zone for due dates and overdue follow-ups.",
+        "retention_days": "Encounters older than this are purged (bounded by the roster "
+                          "policy's maximum).",
+        "hub_url": "The hub this node fetches rosters from and relays through.",
+        "board_keys": "Pinned state board public keys (base64url), from `board.json`.",
+        "board_threshold": "Board signatures a roster needs; empty: all pinned keys.",
+        "passphrase": "Opens the key files. Environment only.",
+        "session_hours": "Absolute lifetime of a browser session.",
+        "max_body_bytes": "Largest page/API request body (federation batches have their own "
+                          "limit).",
+        "audit_sign_interval_s": "How often the node signs its audit log head.",
+        "secure_cookies": "Force the cookie `Secure` flag; empty: on when `public_url` is "
+                          "https.",
+        "db_pool_size": "Database connection pool size (PostgreSQL).",
+    },
+    "hub": {
+        "hub_id": "Roster id of the hub.",
+        "name": "Hub name.",
+        "region": "Region the hub serves (`state` for a state hub).",
+        "data_dir": "Directory for the key file (and the SQLite database by default).",
+        "db_url": "`sqlite:///path` or `postgresql://user:pass@host/db`; empty: "
+                  "`<data_dir>/hub.db`.",
+        "host": "Listen address.",
+        "port": "Listen port.",
+        "public_url": "URL nodes reach the hub at (listed in the roster).",
+        "key_file": "Sealed key file; empty: `<data_dir>/hub.key`.",
+        "board_keys": "Pinned state board public keys (base64url), from `board.json`.",
+        "board_threshold": "Board signatures a roster needs; empty: all pinned keys.",
+        "passphrase": "Opens the key file. Environment only.",
+        "operator_token": "Break-glass operator bearer token for the API. Environment only.",
+        "max_body_bytes": "Largest request body.",
+        "relay_poll_ms": "How often the relay retries queued envelopes when idle.",
+        "session_hours": "Absolute lifetime of a browser session.",
+        "secure_cookies": "Force the cookie `Secure` flag; empty: on when `public_url` is "
+                          "https.",
+        "db_pool_size": "Database connection pool size (PostgreSQL).",
+    },
+}
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    text = str(annotation) if "[" in str(annotation) or "|" in str(annotation) else text
+    for noise in ("typing.", "pathlib.", "pydantic.types.", "node.vocabulary.",
+                  "<class '", "'>"):
+        text = text.replace(noise, "")
+    return text
+
+
+def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
+    value = field.get_default(call_default_factory=True)
+    if value is None or value == "":
+        return "empty"
+    if isinstance(value, Path):
+        return f"`{value}`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return "`[]`" if not value else f"`{value}`"
+    return f"`{value}`"
+
+
+def _table(kind: str, model: type[BaseSettings]) -> list[str]:
+    prefix = str(model.model_config.get("env_prefix", ""))
+    meanings = MEANINGS[kind]
+    lines = [
+        "| setting | environment | type | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for name, field in model.model_fields.items():
+        if name not in meanings:
+            raise KeyError(f"{model.__name__}.{name} has no line in MEANINGS")
+        key = "(environment only)" if name in SECRETS else f"`{name}`"
+        env = f"`{prefix}{name.upper()}`"
+        type_name = _type_name(field.annotation).replace("|", "or")
+        lines.append(f"| {key} | {env} | {type_name} | {_default(field)} | {meanings[name]} |")
+    return lines
+
+
+def config_reference() -> str:
+    """The Markdown of the configuration reference (see module docstring)."""
+    out = [
+        "Precedence: command-line overrides, then environment variables, then the TOML file "
+        "(`--config`). Unknown keys in the TOML file are refused. Lists in the environment "
+        "are JSON (e.g. `PEERNET_BOARD_KEYS='[\"k1\",\"k2\"]'`).",
+        "",
+        "Node (`peernet node ... --config node.toml`, `node.config.NodeSettings`):",
+        "",
+        *_table("node", NodeSettings),
+        "",
+        "Hub (`peernet hub ... --config hub.toml`, `hub.config.HubSettings`):",
+        "",
+        *_table("hub", HubSettings),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def readme_section(readme: str) -> str:
+    """The text between the markers in `readme` (without them)."""
+    try:
+        start = readme.index(START) + len(START)
+        end = readme.index(END, start)
+    except ValueError:
+        raise ValueError("the README has no configuration reference markers") from None
+    return readme[start:end].strip("\n") + "\n"
+
+
+def write_readme(path: Path) -> bool:
+    """Rewrite the section in the README at `path`; True when it changed."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index(START) + len(START)
+    end = text.index(END, start)
+    new = text[:start] + "\n" + config_reference() + text[end:]
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+        return True
+    return False
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintenance command
+    target = Path(__file__).resolve().parent.parent / "README.md"
+    if "--write" in sys.argv:
+        print("README updated" if write_readme(target) else "README already current")
+    else:
+        print(config_reference(), end="")
