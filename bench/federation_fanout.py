@@ -13,6 +13,12 @@ inbox has applied the N-th offer. Everything between is real: envelope building 
 signed per recipient), delivery, verification, the inbox transactions on both sides, the
 offers' way back, plus the `activation_status` reports to the hub's log sent alongside.
 
+Where the responders run: each agency is its own server in production, so by default the
+N responder nodes are spread over `--procs` worker processes (default: the CPU count), each
+with its own event loop; the requester and the hub share the main process. `--procs 0` runs
+everything in one event loop (then the figure is the whole network's CPU on one core, not a
+latency). The table says which mode was measured.
+
 Sizes N = 10, 50, 200 (`--quick`: 10 and 50). Goal: p95 < 500 ms at N = 50.
 Keys: `fanout_p50_ms_<N>`, `fanout_p95_ms_<N>`. `run(sizes, rounds)` is the entry point
 `bench.federation` can call.
@@ -24,6 +30,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -69,61 +76,186 @@ async def fanout(n: int, rounds: int, tmp: Path) -> list[float]:
     net = await make_network(n + 1, tmp_path=tmp, clock=SystemClock(), workers=True)  # type: ignore[arg-type]
     try:
         requester, responders = net.nodes[0], net.nodes[1:]
-        offer = OfferIn.model_validate({"disciplines": {"fire": 1}, "eta_minutes": 30})
         for r in responders:
-            ctx = r.app[ACTIVATIONS]  # type: ignore[index]
-            base = handler_for(ctx)
-
-            def auto(ctx: Any = ctx, base: Any = base) -> Any:
-                async def handle(conn: AsyncConnection, opened: Opened) -> None:
-                    await base(conn, opened)
-                    m = inbound_of(opened)
-                    await svc.make_offer(conn, ctx, m.thread_id or m.msg_id, offer,
-                                         requester=m.sender)
-                return handle
-
-            r.on(MessageType.ACTIVATION_REQUEST, auto())
-        rctx = requester.app[ACTIVATIONS]  # type: ignore[index]
-        rbase = handler_for(rctx)
-        waiting: dict[str, Any] = {}
-
-        async def on_offer(conn: AsyncConnection, opened: Opened) -> None:
-            await rbase(conn, opened)
-            tid = opened.inner.thread_id
-            if tid in waiting:
-                waiting[tid][0] += 1
-                if waiting[tid][0] == n:
-                    waiting[tid][1].set()
-
-        requester.on(MessageType.ACTIVATION_OFFER, on_offer)
-        targets = [r.node_id for r in responders]
-        times: list[float] = []
-        for i in range(rounds + 1):  # round 0 warms up connections and caches
-            t0 = time.perf_counter()
-            async with requester.db.write() as conn:
-                act = await svc.create_request(
-                    conn, rctx, _request(targets, rctx.now()), user_id=None
-                )
-                done = asyncio.Event()
-                waiting[act.activation_id] = [0, done]
-            await asyncio.wait_for(done.wait(), timeout=120)
-            ms = (time.perf_counter() - t0) * 1000
-            if i:
-                times.append(ms)
-            await asyncio.sleep(0.2)  # let acks and hub reports drain between rounds
-        return times
+            _auto_offer(r)
+        return await _rounds(requester, [r.node_id for r in responders], n, rounds)
     finally:
         await net.close()
 
 
-def run(sizes: list[int], rounds: dict[int, int]) -> dict[str, float]:
+def _auto_offer(node: Any) -> None:
+    """Make `node` answer every request with an offer, through the service API."""
+    offer = OfferIn.model_validate({"disciplines": {"fire": 1}, "eta_minutes": 30})
+    ctx = node.app[ACTIVATIONS]
+    base = handler_for(ctx)
+
+    async def handle(conn: AsyncConnection, opened: Opened) -> None:
+        await base(conn, opened)
+        m = inbound_of(opened)
+        await svc.make_offer(conn, ctx, m.thread_id or m.msg_id, offer, requester=m.sender)
+
+    node.on(MessageType.ACTIVATION_REQUEST, handle)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _child(specs: list[dict[str, Any]], conn: Any) -> None:
+    """A worker process: start these responder nodes, say ready, serve until told to stop."""
+    logging.disable(logging.WARNING)
+
+    async def main() -> None:
+        from federation.keystore import NodeKeys
+        from node.config import NodeSettings
+        from tests.federation.network import NodeHandle
+
+        nodes = []
+        for spec in specs:
+            n = NodeHandle(spec["node_id"], NodeKeys.from_payload(spec["keys"]), spec["port"],
+                           spec["db_url"], True, clock=SystemClock())  # type: ignore[arg-type]
+            n.settings = NodeSettings(**spec["settings"])
+            await n.start()
+            _auto_offer(n)
+            nodes.append(n)
+        conn.send("ready")
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.recv)  # "stop"
+        for n in nodes:
+            await n.stop()
+
+    _run_loop(main())
+
+
+async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float]:
+    """As `fanout`, with the responders in `procs` worker processes."""
+    import multiprocessing
+
+    from pydantic import SecretStr
+
+    from federation.keystore import NodeKeys
+    from hub.config import HubSettings
+    from node.config import NodeSettings
+    from tests.federation.boards import TestBoard, node_entry
+    from tests.federation.network import HUB_ID, HubHandle, NodeHandle
+
+    clock = SystemClock()
+    board = TestBoard.make(3, 2)
+    hub_keys = NodeKeys.generate()
+    hub = HubHandle(HUB_ID, hub_keys, _free_port(), f"sqlite:///{tmp / 'hub.db'}", True,
+                    clock=clock)  # type: ignore[arg-type]
+    ids = [f"agency-{i}" for i in range(1, n + 2)]
+    keys = {i: NodeKeys.generate() for i in ids}
+    ports = {i: _free_port() for i in ids}
+    entries = [node_entry(HUB_ID, hub_keys, hub.url, roles=["hub"], disciplines=[],
+                          region="state")]
+    entries += [node_entry(i, keys[i], f"http://127.0.0.1:{ports[i]}", disciplines=["fire"],
+                           region="north") for i in ids]
+    roster = board.sign(board.roster(1, nodes=entries, now=clock.now_ms()))
+    board_keys = board.board().keys
+
+    def settings(node_id: str) -> dict[str, Any]:
+        (tmp / node_id).mkdir(exist_ok=True)
+        return {"node_id": node_id, "name": node_id, "data_dir": str(tmp / node_id),
+                "db_url": f"sqlite:///{tmp / (node_id + '.db')}",
+                "public_url": f"http://127.0.0.1:{ports[node_id]}", "hub_url": hub.url,
+                "board_keys": board_keys, "board_threshold": board.threshold,
+                "audit_sign_interval_s": 3600}
+
+    hub.settings = HubSettings(hub_id=HUB_ID, name="hub", data_dir=tmp / HUB_ID,
+                               db_url=hub.db_url, public_url=hub.url, board_keys=board_keys,
+                               board_threshold=board.threshold,
+                               operator_token=SecretStr("bench-operator-token"))
+    await hub.start()
+    await hub.fed.roster.accept([roster])
+    req_id = ids[0]
+    requester = NodeHandle(req_id, keys[req_id], ports[req_id], settings(req_id)["db_url"],
+                           True, clock=clock)  # type: ignore[arg-type]
+    requester.settings = NodeSettings(**settings(req_id))
+    await requester.start()
+    mp = multiprocessing.get_context("spawn")
+    children = []
+    try:
+        for k in range(procs):
+            mine = ids[1 + k::procs]
+            if not mine:
+                continue
+            specs = [{"node_id": i, "keys": keys[i].to_payload(), "port": ports[i],
+                      "db_url": settings(i)["db_url"], "settings": settings(i)} for i in mine]
+            parent, child = mp.Pipe()
+            proc = mp.Process(target=_child, args=(specs, child), daemon=True)
+            proc.start()
+            children.append((proc, parent))
+        loop = asyncio.get_running_loop()
+        for _proc, parent in children:
+            await loop.run_in_executor(None, parent.recv)
+        return await _rounds(requester, ids[1:], n, rounds)
+    finally:
+        for _proc, parent in children:
+            parent.send("stop")
+        for proc, _parent in children:
+            await asyncio.get_running_loop().run_in_executor(None, proc.join, 30)
+        await requester.stop()
+        await hub.stop()
+
+
+async def _rounds(requester: Any, targets: list[str], n: int, rounds: int) -> list[float]:
+    rctx = requester.app[ACTIVATIONS]
+    rbase = handler_for(rctx)
+    waiting: dict[str, Any] = {}
+
+    async def on_offer(conn: AsyncConnection, opened: Opened) -> None:
+        await rbase(conn, opened)
+        tid = opened.inner.thread_id
+        if tid in waiting:
+            waiting[tid][0] += 1
+            if waiting[tid][0] == n:
+                waiting[tid][1].set()
+
+    requester.on(MessageType.ACTIVATION_OFFER, on_offer)
+    times: list[float] = []
+    for i in range(rounds + 1):  # round 0 warms up connections and caches
+        t0 = time.perf_counter()
+        async with requester.db.write() as conn:
+            act = await svc.create_request(conn, rctx, _request(targets, rctx.now()),
+                                           user_id=None)
+            done = asyncio.Event()
+            waiting[act.activation_id] = [0, done]
+        await asyncio.wait_for(done.wait(), timeout=120)
+        ms = (time.perf_counter() - t0) * 1000
+        if i:
+            times.append(ms)
+        await asyncio.sleep(0.3)  # let acks and hub reports drain between rounds
+    return times
+
+
+def _run_loop(coro: Any) -> Any:
+    """On uvloop where installed, as the servers run (DESIGN section 8)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is in the dev extras
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def run(sizes: list[int], rounds: dict[int, int], procs: int | None = None) -> dict[str, float]:
     """Run the fan-out for each size; print a table; the flat figures."""
     logging.disable(logging.WARNING)
+    procs = (os.cpu_count() or 1) if procs is None else procs
     out: dict[str, float] = {}
+    where = f"{procs} worker process(es)" if procs else "the main event loop"
+    print(f"fan-out: requester + hub in the main process, responders in {where}")
     print(f"{'N':>5} {'rounds':>7} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}")
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="peernet-fanout-") as d:
-            times = asyncio.run(fanout(n, rounds[n], Path(d)))
+            coro = (fanout_procs(n, rounds[n], Path(d), procs) if procs
+                    else fanout(n, rounds[n], Path(d)))
+            times = _run_loop(coro)
         p50, p95 = _percentile(times, 0.5), _percentile(times, 0.95)
         out[f"fanout_p50_ms_{n}"] = round(p50, 1)
         out[f"fanout_p95_ms_{n}"] = round(p95, 1)
@@ -138,10 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="N = 10 and 50, fewer rounds")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--procs", type=int, default=None,
+                    help="worker processes for the responders (0: all in one loop)")
     args = ap.parse_args(argv)
     sizes = [10, 50] if args.quick else [10, 50, 200]
     rounds = {10: 10, 50: 8} if args.quick else {10: 30, 50: 20, 200: 10}
-    figures = run(sizes, rounds)
+    figures = run(sizes, rounds, args.procs)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
     return 0
