@@ -11,9 +11,15 @@ own `hash` = SHA-256 (base64url) of its canonical bytes. The `audit_head` row ho
 `seq` and `hash`.
 
 Appends happen inside the caller's write transaction (the audit entry commits or rolls back
-with the change it describes) and are serialised: `SELECT ... FOR UPDATE` on the head row on
-PostgreSQL; on SQLite the writer already holds the database lock (`BEGIN IMMEDIATE`, see
-`node.db.Database.write`).
+with the change it describes) and are serialised. PostgreSQL: `UPDATE audit_head SET seq =
+seq + 1 ... RETURNING` takes the head row lock and the next number in one statement, then
+one statement with data-modifying CTEs writes the caller's rows, the entry and the new head
+hash (the lock is held for that statement and the commit). SQLite: the writer already holds
+the database lock (`BEGIN IMMEDIATE`, behind the in-process write lock of
+`node.db.Database.write`); the process remembers the head it wrote last and proves it
+still holds with a guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append
+makes it match nothing, and the head row is read instead). With `rows`, the inserts, the
+guarded update and the entry are queued on the driver's thread together.
 
 Head signature: the node signs `b"peernet/v1/audit-head\\0" + canonical_bytes({"node_id",
 "seq", "hash", "signed_at"})` with its Ed25519 signing key (a plain Ed25519 signature, not a
@@ -119,6 +125,9 @@ async def append(
             return row
         if done is False:
             cached = None  # the head moved (another process); nothing was written
+    if conn.dialect.name == "postgresql":
+        await _append_postgres(conn, rows, row)
+        return row
     for table, values in rows:
         await conn.execute(insert(table), [dict(values)])
     if cached is not None:
@@ -145,6 +154,25 @@ async def append(
     if conn.dialect.name == "sqlite":
         _HEADS[sync_engine] = (row["seq"], row["hash"])
     return row
+
+
+async def _append_postgres(conn: AsyncConnection,
+                           rows: Sequence[tuple[Table, Mapping[str, Any]]],
+                           row: dict[str, Any]) -> None:
+    """PostgreSQL: take the head row lock and the next seq in one statement, then write the
+    rows, the entry and the new head hash in one more (data-modifying CTEs), so the lock is
+    held for one statement and the commit."""
+    head = (await conn.execute(
+        update(_head).where(_head.c.id == 1).values(seq=_head.c.seq + 1)
+        .returning(_head.c.seq, _head.c.hash)
+    )).one()
+    _link(row, head.seq - 1, head.hash)
+    stmt = insert(_entries).values(**row).add_cte(
+        update(_head).where(_head.c.id == 1).values(hash=row["hash"]).cte("new_head")
+    )
+    for i, (table, values) in enumerate(rows):
+        stmt = stmt.add_cte(insert(table).values(**dict(values)).cte(f"row_{i}"))
+    await conn.execute(stmt)
 
 
 def _insert_sql(table: Table) -> str:

@@ -339,9 +339,11 @@ class Database:
     is_sqlite: bool = field(init=False)
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     auth_cache: dict[str, tuple[int, Any]] = field(init=False, default_factory=dict)
+    serialise_writes: bool = field(init=False)  # SQLite: queue writers in memory
 
     def __post_init__(self) -> None:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.serialise_writes = self.is_sqlite
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         if self.is_sqlite:
             sync = self.engine.sync_engine
@@ -368,7 +370,7 @@ class _WriteTx:
         self._locked = False
 
     async def __aenter__(self) -> AsyncConnection:
-        if self._db.is_sqlite:
+        if self._db.serialise_writes:
             await self._db._write_lock.acquire()
             self._locked = True
         try:
