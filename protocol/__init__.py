@@ -19,6 +19,7 @@ from protocol.canonical import (
     canonical_bytes,
     canonical_bytes_of_parsed,
     parse_canonical,
+    parse_canonical_relaxed,
     parse_json,
 )
 from protocol.encoding import (
@@ -232,6 +233,7 @@ __all__ = [
     "parse_batch",
     "parse_batch_response",
     "parse_canonical",
+    "parse_canonical_relaxed",
     "parse_decimal",
     "parse_json",
     "refusal",

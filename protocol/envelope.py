@@ -51,7 +51,7 @@ import nacl.public
 import nacl.signing
 from pydantic import BaseModel, ValidationError
 
-from protocol.canonical import MAX_SAFE_INT, canonical_bytes, parse_canonical, parse_json
+from protocol.canonical import MAX_SAFE_INT, canonical_bytes, parse_canonical_relaxed, parse_json
 from protocol.encoding import b64u, sha256_b64u, unb64u
 from protocol.errors import Code, ProtocolError
 from protocol.ids import check_msg_id, check_node_id, is_key_id, is_msg_id, is_node_id, key_id
@@ -567,7 +567,8 @@ def open_envelope(
     inner_sig, inner_bytes = plaintext[:SIGNATURE_BYTES], plaintext[SIGNATURE_BYTES:]
     verify(verify_key, Context.INNER, inner_bytes, inner_sig, Code.BAD_INNER_SIGNATURE)
 
-    obj = parse_canonical(inner_bytes)
+    # Relaxed: `_check_inner` and the body model bound every integer and key that follows.
+    obj = parse_canonical_relaxed(inner_bytes)
     _check_inner(obj)
     if obj["from"] != outer.from_:
         raise ProtocolError(Code.SENDER_MISMATCH, "inner.from differs from the outer signer")

@@ -27,6 +27,7 @@ from protocol import (
     new_ulid,
     pad,
     parse_canonical,
+    parse_canonical_relaxed,
     parse_json,
     unpad,
     wire_json,
@@ -34,6 +35,7 @@ from protocol import (
 from protocol.envelope import _match_canonical, _unsigned_bytes
 from tests.protocol.factories import T0, Directory, KnownRoster, make_envelope, open_as
 from tests.protocol.test_canonical import json_values
+from tests.protocol.test_envelope import A, _outer, _signed
 
 
 def outcome(fn: Any, *args: Any, **kwargs: Any) -> object:
@@ -201,3 +203,43 @@ def test_models_built_without_validation_equal_validated_ones() -> None:
         assert OuterEnvelope.model_validate(wire_json(opened.outer)) == opened.outer
         assert InnerMessage.model_validate(parse_json(opened.inner_bytes)) == opened.inner
         assert wire_json(opened.inner) == parse_json(opened.inner_bytes)
+
+
+@settings(max_examples=300)
+@given(json_values, st.data())
+def test_parse_canonical_relaxed_only_relaxes_three_rules(value: Any, data: st.DataObject) -> None:
+    raw = bytearray(canonical_bytes(value))
+    pos = data.draw(st.integers(0, len(raw)))
+    raw[pos:pos] = data.draw(
+        st.sampled_from([b"", b" ", b"1.5", b"9007199254740992", b'"\xc3\xa9":1,', b"-0", b"NaN"])
+    )
+    strict = outcome(parse_canonical, bytes(raw))
+    relaxed = outcome(parse_canonical_relaxed, bytes(raw))
+    if strict[0] == "ok" or relaxed[0] == "refused":
+        assert relaxed == strict
+    else:  # relaxed accepted what strict refused: only for the three relaxed rules
+        assert strict == ("refused", Code.MALFORMED)
+        assert canonical_bytes_of_parsed(relaxed[1]) == bytes(raw)
+
+
+def test_what_the_relaxed_inner_parse_lets_through_is_refused_later() -> None:
+    base = parse_json(make_envelope_inner())
+    deep: Any = "x"
+    for _ in range(40):
+        deep = [deep]
+    cases = [
+        (dict(base, body={"stage": "on_scene", "n": 2**60}), Code.BAD_BODY),
+        (dict(base, body={"stage": "on_scene", "é": 1}), Code.BAD_BODY),
+        (dict(base, body={"stage": deep}), Code.BAD_BODY),
+        (dict(base, created_ts=2**60), Code.MALFORMED),
+        (dict(base, **{"é": 1}), Code.MALFORMED),
+    ]
+    for inner, code in cases:
+        inner_bytes = canonical_bytes_of_parsed(inner)
+        with pytest.raises(ProtocolError) as err:
+            open_as(_outer(A, "agency-b", _signed(A, inner_bytes)))
+        assert err.value.code is code, inner
+
+
+def make_envelope_inner() -> bytes:
+    return open_as(make_envelope()).inner_bytes
