@@ -29,7 +29,8 @@ failing check may be named, DESIGN section 4):
 10. unseal -> undecryptable; unpad -> bad_padding;
 11. inner signature, by the outer signer's key, over the inner bytes exactly as decrypted ->
     bad_inner_signature;
-12. strict parse of the inner bytes -> malformed; not already canonical -> not_canonical;
+12. strict parse of the inner bytes -> malformed; not already canonical -> not_canonical
+    (integer range, ASCII keys and depth are left to steps 13 and 15, which bound them);
 13. exact inner field set and types -> malformed;
 14. `inner.from != outer.from` -> sender_mismatch; `inner.to != me` -> recipient_mismatch;
     msg_id / created_ts / expires_ts / roster version differ -> layer_mismatch;
@@ -38,6 +39,11 @@ failing check may be named, DESIGN section 4):
 Signatures are always checked over received bytes (the inner) or over the canonical bytes
 of the parsed plain values (the outer); pydantic models are built only afterwards, from
 values already checked, so no model is validated twice on the hot path.
+
+Opening costs two Ed25519 verifications and one X25519 unseal; everything else is kept
+lean: a canonical outer envelope (what conforming senders emit) is read with one regex
+instead of a JSON parse and its signed bytes are sliced out of the input; any other input
+takes the general path, which gives the same verdicts (tests/protocol/test_fast_paths.py).
 """
 
 from __future__ import annotations
