@@ -11,6 +11,7 @@ Expected failures print one line and exit non-zero.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from federation.board import read_pin
 from federation.clock import SystemClock
@@ -49,6 +51,16 @@ def _guard(fn: Callable[[], T]) -> T:
         return fn()
     except (HubError, FederationError) as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    except (DBAPIError, ConnectionError) as exc:  # expected: one line, no traceback
+        raise click.ClickException(f"database unreachable or refused: {_short(exc)}") from None
+    except OSError as exc:
+        what = "address already in use" if exc.errno == errno.EADDRINUSE else "error"
+        raise click.ClickException(f"{what}: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    return (str(inner).strip().splitlines() or [type(inner).__name__])[0][:200]
 
 
 def _passphrase(confirm: bool = False) -> str:
@@ -196,14 +208,14 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
         loop = uvloop.new_event_loop()
     except ImportError:
         loop = asyncio.new_event_loop()
-    web.run_app(
+    _guard(lambda: web.run_app(  # a port in use or an unreachable database: one line
         app,
         host=host or settings.host,
         port=port or settings.port,
         loop=loop,
         access_log=None,
         print=lambda m: click.echo(m.splitlines()[0], err=True),
-    )
+    ))
 
 
 # `peernet hub user add|token|disable` (hub users; see hub.users_cli).

@@ -66,6 +66,8 @@ def _guard(fn: Callable[[], T]) -> T:
         _fail(exc.message)
     except DBAPIError as exc:
         _fail(f"database unreachable or refused the request: {_short(exc.orig or exc)}")
+    except ConnectionError as exc:  # the database driver could not connect at all
+        _fail(f"database unreachable: {_short(exc)}")
     except SQLAlchemyError as exc:
         _fail(f"database error: {_short(exc)}")
     except OSError as exc:
