@@ -28,8 +28,9 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Row, Table, and_, bindparam, insert, select, update
 
 from node.activation_context import ActivationContext, Db
@@ -98,6 +99,7 @@ __all__ = [
     "send_update",
     "submit",
     "targets",
+    "wire_body",
 ]
 
 S = ActivationState
@@ -194,6 +196,23 @@ def _step(state: ActivationState, event: Event, what: str = "the activation") ->
         return step(state, event)
     except TransitionRefused as exc:
         raise _refused(exc, what) from None
+
+
+W = TypeVar("W", bound=BaseModel)
+
+
+def wire_body(model: type[W], data: dict[str, Any]) -> W:
+    """A wire body from plain JSON values; what the API let through but the wire model
+    refuses becomes `invalid_input` naming the field (never a 500)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        field = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int)) or None
+        raise ActivationError(
+            ActivationCode.INVALID_INPUT, f"{field or 'body'}: {err.get('msg', 'invalid')}",
+            field,
+        ) from None
 
 
 def _dumps(value: Any) -> str:
@@ -488,11 +507,10 @@ async def create_request(
     now = ctx.now()
     if data.expires_ts <= now:
         raise ActivationError(ActivationCode.INVALID_INPUT, "expiry is in the past", "expires_ts")
-    body = ActivationRequestBody.model_validate(
-        {
-            **data.model_dump(mode="json", exclude={"targets", "draft"}),
-            "requesting_agency": ctx.node_id,
-        }
+    body = wire_body(
+        ActivationRequestBody,
+        {**data.model_dump(mode="json", exclude={"targets", "draft"}),
+         "requesting_agency": ctx.node_id},
     )
     aid = ctx.new_id()
     key = uuid.uuid4()
@@ -746,10 +764,9 @@ async def make_offer(
     leg = (await legs_of(db, act.key))[0]
     new = _step(leg.state, Event.OFFER, "this request")
     _require_open_request(ctx, act)
-    body = ActivationOfferBody(
-        peers=offer.peers, disciplines=dict(offer.disciplines), eta_minutes=offer.eta_minutes,
-        conditions=list(offer.conditions),
-    )
+    body = wire_body(ActivationOfferBody, {
+        "peers": offer.peers, **offer.model_dump(mode="json"),
+    })
     wire = wire_json(body)
     msg_id = await ctx.send(
         db, act.requester, MessageType.ACTIVATION_OFFER, wire,

@@ -33,7 +33,7 @@ from node.activation_db import Handoff, HandoffDirection, HandoffStatus, Side
 from node.activation_errors import ActivationCode, ActivationError
 from node.activation_inbound import Inbound
 from node.activation_models import HandoffIn, HandoffOut
-from node.activation_service import ActRow, LegRow, find, legs_of, load
+from node.activation_service import ActRow, LegRow, find, legs_of, load, wire_body
 from node.db import User, table_of
 from node.vocabulary import Role
 from protocol.messages import ActivationState, FollowupHandoffBody, MessageType, wire_json
@@ -91,10 +91,10 @@ async def send_handoff(
         due = datetime.date.fromisoformat(data.due)
     except ValueError:
         raise ActivationError(ActivationCode.INVALID_INPUT, "not a real date", "due") from None
-    body = FollowupHandoffBody(
-        activation_id=act.activation_id, due=data.due, contact_note=data.contact_note,
-        discipline=data.discipline,
-    )
+    body = wire_body(FollowupHandoffBody, {
+        "activation_id": act.activation_id, "due": data.due,
+        "contact_note": data.contact_note, "discipline": data.discipline.value,
+    })
     msg_id = await ctx.send(
         db, data.to, MessageType.FOLLOWUP_HANDOFF, wire_json(body),
         thread_id=act.activation_id,
