@@ -98,3 +98,44 @@ def test_extra_nodes_repeat_the_disciplines_in_both_regions() -> None:
     assert len({s.node_id for s in specs}) == 8
     assert [s.discipline for s in specs[5:]] == ["fire", "ems", "dispatch_911"]
     assert {s.region for s in specs[5:]} == {"north", "south"}
+
+
+async def _login(base: str, username: str, password: str) -> int:
+    import aiohttp
+
+    # unsafe=True: keep cookies from an IP address (the demo serves on 127.0.0.1)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{base}/login") as r:
+            page = await r.text()
+        m = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert m, page[:200]
+        async with http.post(f"{base}/login", allow_redirects=False, data={
+                "csrf": m.group(1), "username": username, "password": password}) as r:
+            return r.status
+
+
+async def test_serve_mode_logins_work_for_every_role(tmp_path: Path) -> None:
+    """What `--serve` prints: every node role and both hub roles can log in."""
+    from peernet.demo import DemoOptions, _hub_users, run_demo
+    from peernet.demo_seed import DEMO_PASSWORD
+
+    seen: dict[str, int] = {}
+
+    async def check(net: object, summary: dict[str, object]) -> None:
+        from peernet.demo_network import DemoNetwork
+
+        assert isinstance(net, DemoNetwork)
+        hub_users = await _hub_users(net)
+        assert hub_users == {"operator": "operator", "board_analyst": "analyst"}
+        for user in hub_users.values():
+            seen[f"hub/{user}"] = await _login(net.hub.url, user, DEMO_PASSWORD)
+        node = net.nodes[0]
+        for user in ("peer1", "coordinator", "admin", "auditor"):
+            seen[f"node/{user}"] = await _login(node.url, user, DEMO_PASSWORD)
+        seen["node/wrong"] = await _login(node.url, "peer1", "not the password")
+
+    await run_demo(DemoOptions(tmp_path / "net", months=1, per_month=3), lambda _m: None,
+                   keep_running=check)
+    wrong = seen.pop("node/wrong")
+    assert wrong not in (302, 303)
+    assert all(status in (302, 303) for status in seen.values()), seen
