@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -123,5 +124,7 @@ def install(app: web.Application, fed: ReleaseSender,
 
 
 def setup(app: web.Application) -> None:
-    """Node feature hook (after `node.federation_service.setup`)."""
-    install(app, app[FEDERATION])
+    """Node feature hook (after `node.federation_service.setup`). `PEERNET_RELEASE_CHECK_S`
+    shortens the pass interval (the chaos tests run releases in seconds, not hours)."""
+    install(app, app[FEDERATION],
+            float(os.environ.get("PEERNET_RELEASE_CHECK_S") or CHECK_INTERVAL_S))
