@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Row, Table, and_, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Row, Table, and_, bindparam, insert, select, update
 
 from node.activation_context import ActivationContext, Db
 from node.activation_db import Activation, ActivationEvent, ActivationLeg, Side
@@ -451,11 +451,16 @@ async def apply_leg(
     msg_id: str | None = None,
     **values: Any,
 ) -> None:
-    """Write a leg's new state (already checked with `step`), its event and its report."""
+    """Write a leg's new state (already checked with `step` against `leg.state`), its event
+    and its report. The update names the state it moves from: if a concurrent transaction
+    moved the leg first, nothing matches and the whole operation is refused (`conflict`)."""
     now = ctx.now()
-    await db.execute(
-        update(L).where(L.c.id == leg.id).values(state=new_state.value, updated_at=now, **values)
+    res = await db.execute(
+        update(L)
+        .where(L.c.id == leg.id, L.c.state == leg.state.value)
+        .values(state=new_state.value, updated_at=now, **values)
     )
+    _one_row(res)
     await record_event(db, ctx, act, new_state, responder=leg.responder, actor=actor, msg_id=msg_id)
     await report(
         db, ctx, act, new_state, responder=leg.responder,
@@ -463,13 +468,22 @@ async def apply_leg(
     )
 
 
+def _one_row(res: Any) -> None:
+    if cast(CursorResult[Any], res).rowcount != 1:
+        raise ActivationError(
+            ActivationCode.CONFLICT, "the activation changed meanwhile: try again", "state"
+        )
+
+
 async def _set_own(db: Db, ctx: ActivationContext, act: ActRow, state: ActivationState,
                    **values: Any) -> None:
-    await db.execute(
-        update(A).where(A.c.key == act.key).values(
+    """Move the activation's own state from `act.own_state` (conditional, as `apply_leg`)."""
+    res = await db.execute(
+        update(A).where(A.c.key == act.key, A.c.own_state == act.own_state.value).values(
             own_state=state.value, updated_at=ctx.now(), **values
         )
     )
+    _one_row(res)
 
 
 def _require_side(act: ActRow, side: Side) -> None:
@@ -590,9 +604,13 @@ async def accept_offer(
     outcome (`repeated = true`) and sends nothing."""
     act = await find(db, activation_id, ctx.node_id)
     _require_side(act, Side.OUT)
+    # FOR UPDATE: a concurrent second acceptance (PostgreSQL) waits here, then sees the
+    # first one's accept_msg_id and returns its outcome (SQLite's writer lock does the same).
     row = (
         await db.execute(
-            select(L).where(L.c.activation_key == act.key, L.c.offer_msg_id == offer_msg_id)
+            select(L)
+            .where(L.c.activation_key == act.key, L.c.offer_msg_id == offer_msg_id)
+            .with_for_update()
         )
     ).first()
     if row is None:

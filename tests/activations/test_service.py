@@ -338,3 +338,52 @@ async def test_inbound_requests_refused_by_policy_or_mismatch(db_url: str) -> No
                     MT.ACTIVATION_ACCEPT, "agency-a", {"offer_msg_id": aid}, thread=aid))
         assert str(info.value.code) == "unknown_offer" and await snapshot(db) == before
         assert rec.of(MT.ACTIVATION_ACCEPT) == []
+
+
+async def test_concurrent_acceptances_of_one_offer_send_one_accept(db_url: str) -> None:
+    import asyncio
+
+    ctx, rec = make_ctx("agency-a")
+    async with node_db(db_url) as db:
+        async with db.write() as conn:
+            act = await svc.create_request(conn, ctx, request_in(["agency-b"]), user_id=None)
+        aid = act.activation_id
+        m = inbound(MT.ACTIVATION_OFFER, "agency-b", OFFER, thread=aid)
+        async with db.write() as conn:
+            await apply_inbound(conn, ctx, m)
+
+        async def accept() -> Any:
+            async with db.write() as conn:
+                out = await svc.accept_offer(conn, ctx, aid, m.msg_id)
+                await asyncio.sleep(0.05)  # hold the transaction open a moment
+                return out
+
+        outs = await asyncio.gather(accept(), accept())
+        assert sorted(o.repeated for o in outs) == [False, True]
+        assert outs[0].accept_msg_id == outs[1].accept_msg_id
+        assert len(rec.of(MT.ACTIVATION_ACCEPT)) == 1
+
+
+async def test_concurrent_submits_of_one_draft_send_once(db_url: str) -> None:
+    import asyncio
+
+    ctx, rec = make_ctx("agency-a")
+    async with node_db(db_url) as db:
+        async with db.write() as conn:
+            act = await svc.create_request(conn, ctx, request_in(["agency-b"], draft=True),
+                                           user_id=None)
+
+        async def submit() -> str:
+            try:
+                async with db.write() as conn:
+                    await svc.submit(conn, ctx, act.activation_id)
+                    await asyncio.sleep(0.05)
+                return "ok"
+            except ActivationError as exc:
+                return str(exc.code)
+
+        results = sorted(await asyncio.gather(submit(), submit()))
+        assert results[1] == "ok" and results[0] in ("illegal_transition", "conflict")
+        async with db.read() as conn:
+            legs = (await svc.get(conn, ctx, act.activation_id)).legs
+        assert [leg.state for leg in legs] == [S.REQUESTED]
