@@ -170,8 +170,11 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
             state=S.REQUESTED.value, request_msg_id=m.msg_id, offer_peers=0, updated_at=now,
         )
     )
-    act = await load(db, m.sender, aid)
-    assert act is not None
+    act = ActRow(
+        key=key, activation_id=aid, requester=m.sender, side=Side.IN,
+        own_state=S.REQUESTED, request=body, expires_ts=body.expires_ts, coordinator_id=None,
+        created_at=now, updated_at=now,
+    )
     await record_event(
         db, ctx, act, S.REQUESTED, responder=ctx.node_id, actor=m.sender, msg_id=m.msg_id
     )
