@@ -12,7 +12,9 @@ Bare limit: a minimal aiohttp handler that parses the same JSON body and inserts
 SQLite (same WAL pragmas) with one commit per request.
 
 Each server runs in its own process (uvloop when installed) so the load generator does not
-share its event loop. JSON keys: sqlite_writes_per_s, sqlite_p50_ms, sqlite_p99_ms,
+share its event loop. Bare and full SQLite servers are up together and loaded in alternating
+rounds; each keeps its best round (as in bench.protocol: a noisy neighbour on a shared
+machine then skews both sides alike). JSON keys: sqlite_writes_per_s, sqlite_p50_ms, sqlite_p99_ms,
 bare_writes_per_s, bare_p50_ms, bare_p99_ms, sqlite_to_bare, postgres_writes_per_s,
 postgres_p50_ms, postgres_p99_ms.
 """
@@ -197,13 +199,21 @@ async def _load(info: dict[str, Any], seconds: float, warmup: float) -> dict[str
     return {"writes_per_s": n / seconds, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "n": n}
 
 
-def _measure(kind: str, db: str, data_dir: Path, seconds: float, warmup: float) -> dict[str, float]:
-    with _server(kind, db, data_dir) as info:
-        loop = _loop()
-        try:
-            return loop.run_until_complete(_load(info, seconds, warmup))
-        finally:
-            loop.close()
+def _rounds(targets: dict[str, dict[str, Any]], rounds: int, seconds: float,
+            warmup: float) -> dict[str, dict[str, float]]:
+    """Alternate short load rounds over servers that are all up; keep each one's best round
+    (a noisy neighbour on a shared machine then skews both sides alike)."""
+    loop = _loop()
+    best: dict[str, dict[str, float]] = {}
+    try:
+        for i in range(rounds):
+            for name, info in targets.items():
+                r = loop.run_until_complete(_load(info, seconds, warmup if i == 0 else 0.3))
+                if name not in best or r["writes_per_s"] > best[name]["writes_per_s"]:
+                    best[name] = r
+    finally:
+        loop.close()
+    return best
 
 
 def _pg_url(stack: contextlib.ExitStack) -> str:
@@ -227,14 +237,17 @@ def main() -> None:
     if args.serve:
         _child(args.serve, args.db, args.data_dir, args.ready)
         return
-    seconds, warmup = (4.0, 1.0) if args.quick else (15.0, 2.0)
-    results: dict[str, dict[str, float]] = {}
+    rounds, seconds, warmup = (3, 2.5, 1.0) if args.quick else (5, 6.0, 2.0)
     with tempfile.TemporaryDirectory(prefix="peernet-bench-") as tmp, \
             contextlib.ExitStack() as stack:
         d = Path(tmp)
-        results["bare"] = _measure("bare", str(d / "bare.db"), d, seconds, warmup)
-        results["sqlite"] = _measure("node", f"sqlite:///{d / 'node.db'}", d, seconds, warmup)
-        results["postgres"] = _measure("node", _pg_url(stack), d, seconds, warmup)
+        targets = {
+            "bare": stack.enter_context(_server("bare", str(d / "bare.db"), d)),
+            "sqlite": stack.enter_context(_server("node", f"sqlite:///{d / 'node.db'}", d)),
+        }
+        results = _rounds(targets, rounds, seconds, warmup)
+        pg = stack.enter_context(_server("node", _pg_url(stack), d))
+        results.update(_rounds({"postgres": pg}, max(1, rounds - 1), seconds, warmup))
     out: dict[str, float] = {}
     for name, r in results.items():
         out[f"{name}_writes_per_s"] = round(r["writes_per_s"], 1)
@@ -242,7 +255,8 @@ def main() -> None:
         out[f"{name}_p99_ms"] = round(r["p99_ms"], 2)
     out["sqlite_to_bare"] = round(results["sqlite"]["writes_per_s"]
                                   / results["bare"]["writes_per_s"], 3)
-    print(f"encounter writes, {CLIENTS} concurrent clients, {seconds:.0f} s each")
+    print(f"encounter writes, {CLIENTS} concurrent clients, best of {rounds} interleaved "
+          f"rounds of {seconds:g} s")
     print(f"{'target':<26}{'writes/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for name, label in (("bare", "bare aiohttp+SQLite"), ("sqlite", "full API, SQLite"),
                         ("postgres", "full API, PostgreSQL")):

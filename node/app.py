@@ -27,13 +27,14 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
 from federation.clock import Clock, SystemClock
-from federation.database import make_engine, migrate
+from federation.database import is_sqlite, make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.websecurity import LoginThrottle, body_limit, security_headers
@@ -59,7 +60,7 @@ from node.pseudonym import Pseudonymizer, load_key_file
 from node.routes import Route, RouteTable, add_routes
 from node.web import auth_middleware, error_middleware, json_response
 
-__all__ = ["FEATURES", "create_app", "load_secrets"]
+__all__ = ["FEATURES", "create_app", "engine_options", "load_secrets"]
 
 log = logging.getLogger("peernet.node")
 HERE = Path(__file__).resolve().parent
@@ -90,6 +91,17 @@ def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
     return keys, pseudonyms
 
 
+def engine_options(settings: NodeSettings) -> dict[str, Any]:
+    """Pool settings. On SQLite the pool's reset-on-return rollback is skipped: it costs a
+    round trip to aiosqlite's thread per checkout, and every connection here is returned
+    through SQLAlchemy, which has already committed or rolled back its transaction."""
+    opts: dict[str, Any] = {"pool_size": settings.db_pool_size,
+                            "max_overflow": settings.db_pool_size}
+    if is_sqlite(settings.db_url):
+        opts["pool_reset_on_return"] = None
+    return opts
+
+
 async def healthz(_request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
@@ -117,8 +129,7 @@ def create_app(
                      body_limit(settings.max_body_bytes), auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
-    db = Database(make_engine(settings.db_url, pool_size=settings.db_pool_size,
-                              max_overflow=settings.db_pool_size))
+    db = Database(make_engine(settings.db_url, **engine_options(settings)))
     app[SETTINGS] = settings
     app[DB] = db
     app[ENGINE] = db.engine

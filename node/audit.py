@@ -18,8 +18,8 @@ hash (the lock is held for that statement and the commit). SQLite: the writer al
 the database lock (`BEGIN IMMEDIATE`, behind the in-process write lock of
 `node.db.Database.write`); the process remembers the head it wrote last and proves it
 still holds with a guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append
-makes it match nothing, and the head row is read instead). With `rows`, the inserts, the
-guarded update and the entry are queued on the driver's thread together.
+makes it match nothing, and the head row is read instead). `record` (the encounter write)
+does the whole transaction in one call on the driver's thread.
 
 Head signature: the node signs `b"peernet/v1/audit-head\\0" + canonical_bytes({"node_id",
 "seq", "hash", "signed_at"})` with its Ed25519 signing key (a plain Ed25519 signature, not a
@@ -39,8 +39,9 @@ moved, and on shutdown.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
+import sqlite3
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
@@ -54,7 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
 from node.access import Principal
-from node.db import GENESIS_HASH, AuditEntry, AuditHead, table_of
+from node.db import GENESIS_HASH, AuditEntry, AuditHead, Database, table_of
 from protocol.canonical import canonical_bytes
 from protocol.encoding import b64u, sha256_b64u, unb64u
 
@@ -62,6 +63,7 @@ __all__ = [
     "HEAD_CONTEXT",
     "AuditReport",
     "append",
+    "record",
     "entry_bytes",
     "head_signing_input",
     "sign_head",
@@ -100,31 +102,10 @@ async def append(
     """Append one entry in the caller's (write) transaction; returns the stored row.
 
     `rows`: rows to insert first, in the same transaction (the change this entry records).
-    On SQLite, when the cached head holds, the inserts, the guarded head update and the
-    entry go to the driver's thread together (`_pipelined`): one round trip instead of one
-    per statement, which is most of a write's cost there."""
-    row: dict[str, Any] = {
-        "seq": 0,
-        "ts": ts,
-        "actor": actor.actor if actor else None,
-        "role": actor.role.value if actor else None,
-        "action": action,
-        "target_type": target_type,
-        "target_id": str(target_id) if target_id is not None else None,
-        "outcome": outcome,
-        "detail": canonical_bytes(dict(detail or {})).decode("utf-8"),
-        "prev_hash": "",
-    }
+    """
+    row = _entry_row(ts, action, actor, target_type, target_id, outcome, detail)
     sync_engine = conn.sync_engine
     cached = _HEADS.get(sync_engine) if conn.dialect.name == "sqlite" else None
-    if cached is not None and rows:
-        _link(row, *cached)
-        done = await _pipelined(conn, rows, row, cached)
-        if done:
-            _HEADS[sync_engine] = (row["seq"], row["hash"])
-            return row
-        if done is False:
-            cached = None  # the head moved (another process); nothing was written
     if conn.dialect.name == "postgresql":
         await _append_postgres(conn, rows, row)
         return row
@@ -175,55 +156,122 @@ async def _append_postgres(conn: AsyncConnection,
     await conn.execute(stmt)
 
 
+@functools.cache
 def _insert_sql(table: Table) -> str:
     cols = ", ".join(c.name for c in table.columns)
     marks = ", ".join("?" for _ in table.columns)
     return f"INSERT INTO {table.name} ({cols}) VALUES ({marks})"  # noqa: S608 - our tables
 
 
-def _params(table: Table, values: Mapping[str, Any], dialect: Any) -> tuple[Any, ...]:
-    out: list[Any] = []
-    for col in table.columns:
-        value = values.get(col.name)
-        proc = col.type.bind_processor(dialect)
-        out.append(proc(value) if proc is not None and value is not None else value)
-    return tuple(out)
+@functools.cache
+def _processors(table: Table, dialect: Any) -> tuple[tuple[str, Any], ...]:
+    return tuple((c.name, c.type.bind_processor(dialect)) for c in table.columns)
 
 
-async def _pipelined(conn: AsyncConnection, rows: Sequence[tuple[Table, Mapping[str, Any]]],
-                     entry: dict[str, Any], cached: tuple[int, str]) -> bool | None:
-    """SQLite: queue every statement on the aiosqlite thread at once. True: done; False: the
-    guarded head update matched no row and nothing is left written; None: not tried (the
-    transaction already holds other writes)."""
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
-    if driver.in_transaction:
-        # Earlier writes in this transaction must not be lost to the rollback below.
-        return None
-    dialect = conn.dialect
-    statements: list[tuple[str, tuple[Any, ...]]] = [
-        (_insert_sql(t), _params(t, v, dialect)) for t, v in rows
-    ]
-    statements.append((_GUARDED_HEAD, (entry["seq"], entry["hash"], cached[0], cached[1])))
-    # The entry goes in only if the guard matched (`changes()` counts the UPDATE just before).
-    cols = ", ".join(c.name for c in _entries.columns)
-    marks = ", ".join("?" for _ in _entries.columns)
-    statements.append((f"INSERT INTO audit_log ({cols}) SELECT {marks} WHERE changes() = 1",  # noqa: S608
-                       _params(_entries, entry, dialect)))
-    results = await asyncio.gather(
-        *(driver.execute(sql, params) for sql, params in statements), return_exceptions=True
-    )
-    failed = next((r for r in results if isinstance(r, BaseException)), None)
-    last: Any = results[-1]
-    if failed is None and last.rowcount == 1:
-        return True
-    await driver.rollback()
-    if failed is not None:
-        raise failed
-    return False
+def _params(table: Table, values: Mapping[str, Any], dialect: Any) -> list[Any]:
+    out = []
+    for name, proc in _processors(table, dialect):
+        value = values.get(name)
+        out.append(value if proc is None or value is None else proc(value))
+    return out
 
 
 _GUARDED_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
+
+
+async def record(
+    db: Database,
+    *,
+    rows: Sequence[tuple[Table, Mapping[str, Any]]],
+    ts: int,
+    action: str,
+    actor: Principal | None = None,
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    outcome: str = "ok",
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Insert `rows` and their audit entry as one transaction of their own.
+
+    The hot path of the node (logging an encounter). On SQLite, with the head this process
+    wrote last, it is one round trip to the driver's thread (`_write_batch`: the guarded
+    head update, the inserts, the entry, the commit; a moved head writes nothing).
+    Otherwise (PostgreSQL, a cold or moved head) it is `append` inside `db.write()`."""
+    entry = dict(ts=ts, action=action, actor=actor, target_type=target_type,
+                 target_id=target_id, outcome=outcome, detail=detail)
+    if db.is_sqlite and rows:
+        done = await _record_sqlite(db, rows, entry)
+        if done is not None:
+            return done
+    async with db.write() as conn:
+        return await append(conn, rows=rows, **entry)  # type: ignore[arg-type]
+
+
+async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, Any]]],
+                         entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    sync_engine = db.engine.sync_engine
+    async with db.write_lock():
+        cached = _HEADS.get(sync_engine)
+        if cached is None:
+            return None
+        row = _entry_row(**entry)
+        _link(row, *cached)
+        dialect = db.engine.dialect
+        guard = (row["seq"], row["hash"], cached[0], cached[1])
+        inserts = [(_insert_sql(t), _params(t, v, dialect)) for t, v in [*rows, (_entries, row)]]
+        raw = await db.engine.raw_connection()
+        try:
+            driver: Any = raw.driver_connection
+            # One item on aiosqlite's own queue (the one SQLAlchemy's adapter also feeds):
+            # one wake-up of the driver thread and of the loop per write.
+            moved = await driver._execute(_write_batch, driver._conn, guard, inserts)
+        finally:
+            raw.close()
+        if moved:
+            _HEADS.pop(sync_engine, None)
+            return None  # the head moved (another process); nothing was written
+        _HEADS[sync_engine] = (row["seq"], row["hash"])
+        return row
+
+
+def _write_batch(conn: sqlite3.Connection, guard: tuple[Any, ...],
+                 inserts: list[tuple[str, list[Any]]]) -> bool:
+    """Runs on the driver thread: the guarded head update, the inserts, the commit, as one
+    transaction (pysqlite begins it IMMEDIATE at the first statement). True when the head
+    had moved and nothing was written."""
+    cur = conn.cursor()
+    try:
+        cur.execute(_GUARDED_HEAD, guard)
+        if cur.rowcount != 1:
+            conn.rollback()
+            return True
+        for sql, params in inserts:
+            cur.execute(sql, params)
+        conn.commit()
+        return False
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    finally:
+        cur.close()
+
+
+def _entry_row(ts: int, action: str, actor: Principal | None = None,
+               target_type: str | None = None, target_id: str | uuid.UUID | None = None,
+               outcome: str = "ok", detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "seq": 0,
+        "ts": ts,
+        "actor": actor.actor if actor else None,
+        "role": actor.role.value if actor else None,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id) if target_id is not None else None,
+        "outcome": outcome,
+        "detail": canonical_bytes(dict(detail or {})).decode("utf-8"),
+        "prev_hash": "",
+    }
 
 
 def _link(row: dict[str, Any], seq: int, prev_hash: str) -> None:

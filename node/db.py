@@ -21,8 +21,10 @@ your own migration revision with `down_revision = "0001_node_core"` and a unique
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -353,6 +355,16 @@ class Database:
 
     def write(self) -> _WriteTx:
         return _WriteTx(self)
+
+    @contextlib.asynccontextmanager
+    async def write_lock(self) -> AsyncIterator[None]:
+        """The in-process writer queue alone (SQLite), for code that writes on a raw driver
+        connection (`node.audit.record`)."""
+        if not self.serialise_writes:
+            yield
+            return
+        async with self._write_lock:
+            yield
 
     def read(self) -> Any:
         return self.engine.begin()

@@ -110,17 +110,20 @@ async def create_encounter(ctx: NodeContext, p: Principal, data: EncounterIn) ->
         "notice_given": data.notice_given, "supporter_was_witness": data.supporter_was_witness,
     }
     fu: dict[str, Any] | None = None
-    async with ctx.db.write() as conn:
-        if owner is not None and owner != p.user_id:
+    rows: list[tuple[Table, dict[str, Any]]] = [(E, row)]
+    if data.follow_up_due is not None and owner is not None:
+        fu = {"id": uuid.uuid4(), "encounter_id": eid, "owner_id": owner,
+              "due_on": data.follow_up_due, "status": FollowUpStatus.OPEN,
+              "created_at": now, "updated_at": now, "completed_at": None}
+        rows.append((F, fu))
+    entry: dict[str, Any] = {"ts": now, "action": "encounter.create", "actor": p,
+                             "target_type": "encounter", "target_id": eid}
+    if owner is not None and owner != p.user_id:
+        async with ctx.db.write() as conn:
             await _check_owner(conn, p, owner)
-        rows: list[tuple[Table, dict[str, Any]]] = [(E, row)]
-        if data.follow_up_due is not None and owner is not None:
-            fu = {"id": uuid.uuid4(), "encounter_id": eid, "owner_id": owner,
-                  "due_on": data.follow_up_due, "status": FollowUpStatus.OPEN,
-                  "created_at": now, "updated_at": now, "completed_at": None}
-            rows.append((F, fu))
-        await audit.append(conn, ts=now, action="encounter.create", actor=p,
-                           target_type="encounter", target_id=eid, rows=rows)
+            await audit.append(conn, rows=rows, **entry)
+    else:
+        await audit.record(ctx.db, rows=rows, **entry)
     row.update(due_on=fu["due_on"] if fu else None, owner_id=fu["owner_id"] if fu else None,
                fu_status=FollowUpStatus.OPEN.value if fu else None)
     return _out(row, ctx)
