@@ -152,8 +152,13 @@ async def run_relay(root: Path, pg_admin_url: str, n: int, *,
                 raise AssertionError(f"timeout: delivered {delivered}, acked {acked} of {n}")
             await asyncio.sleep(0.5)
         deliver_s = time.monotonic() - t1
-        # Let late resends (if any) land before counting duplicates.
-        await asyncio.sleep(1.0)
+        # Resends made while acks were on their way are relayed again (the receiver answers
+        # them as duplicates): let the hub's queue empty before counting.
+        drain_deadline = time.monotonic() + 120
+        while time.monotonic() < drain_deadline:
+            if not await _count(hub_engine, "SELECT count(*) FROM hub_relay"):
+                break
+            await asyncio.sleep(0.5)
         delivered = await _count(
             b_engine, f"SELECT count(*) FROM fed_inbox WHERE from_node = '{SENDER}'")
         distinct = await _count(
