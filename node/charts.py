@@ -2,7 +2,8 @@
 colours come from classes in style.css, so the strict CSP holds).
 
 Each function returns SVG markup (`markupsafe.Markup`) with a `<title>` and an `aria-label`
-summarising the numbers, and every label is escaped.
+summarising the numbers, and every label is escaped. Parts are joined as plain `str` (with
+`str(escape(...))`): adding a `str` to a `Markup` would escape the `str` side.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def month_bars(points: Sequence[tuple[str, int]], title: str, width: int = 340,
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}: '
-        + escape(", ".join(f"{k} {v}" for k, v in points)) + '">',
+        + str(escape(", ".join(f"{k} {v}" for k, v in points))) + '">',
         f"<title>{escape(title)}</title>",
     ]
     for i, (label, value) in enumerate(points):
@@ -52,7 +53,7 @@ def hbars(items: Sequence[tuple[str, int]], title: str, width: int = 340) -> Mar
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}: '
-        + escape(", ".join(f"{k} {v}" for k, v in items)) + '">',
+        + str(escape(", ".join(f"{k} {v}" for k, v in items))) + '">',
         f"<title>{escape(title)}</title>",
     ]
     for i, (label, value) in enumerate(items):

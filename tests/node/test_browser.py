@@ -49,3 +49,16 @@ async def test_supporter_flow_in_chromium(make_node: MakeNode, browser_page: Any
     assert "Not available to you" in await page.inner_text("h1")
     await page.screenshot(path=str(ARTIFACTS / "node-refused.png"), full_page=True)
     assert await node.count("encounters") == 2
+
+    # leadership sees counts and charts only
+    await page.goto(f"{base}/")
+    await page.get_by_role("button", name="Log out sup1").click()
+    await page.wait_for_url(f"{base}/login")
+    await page.get_by_label("Username").fill("audit")
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await page.wait_for_url(f"{base}/leadership")
+    assert await page.locator("svg.chart").count() == 5
+    body = await page.inner_text("main")
+    assert "E-4242" not in body and other["recipient_ref"] not in body
+    await page.screenshot(path=str(ARTIFACTS / "node-leadership.png"), full_page=True)
