@@ -74,7 +74,7 @@ def open_secret(blob: bytes, passphrase: str) -> dict[str, Any]:
     except KeystoreError:
         raise
     except Exception:
-        raise KeystoreError("bad_keyfile", "key file is damaged or not a peernet key file") from None
+        raise KeystoreError("bad_keyfile", "key file is damaged or not a peernet file") from None
     payload: dict[str, Any] = json.loads(plain)
     return payload
 
@@ -149,5 +149,7 @@ class NodeKeys:
         try:
             blob = path.read_bytes()
         except OSError as exc:
-            raise KeystoreError("missing_keyfile", f"cannot read key file {path}: {exc.strerror}") from None
+            raise KeystoreError(
+                "missing_keyfile", f"cannot read key file {path}: {exc.strerror}"
+            ) from None
         return cls.from_payload(open_secret(blob, passphrase))

@@ -31,7 +31,9 @@ def _binary(name: str) -> str:
             return str(p)
     found = shutil.which(name)
     if found is None:
-        raise PostgresUnavailable(f"{name} not found: install PostgreSQL (apt-get install postgresql)")
+        raise PostgresUnavailable(
+            f"{name} not found: install PostgreSQL (apt-get install postgresql)"
+        )
     return found
 
 
@@ -79,14 +81,17 @@ class ThrowawayPostgres:
 
     def stop(self) -> None:
         with contextlib.suppress(PostgresUnavailable):
-            self._run([_binary("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"])
+            self._run(
+                [_binary("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"]
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 def start_throwaway(*, durable: bool = False) -> ThrowawayPostgres:
     # Short path: Unix socket paths are limited to ~107 bytes.
     root = Path(tempfile.mkdtemp(prefix="pn-pg-", dir="/tmp"))
-    os.chmod(root, 0o755)
+    # The postgres user must traverse it to reach the socket and data directories.
+    os.chmod(root, 0o755)  # noqa: S103
     pg = ThrowawayPostgres(root)
     try:
         pg.start(durable=durable)
