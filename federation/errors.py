@@ -53,6 +53,7 @@ class FedCode(StrEnum):
     PEER_ERROR = "peer_error"  # a peer answered with an error (wrapped, not passed through)
     HANDLER_FAILED = "handler_failed"  # business logic refused a message
     NO_HANDLER = "no_handler"  # no business logic registered for this message type
+    REQUEST_TIMEOUT = "request_timeout"  # a request body that did not arrive in time
 
 
 _FED_HTTP: dict[str, int] = {
@@ -72,6 +73,7 @@ _FED_HTTP: dict[str, int] = {
     FedCode.PEER_ERROR: 502,
     FedCode.HANDLER_FAILED: 422,
     FedCode.NO_HANDLER: 422,
+    FedCode.REQUEST_TIMEOUT: 408,
 }
 
 HTTP_STATUS: Mapping[str, int] = MappingProxyType(

@@ -24,6 +24,7 @@ positional results strictly. Transport failures and error answers are wrapped as
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from aiohttp import web
 from federation.clock import Clock
 from federation.errors import FedCode, FederationError, error_body
 from federation.keystore import NodeKeys
+from federation.websecurity import BODY_READ_TIMEOUT_S
 from protocol.envelope import (
     MAX_BATCH_BYTES,
     KeyResolver,
@@ -95,7 +97,12 @@ def send_handler(
     async def handler(request: web.Request) -> web.StreamResponse:
         if _TXN.fullmatch(request.match_info.get("txn_id", "")) is None:
             return _refuse(Code.MALFORMED, "txn_id must be 1-64 base64url characters")
-        body = await _read_limited(request, MAX_BATCH_BYTES)
+        try:  # a slow body must not hold the handler (slowloris)
+            body = await asyncio.wait_for(_read_limited(request, MAX_BATCH_BYTES),
+                                          BODY_READ_TIMEOUT_S)
+        except TimeoutError:
+            return web.json_response(error_body(FedCode.REQUEST_TIMEOUT, "body not received in "
+                                                "time"), status=408)
         if body is None:
             return _refuse(Code.TOO_LARGE, "batch body too large")
         try:

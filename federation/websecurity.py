@@ -19,11 +19,13 @@ CSRF, login throttling, security headers and a request body limit.
   no-referrer` and `Cache-Control: no-store` on every response except static files.
 - `body_limit` refuses a declared `Content-Length` over the limit before reading it (413,
   `FederationError(too_large)`); give the application the same `client_max_size` so chunked
-  bodies are cut at the same size.
+  bodies are cut at the same size. It also reads the body under a deadline
+  (`BODY_READ_TIMEOUT_S`, 408 `request_timeout`) so a slow body cannot hold a handler.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -35,7 +37,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from federation.clock import Clock
-from federation.errors import FederationError
+from federation.errors import FedCode, FederationError
 from protocol.encoding import b64u
 from protocol.errors import Code
 
@@ -51,6 +53,9 @@ __all__ = [
     "set_session_cookie",
     "token_hash",
 ]
+
+# A whole request body must arrive within this (64 KiB over a poor mobile link: seconds).
+BODY_READ_TIMEOUT_S = 30.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -180,14 +185,30 @@ def _apply(response: web.StreamResponse, csp: str, *, cache: bool) -> None:
         h.setdefault("Cache-Control", "no-store")
 
 
-def body_limit(max_bytes: int) -> Middleware:
-    """Middleware refusing a declared body over `max_bytes` (FederationError too_large)."""
+def body_limit(max_bytes: int, read_timeout_s: float | None = None, *,
+               exempt_prefix: str | None = None) -> Middleware:
+    """Middleware refusing a declared body over `max_bytes` (FederationError too_large), and
+    a body that does not arrive within `read_timeout_s` (default `BODY_READ_TIMEOUT_S`):
+    408 `request_timeout`. aiohttp has no timeout of its own on a started body, so a client
+    dribbling bytes (slowloris) would hold a handler forever; the body is read here, once,
+    and handlers get it from aiohttp's cache (`read()`, `post()`, `json()`). Paths under
+    `exempt_prefix` (the federation send route, which reads its larger batches itself under
+    the same deadline) are left alone."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if exempt_prefix is not None and request.path.startswith(exempt_prefix):
+            return await handler(request)
         length = request.content_length
         if length is not None and length > max_bytes:
             raise FederationError(Code.TOO_LARGE, f"request body over {max_bytes} bytes")
+        if request.body_exists:
+            timeout = read_timeout_s if read_timeout_s is not None else BODY_READ_TIMEOUT_S
+            try:
+                await asyncio.wait_for(request.read(), timeout)
+            except TimeoutError:
+                raise FederationError(FedCode.REQUEST_TIMEOUT,
+                                      f"request body not received within {timeout:g} s") from None
         return await handler(request)
 
     return middleware

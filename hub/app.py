@@ -44,6 +44,7 @@ from federation.errors import FederationError, error_body
 from federation.keystore import KeystoreError, NodeKeys
 from federation.roster import BoardPin
 from federation.service import FederationService
+from federation.websecurity import body_limit
 from hub import dashboard, openapi, stats_api, users
 from hub.activation_log import list_entries, record_status
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, RELAY, SETTINGS
@@ -119,7 +120,9 @@ def create_app(
 ) -> web.Application:
     keys = keys or load_keys(settings)
     clock = clock or SystemClock()
-    app = web.Application(middlewares=[_error_middleware], client_max_size=settings.max_body_bytes)
+    limit = body_limit(settings.max_body_bytes, exempt_prefix="/fed/")  # batches: own limit
+    app = web.Application(middlewares=[_error_middleware, limit],
+                          client_max_size=settings.max_body_bytes)
     db = Database(make_engine(settings.db_url))
     fed = FederationService(
         me=settings.hub_id,
