@@ -37,7 +37,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from federation.clock import Clock
-from federation.errors import FedCode, FederationError
+from federation.errors import FedCode, FederationError, error_body
 from protocol.encoding import b64u
 from protocol.errors import Code
 
@@ -206,9 +206,10 @@ def body_limit(max_bytes: int, read_timeout_s: float | None = None, *,
             timeout = read_timeout_s if read_timeout_s is not None else BODY_READ_TIMEOUT_S
             try:
                 await asyncio.wait_for(request.read(), timeout)
-            except TimeoutError:
-                raise FederationError(FedCode.REQUEST_TIMEOUT,
-                                      f"request body not received within {timeout:g} s") from None
+            except TimeoutError:  # answered here: each server's error table maps its own
+                return web.json_response(error_body(
+                    FedCode.REQUEST_TIMEOUT, f"request body not received within {timeout:g} s"),
+                    status=408, headers={"Connection": "close"})
         return await handler(request)
 
     return middleware
