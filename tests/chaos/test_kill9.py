@@ -12,7 +12,8 @@ Afterwards, from the databases and the API:
 - each hand-off answered 201 arrived once;
 - every node's privacy ledger equals what the hub stored;
 - every node's audit chain verifies (`peernet node audit verify`);
-- no 5xx answer and no unhandled error in any server log.
+- no 5xx answer and no unhandled error in any server log, and none of the typed pseudonym
+  inputs, the hand-off note, the passphrases or the tokens in any server log.
 
 Figures go to the reliability results (`bench.reliability_report`).
 """
@@ -31,8 +32,17 @@ import pytest
 
 from bench.reliability_report import record
 from tests.chaos import checks
-from tests.chaos.cluster import NODE_PASSPHRASE, Cluster, Server, build_cluster, invoke
-from tests.chaos.traffic import REQUESTER, Traffic, settled, wait_until
+from tests.chaos.cluster import (
+    HUB_PASSPHRASE,
+    NODE_PASSPHRASE,
+    OPERATOR_TOKEN,
+    PASSWORD,
+    Cluster,
+    Server,
+    build_cluster,
+    invoke,
+)
+from tests.chaos.traffic import CONTACT_NOTE, REQUESTER, Traffic, settled, wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -132,6 +142,10 @@ async def test_kill9_hub_responder_requester(tmp_path: Path, pg_admin_url: str) 
             invoke, ["node", "audit", "verify", "--config", str(n.config)],
             {"PEERNET_PASSPHRASE": NODE_PASSPHRASE}) for n in cluster.nodes]
         logs = cluster.logs()
+        secrets = [*traffic.typed, CONTACT_NOTE, NODE_PASSPHRASE, HUB_PASSPHRASE, PASSWORD,
+                   OPERATOR_TOKEN, *(n.token for n in cluster.nodes)]
+        leaked = [f"{name}: {s[:8]}..." for name, text in logs.items() for s in secrets
+                  if s in text]
         unhandled = [f"{name}: {line}" for name, text in logs.items()
                      for line in text.splitlines() if "unhandled error" in line
                      or "Traceback" in line]
@@ -155,18 +169,19 @@ async def test_kill9_hub_responder_requester(tmp_path: Path, pg_admin_url: str) 
             "api_5xx": len(traffic.server_errors), "kills": 3,
             "settle_s": round(settle_s, 1), "setup_s": round(setup_s, 1),
             "p99_api_ms": round(1000 * _p99(traffic.latencies), 1),
+            "log_bytes": sum(len(t) for t in logs.values()), "secrets_in_logs": len(leaked),
         }
         problems = {
             "settled": all_settled, "drained": drained, "pending": pending,
             "lost": d.lost[:5], "duplicated": d.duplicated[:5], "failed": d.failed_bad[:5],
             "ledgers": led.mismatches[:3], "missing": {k: len(v) for k, v in missing.items()},
-            "5xx": traffic.server_errors[:5], "unhandled": unhandled[:5],
+            "5xx": traffic.server_errors[:5], "unhandled": unhandled[:5], "leaked": leaked[:5],
             "states": {k: v for k, v in final_states.items() if not settled({"x": v})},
         }
         passed = (all_settled and drained and d.ok and led.ok and not any(missing.values())
                   and all(e <= traffic.encounter_unknown[n] for n, e in extra.items())
                   and handoffs_in == len(traffic.handoffs_ok) + 0 * traffic.handoffs_unknown
-                  and not traffic.server_errors and not unhandled)
+                  and not traffic.server_errors and not unhandled and not leaked)
         record(
             "chaos-kill9", area="fault",
             case="kill -9 of a responder node, the hub and the requester under traffic",
@@ -189,6 +204,7 @@ async def test_kill9_hub_responder_requester(tmp_path: Path, pg_admin_url: str) 
         assert handoffs_in == len(traffic.handoffs_ok), (handoffs_in, traffic.handoffs_ok)
         assert not traffic.server_errors, traffic.server_errors[:5]
         assert not unhandled, unhandled[:5]
+        assert not leaked, leaked[:5]  # typed inputs, notes, passphrases, tokens
         assert all("audit log intact" in a for a in audits), audits
         assert led.node_entries >= 6  # 2 CLI months per node, plus the scheduled one
         assert len(traffic.activations) >= 4

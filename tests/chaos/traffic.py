@@ -35,6 +35,7 @@ REQUESTER = "agency-1"
 TERMINAL = {"declined", "expired", "closed", "cancelled"}
 ENGAGED = {"accepted", "mobilized", "on_scene", "demobilized", "closed"}
 HOUR = 3_600_000
+CONTACT_NOTE = "Call back about shift change at station 3"
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Traffic:
     unanswered: int = 0
     calls: int = 0
     latencies: list[float] = field(default_factory=list)
+    typed: set[str] = field(default_factory=set)  # typed pseudonym inputs (must never leak)
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -83,6 +85,10 @@ class Traffic:
 
     # --- encounters -----------------------------------------------------------------------
 
+    def _typed(self, value: str) -> str:
+        self.typed.add(value)
+        return value
+
     def encounter_body(self) -> dict[str, Any]:
         r = self.rng
         return {
@@ -92,7 +98,7 @@ class Traffic:
             "intervention": r.choice(["one_on_one", "defusing", "follow_up"]),
             "recipient_discipline": r.choice(["fire", "ems", "law_enforcement"]),
             "recipient_category": "own_agency",
-            "recipient": f"EMP-{r.randrange(10_000, 99_999)}",
+            "recipient": self._typed(f"EMP-{r.randrange(10_000, 99_999)}"),
             "topics": [r.choice(["work_stress", "critical_incident", "family"])],
             "notice_given": True,
         }
@@ -203,7 +209,7 @@ class Traffic:
             if key not in self.handoff_tried:
                 out = await self.call(node, "POST", f"{path}/handoffs{q}", {
                     "to": REQUESTER, "due": "2027-01-15", "discipline": "fire",
-                    "contact_note": "Call back about shift change at station 3"})
+                    "contact_note": CONTACT_NOTE})
                 if out is None:
                     self.handoffs_unknown += 1
                     return  # try again next tick (a lost answer may have been committed)
