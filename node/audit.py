@@ -210,28 +210,34 @@ async def record(
 async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, Any]]],
                          entry: Mapping[str, Any]) -> dict[str, Any] | None:
     sync_engine = db.engine.sync_engine
-    async with db.write_lock():
-        cached = _HEADS.get(sync_engine)
-        if cached is None:
-            return None
-        row = _entry_row(**entry)
-        _link(row, *cached)
-        dialect = db.engine.dialect
-        guard = (row["seq"], row["hash"], cached[0], cached[1])
-        inserts = [(_insert_sql(t), _params(t, v, dialect)) for t, v in [*rows, (_entries, row)]]
-        raw = await db.engine.raw_connection()
-        try:
-            driver: Any = raw.driver_connection
-            # One item on aiosqlite's own queue (the one SQLAlchemy's adapter also feeds):
-            # one wake-up of the driver thread and of the loop per write.
-            moved = await driver._execute(_write_batch, driver._conn, guard, inserts)
-        finally:
-            raw.close()
-        if moved:
+    cached = _HEADS.get(sync_engine)
+    if cached is None:
+        return None
+    row = _entry_row(**entry)
+    _link(row, *cached)
+    mine = (row["seq"], row["hash"])
+    # Chain the next writer onto this entry now: batches run in queue order on one
+    # connection, so concurrent writes pipeline like plain inserts. Each batch's guard is
+    # checked in the database; if one fails, every batch chained after it fails too, writes
+    # nothing, and goes the slow way.
+    _HEADS[sync_engine] = mine
+    dialect = db.engine.dialect
+    guard = (row["seq"], row["hash"], cached[0], cached[1])
+    inserts = [(_insert_sql(t), _params(t, v, dialect)) for t, v in [*rows, (_entries, row)]]
+    try:
+        driver = await db.fast_writer()
+        # One item on aiosqlite's own queue (the one SQLAlchemy's adapter also feeds): one
+        # wake-up of the driver thread and of the loop per write.
+        moved = await driver._execute(_write_batch, driver._conn, guard, inserts)
+    except BaseException:
+        if _HEADS.get(sync_engine) == mine:
             _HEADS.pop(sync_engine, None)
-            return None  # the head moved (another process); nothing was written
-        _HEADS[sync_engine] = (row["seq"], row["hash"])
-        return row
+        raise
+    if moved:
+        if _HEADS.get(sync_engine) == mine:
+            _HEADS.pop(sync_engine, None)
+        return None  # the head was not where we chained; nothing was written
+    return row
 
 
 def _write_batch(conn: sqlite3.Connection, guard: tuple[Any, ...],

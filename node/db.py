@@ -341,6 +341,8 @@ class Database:
     is_sqlite: bool = field(init=False)
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     auth_cache: dict[str, tuple[int, Any]] = field(init=False, default_factory=dict)
+    _fast: Any = field(init=False, default=None)
+    _fast_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     serialise_writes: bool = field(init=False)  # SQLite: queue writers in memory
 
     def __post_init__(self) -> None:
@@ -369,7 +371,23 @@ class Database:
     def read(self) -> Any:
         return self.engine.begin()
 
+    async def fast_writer(self) -> Any:
+        """SQLite: one aiosqlite connection kept out of the pool for `node.audit.record`,
+        whose whole transaction is one call on the driver thread; its queue orders the
+        writes, so they need no lock here."""
+        if self._fast is None:
+            async with self._fast_lock:
+                if self._fast is None:
+                    raw = await self.engine.raw_connection()
+                    driver = raw.driver_connection
+                    raw.detach()
+                    self._fast = driver
+        return self._fast
+
     async def dispose(self) -> None:
+        if self._fast is not None:
+            fast, self._fast = self._fast, None
+            await fast.close()
         await self.engine.dispose()
 
 

@@ -100,14 +100,16 @@ async def test_forged_head_signature_is_refused(make_node: MakeNode) -> None:
 
 async def test_concurrent_writers_keep_one_chain(make_node: MakeNode) -> None:
     node = await make_node()
-    results = await asyncio.gather(*[
-        node.post(f"sup{1 + i % 2}", "/api/v1/encounters", encounter(recipient=f"R{i}"))
-        for i in range(24)
-    ])
-    assert [s for s, _ in results] == [201] * 24
+    status, first = await node.post("sup1", "/api/v1/encounters", encounter())
+    writes = [node.post(f"sup{1 + i % 2}", "/api/v1/encounters", encounter(recipient=f"R{i}"))
+              for i in range(24)]
+    # refused and audited reads go through the other (locked) write path meanwhile
+    reads = [node.get("sup2", f"/api/v1/encounters/{first['id']}") for _ in range(6)]
+    results = await asyncio.gather(*writes, *reads)
+    assert [s for s, _ in results] == [201] * 24 + [403] * 6
     rep = await _verify(node)
     assert rep.ok, rep
-    assert await node.count("encounters") == 24
+    assert await node.count("encounters") == 25
 
 
 async def test_another_process_appending_does_not_fork_the_chain(
