@@ -9,13 +9,32 @@ live connection so the same code path serves tests, the CLI and the demo.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+# Constraint names both servers use, so migrations name the same things on both engines.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def async_url(url: str) -> str:
@@ -81,3 +100,105 @@ def run_env(target_metadata: Any) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _sqlite_implicit_immediate(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite then issues BEGIN IMMEDIATE itself, in the same call as a transaction's first
+    # INSERT/UPDATE/DELETE: writers take the lock up front without an extra round trip to
+    # aiosqlite's thread. Reads get an explicit deferred BEGIN (see _sqlite_begin).
+    dbapi_conn.isolation_level = "IMMEDIATE"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    opts = conn.get_execution_options()
+    if opts.get("peernet_write") or opts.get("peernet_autocommit"):
+        return
+    conn.exec_driver_sql("BEGIN")
+
+
+@dataclass
+class Database:
+    """A server's engine, a session factory, and the write discipline (node and hub).
+
+    `write()` opens a write transaction: on SQLite it takes the database write lock with
+    its first change (`BEGIN IMMEDIATE`, issued by pysqlite) behind an in-process lock, so
+    concurrent requests queue instead of polling the busy timeout and reads inside it see
+    the latest commit; on PostgreSQL a normal transaction. Write through `write()` on
+    SQLite: a deferred transaction that reads and then writes can fail with "database is
+    locked" under load. SAVEPOINTs work inside it on both engines. `read()` opens a plain
+    (snapshot) transaction.
+    """
+
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    is_sqlite: bool = field(init=False)
+    serialise_writes: bool = field(init=False)  # SQLite: queue writers in memory
+    _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.serialise_writes = self.is_sqlite
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        if self.is_sqlite:
+            sync = self.engine.sync_engine
+            if not event.contains(sync, "connect", _sqlite_implicit_immediate):
+                event.listen(sync, "connect", _sqlite_implicit_immediate)
+                event.listen(sync, "begin", _sqlite_begin)
+
+    def write(self) -> WriteTransaction:
+        return WriteTransaction(self)
+
+    @contextlib.asynccontextmanager
+    async def write_lock(self) -> AsyncIterator[None]:
+        """The in-process writer queue alone (SQLite), for code that writes on a raw driver
+        connection."""
+        if not self.serialise_writes:
+            yield
+            return
+        async with self._write_lock:
+            yield
+
+    def read(self) -> Any:
+        return self.engine.begin()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+class WriteTransaction:
+    """`async with db.write() as conn:` one write transaction, committed on success."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._locked = False
+
+    async def __aenter__(self) -> AsyncConnection:
+        if self._db.serialise_writes:
+            await self._db._write_lock.acquire()
+            self._locked = True
+        try:
+            conn = await self._db.engine.connect()
+            conn = await conn.execution_options(peernet_write=True)
+            self._conn = conn
+            await conn.begin()
+        except BaseException:
+            self._release()
+            raise
+        return conn
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                await self._conn.commit()
+            else:
+                await self._conn.rollback()
+        finally:
+            try:
+                await self._conn.close()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        if self._locked:
+            self._locked = False
+            self._db._write_lock.release()

@@ -21,10 +21,8 @@ your own migration revision with `down_revision = "0001_node_core"` and a unique
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -45,12 +43,11 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
-    event,
 )
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from federation.database import NAMING
+from federation.database import Database as SharedDatabase
 from node.vocabulary import (
     ActivationType,
     DisclosureCategory,
@@ -91,13 +88,6 @@ TABLE_MODULES: list[str] = [
     "node.activation_db",
 ]
 
-NAMING = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 # prev_hash of the first audit entry: SHA-256 of b"peernet/v1/audit-genesis", base64url.
 GENESIS_HASH = "mEv8yerrykPyw5SOR5OiZ7HiPIL2HbYsioKp0TUKbF8"
@@ -308,68 +298,19 @@ def import_table_modules() -> None:
         importlib.import_module(name)
 
 
-def _sqlite_implicit_immediate(dbapi_conn: Any, _record: Any) -> None:
-    # pysqlite then issues BEGIN IMMEDIATE itself, in the same call as a transaction's first
-    # INSERT/UPDATE/DELETE: writers take the lock up front without an extra round trip to
-    # aiosqlite's thread. Reads get an explicit deferred BEGIN (see _sqlite_begin).
-    dbapi_conn.isolation_level = "IMMEDIATE"
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    opts = conn.get_execution_options()
-    if opts.get("peernet_write") or opts.get("peernet_autocommit"):
-        return
-    conn.exec_driver_sql("BEGIN")
-
-
 @dataclass
-class Database:
-    """The node's engine, a session factory, and the write discipline.
+class Database(SharedDatabase):
+    """The node's database handle: the shared write discipline
+    (`federation.database.Database`) plus what the node's hot paths add.
 
-    `write()` opens a write transaction: on SQLite it takes the database write lock with
-    its first change (`BEGIN IMMEDIATE`, issued by pysqlite) behind an in-process lock, so
-    concurrent requests queue instead of polling the busy timeout and reads inside it see
-    the latest commit; on PostgreSQL a normal transaction (the audit head row lock
-    serialises chain appends). Write through `write()` on SQLite: a deferred transaction
-    that reads and then writes can fail with "database is locked" under load.
-    `read()` opens a plain (snapshot) transaction. `auth_cache` holds bearer-token lookups
-    for a moment (see `node.web`); services that change users or tokens clear it.
+    `auth_cache` holds bearer-token lookups for a moment (see `node.web`); services that
+    change users or tokens clear it. `fast_writer()` is the SQLite connection that
+    `node.audit.record` writes an encounter on in one driver-thread call.
     """
 
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession] = field(init=False)
-    is_sqlite: bool = field(init=False)
-    _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     auth_cache: dict[str, tuple[int, Any]] = field(init=False, default_factory=dict)
     _fast: Any = field(init=False, default=None)
     _fast_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-    serialise_writes: bool = field(init=False)  # SQLite: queue writers in memory
-
-    def __post_init__(self) -> None:
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self.serialise_writes = self.is_sqlite
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        if self.is_sqlite:
-            sync = self.engine.sync_engine
-            if not event.contains(sync, "connect", _sqlite_implicit_immediate):
-                event.listen(sync, "connect", _sqlite_implicit_immediate)
-                event.listen(sync, "begin", _sqlite_begin)
-
-    def write(self) -> _WriteTx:
-        return _WriteTx(self)
-
-    @contextlib.asynccontextmanager
-    async def write_lock(self) -> AsyncIterator[None]:
-        """The in-process writer queue alone (SQLite), for code that writes on a raw driver
-        connection (`node.audit.record`)."""
-        if not self.serialise_writes:
-            yield
-            return
-        async with self._write_lock:
-            yield
-
-    def read(self) -> Any:
-        return self.engine.begin()
 
     async def fast_writer(self) -> Any:
         """SQLite: one aiosqlite connection kept out of the pool for `node.audit.record`,
@@ -388,44 +329,4 @@ class Database:
         if self._fast is not None:
             fast, self._fast = self._fast, None
             await fast.close()
-        await self.engine.dispose()
-
-
-class _WriteTx:
-    """`async with db.write() as conn:` one write transaction, committed on success."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._cm: Any = None
-        self._locked = False
-
-    async def __aenter__(self) -> AsyncConnection:
-        if self._db.serialise_writes:
-            await self._db._write_lock.acquire()
-            self._locked = True
-        try:
-            conn = await self._db.engine.connect()
-            conn = await conn.execution_options(peernet_write=True)
-            self._conn = conn
-            await conn.begin()
-        except BaseException:
-            self._release()
-            raise
-        return conn
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None:
-                await self._conn.commit()
-            else:
-                await self._conn.rollback()
-        finally:
-            try:
-                await self._conn.close()
-            finally:
-                self._release()
-
-    def _release(self) -> None:
-        if self._locked:
-            self._locked = False
-            self._db._write_lock.release()
+        await super().dispose()
