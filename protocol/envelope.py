@@ -383,10 +383,10 @@ def _match_canonical(raw: bytes) -> tuple[dict[str, Any], bytes] | None:
     return obj, raw[: match.start(8) + shift] + raw[match.end(8) + shift :]
 
 
-def _parse_outer(raw: bytes | Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The outer envelope as checked plain values, and its signed bytes (canonical bytes
-    without `sig`)."""
-    unsigned: bytes | None = None
+def _parse_outer(raw: bytes | Mapping[str, Any]) -> tuple[dict[str, Any], bytes, bytes]:
+    """The outer envelope as checked plain values, its signed bytes (canonical bytes
+    without `sig`) and the raw ciphertext. `ct` is decoded (strictly) before the signed
+    bytes are templated: only base64url text may enter the template."""
     if isinstance(raw, bytes | bytearray):
         if len(raw) > MAX_ENVELOPE_BYTES:
             raise ProtocolError(Code.TOO_LARGE, f"envelope is {len(raw)} bytes")
@@ -404,7 +404,7 @@ def _parse_outer(raw: bytes | Mapping[str, Any]) -> tuple[dict[str, Any], bytes]
                 or not _is_sha256(ref["sha256"])
             ):
                 raise _malformed("envelope field out of range")
-            return obj, unsigned
+            return obj, unsigned, unb64u(obj["ct"])
         obj = parse_json(raw)
     elif isinstance(raw, Mapping):
         obj = dict(raw)
@@ -441,7 +441,8 @@ def _parse_outer(raw: bytes | Mapping[str, Any]) -> tuple[dict[str, Any], bytes]
         or not _is_str(sig["value"])
     ):
         raise _malformed("invalid sig")
-    return obj, _unsigned_bytes(obj) if unsigned is None else unsigned
+    ct = unb64u(obj["ct"])  # strict: after this, ct is plain base64url text
+    return obj, _unsigned_bytes(obj), ct
 
 
 def _unsigned_bytes(obj: dict[str, Any]) -> bytes:
@@ -485,9 +486,8 @@ def _check_outer(
 ) -> tuple[OuterEnvelope, bytes, bytes]:
     """Shared by `check_outer` and `open_envelope`: the outer model, the raw ciphertext and
     the signer's verify key."""
-    obj, unsigned_bytes = _parse_outer(raw)
+    obj, unsigned_bytes, ct = _parse_outer(raw)
     sig = obj["sig"]
-    ct = unb64u(obj["ct"])  # strict: after this, ct is plain base64url text
     signature = unb64u(sig["value"])
     if len(signature) != SIGNATURE_BYTES:
         raise _malformed("signature value must be 64 bytes")

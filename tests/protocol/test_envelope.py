@@ -550,3 +550,12 @@ def test_any_single_field_replaced_is_refused(field: str, value: Any) -> None:
     obj[field] = value
     with pytest.raises(ProtocolError):
         open_as(obj)
+
+
+@pytest.mark.parametrize("ct", ["\x80", 'a"b', "a\\b", "é" * 4, "AAAA\n"])
+def test_ct_that_is_not_base64url_text_is_malformed_on_the_mapping_path(ct: str) -> None:
+    obj = parse_json(ENVELOPE_FOR_MUTATION)
+    obj["ct"] = ct
+    with pytest.raises(ProtocolError) as err:
+        open_as(obj)
+    assert err.value.code is Code.MALFORMED
