@@ -188,7 +188,9 @@ async def test_kill9_hub_responder_requester(tmp_path: Path, pg_admin_url: str) 
             how=f"hub (PostgreSQL) + 3 nodes (agency-2 on PostgreSQL) as `peernet ... serve` "
                 f"processes; {traffic_s:.0f} s of encounter writes, {len(traffic.activations)} "
                 f"activations with hand-offs, {released_cli} CLI releases plus the scheduled "
-                f"one; SIGKILL at seeded moments {fault_log}; seed {SEED}",
+                f"one; SIGKILL (seed {SEED}): " + "; ".join(
+                    f"{f['server']} at {f['killed_at_s']} s, back after {f['down_s']} s"
+                    for f in fault_log),
             result=("every message delivered exactly once, every 201 encounter stored, every "
                     "activation terminal on both sides, ledgers = hub, audit chains verify")
             if passed else f"FAILED: {problems}",

@@ -26,7 +26,8 @@ async def test_two_hubs_two_outbox_workers_one_postgres(tmp_path: Path,
            case=f"{N:,} messages through two hub processes and two outbox workers (test)",
            how="tests/chaos/test_relay_workers.py: one PostgreSQL; hub x2 behind a round-robin "
                "proxy, sender node x2 (`peernet node serve` twice on one database); receiver "
-               "down until the hubs hold every message",
+               "down until the hubs hold every message, then started and greets its hub "
+               "(one empty signed batch)",
            result="none lost, none delivered twice, all acked" if ok else f"FAILED: {fig}",
            figures=fig, passed=ok, duration_s=time.monotonic() - started)
     assert fig["lost"] == 0 and fig["relay_left"] == 0, fig
