@@ -11,30 +11,27 @@ Unknown keys in the TOML file are refused (a typo must not silently fall back to
 
 from __future__ import annotations
 
-import json
-from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
+from federation.settings import TomlSettings
 from node.errors import Code, NodeError
 from node.vocabulary import RecipientDiscipline
 from protocol.ids import NODE_ID_PATTERN
 
 __all__ = ["NodeSettings"]
 
-_TOML_PATH: ContextVar[Path | None] = ContextVar("peernet_node_toml", default=None)
 
+class NodeSettings(TomlSettings):
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"passphrase"})
+    toml_header: ClassVar[str] = (
+        "# peernet node configuration. Secrets come from PEERNET_PASSPHRASE."
+    )
 
-class NodeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PEERNET_", extra="forbid", validate_default=True, frozen=True
     )
@@ -63,6 +60,10 @@ class NodeSettings(BaseSettings):
     secure_cookies: bool | None = None  # default: on when public_url is https
     db_pool_size: int = Field(default=20, ge=1, le=500)
 
+    @classmethod
+    def config_error(cls, message: str, field: str | None = None) -> Exception:
+        return NodeError(Code.CONFIG, message, field)
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
@@ -85,20 +86,6 @@ class NodeSettings(BaseSettings):
             object.__setattr__(self, "secure_cookies", self.public_url.startswith("https://"))
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = _TOML_PATH.get()
-        if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
-        return tuple(sources)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -113,48 +100,3 @@ class NodeSettings(BaseSettings):
     def pseudonym_key_path(self) -> Path:
         assert self.pseudonym_key_file is not None  # set by _derive_paths
         return self.pseudonym_key_file
-
-    @classmethod
-    def load(cls, path: Path | None = None, **overrides: Any) -> NodeSettings:
-        """Settings from the TOML file at `path` (if any), the environment and `overrides`.
-
-        Raises `NodeError(config)` with one plain line for a missing file or a bad value.
-        """
-        if path is not None and not path.is_file():
-            raise NodeError(Code.CONFIG, f"config file not found: {path}")
-        token = _TOML_PATH.set(path)
-        try:
-            return cls(**overrides)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "config"
-            raise NodeError(Code.CONFIG, f"invalid config {where}: {err['msg']}", where) from None
-        except (OSError, ValueError) as exc:  # unreadable or unparsable TOML
-            raise NodeError(Code.CONFIG, f"cannot read config {path}: {exc}") from None
-        finally:
-            _TOML_PATH.reset(token)
-
-    def to_toml(self) -> str:
-        """The non-secret settings as a TOML document (what `peernet node init` writes)."""
-        skip = {"passphrase"}
-        lines = ["# peernet node configuration. Secrets come from PEERNET_PASSPHRASE."]
-        for name in type(self).model_fields:
-            if name in skip:
-                continue
-            value = getattr(self, name)
-            if value is None:
-                continue
-            lines.append(f"{name} = {_toml_value(value)}")
-        return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Path):
-        return json.dumps(str(value))
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # JSON string escapes are valid TOML basic strings
