@@ -69,8 +69,9 @@ def unseal(ciphertext: bytes, private_key: nacl.public.PrivateKey) -> bytes:
     if not isinstance(private_key, nacl.public.PrivateKey):
         raise ProtocolError(Code.UNDECRYPTABLE, "no X25519 private key to open with")
     try:
+        # bytes(): the raw keys without the encoder layer of `.encode()`
         return nacl.bindings.crypto_box_seal_open(
-            ciphertext, private_key.public_key.encode(), private_key.encode()
+            ciphertext, bytes(private_key.public_key), bytes(private_key)
         )
     except (nacl.exceptions.CryptoError, ValueError, TypeError) as exc:
         raise ProtocolError(Code.UNDECRYPTABLE, "sealed box does not open") from exc
