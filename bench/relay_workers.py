@@ -17,6 +17,12 @@ fails and every message goes through the hub processes; once they hold all N (`h
 `agency-2` starts and the relay workers deliver. Done when `agency-2`'s inbox holds N rows
 from `agency-1` and every one of `agency-1`'s outbox rows is acked.
 
+Server logs are searched too: `logged_tracebacks`, `logged_deadlocks` (PostgreSQL deadlocks
+between the sender's two outbox workers) and `logged_unique_violations` (one message applied
+concurrently by two deliveries: the inbox's dedupe read and the business insert race; the
+constraint refuses the second, the batch fails with a 500 and is retried). They are
+recovered from, not losses, but they are defects to fix.
+
 Checks (and JSON keys): `messages` sent, `delivered` (inbox rows at the receiver;
 `UNIQUE(from, msg_id)`), `duplicates` (activations stored minus distinct messages),
 `lost`, `acked`, `relay_left`, `hub_accept_s` (all N held by the hubs), `deliver_s` (receiver
@@ -189,6 +195,8 @@ async def run_relay(root: Path, pg_admin_url: str, n: int, *, timeout_s: float =
         attempts = await _count(a_engine, "SELECT coalesce(sum(attempts), 0) FROM fed_outbox "
                                           f"WHERE destination = '{RECEIVER}'")
         relay_left = await _count(hub_engine, "SELECT count(*) FROM hub_relay")
+        logs = "\n".join(srv.log.read_text(errors="replace") for srv in
+                         [*cluster.servers(), *extra] if srv.log.exists())
         return {
             "messages": n,
             "sent": sent,
@@ -207,6 +215,10 @@ async def run_relay(root: Path, pg_admin_url: str, n: int, *, timeout_s: float =
             "proxy_conns_hub1": proxy.connections[hub1.port],
             "proxy_conns_hub2": proxy.connections[hub2_port],
             "receiver_hello": hello,
+            # Server-side errors the senders recovered from by retrying (not losses):
+            "logged_tracebacks": logs.count("Traceback"),
+            "logged_deadlocks": logs.count("deadlock detected"),
+            "logged_unique_violations": logs.count("UniqueViolationError"),
         }
     finally:
         for s in extra:
