@@ -11,7 +11,8 @@ transport, for one identity (`me` + `NodeKeys`) over one database:
 
 `send` builds the envelope once (`protocol.envelope.build_envelope`, under the current roster
 and the recipient's encryption key) and queues it in the caller's transaction; the worker
-delivers after commit.
+delivers after commit. `send_many` does the same for a list of `Outgoing` messages (a fan-out):
+every envelope is built first, then one multi-row insert queues them all.
 
 Routing (worker): direct to the destination's roster endpoint; when that fails (unreachable,
 5xx), through the hub (the hub named by `hub_id`, else the first hub of the roster), and
@@ -19,9 +20,14 @@ direct attempts to that destination are skipped for a while (`DIRECT_RETRY_MS`).
 itself always delivers direct. Either way the recipient's inbox dedupes, so a message sent
 both ways is applied once.
 
-The worker wakes when a transaction that queued something commits (`kick()`), when an ack
-arrives, or every `poll_ms`. Tests drive it deterministically with `run_once()` / `drain()`
-and a `FakeClock`.
+The worker wakes when a transaction that queued something commits (`kick()`, an
+`asyncio.Event`), when an ack arrives, or every `poll_ms`. Tests drive it deterministically
+with `run_once()` / `drain()` and a `FakeClock`.
+
+Transactions per pass (each is a turn of the database writer, which on SQLite every inbound
+batch waits for): one claims the due rows, one stores newly built ack envelopes (before
+they are sent, so a resend reuses the bytes), and one records the outcome of the whole pass
+(done, failed, awaiting the ack, retry later) for every destination at once.
 """
 
 from __future__ import annotations
@@ -32,13 +38,14 @@ import logging
 import os
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from pydantic import BaseModel
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from federation.clock import Clock
@@ -52,7 +59,9 @@ from federation.outbox import (
     Db,
     backoff_ms,
     claim_due,
-    enqueue,
+    enqueue_many,
+    enqueue_row,
+    reset_backoff,
 )
 from federation.roster import BoardPin
 from federation.roster_sync import RosterStore, roster_routes
@@ -63,7 +72,7 @@ from protocol.errors import ProtocolError
 from protocol.ids import new_ulid
 from protocol.messages import AckStatus, BatchResult, MessageType
 
-__all__ = ["DEFAULT_TTL_MS", "DIRECT_RETRY_MS", "FederationService"]
+__all__ = ["DEFAULT_TTL_MS", "DIRECT_RETRY_MS", "FederationService", "Outgoing"]
 
 log = logging.getLogger("peernet.federation")
 
@@ -71,6 +80,53 @@ DEFAULT_TTL_MS = 3 * 86_400_000
 DIRECT_RETRY_MS = 60_000
 ROSTER_REFRESH_MS = 10 * 60_000
 SWEEP_MS = 60 * 60_000
+
+# Outcome statements of a worker pass, built once; run with one parameter set per row.
+_STORE_ENVELOPE = (
+    update(outbox).where(outbox.c.id == bindparam("b_id")).values(envelope=bindparam("b_env"))
+)
+_AWAIT_ACK = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
+    .values(sent_ts=bindparam("b_now"), next_attempt_ts=bindparam("b_next"), last_error=None)
+)
+_RETRY = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
+    .values(next_attempt_ts=bindparam("b_next"), last_error=bindparam("b_err"))
+)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message for `FederationService.send_many` (the arguments of `send`)."""
+
+    to: str
+    msg_type: MessageType
+    body: BaseModel | Mapping[str, Any]
+    thread_id: str | None = None
+    in_reply_to: str | None = None
+    ttl_ms: int = DEFAULT_TTL_MS
+
+
+@dataclass
+class _Outcome:
+    """What one worker pass learned, written in one transaction at its end."""
+
+    finish: dict[tuple[str, str | None], list[int]] = field(default_factory=dict)
+    waiting: list[dict[str, Any]] = field(default_factory=list)
+    retry: list[dict[str, Any]] = field(default_factory=list)
+
+    def finished(self, rows: Sequence[Claimed], state: str, code: str | None) -> None:
+        self.finish.setdefault((state, code), []).extend(r.id for r in rows)
+
+    def retried(
+        self, rows: Sequence[Claimed], error: str, now: int, rand: Callable[[], float]
+    ) -> None:
+        self.retry.extend(
+            {"b_id": r.id, "b_next": now + backoff_ms(r.attempts, rand), "b_err": error[:200]}
+            for r in rows
+        )
 
 
 class FederationService:
@@ -119,6 +175,7 @@ class FederationService:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._direct_down_until: dict[str, int] = {}
+        self._hops_down: set[str] = set()
         self._sender = Sender(
             node_id=me, key_version=keys.key_version, signing_key=keys.signing_key
         )
@@ -152,36 +209,52 @@ class FederationService:
         """Build the envelope and queue it in the caller's transaction; returns its msg_id.
         Raises `FederationError` (`unknown_node`, `no_roster`, or a protocol code such as
         `bad_body`) before anything is written."""
+        out = Outgoing(to, msg_type, body, thread_id, in_reply_to, ttl_ms)
+        return (await self.send_many(conn, [out]))[0]
+
+    async def send_many(self, conn: Db, messages: Sequence[Outgoing]) -> list[str]:
+        """`send` for several messages: every envelope is built first (a refusal raises
+        before anything is written), then one multi-row insert queues them all in the
+        caller's transaction. Returns the msg_ids in order."""
+        if not messages:
+            return []
         state = self.roster.state
         now = self.clock.now_ms()
-        msg_id = new_ulid(now, os.urandom(10))
-        try:
-            envelope = build_envelope(
-                sender=self._sender,
-                to=to,
-                recipient_enc_key=state.enc_key(to),
-                msg_type=MessageType(msg_type),
-                body=body,
-                msg_id=msg_id,
-                created_ts=now,
-                expires_ts=now + ttl_ms,
-                roster=state.ref(),
-                thread_id=thread_id,
-                in_reply_to=in_reply_to,
+        ref = state.ref()
+        rand = os.urandom(10 * len(messages))
+        rows: list[dict[str, Any]] = []
+        for i, m in enumerate(messages):
+            msg_type = MessageType(m.msg_type)
+            msg_id = new_ulid(now, rand[10 * i : 10 * i + 10])
+            try:
+                envelope = build_envelope(
+                    sender=self._sender,
+                    to=m.to,
+                    recipient_enc_key=state.enc_key(m.to),
+                    msg_type=msg_type,
+                    body=m.body,
+                    msg_id=msg_id,
+                    created_ts=now,
+                    expires_ts=now + m.ttl_ms,
+                    roster=ref,
+                    thread_id=m.thread_id,
+                    in_reply_to=m.in_reply_to,
+                )
+            except ProtocolError as exc:
+                raise FederationError(exc.code.value, exc.detail or exc.code.value) from None
+            rows.append(
+                enqueue_row(
+                    destination=m.to,
+                    msg_id=msg_id,
+                    msg_type=msg_type.value,
+                    created_ts=now,
+                    expires_ts=now + m.ttl_ms,
+                    envelope=envelope,
+                )
             )
-        except ProtocolError as exc:
-            raise FederationError(exc.code.value, exc.detail or exc.code.value) from None
-        await enqueue(
-            conn,
-            destination=to,
-            msg_id=msg_id,
-            msg_type=MessageType(msg_type).value,
-            created_ts=now,
-            expires_ts=now + ttl_ms,
-            envelope=envelope,
-        )
+        await enqueue_many(conn, rows)
         self._kick_after_commit(conn)
-        return msg_id
+        return [str(r["msg_id"]) for r in rows]
 
     def _kick_after_commit(self, conn: Db) -> None:
         sync = getattr(conn, "sync_connection", None) or getattr(conn, "sync_session", None)
@@ -303,6 +376,7 @@ class FederationService:
             claimed = await claim_due(conn, now=now)
         if not claimed:
             return 0
+        outcome = _Outcome()
         by_dest: dict[str, list[Claimed]] = defaultdict(list)
         expired: list[Claimed] = []
         for row in claimed:
@@ -311,14 +385,21 @@ class FederationService:
             else:
                 by_dest[row.destination].append(row)
         if expired:
-            await self._finish(expired, OutboxState.FAILED, "expired", now)
+            outcome.finished(expired, OutboxState.FAILED, "expired")
         await self._materialize(
-            [r for rows in by_dest.values() for r in rows if r.envelope is None]
+            [r for rows in by_dest.values() for r in rows if r.envelope is None], outcome
         )
-        await asyncio.gather(*(self._deliver(dest, rows) for dest, rows in by_dest.items()))
+        delivered = await asyncio.gather(
+            *(self._deliver(dest, rows, outcome) for dest, rows in by_dest.items()),
+            return_exceptions=True,
+        )
+        await self._record(outcome, self.clock.now_ms())
+        for exc in delivered:
+            if isinstance(exc, BaseException):
+                raise exc
         return len(claimed)
 
-    async def _materialize(self, rows: list[Claimed]) -> None:
+    async def _materialize(self, rows: list[Claimed], outcome: _Outcome) -> None:
         """Build queued ack envelopes once and store them (later resends reuse the bytes)."""
         if not rows:
             return
@@ -343,14 +424,14 @@ class FederationService:
                 built.append(row)
             except (FederationError, ProtocolError, KeyError, ValueError) as exc:
                 log.warning("cannot build queued %s %s: %s", row.msg_type, row.msg_id, exc)
-        async with self.write() as conn:
-            for row in built:
+        if built:
+            async with self.write() as conn:
                 await conn.execute(
-                    update(outbox).where(outbox.c.id == row.id).values(envelope=row.envelope)
+                    _STORE_ENVELOPE, [{"b_id": r.id, "b_env": r.envelope} for r in built]
                 )
         failed = [r for r in rows if r.envelope is None]
         if failed:
-            await self._finish(failed, OutboxState.FAILED, "undeliverable", self.clock.now_ms())
+            outcome.finished(failed, OutboxState.FAILED, "undeliverable")
 
     def _hub(self) -> tuple[str, str] | None:
         state = self.roster.state
@@ -369,7 +450,7 @@ class FederationService:
         hub = self._hub()
         return hub[1] if hub else None
 
-    async def _deliver(self, dest: str, rows: list[Claimed]) -> None:
+    async def _deliver(self, dest: str, rows: list[Claimed], outcome: _Outcome) -> None:
         assert self.client is not None
         state = self.roster.state
         for i in range(0, len(rows), MAX_BATCH):
@@ -388,73 +469,77 @@ class FederationService:
             for hop, url in routes:
                 try:
                     results = await self.client.send_batch(url, hop, envelopes)
+                    if hop in self._hops_down:
+                        await self._hop_back(hop)
                     break
                 except PeerError as exc:
                     error = f"{hop}: {exc.peer_status} {exc.peer_code}"
                 except FederationError as exc:
                     error = exc.message
+                self._hops_down.add(hop)
                 if hop == dest:
                     # Go through the hub for a while instead of waiting on a peer that is down.
                     self._direct_down_until[dest] = now + DIRECT_RETRY_MS
             now = self.clock.now_ms()
             if results is None:
-                await self._retry(chunk, error or "no route", now)
+                outcome.retried(chunk, error or "no route", now, self.rand)
                 continue
-            await self._record(chunk, results, now)
+            self._sort(chunk, results, now, outcome)
 
-    async def _record(self, rows: list[Claimed], results: list[BatchResult], now: int) -> None:
-        done: list[Claimed] = []
-        waiting: list[Claimed] = []
+    async def _hop_back(self, hop: str) -> None:
+        """A hop that failed before answered again: it is up, so the rows to it that are
+        waiting out a backoff are due now (as when a valid request arrives from it). Without
+        this, a message queued while the hub was down waits out its backoff (up to 15
+        minutes) even though fresher messages to the hub already go through."""
+        self._hops_down.discard(hop)
+        async with self.write() as conn:
+            await reset_backoff(conn, destinations=[hop], now=self.clock.now_ms())
+        self.kick()
+
+    def _sort(
+        self, rows: list[Claimed], results: list[BatchResult], now: int, outcome: _Outcome
+    ) -> None:
+        """File one batch's results into the pass's outcome."""
         failed: dict[str, list[Claimed]] = defaultdict(list)
         retry: list[Claimed] = []
         for row, res in zip(rows, results, strict=True):
             if res.status in (AckStatus.ACCEPTED, AckStatus.DUPLICATE):
-                (done if row.msg_type == MessageType.ACK.value else waiting).append(row)
+                if row.msg_type == MessageType.ACK.value:
+                    outcome.finished([row], OutboxState.DONE, None)
+                else:
+                    wait = max(AWAIT_ACK_MS, backoff_ms(row.attempts, self.rand))
+                    outcome.waiting.append({"b_id": row.id, "b_now": now, "b_next": now + wait})
             elif res.code is not None and res.code.value in PERMANENT_CODES:
                 failed[res.code.value].append(row)
             else:
                 retry.append(row)
-        if done:
-            await self._finish(done, OutboxState.DONE, None, now)
         for code, fl in failed.items():
             log.warning("%d message(s) refused permanently: %s", len(fl), code)
-            await self._finish(fl, OutboxState.FAILED, code, now)
-        if waiting:
-            async with self.write() as conn:
-                for row in waiting:
-                    wait = max(AWAIT_ACK_MS, backoff_ms(row.attempts, self.rand))
-                    await conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id == row.id, outbox.c.state == OutboxState.PENDING)
-                        .values(sent_ts=now, next_attempt_ts=now + wait, last_error=None)
-                    )
+            outcome.finished(fl, OutboxState.FAILED, code)
         if retry:
-            await self._retry(retry, "transient refusal", now)
+            outcome.retried(retry, "transient refusal", now, self.rand)
 
-    async def _retry(self, rows: list[Claimed], error: str, now: int) -> None:
+    async def _record(self, outcome: _Outcome, now: int) -> None:
+        """The pass's outcome in one transaction: a statement per final state, one
+        parameter set per row for the rows that wait (for the ack, or to retry)."""
+        if not (outcome.finish or outcome.waiting or outcome.retry):
+            return
         async with self.write() as conn:
-            for row in rows:
+            for (state, code), ids in outcome.finish.items():
                 await conn.execute(
                     update(outbox)
-                    .where(outbox.c.id == row.id, outbox.c.state == OutboxState.PENDING)
+                    .where(outbox.c.id.in_(ids), outbox.c.state == OutboxState.PENDING)
                     .values(
-                        next_attempt_ts=now + backoff_ms(row.attempts, self.rand),
-                        last_error=error[:200],
+                        state=state,
+                        failed_code=code,
+                        sent_ts=func.coalesce(outbox.c.sent_ts, now),
+                        acked_ts=now if state == OutboxState.DONE else None,
                     )
                 )
-
-    async def _finish(self, rows: list[Claimed], state: str, code: str | None, now: int) -> None:
-        async with self.write() as conn:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_([r.id for r in rows]), outbox.c.state == OutboxState.PENDING)
-                .values(
-                    state=state,
-                    failed_code=code,
-                    sent_ts=func.coalesce(outbox.c.sent_ts, now),
-                    acked_ts=now if state == OutboxState.DONE else None,
-                )
-            )
+            if outcome.waiting:
+                await conn.execute(_AWAIT_ACK, outcome.waiting)
+            if outcome.retry:
+                await conn.execute(_RETRY, outcome.retry)
 
     # --- housekeeping and inspection ----------------------------------------------------
 
