@@ -11,6 +11,8 @@ For one batch from one verified hop:
      the sender resending means it has not seen our ack;
    - an `ack` marks the sender's outbox row done (or failed, when the ack reports a
      refusal), then runs the `ack` handler if one is registered; acks are not acked;
+     without an `ack` handler, the acks of one sender with one outcome are marked by one
+     statement;
    - any other type runs its registered handler inside a SAVEPOINT: success -> `accepted`,
      an ack intent is queued; a handler refusal rolls back only that message's changes,
      is stored as `refused` with its wire code and acked as refused (the sender learns it
@@ -37,15 +39,15 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import nacl.public
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import Clock
 from federation.errors import FederationError
-from federation.outbox import enqueue_many, mark_acked, reset_backoff
+from federation.outbox import RESET_ALL, RESET_ONE, enqueue_many, mark_acked
 from federation.roster_sync import RosterStore
-from federation.store import OutboxState, inbox
+from federation.store import OutboxState, inbox, outbox
 from protocol.envelope import SKEW_MS, Opened, open_envelope, refusal
 from protocol.errors import Code, ProtocolError
 from protocol.ids import new_ulid
@@ -59,6 +61,31 @@ Handler = Callable[[AsyncConnection, Opened], Awaitable[None]]
 WriteTx = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
 ACK_TTL_MS = 3 * 86_400_000
+
+# Statements of the hot path, built once (building and cache-keying a statement per batch
+# costs more than running it). The stored-result lookup takes the batch's senders and msg
+# ids as two expanding INs, which the UNIQUE(from_node, msg_id) index answers; a pair that
+# matches only across senders is harmless, since results are looked up by exact pair.
+_STORED = select(inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code).where(
+    inbox.c.from_node.in_(bindparam("senders", expanding=True)),
+    inbox.c.msg_id.in_(bindparam("msg_ids", expanding=True)),
+)
+# Acks from one sender with one outcome, marked in one statement (no ack handler).
+_MARK_ACKED = (
+    update(outbox)
+    .where(
+        and_(
+            outbox.c.destination == bindparam("dest"),
+            outbox.c.msg_id.in_(bindparam("acked_ids", expanding=True)),
+            outbox.c.state == OutboxState.PENDING,
+        )
+    )
+    .values(
+        state=bindparam("new_state"),
+        acked_ts=bindparam("now"),
+        failed_code=bindparam("failed"),
+    )
+)
 
 
 class _Isolate(Exception):
@@ -164,23 +191,29 @@ class Inbox:
     async def _apply(
         self, origin: str, opened: list[Opened | BatchResult], now: int, *, isolate: bool
     ) -> list[BatchResult]:
-        keys = [(o.inner.from_, o.inner.msg_id) for o in opened if isinstance(o, Opened)]
+        msgs = [o.inner for o in opened if isinstance(o, Opened)]
         results: list[BatchResult] = []
         queued_acks = False
         acked = False
+        # Without an ack handler, acks are marked per (sender, outcome) in one statement each.
+        batch_acks = self.handlers.get(MessageType.ACK) is None
+        acks: dict[tuple[str, str, str | None], list[str]] = {}
+        rand = _RandomPool(self.rand, len(msgs))
         async with self.write() as conn:
             stored = (
                 {
                     (r.from_node, r.msg_id): (r.status, r.code)
                     for r in (
                         await conn.execute(
-                            select(
-                                inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code
-                            ).where(tuple_(inbox.c.from_node, inbox.c.msg_id).in_(keys))
+                            _STORED,
+                            {
+                                "senders": sorted({m.from_ for m in msgs}),
+                                "msg_ids": [m.msg_id for m in msgs],
+                            },
                         )
                     ).all()
                 }
-                if keys
+                if msgs
                 else {}
             )
             inbox_rows: list[dict[str, Any]] = []
@@ -198,9 +231,15 @@ class Inbox:
                     else:
                         results.append(_result(inner.msg_id, AckStatus.DUPLICATE))
                     if inner.type is not MessageType.ACK:
-                        ack_rows.append(self._ack_row(o, status, code, now))
+                        ack_rows.append(self._ack_row(o, status, code, now, rand))
                     continue
-                if inner.type is MessageType.ACK:
+                if inner.type is MessageType.ACK and batch_acks:
+                    body = o.body
+                    assert isinstance(body, AckBody)
+                    group = (inner.from_, body.status.value, body.code.value if body.code else None)
+                    acks.setdefault(group, []).append(body.msg_id)
+                    status, code = AckStatus.ACCEPTED.value, None
+                elif inner.type is MessageType.ACK:
                     acked |= await self._apply_ack(conn, o, now, isolate)
                     status, code = AckStatus.ACCEPTED.value, None
                 else:
@@ -209,7 +248,7 @@ class Inbox:
                         results.append(_result(inner.msg_id, AckStatus.REFUSED, Code.UNKNOWN_TYPE))
                         continue
                     status, code = await self._run_handler(conn, handler, o, isolate)
-                    ack_rows.append(self._ack_row(o, status, code, now))
+                    ack_rows.append(self._ack_row(o, status, code, now, rand))
                 stored[key] = (status, code)
                 inbox_rows.append(
                     {
@@ -223,13 +262,28 @@ class Inbox:
                     }
                 )
                 results.append(_result(inner.msg_id, AckStatus(status), code))
+            for (dest, ack_status, ack_code), ids in acks.items():
+                refused = ack_status == AckStatus.REFUSED.value
+                res = await conn.execute(
+                    _MARK_ACKED,
+                    {
+                        "dest": dest,
+                        "acked_ids": ids,
+                        "new_state": OutboxState.FAILED if refused else OutboxState.DONE,
+                        "now": now,
+                        "failed": ack_code if refused else None,
+                    },
+                )
+                acked |= bool(res.rowcount)
             if inbox_rows:
                 await conn.execute(insert(inbox), inbox_rows)
             if ack_rows:
                 await enqueue_many(conn, ack_rows)
                 queued_acks = True
-            hub = self._is_hub(origin)
-            await reset_backoff(conn, destinations=None if hub else [origin], now=now)
+            if self._is_hub(origin):
+                await conn.execute(RESET_ALL, {"now": now})
+            else:
+                await conn.execute(RESET_ONE, {"now": now, "dest": origin})
         if queued_acks and self.on_queued is not None:
             self.on_queued()
         if acked and self.on_acked is not None:
@@ -308,7 +362,9 @@ class Inbox:
                 await savepoint.commit()
         return changed
 
-    def _ack_row(self, o: Opened, status: str, code: str | None, now: int) -> dict[str, Any]:
+    def _ack_row(
+        self, o: Opened, status: str, code: str | None, now: int, rand: _RandomPool
+    ) -> dict[str, Any]:
         inner = o.inner
         ack_status = (
             AckStatus.REFUSED.value
@@ -317,7 +373,7 @@ class Inbox:
         )
         return {
             "destination": inner.from_,
-            "msg_id": new_ulid(now, self.rand(10)),
+            "msg_id": new_ulid(now, rand.take()),
             "msg_type": MessageType.ACK.value,
             "envelope": None,
             "intent": _intent_json(
@@ -341,6 +397,22 @@ class Inbox:
         async with self.write() as conn:
             res = await conn.execute(delete(inbox).where(inbox.c.expires_ts < cutoff))
         return int(res.rowcount)
+
+
+class _RandomPool:
+    """Ten random bytes per ack msg id, drawn from one call per batch."""
+
+    def __init__(self, rand: Callable[[int], bytes], count: int) -> None:
+        self._rand = rand
+        self._pool = rand(10 * count) if count else b""
+        self._at = 0
+
+    def take(self) -> bytes:
+        if self._at + 10 > len(self._pool):  # the isolate pass may need more
+            self._pool, self._at = self._rand(10 * 8), 0
+        out = self._pool[self._at : self._at + 10]
+        self._at += 10
+        return out
 
 
 def _intent_json(value: dict[str, Any]) -> str:

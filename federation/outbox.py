@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from federation.store import OutboxState, outbox
@@ -45,12 +45,15 @@ __all__ = [
     "BACKOFF_CAP_MS",
     "LEASE_MS",
     "PERMANENT_CODES",
+    "RESET_ALL",
+    "RESET_ONE",
     "Claimed",
     "Db",
     "backoff_ms",
     "claim_due",
     "enqueue",
     "enqueue_many",
+    "enqueue_row",
     "mark_acked",
     "reset_backoff",
 ]
@@ -96,6 +99,33 @@ def backoff_ms(
     return step // 2 + int(rand() * (step - step // 2))
 
 
+def enqueue_row(
+    *,
+    destination: str,
+    msg_id: str,
+    msg_type: str,
+    created_ts: int,
+    expires_ts: int,
+    envelope: bytes | None = None,
+    intent: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `fed_outbox` values of one queued message (envelope bytes, or an ack intent)."""
+    if (envelope is None) == (intent is None):
+        raise ValueError("give exactly one of envelope and intent")
+    return {
+        "destination": destination,
+        "msg_id": msg_id,
+        "msg_type": msg_type,
+        "envelope": envelope,
+        "intent": json.dumps(intent, sort_keys=True) if intent is not None else None,
+        "state": OutboxState.PENDING,
+        "attempts": 0,
+        "next_attempt_ts": created_ts,
+        "created_ts": created_ts,
+        "expires_ts": expires_ts,
+    }
+
+
 async def enqueue(
     db: Db,
     *,
@@ -108,26 +138,21 @@ async def enqueue(
     intent: dict[str, Any] | None = None,
 ) -> None:
     """Queue one message in the caller's transaction (envelope bytes, or an ack intent)."""
-    if (envelope is None) == (intent is None):
-        raise ValueError("give exactly one of envelope and intent")
-    await db.execute(
-        insert(outbox).values(
-            destination=destination,
-            msg_id=msg_id,
-            msg_type=msg_type,
-            envelope=envelope,
-            intent=json.dumps(intent, sort_keys=True) if intent is not None else None,
-            state=OutboxState.PENDING,
-            attempts=0,
-            next_attempt_ts=created_ts,
-            created_ts=created_ts,
-            expires_ts=expires_ts,
-        )
+    row = enqueue_row(
+        destination=destination,
+        msg_id=msg_id,
+        msg_type=msg_type,
+        created_ts=created_ts,
+        expires_ts=expires_ts,
+        envelope=envelope,
+        intent=intent,
     )
+    await db.execute(insert(outbox).values(**row))
 
 
 async def enqueue_many(db: Db, rows: Sequence[dict[str, Any]]) -> None:
-    """Batch form of `enqueue` for rows already shaped as `fed_outbox` values."""
+    """Batch form of `enqueue` for rows already shaped as `fed_outbox` values (`enqueue_row`):
+    one multi-row insert."""
     if rows:
         await db.execute(insert(outbox), list(rows))
 
@@ -151,6 +176,22 @@ async def mark_acked(
         )
     )
     return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+_RESET_COND = (
+    outbox.c.state == OutboxState.PENDING,
+    outbox.c.sent_ts.is_(None),
+    outbox.c.next_attempt_ts > bindparam("now"),
+    outbox.c.attempts > 0,
+)
+# `reset_backoff` as statements built once (the inbox runs one per inbound batch):
+# parameters `now`, and `dest` for one destination.
+RESET_ALL = update(outbox).where(*_RESET_COND).values(next_attempt_ts=bindparam("now"))
+RESET_ONE = (
+    update(outbox)
+    .where(*_RESET_COND, outbox.c.destination == bindparam("dest"))
+    .values(next_attempt_ts=bindparam("now"))
+)
 
 
 async def reset_backoff(db: Db, *, destinations: Sequence[str] | None, now: int) -> int:
