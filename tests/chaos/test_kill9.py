@@ -170,6 +170,8 @@ async def test_kill9_hub_responder_requester(tmp_path: Path, pg_admin_url: str) 
             "settle_s": round(settle_s, 1), "setup_s": round(setup_s, 1),
             "p99_api_ms": round(1000 * _p99(traffic.latencies), 1),
             "log_bytes": sum(len(t) for t in logs.values()), "secrets_in_logs": len(leaked),
+            "api_4xx": sum(v for k, v in traffic.statuses.items() if 400 <= k < 500),
+            **{f"create_refused_{k}": v for k, v in traffic.create_refused.items()},
         }
         problems = {
             "settled": all_settled, "drained": drained, "pending": pending,

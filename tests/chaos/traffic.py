@@ -56,6 +56,7 @@ class Traffic:
     unanswered: int = 0
     calls: int = 0
     latencies: list[float] = field(default_factory=list)
+    create_refused: Counter[str] = field(default_factory=Counter)
     typed: set[str] = field(default_factory=set)  # typed pseudonym inputs (must never leak)
 
     # --- plumbing -------------------------------------------------------------------------
@@ -143,6 +144,8 @@ class Traffic:
         elif res[0] == 201:
             self.created_ok += 1
             self.activations.setdefault(res[1]["activation_id"], len(self.activations))
+        else:
+            self.create_refused[str(res[1].get("error", {}).get("code"))] += 1
 
     async def adopt(self) -> None:
         """Drive every activation the requester holds (one made just before a crash too)."""
