@@ -269,6 +269,21 @@ def _report(n: int, fig: dict[str, Any], duration_s: float, json_path: Path | No
 
     ok = passed(fig)
     print_table(fig)
+    notes = []
+    if fig["logged_deadlocks"]:
+        notes.append(f"{fig['logged_deadlocks']} PostgreSQL deadlock(s) between the sender's two "
+                     "outbox workers (`fed_outbox` updates in different row orders); the worker "
+                     "pass failed and the rows were retried")
+    if fig["logged_unique_violations"]:
+        notes.append(f"{fig['logged_unique_violations']} unique violation(s) at the receiver: "
+                     "one message delivered concurrently twice (hub relay and the sender's "
+                     "direct resend) passes the inbox's dedupe read in both transactions; the "
+                     "business constraint refuses the second, the whole batch fails with 500 "
+                     "and is retried")
+    if fig["send_attempts"] > 1.5 * fig["messages"]:
+        notes.append(f"{fig['send_attempts'] / fig['messages']:.1f} send attempts per message: "
+                     "rows accepted by the hub are resent every 30 s until the end-to-end ack, "
+                     "which under a backlog of this size multiplies the relay's work")
     record(f"relay-workers-{n}" + ("" if fig["receiver_hello"] else "-no-hello"),
            area="multi-worker",
            case=f"{n:,} messages through two hub processes and two outbox workers (benchmark"
@@ -277,7 +292,7 @@ def _report(n: int, fig: dict[str, Any], duration_s: float, json_path: Path | No
                "proxy, sender node x2; receiver down until the hubs hold every message, then "
                "started (and, unless --no-hello, sends its hub one empty signed batch)",
            result="none lost, none delivered twice, all acked" if ok else "FAILED",
-           figures=fig, passed=ok, duration_s=duration_s)
+           figures=fig, passed=ok, duration_s=duration_s, notes=notes)
     if json_path is not None:
         json_path.write_text(json.dumps(fig, indent=1) + "\n", encoding="utf-8")
     return 0 if ok else 1

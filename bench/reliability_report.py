@@ -45,6 +45,7 @@ def record(
     figures: dict[str, Any] | None = None,
     passed: bool = True,
     duration_s: float | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write one case's result (flat figures) for the report; returns the file."""
     if area not in AREAS:
@@ -59,6 +60,7 @@ def record(
         "result": result,
         "figures": figures or {},
         "passed": passed,
+        "notes": notes or [],
         "duration_s": round(duration_s, 2) if duration_s is not None else None,
         "recorded_at": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
@@ -144,6 +146,11 @@ def render(results: Path) -> str:
                     d.get("recorded_at", ""),
                 )) + " |"
             )
+        lines.append("")
+    notes = [(d.get("case", d.get("id")), n) for d in docs for n in d.get("notes") or []]
+    if notes:
+        lines += ["## Findings from these runs", ""]
+        lines += [f"- {_cell(case)}: {_cell(n)}" for case, n in notes]
         lines.append("")
     return "\n".join(lines)
 
