@@ -7,7 +7,8 @@ app, so the services run the same under the API, the pages, the CLI, the inbound
 federation handlers and the benchmark.
 
 `send` writes the outbox row in the caller's transaction (DESIGN section 4: the business
-row and the outbox row commit together) and returns the new message's `msg_id`.
+row and the outbox row commit together) and returns the new message's `msg_id`; `send_many`,
+when given, queues a fan-out's messages with one insert.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "Db",
     "Directory",
     "DirectoryEntry",
+    "ManySender",
     "Sender",
     "derive_note_key",
 ]
@@ -46,6 +48,15 @@ class Sender(Protocol):
         thread_id: str | None = None,
         in_reply_to: str | None = None,
     ) -> str: ...
+
+
+class ManySender(Protocol):
+    """Several messages `(to, type, body, thread_id)` queued at once (one outbox insert);
+    the msg_ids in order."""
+
+    async def __call__(
+        self, session: Any, messages: Sequence[tuple[str, MessageType, dict[str, Any], str | None]]
+    ) -> list[str]: ...
 
 
 class DirectoryEntry(Protocol):
@@ -95,6 +106,7 @@ class ActivationContext:
     send: Sender
     note_key: bytes
     hub_id: str | None = None  # where activation_status goes; None: no central log
+    send_many: ManySender | None = None  # a fan-out in one insert; None: `send` each
     _rand: Any = field(default=os.urandom, repr=False)
 
     def hub(self) -> str | None:

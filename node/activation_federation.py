@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import Clock
 from federation.errors import FederationError
+from federation.service import Outgoing
 from node import activation_service as svc
 from node import handoff
 from node.activation_api import ACTIVATIONS
@@ -110,6 +111,25 @@ def _sender(fed: FederationLike) -> Any:
     return send
 
 
+def _many_sender(fed: FederationLike) -> Any:
+    send_many = getattr(fed, "send_many", None)
+    if send_many is None:
+        return None
+
+    async def send(
+        session: Any, messages: Sequence[tuple[str, MessageType, dict[str, Any], str | None]]
+    ) -> list[str]:
+        try:
+            ids: list[str] = await send_many(
+                session, [Outgoing(to, t, body, thread_id) for to, t, body, thread_id in messages]
+            )
+        except FederationError as exc:
+            raise ActivationError(ActivationCode.BAD_TARGET, exc.message, "to") from None
+        return ids
+
+    return send
+
+
 def make_context(
     fed: FederationLike, *, node_id: str, clock: Clock, enc_private_key: bytes
 ) -> ActivationContext:
@@ -120,6 +140,7 @@ def make_context(
         send=_sender(fed),
         note_key=derive_note_key(enc_private_key),
         hub_id=fed.hub_id,
+        send_many=_many_sender(fed),
     )
 
 

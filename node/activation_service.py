@@ -415,11 +415,26 @@ async def report(
     peers_offered: int,
 ) -> None:
     """One `activation_status` to the hub's central log (requester side only)."""
+    msg = _report_msg(ctx, act, state, responder=responder, peers_offered=peers_offered)
+    if msg is not None:
+        await ctx.send(db, msg[0], msg[1], msg[2], thread_id=msg[3])
+
+
+def _report_msg(
+    ctx: ActivationContext,
+    act: ActRow,
+    state: ActivationState,
+    *,
+    responder: str | None,
+    peers_offered: int,
+) -> tuple[str, MessageType, dict[str, Any], str | None] | None:
+    """The `activation_status` message of `report` as `(to, type, body, thread_id)`, or None
+    when nothing is reported."""
     hub = ctx.hub()
     if act.side is not Side.OUT or hub is None:
-        return
+        return None
     if state is S.DRAFT or act.own_state is S.DRAFT:
-        return  # a draft (even a cancelled one) never leaves the node
+        return None  # a draft (even a cancelled one) never leaves the node
     r = act.request
     body = ActivationStatusBody(
         activation_id=act.activation_id,
@@ -434,10 +449,7 @@ async def report(
         incident_type=r.incident_type,
         ts=ctx.now(),
     )
-    await ctx.send(
-        db, hub, MessageType.ACTIVATION_STATUS, wire_json(body),
-        thread_id=act.activation_id,
-    )
+    return hub, MessageType.ACTIVATION_STATUS, wire_json(body), act.activation_id
 
 
 async def apply_leg(
@@ -565,15 +577,29 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
     await _set_own(db, ctx, act, own)
     act = await find(db, activation_id, ctx.node_id)
     await record_event(db, ctx, act, own, responder=None, actor=ctx.node_id)
-    await report(db, ctx, act, own, responder=None, peers_offered=0)
     body = wire_json(act.request)
-    sent = []
-    for leg in legs:
-        msg_id = await ctx.send(
-            db, leg.responder, MessageType.ACTIVATION_REQUEST, body,
-            thread_id=act.activation_id,
-        )
-        sent.append((leg, msg_id))
+    if ctx.send_many is not None:
+        # The whole fan-out in one outbox insert: the own report, one request per leg and
+        # each leg's report, in the order the one-by-one path below sends them.
+        own_report = _report_msg(ctx, act, own, responder=None, peers_offered=0)
+        msgs = [own_report] if own_report is not None else []
+        msgs += [(leg.responder, MessageType.ACTIVATION_REQUEST, body, act.activation_id)
+                 for leg in legs]
+        leg_reports = [_report_msg(ctx, act, S.REQUESTED, responder=leg.responder,
+                                   peers_offered=0) for leg in legs]
+        msgs += [m for m in leg_reports if m is not None]
+        ids = await ctx.send_many(db, msgs)
+        first = 1 if own_report is not None else 0
+        sent = list(zip(legs, ids[first : first + len(legs)], strict=True))
+    else:
+        await report(db, ctx, act, own, responder=None, peers_offered=0)
+        sent = []
+        for leg in legs:
+            msg_id = await ctx.send(
+                db, leg.responder, MessageType.ACTIVATION_REQUEST, body,
+                thread_id=act.activation_id,
+            )
+            sent.append((leg, msg_id))
     # One statement each for every leg's row and history (a fan-out may have hundreds).
     now = ctx.now()
     if sent:
@@ -592,8 +618,9 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
                 for leg, mid in sent
             ],
         )
-    for leg, _mid in sent:
-        await report(db, ctx, act, S.REQUESTED, responder=leg.responder, peers_offered=0)
+    if ctx.send_many is None:
+        for leg, _mid in sent:
+            await report(db, ctx, act, S.REQUESTED, responder=leg.responder, peers_offered=0)
     return await view(db, ctx, await find(db, activation_id, ctx.node_id))
 
 
