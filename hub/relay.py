@@ -13,7 +13,9 @@ queued message is `duplicate`; rows are deleted once the destination answered (a
 duplicate or a permanent refusal) or the envelope expired. Delivery runs per destination in
 batches of up to 50 with the hub's own per-hop signature, oldest first; failures back off
 (1 s doubling, jitter, capped at 15 minutes); a valid request *from* a destination makes its
-queue due at once. The queue is in the database, so a hub restarted with a full queue
+queue due at once. A pass writes what every destination answered in one transaction at its
+end (deletions and backoffs), so the hub's database writer is not taken once per
+destination. The queue is in the database, so a hub restarted with a full queue
 delivers it all after the restart. Several hub processes may share PostgreSQL: rows are
 leased with `FOR UPDATE SKIP LOCKED`.
 """
@@ -38,11 +40,11 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     delete,
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 
@@ -77,6 +79,29 @@ relay_queue = Table(
     Column("last_error", String(200), nullable=True),
     UniqueConstraint("from_node", "msg_id", name="uq_hub_relay_from_msg"),
     Index("ix_hub_relay_due", "next_attempt_ts"),
+)
+
+
+# Statements of the hot path, built once. The duplicate lookup takes the batch's senders and
+# msg ids as two expanding INs (answered by the UNIQUE(from_node, msg_id) index; a pair that
+# matches only across senders is harmless, results are looked up by exact pair).
+_QUEUED = select(relay_queue.c.from_node, relay_queue.c.msg_id).where(
+    relay_queue.c.from_node.in_(bindparam("senders", expanding=True)),
+    relay_queue.c.msg_id.in_(bindparam("msg_ids", expanding=True)),
+)
+_RESET = (
+    update(relay_queue)
+    .where(
+        relay_queue.c.destination == bindparam("dest"),
+        relay_queue.c.next_attempt_ts > bindparam("now"),
+        relay_queue.c.attempts > 0,
+    )
+    .values(next_attempt_ts=bindparam("now"))
+)
+_BACKOFF = (
+    update(relay_queue)
+    .where(relay_queue.c.id == bindparam("b_id"))
+    .values(next_attempt_ts=bindparam("b_next"), last_error=bindparam("b_err"))
 )
 
 
@@ -152,9 +177,11 @@ class Relay:
                     (r.from_node, r.msg_id)
                     for r in (
                         await conn.execute(
-                            select(relay_queue.c.from_node, relay_queue.c.msg_id).where(
-                                tuple_(relay_queue.c.from_node, relay_queue.c.msg_id).in_(keys)
-                            )
+                            _QUEUED,
+                            {
+                                "senders": sorted({k[0] for k in keys}),
+                                "msg_ids": [k[1] for k in keys],
+                            },
                         )
                     ).all()
                 }
@@ -188,15 +215,7 @@ class Relay:
         return out
 
     async def _reset(self, conn: Any, origin: str, now: int) -> None:
-        await conn.execute(
-            update(relay_queue)
-            .where(
-                relay_queue.c.destination == origin,
-                relay_queue.c.next_attempt_ts > now,
-                relay_queue.c.attempts > 0,
-            )
-            .values(next_attempt_ts=now)
-        )
+        await conn.execute(_RESET, {"dest": origin, "now": now})
 
     async def peer_seen(self, origin: str) -> None:
         """A valid request from `origin`: it is up, deliver its queue now."""
@@ -273,10 +292,33 @@ class Relay:
         by_dest: dict[str, list[_Row]] = defaultdict(list)
         for row in rows:
             by_dest[row.destination].append(row)
-        await asyncio.gather(*(self._deliver(client, d, rs) for d, rs in by_dest.items()))
+        remove: list[int] = []
+        retry: list[dict[str, Any]] = []
+        delivered = await asyncio.gather(
+            *(self._deliver(client, d, rs, remove, retry) for d, rs in by_dest.items()),
+            return_exceptions=True,
+        )
+        # Every destination's outcome of the pass in one transaction (one writer turn).
+        if remove or retry:
+            async with self.write() as conn:
+                if remove:
+                    await conn.execute(delete(relay_queue).where(relay_queue.c.id.in_(remove)))
+                if retry:
+                    await conn.execute(_BACKOFF, retry)
+        for exc in delivered:
+            if isinstance(exc, BaseException):
+                raise exc
         return len(rows)
 
-    async def _deliver(self, client: HopClient, dest: str, rows: list[_Row]) -> None:
+    async def _deliver(
+        self,
+        client: HopClient,
+        dest: str,
+        rows: list[_Row],
+        remove: list[int],
+        retry: list[dict[str, Any]],
+    ) -> None:
+        """Send `rows` to `dest`; note what to delete and what to back off."""
         state = self.roster.state
         for i in range(0, len(rows), MAX_BATCH):
             chunk = rows[i : i + MAX_BATCH]
@@ -285,37 +327,30 @@ class Relay:
                     state.endpoint(dest), dest, [r.envelope for r in chunk]
                 )
             except (PeerError, FederationError) as exc:
-                await self._backoff(chunk, exc.message)
+                retry.extend(self._backoff(chunk, exc.message))
                 continue
-            remove, retry = [], []
+            again = []
             for row, res in zip(chunk, results, strict=True):
                 if res.status in (AckStatus.ACCEPTED, AckStatus.DUPLICATE):
-                    remove.append(row)
+                    remove.append(row.id)
                 elif res.code is not None and res.code.value in PERMANENT_CODES:
                     log.warning("relay: %s refused a message permanently: %s", dest, res.code.value)
-                    remove.append(row)
+                    remove.append(row.id)
                 else:
-                    retry.append(row)
-            if remove:
-                async with self.write() as conn:
-                    await conn.execute(
-                        delete(relay_queue).where(relay_queue.c.id.in_([r.id for r in remove]))
-                    )
-            if retry:
-                await self._backoff(retry, "transient refusal")
+                    again.append(row)
+            if again:
+                retry.extend(self._backoff(again, "transient refusal"))
 
-    async def _backoff(self, rows: list[_Row], error: str) -> None:
+    def _backoff(self, rows: list[_Row], error: str) -> list[dict[str, Any]]:
         now = self.clock.now_ms()
-        async with self.write() as conn:
-            for row in rows:
-                await conn.execute(
-                    update(relay_queue)
-                    .where(relay_queue.c.id == row.id)
-                    .values(
-                        next_attempt_ts=now + backoff_ms(row.attempts, self.rand),
-                        last_error=error[:200],
-                    )
-                )
+        return [
+            {
+                "b_id": row.id,
+                "b_next": now + backoff_ms(row.attempts, self.rand),
+                "b_err": error[:200],
+            }
+            for row in rows
+        ]
 
     async def queue_counts(self) -> dict[str, int]:
         async with self.write() as conn:
