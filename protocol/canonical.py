@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, NoReturn
 
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_SAFE_INT",
     "canonical_bytes",
     "canonical_bytes_of_parsed",
+    "canonical_object_or_none",
     "parse_canonical",
     "parse_canonical_relaxed",
     "parse_json",
@@ -252,3 +254,32 @@ def parse_canonical_relaxed(data: bytes) -> Any:
         if value is not _MISMATCH and canonical_bytes_of_parsed(value) == data:
             return value
     return parse_canonical(data)
+
+
+# The C scanner: one value from an index, without the decoder's wrapper layers.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _PLAIN_DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def canonical_object_or_none(text: str) -> dict[str, Any] | None:
+    """The object `text` encodes when `text` is exactly the canonical encoding of a JSON
+    object under `parse_canonical_relaxed`'s rules; None when it is not, or when that
+    cannot be shown cheaply (the caller then takes the general path, which decides).
+
+    For a part of a document already decoded to text (the inner message's body): one C
+    scan and one C re-encoding compared as text. Equal text rules out whitespace, key
+    disorder, duplicate keys (the scan keeps one), escapes other than the canonical ones
+    and lone surrogates (the encoder writes them raw; valid UTF-8 text has none); floats
+    and NaN never reach the comparison (their hooks raise, and the caller treats that as
+    None too)."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (ValueError, StopIteration, RecursionError, ProtocolError):
+        return None
+    if end != len(text) or type(value) is not dict or _C_ENCODE is None:
+        return None
+    try:
+        if "".join(_C_ENCODE(value, 0)) != text:
+            return None
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return value

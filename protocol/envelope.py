@@ -59,7 +59,13 @@ import nacl.public
 import nacl.signing
 from pydantic import BaseModel, ValidationError
 
-from protocol.canonical import MAX_SAFE_INT, canonical_bytes, parse_canonical_relaxed, parse_json
+from protocol.canonical import (
+    MAX_SAFE_INT,
+    canonical_bytes,
+    canonical_object_or_none,
+    parse_canonical_relaxed,
+    parse_json,
+)
 from protocol.encoding import b64u, sha256_b64u, unb64u
 from protocol.errors import Code, ProtocolError
 from protocol.ids import check_msg_id, check_node_id, is_key_id, is_msg_id, is_node_id, key_id
@@ -574,6 +580,68 @@ def _check_inner(obj: Any) -> None:
         raise _malformed("body must be an object")
 
 
+# The canonical inner message is `{"body":<body>` followed by the ten other fields in sorted
+# order, all from alphabets JSON never escapes. The hot path reads those ten with one
+# pattern anchored after the body (the last `,"created_ts":` is the only place it can
+# start: nothing in the tail contains it) and proves only the body's text canonical, the
+# one part of unknown shape. Anything else takes the general path, which decides.
+_INNER_HEAD = '{"body":'
+_INNER_TAIL_AT = ',"created_ts":'
+_ULID = r"[0-7][0-9A-HJKMNP-TV-Z]{25}"
+_NODE = r"[a-z0-9][a-z0-9-]{2,62}"
+_CANONICAL_INNER_TAIL = re.compile(
+    _INNER_TAIL_AT + _INT + r',"expires_ts":' + _INT + r',"from":"(' + _NODE + r')",'
+    r'"in_reply_to":(?:null|"(' + _ULID + r')"),"msg_id":"(' + _ULID + r')",'
+    r'"roster_version":' + _INT + r',"thread_id":(?:null|"(' + _ULID + r')"),'
+    r'"to":"(' + _NODE + r')","type":"([a-z_]{1,32})","v":1\}'
+)
+
+
+def _match_canonical_inner(inner_bytes: bytes) -> dict[str, Any] | None:
+    """The inner message's plain values when its bytes are canonical and its field set
+    and field types are what `_check_inner` demands; None to parse generally."""
+    try:
+        text = inner_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    at = text.rfind(_INNER_TAIL_AT)
+    if at < 0 or not text.startswith(_INNER_HEAD):
+        return None
+    match = _CANONICAL_INNER_TAIL.fullmatch(text, at)
+    if match is None:
+        return None
+    created, expires, sender, in_reply_to, msg_id, version, thread_id, to, msg_type = match.groups()
+    created_ts, expires_ts, roster_version = int(created), int(expires), int(version)
+    if max(created_ts, expires_ts, roster_version) > MAX_SAFE_INT or roster_version < 1:
+        return None
+    body = canonical_object_or_none(text[len(_INNER_HEAD) : at])
+    if body is None:
+        return None
+    return {
+        "body": body,
+        "created_ts": created_ts,
+        "expires_ts": expires_ts,
+        "from": sender,
+        "in_reply_to": in_reply_to,
+        "msg_id": msg_id,
+        "roster_version": roster_version,
+        "thread_id": thread_id,
+        "to": to,
+        "type": msg_type,
+        "v": 1,
+    }
+
+
+def _parse_inner(inner_bytes: bytes) -> dict[str, Any]:
+    """Steps 12-13: the inner message as checked plain values."""
+    obj = _match_canonical_inner(inner_bytes)
+    if obj is None:
+        # Relaxed: `_check_inner` and the body model bound every integer and key.
+        obj = parse_canonical_relaxed(inner_bytes)
+        _check_inner(obj)
+    return obj
+
+
 def open_envelope(
     raw: bytes | Mapping[str, Any],
     *,
@@ -592,9 +660,7 @@ def open_envelope(
     signed = plaintext[:SIGNATURE_BYTES] + _INNER_PREFIX + inner_bytes
     _verify(verify_key, signed, Code.BAD_INNER_SIGNATURE)
 
-    # Relaxed: `_check_inner` and the body model bound every integer and key that follows.
-    obj = parse_canonical_relaxed(inner_bytes)
-    _check_inner(obj)
+    obj = _parse_inner(inner_bytes)
     if obj["from"] != outer.from_:
         raise ProtocolError(Code.SENDER_MISMATCH, "inner.from differs from the outer signer")
     if obj["to"] != me:
@@ -611,7 +677,8 @@ def open_envelope(
     except ValueError as exc:
         raise ProtocolError(Code.UNKNOWN_TYPE, "unknown message type") from exc
     try:
-        body = BODY_MODELS[msg_type].model_validate(obj["body"])
+        # the validator itself: what `model_validate` calls, minus its Python layer
+        body = BODY_MODELS[msg_type].__pydantic_validator__.validate_python(obj["body"])
     except ValidationError as exc:
         raise ProtocolError(Code.BAD_BODY, f"invalid {msg_type.value} body") from exc
 

@@ -1,5 +1,7 @@
 """The hot-path shortcuts give exactly the verdicts of the general code they stand in for:
-the canonical-outer regex vs strict parsing, the outer template vs `canonical_bytes`,
+the canonical-outer regex vs strict parsing, the outer template vs `canonical_bytes`, the
+canonical-inner pattern (tail fields by regex, body by `canonical_object_or_none`) vs
+`parse_canonical_relaxed` + `_check_inner`,
 `parse_canonical`'s fast path vs `parse_json` + compare, Python `unpad` vs `sodium_unpad`,
 and the models built without validation vs `model_validate`."""
 
@@ -32,8 +34,21 @@ from protocol import (
     unpad,
     wire_json,
 )
-from protocol.envelope import _match_canonical, _unsigned_bytes
-from tests.protocol.factories import T0, Directory, KnownRoster, make_envelope, open_as
+from protocol.canonical import canonical_object_or_none
+from protocol.envelope import (
+    _check_inner,
+    _match_canonical,
+    _match_canonical_inner,
+    _parse_inner,
+    _unsigned_bytes,
+)
+from tests.protocol.factories import (
+    T0,
+    Directory,
+    KnownRoster,
+    make_envelope,
+    open_as,
+)
 from tests.protocol.test_canonical import json_values
 from tests.protocol.test_envelope import A, _outer, _signed
 
@@ -243,3 +258,153 @@ def test_what_the_relaxed_inner_parse_lets_through_is_refused_later() -> None:
 
 def make_envelope_inner() -> bytes:
     return open_as(make_envelope()).inner_bytes
+
+
+# --- the inner message: tail pattern + canonical body vs relaxed parse + field checks ------
+
+
+def reference_parse_inner(data: bytes) -> Any:
+    obj = parse_canonical_relaxed(data)
+    _check_inner(obj)
+    return obj
+
+
+def inner_samples() -> list[bytes]:
+    out = []
+    for msg_type in MessageType:
+        dst = (
+            "hub-east"
+            if msg_type.value in ("activation_status", "aggregate_release")
+            else "agency-b"
+        )
+        out.append(open_as(make_envelope("agency-a", dst, msg_type), dst).inner_bytes)
+    return out
+
+
+INNERS = inner_samples()
+
+
+def test_every_canonical_inner_takes_the_fast_path() -> None:
+    for inner in INNERS:
+        assert _match_canonical_inner(inner) == parse_json(inner)
+        assert _parse_inner(inner) == reference_parse_inner(inner)
+
+
+def test_fast_and_general_inner_paths_agree_on_every_single_byte_mutation() -> None:
+    for inner in INNERS[:3] + INNERS[-2:]:
+        for pos in range(len(inner)):
+            for delta in (1, 0x20, 0x80):
+                mutated = bytearray(inner)
+                mutated[pos] ^= delta
+                raw = bytes(mutated)
+                fast = _match_canonical_inner(raw)
+                if fast is not None:  # the fast path accepts only what the general one does
+                    assert fast == reference_parse_inner(raw), (pos, delta)
+                assert outcome(_parse_inner, raw) == outcome(reference_parse_inner, raw)
+
+
+_INNER_EDITS = [
+    b"",
+    b" ",
+    b"\n",
+    b"1.5",
+    b"-0",
+    b"NaN",
+    b"9007199254740992",
+    b'"a":1,',
+    b'"body":{},',
+    b'"v":1,',
+    b',"created_ts":1',
+    b'"created_ts":1,',
+    b',"created_ts":1,"expires_ts":2,"from":"aaa","in_reply_to":null,"msg_id":"'
+    + b"0" * 26
+    + b'","roster_version":1,"thread_id":null,"to":"aaa","type":"ack","v":1}',
+    b"\\u0041",
+    b"\\ud800",
+    b'"\xc3\xa9":1,',
+    b"\xff",
+    b"}",
+    b"{",
+]
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(range(len(INNERS))), st.data())
+def test_fast_and_general_inner_paths_agree_on_edits(which: int, data: st.DataObject) -> None:
+    raw = bytearray(INNERS[which])
+    for _ in range(data.draw(st.integers(1, 2))):
+        pos = data.draw(st.integers(0, len(raw)))
+        cut = data.draw(st.integers(0, 2))
+        raw[pos : pos + cut] = data.draw(st.sampled_from(_INNER_EDITS))
+    fast = _match_canonical_inner(bytes(raw))
+    if fast is not None:
+        assert fast == reference_parse_inner(bytes(raw))
+    assert outcome(_parse_inner, bytes(raw)) == outcome(reference_parse_inner, bytes(raw))
+
+
+ulids = st.from_regex(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", fullmatch=True)
+node_ids = st.from_regex(r"[a-z0-9][a-z0-9-]{2,62}", fullmatch=True)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+    st.integers(0, MAX_SAFE_INT + 2) | st.sampled_from([-1, 2**60]),
+    st.integers(-1, MAX_SAFE_INT + 2),
+    st.none() | ulids,
+    st.none() | ulids,
+    node_ids,
+    st.sampled_from(["ack", "activation_update", "nope", "Ack", "a" * 33, ""]),
+)
+def test_fast_and_general_inner_paths_agree_on_values(
+    body: dict[str, Any],
+    created: int,
+    version: int,
+    thread: str | None,
+    reply: str | None,
+    node: str,
+    msg_type: str,
+) -> None:
+    inner = {
+        "v": 1,
+        "type": msg_type,
+        "msg_id": new_ulid(T0, bytes(10)),
+        "from": node,
+        "to": "agency-b",
+        "created_ts": created,
+        "expires_ts": created + 1,
+        "thread_id": thread,
+        "in_reply_to": reply,
+        "roster_version": version,
+        "body": body,
+    }
+    try:
+        raw = canonical_bytes_of_parsed(inner)
+    except ProtocolError:  # lone surrogates in generated text have no canonical form
+        return
+    fast = _match_canonical_inner(raw)
+    if fast is not None:
+        assert fast == reference_parse_inner(raw) == inner
+    assert outcome(_parse_inner, raw) == outcome(reference_parse_inner, raw)
+
+
+@settings(max_examples=250)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=5), st.data())
+def test_canonical_object_or_none_accepts_only_canonical_objects(
+    value: dict[str, Any], data: st.DataObject
+) -> None:
+    try:
+        text = canonical_bytes_of_parsed(value).decode("utf-8")
+    except (ProtocolError, UnicodeDecodeError):
+        return
+    assert canonical_object_or_none(text) == value
+    pos = data.draw(st.integers(0, len(text)))
+    text = text[:pos] + data.draw(st.sampled_from(_TEXT_EDITS)) + text[pos:]
+    got = canonical_object_or_none(text)
+    if got is not None:  # accepted: exactly what the strict relaxed parse accepts
+        assert type(got) is dict
+        assert parse_canonical_relaxed(text.encode("utf-8")) == got
+        assert canonical_bytes_of_parsed(got) == text.encode("utf-8")
+
+
+_TEXT_EDITS = ["", " ", "1.5", "-0", '"a":1,', '"\\u0041"', "\\ud800", "é", "}", "[1]", "NaN"]
