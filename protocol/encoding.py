@@ -31,7 +31,6 @@ __all__ = [
 
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {ch: i for i, ch in enumerate(_ALPHABET)}
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _TO_URL = bytes.maketrans(b"+/", b"-_")
 _PADDING = {0: b"", 2: b"==", 3: b"="}
 _UNUSED_BITS = {2: 0b1111, 3: 0b11}  # 2 chars carry 8 of 12 bits, 3 chars 16 of 18
@@ -56,7 +55,8 @@ def unb64u(s: str) -> bytes:
         raise ProtocolError(Code.MALFORMED, "impossible base64url length")
     try:
         # strict_mode refuses any character outside the (translated) alphabet
-        standard = s.encode("ascii").translate(_TO_STANDARD) + _PADDING[rem]
+        # two replaces (memchr-driven) are cheaper than a per-byte translate here
+        standard = s.encode("ascii").replace(b"-", b"+").replace(b"_", b"/") + _PADDING[rem]
         data = binascii.a2b_base64(standard, strict_mode=True)
     except ValueError as exc:  # binascii.Error, UnicodeEncodeError
         raise ProtocolError(Code.MALFORMED, "not unpadded base64url") from exc
