@@ -2,7 +2,8 @@
 the canonical-outer regex vs strict parsing, the outer template vs `canonical_bytes`, the
 canonical-inner pattern (tail fields by regex, body by `canonical_object_or_none`) vs
 `parse_canonical_relaxed` + `_check_inner`,
-`parse_canonical`'s fast path vs `parse_json` + compare, Python `unpad` vs `sodium_unpad`,
+`parse_canonical`'s fast path vs `parse_json` + compare, `unb64u` (pydantic-core's decoder)
+vs `binascii`, Python `unpad` vs `sodium_unpad`,
 and the models built without validation vs `model_validate`."""
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from protocol import (
     wire_json,
 )
 from protocol.canonical import canonical_object_or_none
+from protocol.encoding import _unb64u_binascii, unb64u
 from protocol.envelope import (
     _check_inner,
     _match_canonical,
@@ -408,3 +410,47 @@ def test_canonical_object_or_none_accepts_only_canonical_objects(
 
 
 _TEXT_EDITS = ["", " ", "1.5", "-0", '"a":1,', '"\\u0041"', "\\ud800", "é", "}", "[1]", "NaN"]
+
+
+# --- base64url: pydantic-core's decoder behind unb64u's checks vs binascii -----------------
+
+
+def reference_unb64u(text: str) -> object:
+    if "=" in text or "+" in text or "/" in text or "\\" in text or '"' in text:
+        return ("refused", Code.MALFORMED)
+    return outcome(_unb64u_binascii, text)
+
+
+_B64_CHARS = (
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    "+/= \t\n\r\x00\x0b\x0c\x7f\\\"'.,:*%$é\u2028\U0001f600"
+)
+
+
+def test_unb64u_matches_binascii_on_every_short_string() -> None:
+    for a in _B64_CHARS:
+        assert outcome(unb64u, a) == reference_unb64u(a), a
+        for b in _B64_CHARS:
+            text = a + b
+            assert outcome(unb64u, text) == reference_unb64u(text), text
+            for c in "AQgw_-+=\\ ":
+                assert outcome(unb64u, text + c) == reference_unb64u(text + c), text + c
+
+
+@settings(max_examples=500)
+@given(st.text(st.sampled_from(_B64_CHARS), max_size=12) | st.text(max_size=12))
+def test_unb64u_matches_binascii_on_text(text: str) -> None:
+    assert outcome(unb64u, text) == reference_unb64u(text)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=200), st.data())
+def test_unb64u_matches_binascii_on_edited_encodings(data: bytes, draw: st.DataObject) -> None:
+    text = b64u(data)
+    assert unb64u(text) == data
+    pos = draw.draw(st.integers(0, len(text)))
+    cut = draw.draw(st.integers(0, 2))
+    text = (
+        text[:pos] + draw.draw(st.text(st.sampled_from(_B64_CHARS), max_size=3)) + text[pos + cut :]
+    )
+    assert outcome(unb64u, text) == reference_unb64u(text)
