@@ -397,10 +397,10 @@ def _parse_outer(raw: bytes | Mapping[str, Any]) -> tuple[dict[str, Any], bytes,
     """The outer envelope as checked plain values, its signed bytes (canonical bytes
     without `sig`) and the raw ciphertext. `ct` is decoded (strictly) before the signed
     bytes are templated: only base64url text may enter the template."""
-    if isinstance(raw, bytes | bytearray):
+    if type(raw) is bytes or isinstance(raw, bytes | bytearray):  # exact type first: cheaper
         if len(raw) > MAX_ENVELOPE_BYTES:
             raise ProtocolError(Code.TOO_LARGE, f"envelope is {len(raw)} bytes")
-        matched = _match_canonical(bytes(raw))
+        matched = _match_canonical(raw if type(raw) is bytes else bytes(raw))
         if matched is not None:
             obj, unsigned = matched
             # The pattern fixed the key set, the types, the id and hash alphabets and the
@@ -497,12 +497,16 @@ def _trusted(cls: type[_M], fields: dict[str, Any]) -> _M:
     """A model from values already checked field by field, without validating them again
     (what pydantic's `model_construct` does, minus its per-field bookkeeping). Tests check
     that the result equals `model_validate` of the same wire values."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", fields)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
+    model = _new(cls)  # no wire model defines __new__ (tests check): skip the MRO lookup
+    _setattr(model, "__dict__", fields)
+    _setattr(model, "__pydantic_fields_set__", set(fields))
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
     return model
+
+
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 def _check_outer(
