@@ -13,7 +13,13 @@ One schema serves both sides of an activation:
 - `activation_legs`: one row per requester-responder pair. The requester has one per target
   agency; the responder has exactly one (itself). Offers are counts by discipline.
 - `activation_events`: the local history of every state change (leg or activation), for the
-  timeline on the pages; metadata only.
+  timeline on the pages; metadata only. `note` says how a remote message was merged when
+  it did not simply step (a step it implied, a stale message kept with no change, a
+  message that arrived before its request); see `activation_states.merge`.
+- `activation_early`: messages of a thread that arrived before the request that opens it
+  (federation delivers exactly once, not in order: a cancel can overtake its request).
+  Keyed by (peer, thread id); applied in lifecycle order in the transaction that stores
+  the request, and swept once they are past their delivery window (`expires_ts`).
 - `handoffs`: follow-up ownership moving between nodes. An incoming hand-off keeps its
   contact note only as SecretBox ciphertext under a node-held key (`note_ct`); the note is
   set to NULL (purged) when the follow-up is completed. An outgoing hand-off keeps no note.
@@ -46,6 +52,7 @@ from protocol.messages import ActivationState, Discipline
 
 __all__ = [
     "Activation",
+    "ActivationEarly",
     "ActivationEvent",
     "ActivationLeg",
     "Handoff",
@@ -145,6 +152,26 @@ class ActivationEvent(Base):
     actor_node: Mapped[str] = mapped_column(String(63))
     msg_id: Mapped[str | None] = mapped_column(String(26), nullable=True)
     ts: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class ActivationEarly(Base):
+    __tablename__ = "activation_early"
+    __table_args__ = (
+        UniqueConstraint("peer", "msg_id", name="uq_activation_early_peer_msg"),
+        Index("ix_activation_early_peer_thread", "peer", "thread_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    peer: Mapped[str] = mapped_column(String(63))
+    thread_id: Mapped[str] = mapped_column(String(26))
+    msg_id: Mapped[str] = mapped_column(String(26))
+    msg_type: Mapped[str] = mapped_column(String(32))
+    created_ts: Mapped[int] = mapped_column(BigInteger)
+    in_reply_to: Mapped[str | None] = mapped_column(String(26), nullable=True)
+    body: Mapped[str] = mapped_column(Text)  # the wire JSON of the validated body
+    received_at: Mapped[int] = mapped_column(BigInteger)
+    expires_ts: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class Handoff(Base):

@@ -2,10 +2,29 @@
 
 The federation inbox has already verified, decrypted and de-duplicated the envelope and
 validated the body against its wire model; what is left is business: does this message
-belong to an activation we know, is its sender a party to it, and does the transition
-table allow it now? Each check raises `ActivationError` before anything is written, so a
-refused message changes nothing (the inbox also runs each handler in a savepoint, see
-`node.activation_federation`).
+belong to an activation we know, is its sender a party to it, could the sender have sent
+it at all, and what does it change? A message that could not have been sent (wrong party
+or side, an acceptance of an offer this node never made, an update before any acceptance,
+a decline after the responder mobilized...) raises `ActivationError` before anything is
+written, so a refused message changes nothing (the inbox also runs each handler in a
+savepoint, see `node.activation_federation`).
+
+Order independence. Federation delivers each message exactly once but not in order: a
+message travels direct or through the hub, and a retried one is overtaken by later ones
+of the same thread. So a valid message is never refused for arriving at the wrong moment;
+it is merged into the leg (`activation_states.merge`, written by
+`activation_service.merge_leg`): forward along the lifecycle even over skipped steps
+(recorded in the history with a note), stale with no change when behind, and terminal
+states win (a late request or offer on a cancelled leg is kept cancelled, never shown as
+open). Both copies of a leg therefore end in the same state whatever the arrival order.
+
+Early messages. The one message that can reach a responder before the request it belongs
+to is the requester's `activation_cancel` (every other message of the requester answers an
+offer, which the responder makes only after storing the request). It is accepted and kept
+in `activation_early` by (sender, thread id); the request, when it arrives, is stored and
+the early messages are applied in the same transaction, so the request is stored
+cancelled and never offered on. An early message whose request never comes is swept when
+its delivery window has passed (`activation_service.expire_due`).
 
 Routing by thread: every message names the activation in `thread_id` (a request with a null
 thread id, as another implementation may send to a single agency, uses its own msg_id).
@@ -18,40 +37,49 @@ thread id, as another implementation may send to a single agency, uses its own m
 - `activation_decline`, `activation_cancel` from X: whichever side of the thread X is on
   (the requester declining our offer or calling it off; a responder declining our request
   or withdrawing).
-- `followup_handoff`: see `node.handoff`.
+- `followup_handoff`: see `node.handoff`; a responder's hand-off implies it demobilized
+  (`settle_for_handoff`).
 
 Timeliness: an offer or acceptance counts when it was *made* before the request's expiry
 (the inner `created_ts`, signed by the sender), so a node that was down does not lose a
-timely answer; the expiry sweep may still have expired the leg first, which then refuses.
+timely answer. The expiry sweep is each node's own inference: a timely acceptance that
+finds the responder's copy already expired by its sweep revives it to `accepted`, as the
+requester's copy is (the requester accepted in time and cannot learn of the sweep).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import delete, insert, select, update
 
 from node.activation_context import ActivationContext, Db
 from node.activation_db import Side
 from node.activation_errors import ActivationCode, ActivationError
 from node.activation_service import (
+    EARLY,
     STAGE_EVENTS,
     A,
     ActRow,
     L,
     LegRow,
     _dumps,
+    _one_row,
     _step,
-    apply_leg,
     leg_of,
     legs_of,
     load,
+    merge_leg,
     record_event,
+    report,
 )
 from node.activation_states import Event
+from protocol.envelope import SKEW_MS
 from protocol.messages import (
+    BODY_MODELS,
     ActivationAcceptBody,
     ActivationCancelBody,
     ActivationDeclineBody,
@@ -63,7 +91,14 @@ from protocol.messages import (
     wire_json,
 )
 
-__all__ = ["ACTIVATION_TYPES", "Inbound", "apply_inbound"]
+__all__ = [
+    "ACTIVATION_TYPES",
+    "EARLY_TYPES",
+    "EARLY_WINDOW_MS",
+    "Inbound",
+    "apply_inbound",
+    "settle_for_handoff",
+]
 
 S = ActivationState
 
@@ -78,6 +113,17 @@ ACTIVATION_TYPES: frozenset[MessageType] = frozenset(
     }
 )
 
+# What may arrive before its request and is kept until the request comes (module notes).
+EARLY_TYPES: frozenset[MessageType] = frozenset({MessageType.ACTIVATION_CANCEL})
+
+# How long an early message waits for its request when the envelope's expiry is not
+# known: the federation's default message lifetime (the request was sent before the early
+# message, so it cannot arrive after this) plus the receivers' clock skew allowance.
+EARLY_WINDOW_MS = 3 * 86_400_000 + SKEW_MS
+
+_ENGAGED_BEFORE_DEMOB = frozenset({S.ACCEPTED, S.MOBILIZED, S.ON_SCENE})
+_AFTER_ACCEPTED = frozenset({S.MOBILIZED, S.ON_SCENE, S.DEMOBILIZED, S.CLOSED})
+
 
 @dataclass(frozen=True)
 class Inbound:
@@ -90,10 +136,15 @@ class Inbound:
     thread_id: str | None
     in_reply_to: str | None
     body: Any  # the validated body model of `msg_type`
+    expires_ts: int | None = None  # the envelope's expiry, when the caller knows it
 
 
 def _not_party(what: str) -> ActivationError:
     return ActivationError(ActivationCode.NOT_A_PARTY, what, "thread_id")
+
+
+def _illegal(what: str) -> ActivationError:
+    return ActivationError(ActivationCode.ILLEGAL_TRANSITION, what, "state")
 
 
 async def _as_requester(db: Db, ctx: ActivationContext, m: Inbound) -> tuple[ActRow, LegRow]:
@@ -134,8 +185,10 @@ async def apply_inbound(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         await _on_accept(db, ctx, m)
     elif m.msg_type is MessageType.ACTIVATION_UPDATE:
         await _on_update(db, ctx, m)
-    elif m.msg_type in (MessageType.ACTIVATION_DECLINE, MessageType.ACTIVATION_CANCEL):
-        await _on_decline_or_cancel(db, ctx, m)
+    elif m.msg_type is MessageType.ACTIVATION_DECLINE:
+        await _on_decline(db, ctx, m)
+    elif m.msg_type is MessageType.ACTIVATION_CANCEL:
+        await _on_cancel(db, ctx, m)
     else:  # pragma: no cover - the registry only routes the types above here
         raise ActivationError(ActivationCode.INVALID_INPUT, "not an activation message")
 
@@ -178,16 +231,64 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     await record_event(
         db, ctx, act, S.REQUESTED, responder=ctx.node_id, actor=m.sender, msg_id=m.msg_id
     )
+    await _apply_early(db, ctx, m.sender, aid)
+
+
+async def _keep_early(db: Db, ctx: ActivationContext, m: Inbound) -> None:
+    """Keep a message whose request has not arrived yet (module notes)."""
+    assert m.thread_id is not None  # callers route only threaded messages here
+    if not ctx.directory.may_request(m.sender, ctx.node_id):
+        raise _not_party("the sender could not have asked this node")
+    until = (m.expires_ts + SKEW_MS) if m.expires_ts is not None else (
+        m.created_ts + EARLY_WINDOW_MS)
+    await db.execute(
+        insert(EARLY).values(
+            peer=m.sender, thread_id=m.thread_id, msg_id=m.msg_id, msg_type=m.msg_type.value,
+            created_ts=m.created_ts, in_reply_to=m.in_reply_to,
+            body=_dumps(wire_json(m.body)), received_at=ctx.now(), expires_ts=until,
+        )
+    )
+
+
+async def _apply_early(db: Db, ctx: ActivationContext, peer: str, aid: str) -> None:
+    """Apply the early messages of (peer, aid) in lifecycle order (one kind today: the
+    requester's cancel), oldest first, then forget them."""
+    rows = (
+        await db.execute(
+            select(EARLY)
+            .where(EARLY.c.peer == peer, EARLY.c.thread_id == aid)
+            .order_by(EARLY.c.created_ts, EARLY.c.msg_id)
+        )
+    ).all()
+    if not rows:
+        return
+    for r in rows:
+        msg_type = MessageType(r.msg_type)
+        body = BODY_MODELS[msg_type].model_validate(json.loads(r.body))
+        m = Inbound(msg_type, r.msg_id, peer, r.created_ts, aid, r.in_reply_to, body)
+        found = await _as_responder(db, m)
+        assert found is not None  # stored just now, in this transaction
+        act, leg = found
+        cbody: ActivationCancelBody = m.body
+        await merge_leg(
+            db, ctx, act, leg, Event.CANCEL, actor=peer, msg_id=m.msg_id,
+            what="a cancellation", note="the cancellation arrived before the request",
+            cancel_reason=cbody.reason.value, cancelled_by=peer,
+        )
+    await db.execute(delete(EARLY).where(EARLY.c.id.in_([r.id for r in rows])))
 
 
 async def _on_offer(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     body: ActivationOfferBody = m.body
     act, leg = await _as_requester(db, ctx, m)
-    new = _step(leg.state, Event.OFFER, f"an offer from {m.sender}")
+    if leg.state is S.DRAFT:
+        _step(leg.state, Event.OFFER, f"an offer from {m.sender}")  # refuses: never asked
+    if leg.offer_msg_id is not None:
+        raise _illegal(f"{m.sender} already made an offer in this activation")
     _in_time(act, m)
-    await apply_leg(
-        db, ctx, act, leg, new, actor=m.sender, msg_id=m.msg_id, offer_msg_id=m.msg_id,
-        offer=_dumps(wire_json(body)), offer_peers=body.peers,
+    await merge_leg(
+        db, ctx, act, leg, Event.OFFER, actor=m.sender, msg_id=m.msg_id, what="an offer",
+        offer_msg_id=m.msg_id, offer=_dumps(wire_json(body)), offer_peers=body.peers,
     )
 
 
@@ -195,7 +296,13 @@ async def _on_accept(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     body: ActivationAcceptBody = m.body
     found = await _as_responder(db, m)
     if found is None:
-        raise _not_party("no request from the sender in this thread")
+        if m.thread_id is not None and await load(db, ctx.node_id, m.thread_id) is not None:
+            raise _not_party("an acceptance is for the responder")
+        # We make an offer only after storing the request, so an acceptance in a thread we
+        # have not seen names an offer this node never made (never early: module notes).
+        raise ActivationError(
+            ActivationCode.UNKNOWN_OFFER, "no offer of this node in this thread", "offer_msg_id"
+        )
     act, leg = found
     if leg.offer_msg_id is None or body.offer_msg_id != leg.offer_msg_id:
         raise ActivationError(
@@ -203,43 +310,105 @@ async def _on_accept(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         )
     if leg.accept_msg_id is not None:
         return  # the same offer accepted again: the first acceptance stands
-    new = _step(leg.state, Event.ACCEPT, "an acceptance")
     _in_time(act, m)
-    await apply_leg(
-        db, ctx, act, leg, new, actor=m.sender, msg_id=m.msg_id, accept_msg_id=m.msg_id,
-        accepted_at=ctx.now(),
+    now = ctx.now()
+    if leg.state is S.EXPIRED:
+        # Made in time, so the requester's copy is accepted; our sweep was only ahead of it.
+        res = await db.execute(
+            update(L)
+            .where(L.c.id == leg.id, L.c.state == leg.state.value)
+            .values(state=S.ACCEPTED.value, updated_at=now, accept_msg_id=m.msg_id,
+                    accepted_at=now)
+        )
+        _one_row(res)
+        await record_event(
+            db, ctx, act, S.ACCEPTED, responder=leg.responder, actor=m.sender,
+            msg_id=m.msg_id,
+            note="accepted before the expiry: the local expiry is undone",
+        )
+        await report(db, ctx, act, S.ACCEPTED, responder=leg.responder,
+                     peers_offered=leg.offer_peers)
+        return
+    await merge_leg(
+        db, ctx, act, leg, Event.ACCEPT, actor=m.sender, msg_id=m.msg_id, what="an acceptance",
+        accept_msg_id=m.msg_id, accepted_at=now,
     )
 
 
 async def _on_update(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     body: ActivationUpdateBody = m.body
     act, leg = await _as_requester(db, ctx, m)
-    new = _step(leg.state, STAGE_EVENTS[body.stage], f"an update from {m.sender}")
-    await apply_leg(db, ctx, act, leg, new, actor=m.sender, msg_id=m.msg_id)
+    event = STAGE_EVENTS[body.stage]
+    if leg.accept_msg_id is None:
+        # A responder moves only after our acceptance: this one was never accepted.
+        _step(leg.state, event, f"an update from {m.sender}")
+        raise _illegal("an update before any acceptance")  # pragma: no cover - step refused
+    await merge_leg(
+        db, ctx, act, leg, event, actor=m.sender, msg_id=m.msg_id,
+        what=f"the {body.stage.value} update",
+    )
 
 
-async def _on_decline_or_cancel(db: Db, ctx: ActivationContext, m: Inbound) -> None:
-    declining = m.msg_type is MessageType.ACTIVATION_DECLINE
+async def _on_decline(db: Db, ctx: ActivationContext, m: Inbound) -> None:
+    body: ActivationDeclineBody = m.body
+    found = await _as_responder(db, m)
+    if found is not None:
+        act, leg = found
+        # The requester declines our offer: there must be one, not yet accepted.
+        if leg.offer_msg_id is None or leg.accept_msg_id is not None or (
+            leg.state in _AFTER_ACCEPTED
+        ):
+            raise _illegal("there is no offer to decline")
+    else:
+        act, leg = await _as_requester(db, ctx, m)
+        if leg.state is S.DRAFT:
+            _step(leg.state, Event.DECLINE, "a decline")  # refuses: never asked
+        # A responder declines before it mobilizes (it may cross our acceptance).
+        if leg.state in _AFTER_ACCEPTED:
+            raise _illegal(f"{m.sender} reported {leg.state.value}; it cannot decline now")
+    await merge_leg(
+        db, ctx, act, leg, Event.DECLINE, actor=m.sender, msg_id=m.msg_id, what="a decline",
+        decline_reason=body.reason.value, declined_by=m.sender,
+    )
+
+
+async def _on_cancel(db: Db, ctx: ActivationContext, m: Inbound) -> None:
+    body: ActivationCancelBody = m.body
     found = await _as_responder(db, m)
     if found is None:
+        if m.thread_id is not None and await load(db, ctx.node_id, m.thread_id) is None:
+            await _keep_early(db, ctx, m)  # its request has not arrived yet
+            return
         found = await _as_requester(db, ctx, m)
     act, leg = found
-    if declining:
-        dbody: ActivationDeclineBody = m.body
-        if act.side is Side.IN and leg.state is not S.OFFERED:
-            # a requester declines offers; before one it cancels instead
-            raise ActivationError(
-                ActivationCode.ILLEGAL_TRANSITION, "there is no offer to decline", "state"
-            )
-        new = _step(leg.state, Event.DECLINE, "a decline")
-        await apply_leg(
-            db, ctx, act, leg, new, actor=m.sender, msg_id=m.msg_id,
-            decline_reason=dbody.reason.value, declined_by=m.sender,
+    if leg.state is S.DRAFT:
+        _step(leg.state, Event.CANCEL, "a cancellation")
+        raise _illegal("this request was never sent")
+    await merge_leg(
+        db, ctx, act, leg, Event.CANCEL, actor=m.sender, msg_id=m.msg_id,
+        what="a cancellation", cancel_reason=body.reason.value, cancelled_by=m.sender,
+    )
+
+
+async def settle_for_handoff(
+    db: Db, ctx: ActivationContext, act: ActRow, leg: LegRow, m: Inbound
+) -> None:
+    """May the follow-up hand-off `m` be stored on `leg`? Move the leg if it implies so.
+
+    A hand-off comes after demobilization. A responder's hand-off that overtakes its
+    `demobilized` update implies it (merged like the update). On a leg that was engaged
+    and then cancelled, the follow-up is still kept (nobody is left without one); the
+    state stays. Otherwise it is refused (`illegal_transition`).
+    """
+    if leg.state in (S.DEMOBILIZED, S.CLOSED):
+        return
+    if leg.state is S.CANCELLED and leg.accept_msg_id is not None:
+        return
+    if act.side is Side.OUT and leg.state in _ENGAGED_BEFORE_DEMOB:
+        await merge_leg(
+            db, ctx, act, leg, Event.DEMOBILIZE, actor=m.sender, msg_id=m.msg_id,
+            what="a follow-up hand-off",
+            note="implied by a follow-up hand-off (the demobilized update had not arrived)",
         )
-    else:
-        cbody: ActivationCancelBody = m.body
-        new = _step(leg.state, Event.CANCEL, "a cancellation")
-        await apply_leg(
-            db, ctx, act, leg, new, actor=m.sender, msg_id=m.msg_id,
-            cancel_reason=cbody.reason.value, cancelled_by=m.sender,
-        )
+        return
+    raise _illegal("hand-off before demobilization")

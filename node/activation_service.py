@@ -19,7 +19,9 @@ reports to the hub's central activation log: one `activation_status` (metadata o
 asked whom, when, state, counts) for every change it makes or receives, from `requested`
 on (a draft never leaves the node).
 
-Inbound messages are applied by `node.activation_inbound` with the same rules.
+Inbound messages are applied by `node.activation_inbound`: they are merged into the leg
+(`merge_leg`, after `activation_states.merge`) rather than stepped, so that messages of a
+thread delivered out of order still leave both copies of a leg in the same state.
 """
 
 from __future__ import annotations
@@ -31,10 +33,26 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import CursorResult, Row, Table, and_, bindparam, insert, select, update
+from sqlalchemy import (
+    CursorResult,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from node.activation_context import ActivationContext, Db
-from node.activation_db import Activation, ActivationEvent, ActivationLeg, Side
+from node.activation_db import (
+    Activation,
+    ActivationEarly,
+    ActivationEvent,
+    ActivationLeg,
+    Side,
+)
 from node.activation_errors import ActivationCode, ActivationError
 from node.activation_guardrails import timing_warnings
 from node.activation_models import (
@@ -50,11 +68,13 @@ from node.activation_models import (
     WarningOut,
 )
 from node.activation_states import (
+    EVENT_TARGETS,
     OPEN_STATES,
     TERMINAL_STATES,
     Event,
     RefusalCode,
     TransitionRefused,
+    merge,
     step,
     summarize,
 )
@@ -94,6 +114,7 @@ __all__ = [
     "list_activations",
     "load",
     "make_offer",
+    "merge_leg",
     "record_event",
     "report",
     "send_update",
@@ -106,6 +127,7 @@ S = ActivationState
 A = cast(Table, Activation.__table__)
 L = cast(Table, ActivationLeg.__table__)
 E = cast(Table, ActivationEvent.__table__)
+EARLY = cast(Table, ActivationEarly.__table__)
 
 STAGE_EVENTS: dict[Stage, Event] = {
     Stage.MOBILIZED: Event.MOBILIZE,
@@ -396,11 +418,12 @@ async def record_event(
     responder: str | None,
     actor: str,
     msg_id: str | None = None,
+    note: str | None = None,
 ) -> None:
     await db.execute(
         insert(E).values(
             activation_key=act.key, responder=responder, state=state.value, actor_node=actor,
-            msg_id=msg_id, ts=ctx.now(),
+            msg_id=msg_id, ts=ctx.now(), note=note[:200] if note else None,
         )
     )
 
@@ -478,6 +501,61 @@ async def apply_leg(
         db, ctx, act, new_state, responder=leg.responder,
         peers_offered=values.get("offer_peers", leg.offer_peers),
     )
+
+
+async def merge_leg(
+    db: Db,
+    ctx: ActivationContext,
+    act: ActRow,
+    leg: LegRow,
+    event: Event,
+    *,
+    actor: str,
+    msg_id: str | None,
+    what: str,
+    note: str | None = None,
+    **values: Any,
+) -> bool:
+    """Merge a remote message's `event` into `leg` (`activation_states.merge`).
+
+    Forward: the implied steps are recorded with a note, then the new state is written as
+    `apply_leg` does (with `values`). Stale (behind the leg, or the leg is over): only a
+    history row with the message's state and a note; `values` are not written. Answers
+    whether the leg changed.
+    """
+    outcome = merge(leg.state, event)
+    if outcome.stale:
+        claimed = EVENT_TARGETS[event]
+        await record_event(
+            db, ctx, act, claimed, responder=leg.responder, actor=actor, msg_id=msg_id,
+            note=f"stale: {what} arrived when the leg was already {leg.state.value}; "
+                 "no change",
+        )
+        return False
+    for implied in outcome.skipped:
+        await record_event(
+            db, ctx, act, implied, responder=leg.responder, actor=actor, msg_id=msg_id,
+            note=f"implied by {what} (that message had not arrived)",
+        )
+    if leg.state in TERMINAL_STATES:
+        note = (f"{outcome.state.value} reached concurrently with {leg.state.value}: "
+                f"{outcome.state.value} takes precedence on both sides")
+    now = ctx.now()
+    res = await db.execute(
+        update(L)
+        .where(L.c.id == leg.id, L.c.state == leg.state.value)
+        .values(state=outcome.state.value, updated_at=now, **values)
+    )
+    _one_row(res)
+    await record_event(
+        db, ctx, act, outcome.state, responder=leg.responder, actor=actor, msg_id=msg_id,
+        note=note,
+    )
+    await report(
+        db, ctx, act, outcome.state, responder=leg.responder,
+        peers_offered=values.get("offer_peers", leg.offer_peers),
+    )
+    return True
 
 
 def _one_row(res: Any) -> None:
@@ -869,8 +947,12 @@ async def send_update(
 async def expire_due(db: Db, ctx: ActivationContext) -> int:
     """The expiry sweep: legs still `requested` or `offered` after the request's expiry
     become `expired` (both sides compute this from the same `expires_ts`; nothing is sent
-    to the other side, the requester reports to the hub). Returns how many expired."""
+    to the other side, the requester reports to the hub). Returns how many expired.
+
+    Early messages whose request can no longer arrive (past their delivery window) are
+    dropped here too."""
     now = ctx.now()
+    await db.execute(delete(EARLY).where(EARLY.c.expires_ts < now))
     rows = (
         await db.execute(
             select(L.c.activation_key, L.c.responder)

@@ -22,6 +22,24 @@ Nothing here touches a database or a clock: `step(state, event)` answers the nex
 raises `TransitionRefused` with a stable code (`illegal_transition` for an event that does
 not apply in this state, `terminal_state` when the state is final). The services call it
 before writing anything, so a refused event leaves every row as it was.
+
+`step` is for a node's own actions. A message from the other node of a leg is merged
+instead (`merge`), because federation delivers every message exactly once but not in order
+(a retried message is overtaken by a later one of the same thread). Each node's copy of a
+leg moves only forward, so both copies end in the same state whatever the arrival order:
+
+- a message further along the main line applies even if steps were skipped (`on_scene`
+  after `accepted` implies `mobilized`; the skipped steps are answered for the history);
+- a message behind the leg's state (a late `mobilized` after `on_scene`) is stale: kept in
+  the history, no change;
+- a terminal message (`declined`, `cancelled`, or a local `expired`) ends any open state;
+- a leg that is over stays over, except that two terminal states reached concurrently on
+  the two copies settle on the same one by a fixed precedence, `cancelled` > `declined` >
+  `closed` > `expired` (`TERMINAL_PRECEDENCE`): a responder that withdrew while the
+  requester closed, or a decline that crossed a cancel, ends the same on both sides.
+
+Which messages a sender may send at all (an update before any acceptance, an acceptance of
+an offer never made...) is checked by the inbound rules before merging.
 """
 
 from __future__ import annotations
@@ -29,19 +47,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from protocol.messages import ActivationState
 
 __all__ = [
+    "EVENT_TARGETS",
     "OPEN_STATES",
     "PROGRESS",
+    "TERMINAL_PRECEDENCE",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Event",
+    "Merge",
     "RefusalCode",
     "TransitionRefused",
     "allowed_events",
     "can_step",
+    "merge",
     "step",
     "summarize",
 ]
@@ -119,6 +142,35 @@ PROGRESS: tuple[ActivationState, ...] = (
     S.CLOSED,
 )
 
+# The state each event leads to, wherever it starts (what a merged message claims).
+EVENT_TARGETS: Mapping[Event, ActivationState] = MappingProxyType(
+    {
+        Event.SUBMIT: S.REQUESTED,
+        Event.OFFER: S.OFFERED,
+        Event.ACCEPT: S.ACCEPTED,
+        Event.DECLINE: S.DECLINED,
+        Event.EXPIRE: S.EXPIRED,
+        Event.MOBILIZE: S.MOBILIZED,
+        Event.ARRIVE: S.ON_SCENE,
+        Event.DEMOBILIZE: S.DEMOBILIZED,
+        Event.CLOSE: S.CLOSED,
+        Event.CANCEL: S.CANCELLED,
+    }
+)
+
+# Which of two terminal states reached concurrently on a leg's two copies both settle on.
+TERMINAL_PRECEDENCE: Mapping[ActivationState, int] = MappingProxyType(
+    {S.EXPIRED: 0, S.CLOSED: 1, S.DECLINED: 2, S.CANCELLED: 3}
+)
+
+
+class Merge(NamedTuple):
+    """The outcome of merging a remote message into a leg."""
+
+    state: ActivationState  # the leg's state afterwards
+    skipped: tuple[ActivationState, ...]  # main-line steps the message implies, in order
+    stale: bool  # behind the leg (or the leg is over): recorded, nothing changes
+
 
 class TransitionRefused(Exception):
     """An event that does not apply to the current state. Nothing was changed."""
@@ -141,6 +193,28 @@ def step(state: ActivationState, event: Event) -> ActivationState:
         )
         raise TransitionRefused(code, state, event)
     return nxt
+
+
+def merge(state: ActivationState, event: Event) -> Merge:
+    """Merge a message from the leg's other node (see the module notes); never goes back.
+
+    A draft has not been sent, so nobody can speak about it: only `step` applies there.
+    """
+    target = EVENT_TARGETS[event]
+    if state is S.DRAFT:
+        return Merge(step(state, event), (), False)
+    if state in TERMINAL_STATES:
+        if target in TERMINAL_STATES and (
+            TERMINAL_PRECEDENCE[target] > TERMINAL_PRECEDENCE[state]
+        ):
+            return Merge(target, (), False)
+        return Merge(state, (), True)
+    if target in TERMINAL_STATES and target is not S.CLOSED:
+        return Merge(target, (), False)
+    here, there = PROGRESS.index(state), PROGRESS.index(target)
+    if there <= here:
+        return Merge(state, (), True)
+    return Merge(target, PROGRESS[here + 1 : there], False)
 
 
 def can_step(state: ActivationState, event: Event) -> bool:

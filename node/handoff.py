@@ -14,7 +14,8 @@ coordinator sees the note, and completing the follow-up purges the ciphertext (t
 keeps only metadata: who, when, done). The sending node keeps no copy of the note.
 
 A hand-off is allowed only on a leg that is `demobilized` or `closed`, between the two
-parties of that leg.
+parties of that leg. Inbound, a responder's hand-off that overtook its `demobilized` update
+implies it (`activation_inbound.settle_for_handoff`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy import Table, insert, select, update
 from node.activation_context import ActivationContext, Db
 from node.activation_db import Handoff, HandoffDirection, HandoffStatus, Side
 from node.activation_errors import ActivationCode, ActivationError
-from node.activation_inbound import Inbound
+from node.activation_inbound import Inbound, settle_for_handoff
 from node.activation_models import HandoffIn, HandoffOut
 from node.activation_service import ActRow, LegRow, find, legs_of, load, wire_body
 from node.db import User, table_of
@@ -139,10 +140,7 @@ async def apply_handoff(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     leg = _leg_between(act, await legs_of(db, act.key), ctx.node_id, m.sender)
     if leg is None:
         raise ActivationError(ActivationCode.NOT_A_PARTY, "the sender is not a party")
-    if leg.state not in _AFTER_DEMOB:
-        raise ActivationError(
-            ActivationCode.ILLEGAL_TRANSITION, "hand-off before demobilization", "state"
-        )
+    await settle_for_handoff(db, ctx, act, leg, m)  # may overtake `demobilized`
     await db.execute(
         insert(H).values(
             id=uuid.uuid4(), activation_id=act.activation_id, requester=act.requester,

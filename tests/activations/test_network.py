@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from node import activation_service as svc
 from node import handoff
-from node.activation_db import Handoff
+from node.activation_db import ActivationEarly, Handoff
 from node.activation_models import CancelIn, HandoffIn
 from node.vocabulary import Role
 from protocol.messages import ActivationState, DeclineReason, Stage
@@ -294,8 +294,7 @@ async def test_refused_inbound_messages_are_acked_with_codes_and_change_nothing(
             "update_too_early": (b, MessageType.ACTIVATION_UPDATE, {"stage": "on_scene"}, aid),
             "not_asked": (c, MessageType.ACTIVATION_OFFER, {
                 "peers": 1, "disciplines": {"ems": 1}, "eta_minutes": 5, "conditions": []}, aid),
-            "unknown_thread": (b, MessageType.ACTIVATION_CANCEL, {"reason": "other"},
-                               "01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+            "no_thread": (b, MessageType.ACTIVATION_CANCEL, {"reason": "other"}, None),
             "accept_to_requester": (b, MessageType.ACTIVATION_ACCEPT,
                                     {"offer_msg_id": aid}, aid),
             "handoff_too_early": (b, MessageType.FOLLOWUP_HANDOFF, {
@@ -316,5 +315,20 @@ async def test_refused_inbound_messages_are_acked_with_codes_and_change_nothing(
             assert tuple(row) == ("failed", "bad_body"), name  # refused end to end
         async with a.db.read() as conn:
             assert (await conn.execute(select(Handoff.__table__))).all() == []
+        # A cancel in a thread agency-1 has not seen is not refused: its request may still
+        # be on its way (delivery is not in order), so it is kept until it comes.
+        async with b.db.write() as conn:
+            early = await b.fed.send(conn, "agency-1", MessageType.ACTIVATION_CANCEL,
+                                     {"reason": "other"}, thread_id="01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        await net.settle()
+        async with b.db.read() as conn:
+            row = (await conn.execute(select(outbox.c.state, outbox.c.failed_code)
+                                      .where(outbox.c.msg_id == early))).one()
+        assert tuple(row) == ("done", None)
+        async with a.db.read() as conn:
+            kept = (await conn.execute(select(ActivationEarly.__table__))).all()
+        assert [(r.peer, r.msg_id, r.msg_type) for r in kept] == [
+            ("agency-2", early, "activation_cancel")]
+        assert await view(a, aid) == before
     finally:
         await net.close()
