@@ -1,6 +1,7 @@
-"""Federation benchmark: inbox ingest over loopback against the envelope open rate.
+"""Federation benchmark: inbox ingest over loopback against the envelope open rate, and the
+activation fan-out.
 
-    python -m bench.federation [--quick] [--json PATH]
+    python -m bench.federation [--quick] [--json PATH] [--procs N]
 
 Ingest: a sender posts pre-built envelopes in batches of 50 (`PUT /fed/v1/send/{txn}`, per-hop
 signed) to one receiving server over loopback; the receiver verifies the request, opens
@@ -12,10 +13,13 @@ PostgreSQL (a throwaway server unless `PEERNET_PG_URL` is set).
 Open: `protocol.envelope.open_envelope` over the same envelopes, in the same process, right
 before; `ingest_to_open` = ingest (SQLite) / open, the goal is >= 0.5.
 
+Fan-out: `bench.federation_fanout` (one requester, the hub, N responder nodes, time from the
+request until every offer is back), N = 10, 50, 200; `--quick` takes fewer rounds. `--procs`
+is passed on (worker processes for the responders; default the CPU count).
+
 Keys: `ingest_sqlite_per_s`, `ingest_postgres_per_s`, `open_per_s`, `ingest_to_open`
-(`ingest_postgres_to_open` too). The activation fan-out figures (`fanout_p95_ms_10/50/200`)
-come with the activation lifecycle: `make_pair`/`ReceivingServer` below are the pieces to
-reuse (one receiver per node, a FederationService per sender).
+(`ingest_postgres_to_open` too), `fanout_p95_ms_10`, `fanout_p95_ms_50`, `fanout_p95_ms_200`
+(and the p50s).
 """
 
 from __future__ import annotations
@@ -236,10 +240,19 @@ async def main_async(quick: bool) -> dict[str, float]:
     return out
 
 
+FANOUT_SIZES = [10, 50, 200]
+FANOUT_ROUNDS = {10: 30, 50: 20, 200: 10}
+FANOUT_ROUNDS_QUICK = {10: 6, 50: 6, 200: 3}
+
+
 def main(argv: list[str] | None = None) -> None:
+    from bench import federation_fanout
+
     parser = argparse.ArgumentParser(prog="python -m bench.federation")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--procs", type=int, default=None,
+                        help="worker processes for the fan-out responders (0: one loop)")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -247,11 +260,15 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:
         pass
+    print("ingest")
     figures = asyncio.run(main_async(args.quick))
     width = max(len(k) for k in figures)
     print(f"{'figure':<{width}}  value")
     for k, v in figures.items():
-        print(f"{k:<{width}}  {v}")
+        print(f"{k:<{width}}  {v}", flush=True)
+    print()
+    rounds = FANOUT_ROUNDS_QUICK if args.quick else FANOUT_ROUNDS
+    figures.update(federation_fanout.run(FANOUT_SIZES, rounds, args.procs))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 

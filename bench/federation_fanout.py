@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -99,13 +100,18 @@ def _auto_offer(node: Any) -> None:
     node.on(MessageType.ACTIVATION_REQUEST, handle)
 
 
-def _free_port() -> int:
+def _free_ports(k: int) -> list[int]:
+    """k distinct free loopback ports (all held open while choosing, so none repeats)."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    socks = [socket.socket() for _ in range(k)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def _child(specs: list[dict[str, Any]], conn: Any) -> None:
@@ -118,13 +124,18 @@ def _child(specs: list[dict[str, Any]], conn: Any) -> None:
         from tests.federation.network import NodeHandle
 
         nodes = []
-        for spec in specs:
-            n = NodeHandle(spec["node_id"], NodeKeys.from_payload(spec["keys"]), spec["port"],
-                           spec["db_url"], True, clock=SystemClock())  # type: ignore[arg-type]
-            n.settings = NodeSettings(**spec["settings"])
-            await n.start()
-            _auto_offer(n)
-            nodes.append(n)
+        try:
+            for spec in specs:
+                n = NodeHandle(spec["node_id"], NodeKeys.from_payload(spec["keys"]),
+                               spec["port"], spec["db_url"], True,
+                               clock=SystemClock())  # type: ignore[arg-type]
+                n.settings = NodeSettings(**spec["settings"])
+                await n.start()
+                _auto_offer(n)
+                nodes.append(n)
+        except Exception as exc:  # say why instead of leaving the parent waiting
+            conn.send(f"failed: {type(exc).__name__}: {exc}")
+            raise
         conn.send("ready")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "stop"
@@ -149,11 +160,12 @@ async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float
     clock = SystemClock()
     board = TestBoard.make(3, 2)
     hub_keys = NodeKeys.generate()
-    hub = HubHandle(HUB_ID, hub_keys, _free_port(), f"sqlite:///{tmp / 'hub.db'}", True,
-                    clock=clock)  # type: ignore[arg-type]
     ids = [f"agency-{i}" for i in range(1, n + 2)]
+    hub_port, *node_ports = _free_ports(n + 2)
+    hub = HubHandle(HUB_ID, hub_keys, hub_port, f"sqlite:///{tmp / 'hub.db'}", True,
+                    clock=clock)  # type: ignore[arg-type]
     keys = {i: NodeKeys.generate() for i in ids}
-    ports = {i: _free_port() for i in ids}
+    ports = dict(zip(ids, node_ports, strict=True))
     entries = [node_entry(HUB_ID, hub_keys, hub.url, roles=["hub"], disciplines=[],
                           region="state")]
     entries += [node_entry(i, keys[i], f"http://127.0.0.1:{ports[i]}", disciplines=["fire"],
@@ -192,14 +204,18 @@ async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float
             parent, child = mp.Pipe()
             proc = mp.Process(target=_child, args=(specs, child), daemon=True)
             proc.start()
+            child.close()  # a child that dies makes recv raise instead of hang
             children.append((proc, parent))
         loop = asyncio.get_running_loop()
         for _proc, parent in children:
-            await loop.run_in_executor(None, parent.recv)
+            said = await loop.run_in_executor(None, parent.recv)
+            if said != "ready":
+                raise RuntimeError(f"a responder process did not start: {said}")
         return await _rounds(requester, ids[1:], n, rounds)
     finally:
         for _proc, parent in children:
-            parent.send("stop")
+            with contextlib.suppress(OSError):
+                parent.send("stop")
         for proc, _parent in children:
             await asyncio.get_running_loop().run_in_executor(None, proc.join, 30)
         await requester.stop()
