@@ -49,12 +49,14 @@ requester's copy is (the requester accepted in time and cannot learn of the swee
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.activation_context import ActivationContext, Db
 from node.activation_db import Side
@@ -175,8 +177,25 @@ def _in_time(act: ActRow, m: Inbound) -> None:
         raise ActivationError(ActivationCode.EXPIRED, "made after the request expired")
 
 
+async def _serialize_thread(db: Db, thread: str) -> None:
+    """On PostgreSQL, one inbound message of a thread at a time (a transaction-scoped
+    advisory lock): otherwise a cancel and its request applied at once by two deliveries
+    could each miss the other (the cancel kept early after the request looked for early
+    messages). SQLite's single writer serializes them already."""
+    if isinstance(db, AsyncConnection):
+        dialect = db.dialect.name
+    else:
+        dialect = db.get_bind().dialect.name
+    if dialect != "postgresql":
+        return
+    digest = hashlib.blake2b(b"peernet/activation-thread/" + thread.encode(), digest_size=8)
+    key = int.from_bytes(digest.digest(), "big", signed=True)
+    await db.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 async def apply_inbound(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     """Apply one inbound activation message, or raise `ActivationError` (nothing written)."""
+    await _serialize_thread(db, m.thread_id or m.msg_id)
     if m.msg_type is MessageType.ACTIVATION_REQUEST:
         await _on_request(db, ctx, m)
     elif m.msg_type is MessageType.ACTIVATION_OFFER:

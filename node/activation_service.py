@@ -522,7 +522,13 @@ async def merge_leg(
     `apply_leg` does (with `values`). Stale (behind the leg, or the leg is over): only a
     history row with the message's state and a note; `values` are not written. Answers
     whether the leg changed.
+
+    The leg is read again `FOR UPDATE` first: a message applied while a local action (or
+    another message) moves the same leg waits for it and merges into its outcome, instead
+    of failing the conditional update (`conflict`) and being refused for good.
     """
+    row = (await db.execute(select(L).where(L.c.id == leg.id).with_for_update())).one()
+    leg = LegRow.of(row)
     outcome = merge(leg.state, event)
     if outcome.stale:
         claimed = EVENT_TARGETS[event]
