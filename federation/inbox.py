@@ -40,7 +40,7 @@ from typing import Any
 
 import nacl.public
 from sqlalchemy import and_, bindparam, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import Clock
@@ -183,10 +183,23 @@ class Inbox:
         round trips). If any handler refuses, the whole transaction is rolled back and the
         batch is applied again with one savepoint per message, so only the refused
         message's changes are dropped."""
-        try:
-            return await self._apply(origin, opened, now, isolate=False)
-        except _Isolate:
-            return await self._apply(origin, opened, now, isolate=True)
+        isolate = False
+        for attempt in range(3):
+            try:
+                return await self._apply(origin, opened, now, isolate=isolate)
+            except _Isolate:
+                isolate = True
+            except IntegrityError:
+                # The same message arrived at the same moment by another path (direct and
+                # via the hub): both passed the duplicate lookup, and UNIQUE(from, msg_id)
+                # refused the second insert. Everything rolled back; applying again finds
+                # the stored result and answers `duplicate` instead of failing the batch.
+                if attempt == 2:
+                    raise
+                log.info(
+                    "concurrent delivery of a message in a batch from %s: applying again", origin
+                )
+        return await self._apply(origin, opened, now, isolate=True)
 
     async def _apply(
         self, origin: str, opened: list[Opened | BatchResult], now: int, *, isolate: bool
