@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from federation.store import OutboxState, outbox
@@ -184,27 +184,30 @@ _RESET_COND = (
     outbox.c.next_attempt_ts > bindparam("now"),
     outbox.c.attempts > 0,
 )
+
+
+def _reset(*cond: Any) -> Any:
+    # A reset only makes rows due sooner, so rows another transaction holds (a worker
+    # recording its pass, a claim) are skipped rather than waited for: on PostgreSQL that
+    # keeps this broad UPDATE from locking rows in a different order than the workers and
+    # deadlocking with them. SQLite ignores FOR UPDATE (its writers are serialised).
+    due = select(outbox.c.id).where(*cond).with_for_update(skip_locked=True)
+    return update(outbox).where(outbox.c.id.in_(due)).values(next_attempt_ts=bindparam("now"))
+
+
 # `reset_backoff` as statements built once (the inbox runs one per inbound batch):
 # parameters `now`, and `dest` for one destination.
-RESET_ALL = update(outbox).where(*_RESET_COND).values(next_attempt_ts=bindparam("now"))
-RESET_ONE = (
-    update(outbox)
-    .where(*_RESET_COND, outbox.c.destination == bindparam("dest"))
-    .values(next_attempt_ts=bindparam("now"))
-)
+RESET_ALL = _reset(*_RESET_COND)
+RESET_ONE = _reset(*_RESET_COND, outbox.c.destination == bindparam("dest"))
 
 
 async def reset_backoff(db: Db, *, destinations: Sequence[str] | None, now: int) -> int:
     """Make undelivered rows to `destinations` (all, when None) due now."""
-    cond = [
-        outbox.c.state == OutboxState.PENDING,
-        outbox.c.sent_ts.is_(None),
-        outbox.c.next_attempt_ts > now,
-        outbox.c.attempts > 0,
-    ]
-    if destinations is not None:
-        cond.append(outbox.c.destination.in_(list(destinations)))
-    res = await db.execute(update(outbox).where(and_(*cond)).values(next_attempt_ts=now))
+    if destinations is None:
+        res = await db.execute(RESET_ALL, {"now": now})
+    else:
+        cond = [*_RESET_COND, outbox.c.destination.in_(list(destinations))]
+        res = await db.execute(_reset(*cond), {"now": now})
     return int(res.rowcount)  # type: ignore[attr-defined]
 
 
