@@ -39,6 +39,7 @@ moved, and on shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import sqlite3
@@ -225,10 +226,7 @@ async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, 
     guard = (row["seq"], row["hash"], cached[0], cached[1])
     inserts = [(_insert_sql(t), _params(t, v, dialect)) for t, v in [*rows, (_entries, row)]]
     try:
-        driver = await db.fast_writer()
-        # One item on aiosqlite's own queue (the one SQLAlchemy's adapter also feeds): one
-        # wake-up of the driver thread and of the loop per write.
-        moved = await driver._execute(_write_batch, driver._conn, guard, inserts)
+        moved = await _group_commit(db, guard, inserts)
     except BaseException:
         if _HEADS.get(sync_engine) == mine:
             _HEADS.pop(sync_engine, None)
@@ -238,6 +236,96 @@ async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, 
             _HEADS.pop(sync_engine, None)
         return None  # the head was not where we chained; nothing was written
     return row
+
+
+class _Group:
+    """Writes waiting for the driver thread (group commit). While one group runs there, the
+    writes that arrive queue here and go together in the next: one wake-up of the thread
+    and one commit for all of them. Each write still gets its answer only after the commit
+    that holds it."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]],
+                                 asyncio.Future[bool]]] = []
+        self.running = False
+        self.task: asyncio.Task[None] | None = None
+
+
+async def _group_commit(db: Database, guard: tuple[Any, ...],
+                        inserts: list[tuple[str, list[Any]]]) -> bool:
+    group: _Group | None = db.write_group
+    if group is None:
+        group = db.write_group = _Group()
+    fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    group.pending.append((guard, inserts, fut))
+    if not group.running:
+        # The drain runs as its own task, so a cancelled request cannot stop the others'.
+        group.running = True
+        group.task = asyncio.create_task(_drain(db, group))
+    return await asyncio.shield(fut)
+
+
+async def _drain(db: Database, group: _Group) -> None:
+    try:
+        driver = await db.fast_writer()
+        while group.pending:
+            batch, group.pending = group.pending, []
+            try:
+                # One item on aiosqlite's own queue (the one SQLAlchemy's adapter also
+                # feeds) for the whole group.
+                moved = await driver._execute(
+                    _write_group, driver._conn, [(g, i) for g, i, _ in batch]
+                )
+            except Exception as exc:
+                for _, _, f in batch:
+                    if not f.done():
+                        f.set_exception(exc)
+                continue
+            for (_, _, f), m in zip(batch, moved, strict=True):
+                if not f.done():
+                    f.set_result(m)
+    finally:
+        group.running = False
+        for _, _, f in group.pending:  # only when the drain itself failed: the slow way
+            if not f.done():
+                f.set_result(True)
+        group.pending = []
+
+
+def _write_group(conn: sqlite3.Connection,
+                 items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]]) -> list[bool]:
+    """Runs on the driver thread: the writes of a group in one transaction. Each item's
+    guard chains on the one before, so if the first finds the head moved nothing is written
+    and every item goes the slow way (True). If any statement fails, the group is rolled
+    back and its items run one by one, so one bad write cannot fail the others."""
+    if len(items) == 1:
+        return [_write_batch(conn, *items[0])]
+    cur = conn.cursor()
+    try:
+        for i, (guard, inserts) in enumerate(items):
+            cur.execute(_GUARDED_HEAD, guard)
+            if cur.rowcount != 1:
+                conn.rollback()
+                if i == 0:
+                    return [True] * len(items)
+                break
+            for sql, params in inserts:
+                cur.execute(sql, params)
+        else:
+            conn.commit()
+            return [False] * len(items)
+    except Exception:
+        if conn.in_transaction:
+            conn.rollback()
+    finally:
+        cur.close()
+    out: list[bool] = []
+    for guard, inserts in items:
+        try:
+            out.append(_write_batch(conn, guard, inserts))
+        except Exception:
+            out.append(True)  # this one goes the slow way and reports its own error
+    return out
 
 
 def _write_batch(conn: sqlite3.Connection, guard: tuple[Any, ...],

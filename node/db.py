@@ -311,6 +311,7 @@ class Database(SharedDatabase):
     auth_cache: dict[str, tuple[int, Any]] = field(init=False, default_factory=dict)
     _fast: Any = field(init=False, default=None)
     _fast_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    write_group: Any = field(init=False, default=None)  # node.audit group commit
 
     async def fast_writer(self) -> Any:
         """SQLite: one aiosqlite connection kept out of the pool for `node.audit.record`,

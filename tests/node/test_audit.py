@@ -130,3 +130,51 @@ async def test_another_process_appending_does_not_fork_the_chain(
     await _log_some(node, 2)
     rep = await _verify(node)
     assert rep.ok, rep
+
+
+async def test_concurrent_writes_share_commits_and_keep_the_chain(
+    make_node: MakeNode, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await make_node()
+    sizes: list[int] = []
+    real = audit._write_group
+
+    def counting(conn: Any, items: Any) -> list[bool]:
+        sizes.append(len(items))
+        return real(conn, items)
+
+    monkeypatch.setattr(audit, "_write_group", counting)
+    await node.post("sup1", "/api/v1/encounters", encounter())  # warms the head cache
+    results = await asyncio.gather(*[
+        node.post("sup1", "/api/v1/encounters", encounter(recipient=f"R{i}")) for i in range(40)
+    ])
+    assert [s for s, _ in results] == [201] * 40
+    assert await node.count("encounters") == 41
+    rep = await _verify(node)
+    assert rep.ok, rep
+    if db_url.startswith("sqlite"):
+        assert sum(sizes) >= 40  # the first write may warm the head cache the slow way
+        assert max(sizes) > 1  # several writes went in one transaction
+
+
+def test_one_failing_write_in_a_group_does_not_fail_the_others(tmp_path: Any) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "g.db", isolation_level="IMMEDIATE")
+    conn.execute("CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq INTEGER, hash TEXT)")
+    conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
+    conn.execute("INSERT INTO audit_head VALUES (1, 0, 'h0')")
+    conn.commit()
+    ins = "INSERT INTO t (x) VALUES (?)"
+    items = [
+        ((1, "h1", 0, "h0"), [(ins, [1])]),
+        ((2, "h2", 1, "h1"), [(ins, [None])]),  # NOT NULL: this write fails
+        ((3, "h3", 2, "h2"), [(ins, [3])]),  # chained on the failed one
+    ]
+    # The first is written; the failed one and the one chained on it go the slow way.
+    assert audit._write_group(conn, items) == [False, True, True]
+    assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (1, "h1")
+    # A head moved by someone else: nothing written, all go the slow way.
+    assert audit._write_group(conn, items) == [True, True, True]
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)
