@@ -108,8 +108,13 @@ async def test_kill9_hub_responder_requester(tmp_path: Path, pg_admin_url: str) 
                 due = min(N_ACTIVATIONS, 1 + int((time.monotonic() - t0) * N_ACTIVATIONS
                                                  / (TRAFFIC_S - 6)))
                 create = traffic.created_ok + traffic.created_unknown < due
+                tick_started = time.monotonic()
                 await traffic.tick(create=create, encounters=2)
                 ticks += 1
+                # Pace the ticks over the whole window: a fast node must not use up
+                # MAX_TICKS before the kills and the later activations happen.
+                await asyncio.sleep(max(0.0, TRAFFIC_S / MAX_TICKS
+                                        - (time.monotonic() - tick_started)))
             await asyncio.gather(*faults)
             released_cli = await releases
             traffic_s = time.monotonic() - t0
