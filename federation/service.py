@@ -67,6 +67,7 @@ from federation.roster import BoardPin
 from federation.roster_sync import RosterStore, roster_routes
 from federation.store import OutboxState, outbox
 from federation.transport import BatchReceiver, HopClient, PeerError, send_handler, send_route
+from federation.worker import PassLoop, drain
 from protocol.envelope import MAX_BATCH, SKEW_MS, Sender, build_envelope
 from protocol.errors import ProtocolError
 from protocol.ids import new_ulid
@@ -154,7 +155,6 @@ class FederationService:
         self.is_hub = is_hub
         self.hub_id = hub_id
         self.hub_url = hub_url
-        self.poll_ms = poll_ms
         self.run_worker = run_worker
         self.rand = rand
         self.roster = RosterStore(engine, clock, pin, write)
@@ -172,8 +172,7 @@ class FederationService:
         self.receiver: BatchReceiver = self.inbox
         self.http: aiohttp.ClientSession | None = None
         self.client: HopClient | None = None
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PassLoop(f"federation-worker-{me}", self._pass, poll_ms)
         self._direct_down_until: dict[str, int] = {}
         self._hops_down: set[str] = set()
         self._sender = Sender(
@@ -278,7 +277,7 @@ class FederationService:
 
     def kick(self) -> None:
         """Wake the worker (something became due)."""
-        self._wake.set()
+        self._loop.kick()
 
     # --- server wiring ------------------------------------------------------------------
 
@@ -301,15 +300,10 @@ class FederationService:
             with contextlib.suppress(FederationError):
                 await self.refresh_roster()
         if self.run_worker:
-            self._task = asyncio.create_task(self._run(), name=f"federation-worker-{self.me}")
-            self.kick()  # replay what was pending at shutdown
+            self._loop.start()  # and replay what was pending at shutdown
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         if self.http is not None:
             await self.http.close()
             self.http = None
@@ -347,24 +341,13 @@ class FederationService:
             self._last_sweep = now
             await self.sweep()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._housekeeping()
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("federation worker pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_ms / 1000)
-            self._wake.clear()
+    async def _pass(self) -> None:
+        await self._housekeeping()
+        await self.run_once()
 
     async def drain(self, max_passes: int = 20) -> None:
         """Run passes until nothing is due (tests and the benchmark)."""
-        for _ in range(max_passes):
-            if not await self.run_once():
-                return
+        await drain(self.run_once, max_passes)
 
     async def run_once(self) -> int:
         """One pass: claim due rows, build pending ack envelopes, deliver per destination.

@@ -23,7 +23,6 @@ leased with `FOR UPDATE SKIP LOCKED`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import defaultdict
@@ -54,6 +53,7 @@ from federation.inbox import WriteTx
 from federation.outbox import LEASE_MS, PERMANENT_CODES, backoff_ms
 from federation.roster_sync import RosterStore
 from federation.transport import HopClient, PeerError
+from federation.worker import PassLoop, drain
 from hub.db import Base
 from protocol.canonical import canonical_bytes_of_parsed
 from protocol.envelope import MAX_BATCH, SKEW_MS, check_outer, refusal
@@ -131,10 +131,8 @@ class Relay:
         self.write = write
         self.clock = clock
         self.client = client
-        self.poll_ms = poll_ms
         self.rand = rand
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PassLoop(f"relay-{me}", self.run_once, poll_ms)
 
     # --- accepting ----------------------------------------------------------------------
 
@@ -226,35 +224,16 @@ class Relay:
     # --- delivering ---------------------------------------------------------------------
 
     def kick(self) -> None:
-        self._wake.set()
+        self._loop.kick()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"relay-{self.me}")
-        self.kick()
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("relay pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_ms / 1000)
-            self._wake.clear()
+        await self._loop.stop()
 
     async def drain(self, max_passes: int = 20) -> None:
-        for _ in range(max_passes):
-            if not await self.run_once():
-                return
+        await drain(self.run_once, max_passes)
 
     async def run_once(self) -> int:
         client = self.client()
