@@ -331,7 +331,11 @@ class FederationService:
     async def _housekeeping(self) -> None:
         """Roster refresh from the hub and the inbox/outbox sweep, on their own periods."""
         now = self.clock.now_ms()
-        if not self.is_hub and now - self._last_roster_refresh >= ROSTER_REFRESH_MS:
+        # A node that has no roster yet (it started before the hub answered) asks again on
+        # every pass instead of waiting out the refresh period: without one it cannot
+        # send, receive or serve the roster onwards.
+        no_roster = self.roster.state.current is None
+        if not self.is_hub and (no_roster or now - self._last_roster_refresh >= ROSTER_REFRESH_MS):
             self._last_roster_refresh = now
             try:
                 await self.refresh_roster()
