@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from federation.sqlite_inline import InlineConnection, inline_creator
+
 # Constraint names both servers use, so migrations name the same things on both engines.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -73,6 +75,21 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+def inline_write_engine(engine: AsyncEngine) -> AsyncEngine | None:
+    """For a file SQLite `engine`, a second engine on the same file whose connections run
+    inline on the loop (`federation.sqlite_inline`), for write transactions; None for
+    anything else (PostgreSQL, in-memory or URI databases), which write on `engine`."""
+    url = engine.url
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or url.query:
+        return None
+    inline = create_async_engine(async_url(url.render_as_string(hide_password=False)),
+                                 async_creator=inline_creator(path), pool_size=2,
+                                 max_overflow=8)
+    event.listen(inline.sync_engine, "connect", _sqlite_pragmas)
+    return inline
+
+
 def _upgrade(conn: Connection, script_location: str, revision: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", script_location)
@@ -106,7 +123,11 @@ def _sqlite_implicit_immediate(dbapi_conn: Any, _record: Any) -> None:
     # pysqlite then issues BEGIN IMMEDIATE itself, in the same call as a transaction's first
     # INSERT/UPDATE/DELETE: writers take the lock up front without an extra round trip to
     # aiosqlite's thread. Reads get an explicit deferred BEGIN (see _sqlite_begin).
-    dbapi_conn.isolation_level = "IMMEDIATE"
+    raw = getattr(dbapi_conn, "_connection", None)
+    if isinstance(raw, InlineConnection):
+        raw.isolation_level = "IMMEDIATE"  # the adapter's setter posts to aiosqlite's thread
+    else:
+        dbapi_conn.isolation_level = "IMMEDIATE"
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -118,7 +139,7 @@ def _sqlite_begin(conn: Connection) -> None:
 
 @dataclass
 class Database:
-    """A server's engine, a session factory, and the write discipline (node and hub).
+    """A server's engines, a session factory, and the write discipline (node and hub).
 
     `write()` opens a write transaction: on SQLite it takes the database write lock with
     its first change (`BEGIN IMMEDIATE`, issued by pysqlite) behind an in-process lock, so
@@ -127,9 +148,15 @@ class Database:
     SQLite: a deferred transaction that reads and then writes can fail with "database is
     locked" under load. SAVEPOINTs work inside it on both engines. `read()` opens a plain
     (snapshot) transaction.
+
+    On a SQLite file, `write()` runs on `write_engine`, whose connections execute inline on
+    the event loop (`federation.sqlite_inline`: no hand-off to a driver thread per
+    statement); `engine` (aiosqlite, threaded) serves reads, which may scan for long.
+    Elsewhere both are the same engine.
     """
 
     engine: AsyncEngine
+    write_engine: AsyncEngine = field(init=False)
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     is_sqlite: bool = field(init=False)
     serialise_writes: bool = field(init=False)  # SQLite: queue writers in memory
@@ -139,11 +166,14 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.serialise_writes = self.is_sqlite
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.write_engine = (inline_write_engine(self.engine) if self.is_sqlite else None
+                             ) or self.engine
         if self.is_sqlite:
-            sync = self.engine.sync_engine
-            if not event.contains(sync, "connect", _sqlite_implicit_immediate):
-                event.listen(sync, "connect", _sqlite_implicit_immediate)
-                event.listen(sync, "begin", _sqlite_begin)
+            for engine in dict.fromkeys([self.engine, self.write_engine]):
+                sync = engine.sync_engine
+                if not event.contains(sync, "connect", _sqlite_implicit_immediate):
+                    event.listen(sync, "connect", _sqlite_implicit_immediate)
+                    event.listen(sync, "begin", _sqlite_begin)
 
     def write(self) -> WriteTransaction:
         return WriteTransaction(self)
@@ -162,6 +192,8 @@ class Database:
         return self.engine.begin()
 
     async def dispose(self) -> None:
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
         await self.engine.dispose()
 
 
@@ -177,7 +209,7 @@ class WriteTransaction:
             await self._db._write_lock.acquire()
             self._locked = True
         try:
-            conn = await self._db.engine.connect()
+            conn = await self._db.write_engine.connect()
             conn = await conn.execution_options(peernet_write=True)
             self._conn = conn
             await conn.begin()

@@ -21,13 +21,14 @@ itself always delivers direct. Either way the recipient's inbox dedupes, so a me
 both ways is applied once.
 
 The worker wakes when a transaction that queued something commits (`kick()`, an
-`asyncio.Event`), when an ack arrives, or every `poll_ms`. Tests drive it deterministically
+`asyncio.Event`), or every `poll_ms` (an arriving ack makes nothing due, so it does not
+wake it). Tests drive it deterministically
 with `run_once()` / `drain()` and a `FakeClock`.
 
 Transactions per pass (each is a turn of the database writer, which on SQLite every inbound
-batch waits for): one claims the due rows, one stores newly built ack envelopes (before
-they are sent, so a resend reuses the bytes), and one records the outcome of the whole pass
-(done, failed, awaiting the ack, retry later) for every destination at once.
+batch waits for): one claims the due rows and stores the envelopes of newly built acks
+(before they are sent, so a resend reuses the bytes), and one records the outcome of the
+whole pass (done, failed, awaiting the ack, retry later) for every destination at once.
 """
 
 from __future__ import annotations
@@ -168,7 +169,6 @@ class FederationService:
             handlers=self.handlers,
         )
         self.inbox.on_queued = self.kick
-        self.inbox.on_acked = self.kick
         self.receiver: BatchReceiver = self.inbox
         self.http: aiohttp.ClientSession | None = None
         self.client: HopClient | None = None
@@ -361,21 +361,33 @@ class FederationService:
         now = self.clock.now_ms()
         async with self.write() as conn:
             claimed = await claim_due(conn, now=now)
+            # Queued acks get their envelope built now and stored in the claim's own
+            # transaction, before the first send (a resend reuses the bytes).
+            unbuilt = [
+                r for r in claimed if r.envelope is None and now <= r.expires_ts + SKEW_MS
+            ]
+            built = self._materialize(unbuilt)
+            if built:
+                await conn.execute(
+                    _STORE_ENVELOPE, [{"b_id": r.id, "b_env": r.envelope} for r in built]
+                )
         if not claimed:
             return 0
         outcome = _Outcome()
         by_dest: dict[str, list[Claimed]] = defaultdict(list)
         expired: list[Claimed] = []
+        undeliverable: list[Claimed] = []
         for row in claimed:
             if now > row.expires_ts + SKEW_MS:
                 expired.append(row)
+            elif row.envelope is None:
+                undeliverable.append(row)
             else:
                 by_dest[row.destination].append(row)
         if expired:
             outcome.finished(expired, OutboxState.FAILED, "expired")
-        await self._materialize(
-            [r for rows in by_dest.values() for r in rows if r.envelope is None], outcome
-        )
+        if undeliverable:
+            outcome.finished(undeliverable, OutboxState.FAILED, "undeliverable")
         delivered = await asyncio.gather(
             *(self._deliver(dest, rows, outcome) for dest, rows in by_dest.items()),
             return_exceptions=True,
@@ -386,10 +398,9 @@ class FederationService:
                 raise exc
         return len(claimed)
 
-    async def _materialize(self, rows: list[Claimed], outcome: _Outcome) -> None:
-        """Build queued ack envelopes once and store them (later resends reuse the bytes)."""
-        if not rows:
-            return
+    def _materialize(self, rows: list[Claimed]) -> list[Claimed]:
+        """Build the envelopes of queued acks (their intents); the rows built. A row that
+        cannot be built (its destination left the roster) keeps no envelope."""
         state = self.roster.state
         built: list[Claimed] = []
         for row in rows:
@@ -411,14 +422,7 @@ class FederationService:
                 built.append(row)
             except (FederationError, ProtocolError, KeyError, ValueError) as exc:
                 log.warning("cannot build queued %s %s: %s", row.msg_type, row.msg_id, exc)
-        if built:
-            async with self.write() as conn:
-                await conn.execute(
-                    _STORE_ENVELOPE, [{"b_id": r.id, "b_env": r.envelope} for r in built]
-                )
-        failed = [r for r in rows if r.envelope is None]
-        if failed:
-            outcome.finished(failed, OutboxState.FAILED, "undeliverable")
+        return built
 
     def _hub(self) -> tuple[str, str] | None:
         state = self.roster.state

@@ -210,7 +210,8 @@ async def record(
 
 async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, Any]]],
                          entry: Mapping[str, Any]) -> dict[str, Any] | None:
-    sync_engine = db.engine.sync_engine
+    # Keyed as `append` keys it: by the engine `db.write()` transactions run on.
+    sync_engine = db.write_engine.sync_engine
     cached = _HEADS.get(sync_engine)
     if cached is None:
         return None
@@ -271,11 +272,13 @@ async def _drain(db: Database, group: _Group) -> None:
         while group.pending:
             batch, group.pending = group.pending, []
             try:
-                # One item on aiosqlite's own queue (the one SQLAlchemy's adapter also
-                # feeds) for the whole group.
-                moved = await driver._execute(
-                    _write_group, driver._conn, [(g, i) for g, i, _ in batch]
-                )
+                # One item on aiosqlite's own queue for the whole group, behind the
+                # in-process writer queue: `db.write()` transactions run inline on the
+                # loop and must not find this connection holding the database lock.
+                async with db.write_lock():
+                    moved = await driver._execute(
+                        _write_group, driver._conn, [(g, i) for g, i, _ in batch]
+                    )
             except Exception as exc:
                 for _, _, f in batch:
                     if not f.done():
