@@ -13,11 +13,12 @@ inbox has applied the N-th offer. Everything between is real: envelope building 
 signed per recipient), delivery, verification, the inbox transactions on both sides, the
 offers' way back, plus the `activation_status` reports to the hub's log sent alongside.
 
-Where the responders run: each agency is its own server in production, so by default the
-N responder nodes are spread over `--procs` worker processes (default: the CPU count), each
-with its own event loop; the requester and the hub share the main process. `--procs 0` runs
-everything in one event loop (then the figure is the whole network's CPU on one core, not a
-latency). The table says which mode was measured.
+Where the servers run: each agency and the hub are their own servers in production, so by
+default the hub has a process of its own, the N responder nodes are spread over `--procs`
+worker processes (default: the CPU count), each with its own event loop, and the requester
+runs in the main process. `--procs 0` runs everything in one event loop (then the figure is
+the whole network's CPU on one core, not a latency). The table says which mode was
+measured.
 
 Sizes N = 10, 50, 200 (`--quick`: 10 and 50). Goal: p95 < 500 ms at N = 50.
 Keys: `fanout_p50_ms_<N>`, `fanout_p95_ms_<N>`. `run(sizes, rounds)` is the entry point
@@ -114,6 +115,33 @@ def _free_ports(k: int) -> list[int]:
             sock.close()
 
 
+def _hub_child(spec: dict[str, Any], conn: Any) -> None:
+    """The hub's process: start it, adopt the signed roster, say ready, serve until told
+    to stop."""
+    logging.disable(logging.WARNING)
+
+    async def main() -> None:
+        from federation.keystore import NodeKeys
+        from federation.roster import parse_signed_roster
+        from hub.config import HubSettings
+        from tests.federation.network import HUB_ID, HubHandle
+
+        hub = HubHandle(HUB_ID, NodeKeys.from_payload(spec["keys"]), spec["port"],
+                        spec["db_url"], True, clock=SystemClock())  # type: ignore[arg-type]
+        try:
+            hub.settings = HubSettings(**spec["settings"])
+            await hub.start()
+            await hub.fed.roster.accept([parse_signed_roster(spec["roster"])])
+        except Exception as exc:  # say why instead of leaving the parent waiting
+            conn.send(f"failed: {type(exc).__name__}: {exc}")
+            raise
+        conn.send("ready")
+        await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
+        await hub.stop()
+
+    _run_loop(main())
+
+
 def _child(specs: list[dict[str, Any]], conn: Any) -> None:
     """A worker process: start these responder nodes, say ready, serve until told to stop."""
     logging.disable(logging.WARNING)
@@ -146,27 +174,24 @@ def _child(specs: list[dict[str, Any]], conn: Any) -> None:
 
 
 async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float]:
-    """As `fanout`, with the responders in `procs` worker processes."""
+    """As `fanout`, with the hub in a process of its own and the responders in `procs`
+    worker processes (the requester stays in this one)."""
     import multiprocessing
 
-    from pydantic import SecretStr
-
     from federation.keystore import NodeKeys
-    from hub.config import HubSettings
     from node.config import NodeSettings
     from tests.federation.boards import TestBoard, node_entry
-    from tests.federation.network import HUB_ID, HubHandle, NodeHandle
+    from tests.federation.network import HUB_ID, NodeHandle
 
     clock = SystemClock()
     board = TestBoard.make(3, 2)
     hub_keys = NodeKeys.generate()
     ids = [f"agency-{i}" for i in range(1, n + 2)]
     hub_port, *node_ports = _free_ports(n + 2)
-    hub = HubHandle(HUB_ID, hub_keys, hub_port, f"sqlite:///{tmp / 'hub.db'}", True,
-                    clock=clock)  # type: ignore[arg-type]
+    hub_url = f"http://127.0.0.1:{hub_port}"
     keys = {i: NodeKeys.generate() for i in ids}
     ports = dict(zip(ids, node_ports, strict=True))
-    entries = [node_entry(HUB_ID, hub_keys, hub.url, roles=["hub"], disciplines=[],
+    entries = [node_entry(HUB_ID, hub_keys, hub_url, roles=["hub"], disciplines=[],
                           region="state")]
     entries += [node_entry(i, keys[i], f"http://127.0.0.1:{ports[i]}", disciplines=["fire"],
                            region="north") for i in ids]
@@ -177,49 +202,63 @@ async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float
         (tmp / node_id).mkdir(exist_ok=True)
         return {"node_id": node_id, "name": node_id, "data_dir": str(tmp / node_id),
                 "db_url": f"sqlite:///{tmp / (node_id + '.db')}",
-                "public_url": f"http://127.0.0.1:{ports[node_id]}", "hub_url": hub.url,
+                "public_url": f"http://127.0.0.1:{ports[node_id]}", "hub_url": hub_url,
                 "board_keys": board_keys, "board_threshold": board.threshold,
                 "audit_sign_interval_s": 3600}
 
-    hub.settings = HubSettings(hub_id=HUB_ID, name="hub", data_dir=tmp / HUB_ID,
-                               db_url=hub.db_url, public_url=hub.url, board_keys=board_keys,
-                               board_threshold=board.threshold,
-                               operator_token=SecretStr("bench-operator-token"))
-    await hub.start()
-    await hub.fed.roster.accept([roster])
-    req_id = ids[0]
-    requester = NodeHandle(req_id, keys[req_id], ports[req_id], settings(req_id)["db_url"],
-                           True, clock=clock)  # type: ignore[arg-type]
-    requester.settings = NodeSettings(**settings(req_id))
-    await requester.start()
+    hub_db = f"sqlite:///{tmp / 'hub.db'}"
+    hub_spec = {
+        "keys": hub_keys.to_payload(), "port": hub_port, "db_url": hub_db,
+        "roster": roster.to_bytes(),
+        "settings": {"hub_id": HUB_ID, "name": "hub", "data_dir": str(tmp / HUB_ID),
+                     "db_url": hub_db, "public_url": hub_url, "board_keys": board_keys,
+                     "board_threshold": board.threshold,
+                     "operator_token": "bench-operator-token"},
+    }
     mp = multiprocessing.get_context("spawn")
     children = []
-    try:
-        for k in range(procs):
-            mine = ids[1 + k::procs]
-            if not mine:
-                continue
-            specs = [{"node_id": i, "keys": keys[i].to_payload(), "port": ports[i],
-                      "db_url": settings(i)["db_url"], "settings": settings(i)} for i in mine]
-            parent, child = mp.Pipe()
-            proc = mp.Process(target=_child, args=(specs, child), daemon=True)
-            proc.start()
-            child.close()  # a child that dies makes recv raise instead of hang
-            children.append((proc, parent))
-        loop = asyncio.get_running_loop()
-        for _proc, parent in children:
+    started: list[Any] = []
+    loop = asyncio.get_running_loop()
+    requester: NodeHandle | None = None
+
+    def spawn(target: Any, *args: Any) -> None:
+        parent, child = mp.Pipe()
+        proc = mp.Process(target=target, args=(*args, child), daemon=True)
+        proc.start()
+        child.close()  # a child that dies makes recv raise instead of hang
+        children.append((proc, parent))
+
+    async def ready() -> None:  # wait for the children spawned since the last call
+        for _proc, parent in children[len(started):]:
+            started.append(parent)
             said = await loop.run_in_executor(None, parent.recv)
             if said != "ready":
-                raise RuntimeError(f"a responder process did not start: {said}")
+                raise RuntimeError(f"a bench process did not start: {said}")
+
+    try:
+        spawn(_hub_child, hub_spec)
+        await ready()  # the nodes fetch the roster from the hub when they start
+        for k in range(procs):
+            mine = ids[1 + k::procs]
+            if mine:
+                spawn(_child, [{"node_id": i, "keys": keys[i].to_payload(), "port": ports[i],
+                                "db_url": settings(i)["db_url"], "settings": settings(i)}
+                               for i in mine])
+        req_id = ids[0]
+        requester = NodeHandle(req_id, keys[req_id], ports[req_id], settings(req_id)["db_url"],
+                               True, clock=clock)  # type: ignore[arg-type]
+        requester.settings = NodeSettings(**settings(req_id))
+        await requester.start()
+        await ready()
         return await _rounds(requester, ids[1:], n, rounds)
     finally:
         for _proc, parent in children:
             with contextlib.suppress(OSError):
                 parent.send("stop")
         for proc, _parent in children:
-            await asyncio.get_running_loop().run_in_executor(None, proc.join, 30)
-        await requester.stop()
-        await hub.stop()
+            await loop.run_in_executor(None, proc.join, 30)
+        if requester is not None:
+            await requester.stop()
 
 
 async def _rounds(requester: Any, targets: list[str], n: int, rounds: int) -> list[float]:
@@ -274,7 +313,8 @@ def run(sizes: list[int], rounds: dict[int, int], procs: int | None = None) -> d
     procs = (os.cpu_count() or 1) if procs is None else procs
     out: dict[str, float] = {}
     where = f"{procs} worker process(es)" if procs else "the main event loop"
-    print(f"fan-out: requester + hub in the main process, responders in {where}")
+    hub = "the hub in its own process" if procs else "the hub in the main process"
+    print(f"fan-out: requester in the main process, {hub}, responders in {where}")
     print(f"{'N':>5} {'rounds':>7} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}"
           f" {'commit p50':>11} {'1st offer p50':>14}")
     for n in sizes:

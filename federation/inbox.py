@@ -70,6 +70,7 @@ _STORED = select(inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code
     inbox.c.from_node.in_(bindparam("senders", expanding=True)),
     inbox.c.msg_id.in_(bindparam("msg_ids", expanding=True)),
 )
+_INSERT_INBOX = insert(inbox)
 # Acks from one sender with one outcome, marked in one statement (no ack handler).
 _MARK_ACKED = (
     update(outbox)
@@ -289,7 +290,7 @@ class Inbox:
                 )
                 acked |= bool(res.rowcount)
             if inbox_rows:
-                await conn.execute(insert(inbox), inbox_rows)
+                await conn.execute(_INSERT_INBOX, inbox_rows)
             if ack_rows:
                 await enqueue_many(conn, ack_rows)
                 queued_acks = True

@@ -150,11 +150,14 @@ async def enqueue(
     await db.execute(insert(outbox).values(**row))
 
 
+_INSERT = insert(outbox)
+
+
 async def enqueue_many(db: Db, rows: Sequence[dict[str, Any]]) -> None:
     """Batch form of `enqueue` for rows already shaped as `fed_outbox` values (`enqueue_row`):
     one multi-row insert."""
     if rows:
-        await db.execute(insert(outbox), list(rows))
+        await db.execute(_INSERT, list(rows))
 
 
 async def mark_acked(
@@ -224,36 +227,40 @@ class Claimed:
     expires_ts: int
 
 
+# `claim_due`'s statements, built once (every worker pass runs them).
+_DUE = (
+    select(
+        outbox.c.id,
+        outbox.c.destination,
+        outbox.c.msg_id,
+        outbox.c.msg_type,
+        outbox.c.envelope,
+        outbox.c.intent,
+        outbox.c.attempts,
+        outbox.c.created_ts,
+        outbox.c.expires_ts,
+    )
+    .where(outbox.c.state == OutboxState.PENDING, outbox.c.next_attempt_ts <= bindparam("b_now"))
+    .order_by(outbox.c.next_attempt_ts, outbox.c.id)
+    .limit(bindparam("b_limit"))
+)
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
+_LEASE = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(next_attempt_ts=bindparam("b_until"), attempts=outbox.c.attempts + 1)
+)
+
+
 async def claim_due(
     conn: AsyncConnection, *, now: int, limit: int = 500, lease_ms: int = LEASE_MS
 ) -> list[Claimed]:
     """Lease due rows (oldest first). Call inside a short transaction of its own."""
-    q = (
-        select(
-            outbox.c.id,
-            outbox.c.destination,
-            outbox.c.msg_id,
-            outbox.c.msg_type,
-            outbox.c.envelope,
-            outbox.c.intent,
-            outbox.c.attempts,
-            outbox.c.created_ts,
-            outbox.c.expires_ts,
-        )
-        .where(outbox.c.state == OutboxState.PENDING, outbox.c.next_attempt_ts <= now)
-        .order_by(outbox.c.next_attempt_ts, outbox.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    rows = (await conn.execute(q)).all()
+    q = _DUE_LOCKED if conn.dialect.name == "postgresql" else _DUE
+    rows = (await conn.execute(q, {"b_now": now, "b_limit": limit})).all()
     if not rows:
         return []
-    await conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_([r.id for r in rows]))
-        .values(next_attempt_ts=now + lease_ms, attempts=outbox.c.attempts + 1)
-    )
+    await conn.execute(_LEASE, {"b_ids": [r.id for r in rows], "b_until": now + lease_ms})
     return [
         Claimed(
             id=r.id,

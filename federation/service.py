@@ -92,6 +92,19 @@ _AWAIT_ACK = (
     .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
     .values(sent_ts=bindparam("b_now"), next_attempt_ts=bindparam("b_next"), last_error=None)
 )
+_FINISH = (
+    update(outbox)
+    .where(
+        outbox.c.id.in_(bindparam("b_ids", expanding=True)),
+        outbox.c.state == OutboxState.PENDING,
+    )
+    .values(
+        state=bindparam("b_state"),
+        failed_code=bindparam("b_code"),
+        sent_ts=func.coalesce(outbox.c.sent_ts, bindparam("b_now", type_=outbox.c.sent_ts.type)),
+        acked_ts=bindparam("b_acked"),
+    )
+)
 _RETRY = (
     update(outbox)
     .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
@@ -518,14 +531,14 @@ class FederationService:
         async with self.write() as conn:
             for (state, code), ids in outcome.finish.items():
                 await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(ids), outbox.c.state == OutboxState.PENDING)
-                    .values(
-                        state=state,
-                        failed_code=code,
-                        sent_ts=func.coalesce(outbox.c.sent_ts, now),
-                        acked_ts=now if state == OutboxState.DONE else None,
-                    )
+                    _FINISH,
+                    {
+                        "b_ids": ids,
+                        "b_state": state,
+                        "b_code": code,
+                        "b_now": now,
+                        "b_acked": now if state == OutboxState.DONE else None,
+                    },
                 )
             if outcome.waiting:
                 await conn.execute(_AWAIT_ACK, outcome.waiting)

@@ -55,7 +55,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.activation_context import ActivationContext, Db
@@ -226,22 +226,19 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         raise ActivationError(ActivationCode.CONFLICT, "this activation was already requested")
     now = ctx.now()
     key = uuid.uuid4()
-    await db.execute(
-        insert(A).values(
-            key=key, activation_id=aid, requester=m.sender, side=Side.IN.value,
-            own_state=S.REQUESTED.value, request=_dumps(wire_json(body)),
-            incident_ref=body.incident_ref, incident_type=body.incident_type.value,
-            event_ts=body.event_ts, expires_ts=body.expires_ts,
-            peers_needed=body.peers_needed, affected_total=sum(body.affected.values()),
-            coordinator_id=None, created_at=now, updated_at=now,
-        )
-    )
-    await db.execute(
-        insert(L).values(
-            id=uuid.uuid4(), activation_key=key, responder=ctx.node_id,
-            state=S.REQUESTED.value, request_msg_id=m.msg_id, offer_peers=0, updated_at=now,
-        )
-    )
+    await db.execute(_INSERT_ACTIVATION, {
+        "key": key, "activation_id": aid, "requester": m.sender, "side": Side.IN.value,
+        "own_state": S.REQUESTED.value, "request": _dumps(wire_json(body)),
+        "incident_ref": body.incident_ref, "incident_type": body.incident_type.value,
+        "event_ts": body.event_ts, "expires_ts": body.expires_ts,
+        "peers_needed": body.peers_needed, "affected_total": sum(body.affected.values()),
+        "coordinator_id": None, "created_at": now, "updated_at": now,
+    })
+    await db.execute(_INSERT_LEG, {
+        "id": uuid.uuid4(), "activation_key": key, "responder": ctx.node_id,
+        "state": S.REQUESTED.value, "request_msg_id": m.msg_id, "offer_peers": 0,
+        "updated_at": now,
+    })
     act = ActRow(
         key=key, activation_id=aid, requester=m.sender, side=Side.IN,
         own_state=S.REQUESTED, request=body, expires_ts=body.expires_ts, coordinator_id=None,
@@ -251,6 +248,16 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         db, ctx, act, S.REQUESTED, responder=ctx.node_id, actor=m.sender, msg_id=m.msg_id
     )
     await _apply_early(db, ctx, m.sender, aid)
+
+
+# Statements of the request path, built once (as in `activation_service`).
+_INSERT_ACTIVATION = insert(A)
+_INSERT_LEG = insert(L)
+_EARLY_OF = (
+    select(EARLY)
+    .where(EARLY.c.peer == bindparam("b_peer"), EARLY.c.thread_id == bindparam("b_aid"))
+    .order_by(EARLY.c.created_ts, EARLY.c.msg_id)
+)
 
 
 async def _keep_early(db: Db, ctx: ActivationContext, m: Inbound) -> None:
@@ -272,13 +279,7 @@ async def _keep_early(db: Db, ctx: ActivationContext, m: Inbound) -> None:
 async def _apply_early(db: Db, ctx: ActivationContext, peer: str, aid: str) -> None:
     """Apply the early messages of (peer, aid) in lifecycle order (one kind today: the
     requester's cancel), oldest first, then forget them."""
-    rows = (
-        await db.execute(
-            select(EARLY)
-            .where(EARLY.c.peer == peer, EARLY.c.thread_id == aid)
-            .order_by(EARLY.c.created_ts, EARLY.c.msg_id)
-        )
-    ).all()
+    rows = (await db.execute(_EARLY_OF, {"b_peer": peer, "b_aid": aid})).all()
     if not rows:
         return
     for r in rows:

@@ -129,6 +129,29 @@ L = cast(Table, ActivationLeg.__table__)
 E = cast(Table, ActivationEvent.__table__)
 EARLY = cast(Table, ActivationEarly.__table__)
 
+# The statements of the inbound hot path, built once: building a statement and computing
+# its cache key on every call costs more than SQLite takes to run it.
+_FIND = select(A).where(A.c.activation_id == bindparam("b_aid")).limit(2)
+_FIND_BY = (
+    select(A)
+    .where(A.c.activation_id == bindparam("b_aid"), A.c.requester == bindparam("b_req"))
+    .limit(2)
+)
+_LOAD = select(A).where(
+    A.c.requester == bindparam("b_req"), A.c.activation_id == bindparam("b_aid")
+)
+_LEGS = select(L).where(L.c.activation_key == bindparam("b_key")).order_by(L.c.responder)
+_LEG = select(L).where(
+    L.c.activation_key == bindparam("b_key"), L.c.responder == bindparam("b_resp")
+)
+_LEG_FOR_UPDATE = select(L).where(L.c.id == bindparam("b_id")).with_for_update()
+_INSERT_EVENT = insert(E)
+# Conditional moves: SET comes from the parameters' column names.
+_MOVE_LEG = update(L).where(L.c.id == bindparam("b_id"), L.c.state == bindparam("b_from"))
+_MOVE_OWN = update(A).where(
+    A.c.key == bindparam("b_key"), A.c.own_state == bindparam("b_from")
+)
+
 STAGE_EVENTS: dict[Stage, Event] = {
     Stage.MOBILIZED: Event.MOBILIZE,
     Stage.ON_SCENE: Event.ARRIVE,
@@ -246,10 +269,10 @@ def _dumps(value: Any) -> str:
 
 async def find(db: Db, activation_id: str, requester: str | None = None) -> ActRow:
     """The activation with this id (`requester` disambiguates, rarely needed)."""
-    q = select(A).where(A.c.activation_id == activation_id)
-    if requester is not None:
-        q = q.where(A.c.requester == requester)
-    rows = (await db.execute(q.limit(2))).all()
+    if requester is None:
+        rows = (await db.execute(_FIND, {"b_aid": activation_id})).all()
+    else:
+        rows = (await db.execute(_FIND_BY, {"b_aid": activation_id, "b_req": requester})).all()
     if not rows:
         raise ActivationError(ActivationCode.NOT_FOUND, "no such activation", "activation_id")
     if len(rows) > 1:
@@ -261,25 +284,17 @@ async def find(db: Db, activation_id: str, requester: str | None = None) -> ActR
 
 
 async def load(db: Db, requester: str, activation_id: str) -> ActRow | None:
-    row = (
-        await db.execute(
-            select(A).where(A.c.requester == requester, A.c.activation_id == activation_id)
-        )
-    ).first()
+    row = (await db.execute(_LOAD, {"b_req": requester, "b_aid": activation_id})).first()
     return ActRow.of(row) if row else None
 
 
 async def legs_of(db: Db, key: uuid.UUID) -> list[LegRow]:
-    rows = (
-        await db.execute(select(L).where(L.c.activation_key == key).order_by(L.c.responder))
-    ).all()
+    rows = (await db.execute(_LEGS, {"b_key": key})).all()
     return [LegRow.of(r) for r in rows]
 
 
 async def leg_of(db: Db, key: uuid.UUID, responder: str) -> LegRow | None:
-    row = (
-        await db.execute(select(L).where(L.c.activation_key == key, L.c.responder == responder))
-    ).first()
+    row = (await db.execute(_LEG, {"b_key": key, "b_resp": responder})).first()
     return LegRow.of(row) if row else None
 
 
@@ -421,10 +436,12 @@ async def record_event(
     note: str | None = None,
 ) -> None:
     await db.execute(
-        insert(E).values(
-            activation_key=act.key, responder=responder, state=state.value, actor_node=actor,
-            msg_id=msg_id, ts=ctx.now(), note=note[:200] if note else None,
-        )
+        _INSERT_EVENT,
+        {
+            "activation_key": act.key, "responder": responder, "state": state.value,
+            "actor_node": actor, "msg_id": msg_id, "ts": ctx.now(),
+            "note": note[:200] if note else None,
+        },
     )
 
 
@@ -491,9 +508,9 @@ async def apply_leg(
     moved the leg first, nothing matches and the whole operation is refused (`conflict`)."""
     now = ctx.now()
     res = await db.execute(
-        update(L)
-        .where(L.c.id == leg.id, L.c.state == leg.state.value)
-        .values(state=new_state.value, updated_at=now, **values)
+        _MOVE_LEG,
+        {"b_id": leg.id, "b_from": leg.state.value, "state": new_state.value,
+         "updated_at": now, **values},
     )
     _one_row(res)
     await record_event(db, ctx, act, new_state, responder=leg.responder, actor=actor, msg_id=msg_id)
@@ -527,7 +544,7 @@ async def merge_leg(
     another message) moves the same leg waits for it and merges into its outcome, instead
     of failing the conditional update (`conflict`) and being refused for good.
     """
-    row = (await db.execute(select(L).where(L.c.id == leg.id).with_for_update())).one()
+    row = (await db.execute(_LEG_FOR_UPDATE, {"b_id": leg.id})).one()
     leg = LegRow.of(row)
     outcome = merge(leg.state, event)
     if outcome.stale:
@@ -548,9 +565,9 @@ async def merge_leg(
                 f"{outcome.state.value} takes precedence on both sides")
     now = ctx.now()
     res = await db.execute(
-        update(L)
-        .where(L.c.id == leg.id, L.c.state == leg.state.value)
-        .values(state=outcome.state.value, updated_at=now, **values)
+        _MOVE_LEG,
+        {"b_id": leg.id, "b_from": leg.state.value, "state": outcome.state.value,
+         "updated_at": now, **values},
     )
     _one_row(res)
     await record_event(
@@ -575,9 +592,9 @@ async def _set_own(db: Db, ctx: ActivationContext, act: ActRow, state: Activatio
                    **values: Any) -> None:
     """Move the activation's own state from `act.own_state` (conditional, as `apply_leg`)."""
     res = await db.execute(
-        update(A).where(A.c.key == act.key, A.c.own_state == act.own_state.value).values(
-            own_state=state.value, updated_at=ctx.now(), **values
-        )
+        _MOVE_OWN,
+        {"b_key": act.key, "b_from": act.own_state.value, "own_state": state.value,
+         "updated_at": ctx.now(), **values},
     )
     _one_row(res)
 

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -210,6 +211,8 @@ def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (http on loopback)
             return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
     except OSError:
         return 0, b""
 
@@ -286,9 +289,13 @@ def test_entrypoint_brings_up_a_hub_and_a_node_on_postgresql(
             node_ok = _get(f"http://127.0.0.1:{node_port}/healthz")[0] == 200
             time.sleep(0.3)
         assert hub_ok and node_ok
-        # The node fetched the board-signed roster from the hub and serves it onwards.
+        # The node fetches the board-signed roster from the hub (on its first worker pass,
+        # which may follow its first healthy answer) and serves it onwards.
         status, body = _get(f"http://127.0.0.1:{node_port}/fed/v1/roster")
-        assert status == 200
+        while status != 200 and time.monotonic() < deadline + 30:
+            time.sleep(0.3)
+            status, body = _get(f"http://127.0.0.1:{node_port}/fed/v1/roster")
+        assert status == 200, body
         members = {n["node_id"] for n in json.loads(body)["roster"]["nodes"]}
         assert members == {"state-hub", node_id}
     finally:
