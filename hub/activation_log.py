@@ -45,28 +45,34 @@ activation_log = Table(
 )
 
 
+# Built once: a status arrives per activation state change, in bursts after an incident.
+_INSERT = insert(activation_log)
+
+
 async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: int) -> None:
     body = opened.body
     assert isinstance(body, ActivationStatusBody)
     reporter = opened.inner.from_
     if reporter not in (body.requester, body.responder):
         raise FederationError(Code.BAD_BODY, "a node may only report activations it is party to")
-    await conn.execute(
-        insert(activation_log).values(
-            activation_id=body.activation_id,
-            requester=body.requester,
-            responder=body.responder,
-            state=body.state.value,
-            incident_type=body.incident_type.value,
-            affected=body.counts.affected,
-            peers_needed=body.counts.peers_needed,
-            peers_offered=body.counts.peers_offered,
-            status_ts=body.ts,
-            reported_by=reporter,
-            msg_id=opened.inner.msg_id,
-            received_ts=received_ts,
-        )
-    )
+    row = {
+        "activation_id": body.activation_id,
+        "requester": body.requester,
+        "responder": body.responder,
+        "state": body.state.value,
+        "incident_type": body.incident_type.value,
+        "affected": body.counts.affected,
+        "peers_needed": body.counts.peers_needed,
+        "peers_offered": body.counts.peers_offered,
+        "status_ts": body.ts,
+        "reported_by": reporter,
+        "msg_id": opened.inner.msg_id,
+        "received_ts": received_ts,
+    }
+    # A submit's report names every agency asked: the log keeps one row for the activation
+    # and one per agency, as if each had been reported on its own.
+    rows = [row, *({**row, "responder": r} for r in body.responders or ())]
+    await conn.execute(_INSERT, rows)
 
 
 async def list_entries(

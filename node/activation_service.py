@@ -467,6 +467,7 @@ def _report_msg(
     *,
     responder: str | None,
     peers_offered: int,
+    responders: list[str] | None = None,
 ) -> tuple[str, MessageType, dict[str, Any], str | None] | None:
     """The `activation_status` message of `report` as `(to, type, body, thread_id)`, or None
     when nothing is reported."""
@@ -488,6 +489,7 @@ def _report_msg(
         ),
         incident_type=r.incident_type,
         ts=ctx.now(),
+        **({"responders": responders} if responders else {}),
     )
     return hub, MessageType.ACTIVATION_STATUS, wire_json(body), act.activation_id
 
@@ -679,21 +681,22 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
     act = await find(db, activation_id, ctx.node_id)
     await record_event(db, ctx, act, own, responder=None, actor=ctx.node_id)
     body = wire_json(act.request)
+    # One report for the whole fan-out: the activation is requested, of these agencies
+    # (`responders`), instead of one more message per agency.
+    own_report = _report_msg(ctx, act, own, responder=None, peers_offered=0,
+                             responders=[leg.responder for leg in legs] if legs else None)
     if ctx.send_many is not None:
-        # The whole fan-out in one outbox insert: the own report, one request per leg and
-        # each leg's report, in the order the one-by-one path below sends them.
-        own_report = _report_msg(ctx, act, own, responder=None, peers_offered=0)
+        # The whole fan-out in one outbox insert: the report, then one request per leg.
         msgs = [own_report] if own_report is not None else []
         msgs += [(leg.responder, MessageType.ACTIVATION_REQUEST, body, act.activation_id)
                  for leg in legs]
-        leg_reports = [_report_msg(ctx, act, S.REQUESTED, responder=leg.responder,
-                                   peers_offered=0) for leg in legs]
-        msgs += [m for m in leg_reports if m is not None]
         ids = await ctx.send_many(db, msgs)
         first = 1 if own_report is not None else 0
         sent = list(zip(legs, ids[first : first + len(legs)], strict=True))
     else:
-        await report(db, ctx, act, own, responder=None, peers_offered=0)
+        if own_report is not None:
+            await ctx.send(db, own_report[0], own_report[1], own_report[2],
+                           thread_id=own_report[3])
         sent = []
         for leg in legs:
             msg_id = await ctx.send(
@@ -719,9 +722,6 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
                 for leg, mid in sent
             ],
         )
-    if ctx.send_many is None:
-        for leg, _mid in sent:
-            await report(db, ctx, act, S.REQUESTED, responder=leg.responder, peers_offered=0)
     return await view(db, ctx, await find(db, activation_id, ctx.node_id))
 
 

@@ -250,7 +250,8 @@ class DisclosureList(Response):
 # --- audit, retention, report -----------------------------------------------------------
 
 class AuditQuery(Request):
-    after_seq: int = Field(default=0, ge=0)
+    # A BIGINT column (both engines): a larger cursor is refused (422), not a server error.
+    after_seq: int = Field(default=0, ge=0, le=2**63 - 1)
     limit: int = Field(default=100, ge=1, le=500)
 
 

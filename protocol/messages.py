@@ -85,6 +85,7 @@ __all__ = [
     "Signature",
     "Stage",
     "StatusCounts",
+    "MAX_STATUS_RESPONDERS",
     "WireModel",
     "wire_json",
 ]
@@ -469,8 +470,16 @@ class StatusCounts(WireModel):
     peers_offered: Count
 
 
+MAX_STATUS_RESPONDERS = 500  # the most agencies one request may go to
+
+
 class ActivationStatusBody(WireModel):
-    """Metadata only, for the hub's central activation log."""
+    """Metadata only, for the hub's central activation log.
+
+    `responders` (absent unless set) lists the agencies a request went to, in the one
+    status a requester sends when it submits (`responder` null, state `requested`): the log
+    learns who was asked from one message instead of one per agency. Absent, the body has
+    exactly the seven fields of the other statuses (and the same bytes)."""
 
     activation_id: MsgId
     requester: NodeId
@@ -479,6 +488,29 @@ class ActivationStatusBody(WireModel):
     counts: StatusCounts
     incident_type: IncidentTypeField
     ts: Ts
+    responders: list[NodeId] | None = Field(
+        default=None, min_length=1, max_length=MAX_STATUS_RESPONDERS,
+        exclude_if=lambda v: v is None,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_responders(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "responders" in data and data["responders"] is None:
+            raise ValueError("responders is omitted, never null")
+        return data
+
+    @model_validator(mode="after")
+    def _responders(self) -> Self:
+        if self.responders is None:
+            return self
+        if self.responder is not None or self.state is not ActivationState.REQUESTED:
+            raise ValueError("responders goes only with responder null and state requested")
+        if len(set(self.responders)) != len(self.responders):
+            raise ValueError("responders must be unique")
+        if self.requester in self.responders:
+            raise ValueError("the requester is not its own responder")
+        return self
 
 
 class Bounds(WireModel):

@@ -100,16 +100,21 @@ async def test_requester_lifecycle(db_url: str) -> None:
             closed = await svc.close(conn, ctx, aid)
         assert closed.state is S.CLOSED
         statuses = [(s.body["responder"], s.body["state"]) for s in rec.of(MT.ACTIVATION_STATUS)]
+        # The submit's one report names every agency asked; the later ones one leg each.
+        asked = [s.body.get("responders") for s in rec.of(MT.ACTIVATION_STATUS)]
+        assert asked == [["agency-b", "agency-c", "agency-d"]] + [None] * 10
         assert statuses == [
-            (None, "requested"), ("agency-b", "requested"), ("agency-c", "requested"),
-            ("agency-d", "requested"), ("agency-b", "offered"), ("agency-c", "offered"),
+            (None, "requested"), ("agency-b", "offered"), ("agency-c", "offered"),
             ("agency-b", "accepted"), ("agency-c", "declined"), ("agency-d", "expired"),
             ("agency-b", "mobilized"), ("agency-b", "on_scene"), ("agency-b", "demobilized"),
             ("agency-b", "closed"), (None, "closed"),
         ]
         assert all(s.to == "hub-one" for s in rec.of(MT.ACTIVATION_STATUS))
-        assert {frozenset(s.body) for s in rec.of(MT.ACTIVATION_STATUS)} == {frozenset(
-            {"activation_id", "requester", "responder", "state", "counts", "incident_type", "ts"})}
+        # Metadata only: exactly these fields (the submit's report also names who was asked).
+        fields = {"activation_id", "requester", "responder", "state", "counts", "incident_type",
+                  "ts"}
+        assert {frozenset(s.body) for s in rec.of(MT.ACTIVATION_STATUS)} == {
+            frozenset(fields), frozenset(fields | {"responders"})}
 
 
 async def test_responder_side(db_url: str) -> None:

@@ -126,3 +126,15 @@ async def test_report_holds_aggregates_only(make_node: MakeNode) -> None:
     assert month["by_intervention"]["defusing"] == 2
     text_ = json.dumps(rep)
     assert e["recipient_ref"] not in text_ and "CAD-2026-77" not in text_ and e["id"] not in text_
+
+
+async def test_audit_cursor_beyond_bigint_is_refused_not_a_server_error(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node()
+    top = 2**63 - 1
+    status, page = await node.get("audit", f"/api/v1/audit?after_seq={top}")
+    assert status == 200 and page["items"] == []
+    for bad in (str(2**63), str(2**105), "-1"):
+        status, err = await node.get("audit", f"/api/v1/audit?after_seq={bad}")
+        assert status == 422 and err["error"]["code"] == "invalid_input", (bad, err)

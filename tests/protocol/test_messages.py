@@ -13,6 +13,7 @@ from protocol import (
     BODY_MODELS,
     ActivationOfferBody,
     ActivationRequestBody,
+    ActivationStatusBody,
     BatchResult,
     Code,
     Discipline,
@@ -125,6 +126,37 @@ def test_offer_counts_must_add_up() -> None:
 )
 def test_other_body_refusals(msg_type: MessageType, change: dict[str, Any]) -> None:
     invalid(BODY_MODELS[msg_type], {**BODIES[msg_type], **change})
+
+
+SUBMIT_STATUS = {**BODIES[MessageType.ACTIVATION_STATUS], "responder": None,
+                 "state": "requested", "responders": ["agency-b", "agency-c"]}
+
+
+def test_status_names_the_agencies_asked_only_on_submit() -> None:
+    model = ActivationStatusBody.model_validate(SUBMIT_STATUS)
+    assert model.responders == ["agency-b", "agency-c"]
+    assert wire_json(model)["responders"] == ["agency-b", "agency-c"]
+    # Absent stays absent: the other statuses keep exactly their seven fields.
+    plain = ActivationStatusBody.model_validate(BODIES[MessageType.ACTIVATION_STATUS])
+    assert "responders" not in wire_json(plain)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"responders": None},  # omitted, never null
+        {"responders": []},
+        {"responders": ["agency-b", "agency-b"]},
+        {"responders": ["agency-a"]},  # the requester itself
+        {"responders": ["Agency B"]},
+        {"responders": [f"agency-{i}" for i in range(501)]},
+        {"responder": "agency-b"},  # a list goes only with responder null
+        {"state": "offered"},  # and only with state requested
+    ],
+    ids=repr,
+)
+def test_status_responders_refusals(change: dict[str, Any]) -> None:
+    invalid(ActivationStatusBody, {**SUBMIT_STATUS, **change})
 
 
 def test_ack_refused_with_code() -> None:

@@ -296,9 +296,11 @@ def _padding() -> dict[str, Any]:
     return {"block": 512, "cases": cases}
 
 
-def _envelope_case(name: str, msg_type: MessageType, n: int) -> dict[str, Any]:
+def _envelope_case(
+    name: str, msg_type: MessageType, n: int, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     src, dst = ROUTES[msg_type]
-    body = sample_bodies()[msg_type]
+    body = sample_bodies()[msg_type] if body is None else body
     msg_id = ulid(n)
     thread_id = None if msg_type is MessageType.ACTIVATION_REQUEST else ulid(1)
     in_reply_to = ulid(n - 1) if msg_type is not MessageType.ACTIVATION_REQUEST else None
@@ -361,6 +363,13 @@ def _envelopes() -> dict[str, Any]:
     cases = [
         _envelope_case(msg_type.value, msg_type, 10 + i) for i, msg_type in enumerate(MessageType)
     ]
+    # The submit's status: responder null, state requested, and the agencies asked.
+    submit = {**sample_bodies()[MessageType.ACTIVATION_STATUS], "responder": None,
+              "state": "requested", "counts": {"affected": 27, "peers_needed": 4,
+                                               "peers_offered": 0},
+              "responders": ["agency-b", "agency-c"]}
+    cases.append(_envelope_case("activation_status_submit", MessageType.ACTIVATION_STATUS,
+                                10 + len(MessageType), submit))
     return {"cases": cases}
 
 
