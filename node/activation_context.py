@@ -28,6 +28,7 @@ from protocol.messages import MessageType
 __all__ = [
     "ActivationContext",
     "Db",
+    "dialect_of",
     "Directory",
     "DirectoryEntry",
     "ManySender",
@@ -36,6 +37,13 @@ __all__ = [
 ]
 
 Db = AsyncConnection | AsyncSession
+
+
+def dialect_of(db: Db) -> str:
+    """"sqlite" or "postgresql": the engine under a connection or a session."""
+    if isinstance(db, AsyncConnection):
+        return str(db.dialect.name)
+    return str(db.get_bind().dialect.name)
 
 
 class Sender(Protocol):

@@ -56,9 +56,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from node.activation_context import ActivationContext, Db
+from node.activation_context import ActivationContext, Db, dialect_of
 from node.activation_db import Side
 from node.activation_errors import ActivationCode, ActivationError
 from node.activation_service import (
@@ -182,11 +181,7 @@ async def _serialize_thread(db: Db, thread: str) -> None:
     advisory lock): otherwise a cancel and its request applied at once by two deliveries
     could each miss the other (the cancel kept early after the request looked for early
     messages). SQLite's single writer serializes them already."""
-    if isinstance(db, AsyncConnection):
-        dialect = db.dialect.name
-    else:
-        dialect = db.get_bind().dialect.name
-    if dialect != "postgresql":
+    if dialect_of(db) != "postgresql":
         return
     digest = hashlib.blake2b(b"peernet/activation-thread/" + thread.encode(), digest_size=8)
     key = int.from_bytes(digest.digest(), "big", signed=True)

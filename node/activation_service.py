@@ -45,7 +45,7 @@ from sqlalchemy import (
     update,
 )
 
-from node.activation_context import ActivationContext, Db
+from node.activation_context import ActivationContext, Db, dialect_of
 from node.activation_db import (
     Activation,
     ActivationEarly,
@@ -542,12 +542,15 @@ async def merge_leg(
     history row with the message's state and a note; `values` are not written. Answers
     whether the leg changed.
 
-    The leg is read again `FOR UPDATE` first: a message applied while a local action (or
-    another message) moves the same leg waits for it and merges into its outcome, instead
-    of failing the conditional update (`conflict`) and being refused for good.
+    On PostgreSQL the leg is read again `FOR UPDATE` first: a message applied while a local
+    action (or another message) moves the same leg waits for it and merges into its
+    outcome, instead of failing the conditional update (`conflict`) and being refused for
+    good. `leg` must have been read in the caller's (write) transaction.
     """
-    row = (await db.execute(_LEG_FOR_UPDATE, {"b_id": leg.id})).one()
-    leg = LegRow.of(row)
+    if dialect_of(db) != "sqlite":
+        # SQLite needs no re-read: callers read `leg` in this write transaction, which holds
+        # the database's only write lock from before that read (the in-process writer queue).
+        leg = LegRow.of((await db.execute(_LEG_FOR_UPDATE, {"b_id": leg.id})).one())
     outcome = merge(leg.state, event)
     if outcome.stale:
         claimed = EVENT_TARGETS[event]
