@@ -16,7 +16,9 @@ offers' way back, plus the `activation_status` reports to the hub's log sent alo
 Where the servers run: each agency and the hub are their own servers in production, so by
 default the hub has a process of its own, the N responder nodes are spread over `--procs`
 worker processes (default: the CPU count), each with its own event loop, and the requester
-runs in the main process. `--procs 0` runs everything in one event loop (then the figure is
+runs in the main process. Each of these processes freezes its startup heap out of the
+garbage collector once its servers are up, as `peernet node serve` and `peernet hub serve`
+do (`federation.server_process`). `--procs 0` runs everything in one event loop (then the figure is
 the whole network's CPU on one core, not a latency). The table says which mode was
 measured.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -42,6 +45,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import SystemClock
+from federation.server_process import freeze_heap
 from node import activation_service as svc
 from node.activation_api import ACTIVATIONS
 from node.activation_federation import handler_for, inbound_of
@@ -135,6 +139,7 @@ def _hub_child(spec: dict[str, Any], conn: Any) -> None:
         except Exception as exc:  # say why instead of leaving the parent waiting
             conn.send(f"failed: {type(exc).__name__}: {exc}")
             raise
+        freeze_heap()  # as `peernet hub serve` does once it is up
         conn.send("ready")
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
         await hub.stop()
@@ -164,6 +169,7 @@ def _child(specs: list[dict[str, Any]], conn: Any) -> None:
         except Exception as exc:  # say why instead of leaving the parent waiting
             conn.send(f"failed: {type(exc).__name__}: {exc}")
             raise
+        freeze_heap()  # as `peernet node serve` does once it is up
         conn.send("ready")
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, conn.recv)  # "stop"
@@ -250,7 +256,11 @@ async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float
         requester.settings = NodeSettings(**settings(req_id))
         await requester.start()
         await ready()
-        return await _rounds(requester, ids[1:], n, rounds)
+        freeze_heap()  # as `peernet node serve` does; this process serves one node only
+        try:
+            return await _rounds(requester, ids[1:], n, rounds)
+        finally:
+            gc.unfreeze()  # the next size starts new servers in this process
     finally:
         for _proc, parent in children:
             with contextlib.suppress(OSError):

@@ -28,6 +28,7 @@ from federation.errors import FederationError
 from federation.keystore import NodeKeys
 from federation.roster import node_info_document
 from federation.roster_sync import RosterStore
+from federation.server_process import run_server
 from hub.config import HubSettings
 from hub.db import Database
 from hub.errors import HubError
@@ -191,8 +192,6 @@ def install_roster_cmd(config_path: Path, roster_file: Path) -> None:
 @click.option("--port", default=None, type=int)
 def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     """Serve the hub (relay, roster, activation log, API)."""
-    from aiohttp import web
-
     from hub.app import create_app
 
     settings = _guard(lambda: HubSettings.load(config_path))
@@ -201,20 +200,9 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
 
         settings = settings.model_copy(update={"passphrase": SecretStr(_passphrase())})
     app = _guard(lambda: create_app(settings))
-    loop: asyncio.AbstractEventLoop
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    _guard(lambda: web.run_app(  # a port in use or an unreachable database: one line
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        loop=loop,
-        access_log=None,
-        print=lambda m: click.echo(m.splitlines()[0], err=True),
+    _guard(lambda: run_server(  # a port in use or an unreachable database: one line
+        app, host=host or settings.host, port=port or settings.port,
+        echo=lambda m: click.echo(m, err=True),
     ))
 
 

@@ -34,6 +34,7 @@ from federation.clock import SystemClock
 from federation.database import make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
+from federation.server_process import run_server
 from node import activation_cli, audit, release_cli, retention
 from node.accounts import create_token, create_user
 from node.config import NodeSettings
@@ -222,23 +223,13 @@ def _user_in(username: str, password: str, role: str, team: str) -> UserIn:
 @click.option("--port", default=None, type=int, help="Override the configured port.")
 def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     """Serve the node's pages and API (uvloop when installed)."""
-    from aiohttp import web
-
     from node.app import create_app
 
     settings = _load(config_path, with_passphrase=True)
     keys, pseudonyms = _secrets(settings)
     app = _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms))
-    loop: asyncio.AbstractEventLoop
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    _guard(lambda: web.run_app(app, host=host or settings.host, port=port or settings.port,
-                               loop=loop, access_log=None,
-                               print=lambda m: click.echo(m.splitlines()[0], err=True)))
+    _guard(lambda: run_server(app, host=host or settings.host, port=port or settings.port,
+                              echo=lambda m: click.echo(m, err=True)))
 
 
 @node_group.group("user")

@@ -1,0 +1,49 @@
+"""Running one server (a node or the hub) as its own process.
+
+Both `peernet node serve` and `peernet hub serve` go through `run_server`: uvloop where it
+is installed, no access log (request lines would carry record ids), and the heap built at
+startup frozen out of the cyclic garbage collector (`freeze_heap`). A server keeps what it
+loads at startup (SQLAlchemy metadata and compiled statements, pydantic schemas, the roster)
+for its whole life; without the freeze every full collection walks those hundreds of
+thousands of objects again (measured on the fan-out benchmark's requester: 10 ms of
+collection per round, 2 ms frozen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable
+
+from aiohttp import web
+
+__all__ = ["freeze_heap", "run_server"]
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every object alive now to the collector's permanent
+    generation. For a process whose servers are up; never in a process that keeps making
+    and dropping servers (tests), whose frozen garbage would never be freed."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _freeze_on_startup(_app: web.Application) -> None:
+    freeze_heap()
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """A new uvloop loop where uvloop is installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_server(app: web.Application, *, host: str, port: int, echo: Callable[[str], None]
+               ) -> None:
+    """Serve `app` until interrupted; `echo` gets aiohttp's one-line startup notice."""
+    app.on_startup.append(_freeze_on_startup)  # after the app's own startup (its database)
+    web.run_app(app, host=host, port=port, loop=event_loop(), access_log=None,
+                print=lambda m: echo(m.splitlines()[0]))
