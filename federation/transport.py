@@ -103,6 +103,10 @@ def send_handler(
         except TimeoutError:
             return web.json_response(error_body(FedCode.REQUEST_TIMEOUT, "body not received in "
                                                 "time"), status=408)
+        except ConnectionResetError:
+            # The sender hung up mid-body (its own timeout, or it stopped): nothing was read,
+            # nothing is stored, and no one is left to answer; not a server error.
+            return _refuse(Code.MALFORMED, "connection lost before the whole body arrived")
         if body is None:
             return _refuse(Code.TOO_LARGE, "batch body too large")
         try:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -234,6 +235,27 @@ async def test_oversize_and_slow_bodies(server: str, node_app: MakeApp, hub_app:
            result="413 before reading; 413 at client_max_size; 408 request_timeout after the "
                   "deadline with other requests served meanwhile; 400 for the header; nothing "
                   "stored", figures={"slow_body_cut_after_s": round(took, 2)})
+
+
+@pytest.mark.parametrize("server", ["node", "hub"])
+async def test_a_sender_hanging_up_mid_batch_is_not_a_server_error(
+    server: str, node_app: MakeApp, hub_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = await (node_app() if server == "node" else hub_app())
+    engine = app.app[NODE_DB if server == "node" else HUB_DB].engine
+    before = await snapshot(engine)
+    reader, writer = await asyncio.open_connection("127.0.0.1", app.client.port)
+    writer.write(b"PUT /fed/v1/send/t1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+                 b'{"envelopes": [')
+    await writer.drain()
+    await asyncio.sleep(0.2)  # the handler is reading the body
+    writer.transport.abort()  # a reset, as a sender whose own timeout fired
+    await asyncio.sleep(0.3)
+    r = await app.client.get("/healthz")
+    assert r.status == 200
+    assert await snapshot(engine) == before
+    errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
+    assert errors == [], [rec.getMessage() for rec in errors]
 
 
 async def _chunks(total: int) -> Any:
