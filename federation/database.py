@@ -161,6 +161,7 @@ class Database:
     is_sqlite: bool = field(init=False)
     serialise_writes: bool = field(init=False)  # SQLite: queue writers in memory
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    _write_bind: AsyncEngine = field(init=False)
 
     def __post_init__(self) -> None:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
@@ -168,6 +169,8 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write_engine = (inline_write_engine(self.engine) if self.is_sqlite else None
                              ) or self.engine
+        # The option set once on a proxy of the engine: not one more call per transaction.
+        self._write_bind = self.write_engine.execution_options(peernet_write=True)
         if self.is_sqlite:
             for engine in dict.fromkeys([self.engine, self.write_engine]):
                 sync = engine.sync_engine
@@ -209,8 +212,7 @@ class WriteTransaction:
             await self._db._write_lock.acquire()
             self._locked = True
         try:
-            conn = await self._db.write_engine.connect()
-            conn = await conn.execution_options(peernet_write=True)
+            conn = await self._db._write_bind.connect()
             self._conn = conn
             await conn.begin()
         except BaseException:

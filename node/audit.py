@@ -51,7 +51,7 @@ from typing import Any
 
 import nacl.exceptions
 import nacl.signing
-from sqlalchemy import Engine, Table, insert, select, update
+from sqlalchemy import Pool, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
@@ -72,8 +72,9 @@ __all__ = [
 ]
 
 HEAD_CONTEXT = b"peernet/v1/audit-head\0"
-# Last head this process wrote, per SQLite engine (see `append`).
-_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
+# Last head this process wrote, per SQLite connection pool (see `append`): an engine and
+# the option proxies made of it (`Database` writes through one) share their pool.
+_HEADS: weakref.WeakKeyDictionary[Pool, tuple[int, str]] = weakref.WeakKeyDictionary()
 _entries = table_of(AuditEntry)
 _head = table_of(AuditHead)
 _BATCH = 1000
@@ -105,8 +106,8 @@ async def append(
     `rows`: rows to insert first, in the same transaction (the change this entry records).
     """
     row = _entry_row(ts, action, actor, target_type, target_id, outcome, detail)
-    sync_engine = conn.sync_engine
-    cached = _HEADS.get(sync_engine) if conn.dialect.name == "sqlite" else None
+    pool = conn.sync_engine.pool
+    cached = _HEADS.get(pool) if conn.dialect.name == "sqlite" else None
     if conn.dialect.name == "postgresql":
         await _append_postgres(conn, rows, row)
         return row
@@ -134,7 +135,7 @@ async def append(
         )
     await conn.execute(insert(_entries), [row])
     if conn.dialect.name == "sqlite":
-        _HEADS[sync_engine] = (row["seq"], row["hash"])
+        _HEADS[pool] = (row["seq"], row["hash"])
     return row
 
 
@@ -210,9 +211,9 @@ async def record(
 
 async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, Any]]],
                          entry: Mapping[str, Any]) -> dict[str, Any] | None:
-    # Keyed as `append` keys it: by the engine `db.write()` transactions run on.
-    sync_engine = db.write_engine.sync_engine
-    cached = _HEADS.get(sync_engine)
+    # Keyed as `append` keys it: by the pool `db.write()` transactions draw from.
+    pool = db.write_engine.sync_engine.pool
+    cached = _HEADS.get(pool)
     if cached is None:
         return None
     row = _entry_row(**entry)
@@ -222,19 +223,19 @@ async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, 
     # connection, so concurrent writes pipeline like plain inserts. Each batch's guard is
     # checked in the database; if one fails, every batch chained after it fails too, writes
     # nothing, and goes the slow way.
-    _HEADS[sync_engine] = mine
+    _HEADS[pool] = mine
     dialect = db.engine.dialect
     guard = (row["seq"], row["hash"], cached[0], cached[1])
     inserts = [(_insert_sql(t), _params(t, v, dialect)) for t, v in [*rows, (_entries, row)]]
     try:
         moved = await _group_commit(db, guard, inserts)
     except BaseException:
-        if _HEADS.get(sync_engine) == mine:
-            _HEADS.pop(sync_engine, None)
+        if _HEADS.get(pool) == mine:
+            _HEADS.pop(pool, None)
         raise
     if moved:
-        if _HEADS.get(sync_engine) == mine:
-            _HEADS.pop(sync_engine, None)
+        if _HEADS.get(pool) == mine:
+            _HEADS.pop(pool, None)
         return None  # the head was not where we chained; nothing was written
     return row
 

@@ -63,7 +63,13 @@ def test_interval_coverage_over_simulated_releases(measure: Measure) -> None:
     # normal, but allow for the residual shape with 0.01 more.
     tol_cells = 4.5 * math.sqrt(0.95 * 0.05 / n_cells) + (0.01 if measure is Measure.PURE_DP
                                                           else 0.0)
-    assert abs(covered_cells / n_cells - 0.95) < tol_cells
+    # The noisy sum is an integer, so a cell is covered when |error| <= floor(half): the
+    # expected rate is the continuity-corrected normal probability of that, a little above
+    # 0.95 (0.9522 for the default zCDP scale). Against 0.95 itself the test failed about
+    # one run in twenty on that bias alone.
+    expected = math.erf((math.floor(half) + 0.5) / math.sqrt(2 * NODES * var))
+    assert abs(covered_cells / n_cells - expected) < tol_cells, (covered_cells / n_cells,
+                                                                 expected)
     tol_margin = 4.5 * math.sqrt(0.95 * 0.05 / TRIALS)
     assert abs(covered_margin / TRIALS - 0.95) < tol_margin
 
