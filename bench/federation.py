@@ -19,7 +19,7 @@ is passed on (worker processes for the responders; default the CPU count).
 
 Keys: `ingest_sqlite_per_s`, `ingest_postgres_per_s`, `open_per_s`, `ingest_to_open`
 (`ingest_postgres_to_open` too), `fanout_p95_ms_10`, `fanout_p95_ms_50`, `fanout_p95_ms_200`
-(and the p50s).
+(and the p50s, and `fanout_machine_ref_ms`: see `bench.federation_fanout`).
 """
 
 from __future__ import annotations
