@@ -307,7 +307,8 @@ class FederationService:
 
     async def start(self) -> None:
         await self.roster.load()
-        self.http = aiohttp.ClientSession()
+        # Peers never need cookies from one another: none is kept or sent back.
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         self.client = HopClient(self.me, self.keys, self.clock, self.http)
         if self.roster.state.current is None and self.hub_url:
             with contextlib.suppress(FederationError):

@@ -143,3 +143,30 @@ async def test_send_refuses_unknown_destination_and_bad_body_writing_nothing(
         await send(a, net.hub.node_id, {"reason": "made-up"})
     assert e.value.code == "bad_body"
     assert (await counts(a))["outbox"] == 0
+
+
+async def test_the_federation_client_keeps_no_cookie_from_a_peer(
+    network: Callable[..., Awaitable[Network]],
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    seen: list[str | None] = []
+
+    async def peer(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        resp = web.Response(text="ok")
+        resp.set_cookie("track", "peer-set-this")
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/", peer)
+    net = await network(1)
+    http = net.nodes[0].fed.http
+    assert http is not None
+    async with TestServer(app) as server:
+        for _ in range(2):
+            # by name: a jar keeps no cookie from a bare IP address anyway
+            async with http.get(f"http://localhost:{server.port}/") as r:
+                assert r.status == 200 and "track" in r.cookies  # the peer did set it
+    assert seen == [None, None]  # and it was never sent back
