@@ -21,10 +21,10 @@ __all__ = ["freeze_heap", "run_server"]
 
 
 def freeze_heap() -> None:
-    """Collect once, then move every object alive now to the collector's permanent
-    generation. For a process whose servers are up; never in a process that keeps making
-    and dropping servers (tests), whose frozen garbage would never be freed."""
-    gc.collect()
+    """Move every object tracked now to the collector's permanent generation. No collection
+    first: that would run the finalizers of whatever garbage the process holds on the
+    server's loop (in a process that made servers before, such as a test run, it stalled
+    startup for minutes). `gc.unfreeze()` gives the objects back."""
     gc.freeze()
 
 
@@ -45,5 +45,8 @@ def run_server(app: web.Application, *, host: str, port: int, echo: Callable[[st
                ) -> None:
     """Serve `app` until interrupted; `echo` gets aiohttp's one-line startup notice."""
     app.on_startup.append(_freeze_on_startup)  # after the app's own startup (its database)
-    web.run_app(app, host=host, port=port, loop=event_loop(), access_log=None,
-                print=lambda m: echo(m.splitlines()[0]))
+    try:
+        web.run_app(app, host=host, port=port, loop=event_loop(), access_log=None,
+                    print=lambda m: echo(m.splitlines()[0]))
+    finally:
+        gc.unfreeze()  # served or refused (a port in use): the caller's heap as it was
