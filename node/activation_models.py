@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocol.ids import MsgId, NodeId
 from protocol.messages import (
+    MAX_STATUS_RESPONDERS,
     ActivationState,
     CancelReason,
     Contact,
@@ -73,7 +74,7 @@ class RequestIn(BaseModel):
     contact: Contact
     approver: Text64
     expires_ts: Ts
-    targets: list[NodeId] = Field(min_length=1, max_length=500)
+    targets: list[NodeId] = Field(min_length=1, max_length=MAX_STATUS_RESPONDERS)
     draft: bool = False
 
     @model_validator(mode="after")

@@ -453,9 +453,11 @@ async def report(
     *,
     responder: str | None,
     peers_offered: int,
+    responders: list[str] | None = None,
 ) -> None:
     """One `activation_status` to the hub's central log (requester side only)."""
-    msg = _report_msg(ctx, act, state, responder=responder, peers_offered=peers_offered)
+    msg = _report_msg(ctx, act, state, responder=responder, peers_offered=peers_offered,
+                      responders=responders)
     if msg is not None:
         await ctx.send(db, msg[0], msg[1], msg[2], thread_id=msg[3])
 
@@ -686,10 +688,11 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
     body = wire_json(act.request)
     # One report for the whole fan-out: the activation is requested, of these agencies
     # (`responders`), instead of one more message per agency.
-    own_report = _report_msg(ctx, act, own, responder=None, peers_offered=0,
-                             responders=[leg.responder for leg in legs] if legs else None)
+    asked = [leg.responder for leg in legs] or None
     if ctx.send_many is not None:
         # The whole fan-out in one outbox insert: the report, then one request per leg.
+        own_report = _report_msg(ctx, act, own, responder=None, peers_offered=0,
+                                 responders=asked)
         msgs = [own_report] if own_report is not None else []
         msgs += [(leg.responder, MessageType.ACTIVATION_REQUEST, body, act.activation_id)
                  for leg in legs]
@@ -697,9 +700,7 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
         first = 1 if own_report is not None else 0
         sent = list(zip(legs, ids[first : first + len(legs)], strict=True))
     else:
-        if own_report is not None:
-            await ctx.send(db, own_report[0], own_report[1], own_report[2],
-                           thread_id=own_report[3])
+        await report(db, ctx, act, own, responder=None, peers_offered=0, responders=asked)
         sent = []
         for leg in legs:
             msg_id = await ctx.send(

@@ -470,7 +470,7 @@ class StatusCounts(WireModel):
     peers_offered: Count
 
 
-MAX_STATUS_RESPONDERS = 500  # the most agencies one request may go to
+MAX_STATUS_RESPONDERS = 500  # the most agencies one request may go to (`RequestIn.targets`)
 
 
 class ActivationStatusBody(WireModel):
