@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from federation.clock import Clock
 from federation.errors import FederationError
 from federation.outbox import RESET_ALL, RESET_ONE, enqueue_many, mark_acked
+from federation.prepared import Prepared
 from federation.roster_sync import RosterStore
 from federation.store import OutboxState, inbox, outbox
 from protocol.envelope import SKEW_MS, Opened, open_envelope, refusal
@@ -66,13 +67,13 @@ ACK_TTL_MS = 3 * 86_400_000
 # costs more than running it). The stored-result lookup takes the batch's senders and msg
 # ids as two expanding INs, which the UNIQUE(from_node, msg_id) index answers; a pair that
 # matches only across senders is harmless, since results are looked up by exact pair.
-_STORED = select(inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code).where(
+_STORED = Prepared(select(inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code).where(
     inbox.c.from_node.in_(bindparam("senders", expanding=True)),
     inbox.c.msg_id.in_(bindparam("msg_ids", expanding=True)),
-)
-_INSERT_INBOX = insert(inbox)
+))
+_INSERT_INBOX = Prepared(insert(inbox))
 # Acks from one sender with one outcome, marked in one statement (no ack handler).
-_MARK_ACKED = (
+_MARK_ACKED = Prepared(
     update(outbox)
     .where(
         and_(
@@ -218,8 +219,7 @@ class Inbox:
                 {
                     (r.from_node, r.msg_id): (r.status, r.code)
                     for r in (
-                        await conn.execute(
-                            _STORED,
+                        await _STORED.run(conn,
                             {
                                 "senders": sorted({m.from_ for m in msgs}),
                                 "msg_ids": [m.msg_id for m in msgs],
@@ -278,8 +278,7 @@ class Inbox:
                 results.append(_result(inner.msg_id, AckStatus(status), code))
             for (dest, ack_status, ack_code), ids in acks.items():
                 refused = ack_status == AckStatus.REFUSED.value
-                res = await conn.execute(
-                    _MARK_ACKED,
+                res = await _MARK_ACKED.run(conn,
                     {
                         "dest": dest,
                         "acked_ids": ids,
@@ -290,14 +289,14 @@ class Inbox:
                 )
                 acked |= bool(res.rowcount)
             if inbox_rows:
-                await conn.execute(_INSERT_INBOX, inbox_rows)
+                await _INSERT_INBOX.run(conn, inbox_rows)
             if ack_rows:
                 await enqueue_many(conn, ack_rows)
                 queued_acks = True
             if self._is_hub(origin):
-                await conn.execute(RESET_ALL, {"now": now})
+                await RESET_ALL.run(conn, {"now": now})
             else:
-                await conn.execute(RESET_ONE, {"now": now, "dest": origin})
+                await RESET_ONE.run(conn, {"now": now, "dest": origin})
         if queued_acks and self.on_queued is not None:
             self.on_queued()
         if acked and self.on_acked is not None:

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from federation.prepared import Prepared
 from federation.store import OutboxState, outbox
 from protocol.errors import Code
 
@@ -150,14 +151,14 @@ async def enqueue(
     await db.execute(insert(outbox).values(**row))
 
 
-_INSERT = insert(outbox)
+_INSERT = Prepared(insert(outbox))
 
 
 async def enqueue_many(db: Db, rows: Sequence[dict[str, Any]]) -> None:
     """Batch form of `enqueue` for rows already shaped as `fed_outbox` values (`enqueue_row`):
     one multi-row insert."""
     if rows:
-        await db.execute(_INSERT, list(rows))
+        await _INSERT.run(db, list(rows))
 
 
 async def mark_acked(
@@ -200,18 +201,18 @@ def _reset(*cond: Any) -> Any:
 
 # `reset_backoff` as statements built once (the inbox runs one per inbound batch):
 # parameters `now`, and `dest` for one destination.
-RESET_ALL = _reset(*_RESET_COND)
-RESET_ONE = _reset(*_RESET_COND, outbox.c.destination == bindparam("dest"))
+RESET_ALL = Prepared(_reset(*_RESET_COND))
+RESET_ONE = Prepared(_reset(*_RESET_COND, outbox.c.destination == bindparam("dest")))
 
 
 async def reset_backoff(db: Db, *, destinations: Sequence[str] | None, now: int) -> int:
     """Make undelivered rows to `destinations` (all, when None) due now."""
     if destinations is None:
-        res = await db.execute(RESET_ALL, {"now": now})
+        res = await RESET_ALL.run(db, {"now": now})
     else:
         cond = [*_RESET_COND, outbox.c.destination.in_(list(destinations))]
         res = await db.execute(_reset(*cond), {"now": now})
-    return int(res.rowcount)  # type: ignore[attr-defined]
+    return int(res.rowcount)
 
 
 @dataclass
@@ -228,7 +229,7 @@ class Claimed:
 
 
 # `claim_due`'s statements, built once (every worker pass runs them).
-_DUE = (
+_DUE_STMT = (
     select(
         outbox.c.id,
         outbox.c.destination,
@@ -244,8 +245,9 @@ _DUE = (
     .order_by(outbox.c.next_attempt_ts, outbox.c.id)
     .limit(bindparam("b_limit"))
 )
-_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
-_LEASE = (
+_DUE = Prepared(_DUE_STMT)
+_DUE_LOCKED = Prepared(_DUE_STMT.with_for_update(skip_locked=True))
+_LEASE = Prepared(
     update(outbox)
     .where(outbox.c.id.in_(bindparam("b_ids", expanding=True)))
     .values(next_attempt_ts=bindparam("b_until"), attempts=outbox.c.attempts + 1)
@@ -257,10 +259,10 @@ async def claim_due(
 ) -> list[Claimed]:
     """Lease due rows (oldest first). Call inside a short transaction of its own."""
     q = _DUE_LOCKED if conn.dialect.name == "postgresql" else _DUE
-    rows = (await conn.execute(q, {"b_now": now, "b_limit": limit})).all()
+    rows = (await q.run(conn, {"b_now": now, "b_limit": limit})).all()
     if not rows:
         return []
-    await conn.execute(_LEASE, {"b_ids": [r.id for r in rows], "b_until": now + lease_ms})
+    await _LEASE.run(conn, {"b_ids": [r.id for r in rows], "b_until": now + lease_ms})
     return [
         Claimed(
             id=r.id,

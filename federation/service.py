@@ -64,6 +64,7 @@ from federation.outbox import (
     enqueue_row,
     reset_backoff,
 )
+from federation.prepared import Prepared
 from federation.roster import BoardPin
 from federation.roster_sync import RosterStore, roster_routes
 from federation.store import OutboxState, outbox
@@ -84,15 +85,15 @@ ROSTER_REFRESH_MS = 10 * 60_000
 SWEEP_MS = 60 * 60_000
 
 # Outcome statements of a worker pass, built once; run with one parameter set per row.
-_STORE_ENVELOPE = (
+_STORE_ENVELOPE = Prepared(
     update(outbox).where(outbox.c.id == bindparam("b_id")).values(envelope=bindparam("b_env"))
 )
-_AWAIT_ACK = (
+_AWAIT_ACK = Prepared(
     update(outbox)
     .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
     .values(sent_ts=bindparam("b_now"), next_attempt_ts=bindparam("b_next"), last_error=None)
 )
-_FINISH = (
+_FINISH = Prepared(
     update(outbox)
     .where(
         outbox.c.id.in_(bindparam("b_ids", expanding=True)),
@@ -105,7 +106,7 @@ _FINISH = (
         acked_ts=bindparam("b_acked"),
     )
 )
-_RETRY = (
+_RETRY = Prepared(
     update(outbox)
     .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
     .values(next_attempt_ts=bindparam("b_next"), last_error=bindparam("b_err"))
@@ -382,8 +383,7 @@ class FederationService:
             ]
             built = self._materialize(unbuilt)
             if built:
-                await conn.execute(
-                    _STORE_ENVELOPE, [{"b_id": r.id, "b_env": r.envelope} for r in built]
+                await _STORE_ENVELOPE.run(conn, [{"b_id": r.id, "b_env": r.envelope} for r in built]
                 )
         if not claimed:
             return 0
@@ -531,8 +531,7 @@ class FederationService:
             return
         async with self.write() as conn:
             for (state, code), ids in outcome.finish.items():
-                await conn.execute(
-                    _FINISH,
+                await _FINISH.run(conn,
                     {
                         "b_ids": ids,
                         "b_state": state,
@@ -542,9 +541,9 @@ class FederationService:
                     },
                 )
             if outcome.waiting:
-                await conn.execute(_AWAIT_ACK, outcome.waiting)
+                await _AWAIT_ACK.run(conn, outcome.waiting)
             if outcome.retry:
-                await conn.execute(_RETRY, outcome.retry)
+                await _RETRY.run(conn, outcome.retry)
 
     # --- housekeeping and inspection ----------------------------------------------------
 

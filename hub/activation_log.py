@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.errors import FederationError
+from federation.prepared import Prepared
 from hub.db import Base
 from protocol.envelope import Opened
 from protocol.errors import Code
@@ -46,7 +47,7 @@ activation_log = Table(
 
 
 # Built once: a status arrives per activation state change, in bursts after an incident.
-_INSERT = insert(activation_log)
+_INSERT = Prepared(insert(activation_log))
 
 
 async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: int) -> None:
@@ -72,7 +73,7 @@ async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: i
     # A submit's report names every agency asked: the log keeps one row for the activation
     # and one per agency, as if each had been reported on its own.
     rows = [row, *({**row, "responder": r} for r in body.responders or ())]
-    await conn.execute(_INSERT, rows)
+    await _INSERT.run(conn, rows)
 
 
 async def list_entries(

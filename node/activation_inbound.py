@@ -57,6 +57,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
+from federation.prepared import Prepared
 from node.activation_context import ActivationContext, Db, dialect_of
 from node.activation_db import Side
 from node.activation_errors import ActivationCode, ActivationError
@@ -221,7 +222,7 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         raise ActivationError(ActivationCode.CONFLICT, "this activation was already requested")
     now = ctx.now()
     key = uuid.uuid4()
-    await db.execute(_INSERT_ACTIVATION, {
+    await _INSERT_ACTIVATION.run(db, {
         "key": key, "activation_id": aid, "requester": m.sender, "side": Side.IN.value,
         "own_state": S.REQUESTED.value, "request": _dumps(wire_json(body)),
         "incident_ref": body.incident_ref, "incident_type": body.incident_type.value,
@@ -229,7 +230,7 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         "peers_needed": body.peers_needed, "affected_total": sum(body.affected.values()),
         "coordinator_id": None, "created_at": now, "updated_at": now,
     })
-    await db.execute(_INSERT_LEG, {
+    await _INSERT_LEG.run(db, {
         "id": uuid.uuid4(), "activation_key": key, "responder": ctx.node_id,
         "state": S.REQUESTED.value, "request_msg_id": m.msg_id, "offer_peers": 0,
         "updated_at": now,
@@ -246,9 +247,9 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
 
 
 # Statements of the request path, built once (as in `activation_service`).
-_INSERT_ACTIVATION = insert(A)
-_INSERT_LEG = insert(L)
-_EARLY_OF = (
+_INSERT_ACTIVATION = Prepared(insert(A))
+_INSERT_LEG = Prepared(insert(L))
+_EARLY_OF = Prepared(
     select(EARLY)
     .where(EARLY.c.peer == bindparam("b_peer"), EARLY.c.thread_id == bindparam("b_aid"))
     .order_by(EARLY.c.created_ts, EARLY.c.msg_id)
@@ -274,7 +275,7 @@ async def _keep_early(db: Db, ctx: ActivationContext, m: Inbound) -> None:
 async def _apply_early(db: Db, ctx: ActivationContext, peer: str, aid: str) -> None:
     """Apply the early messages of (peer, aid) in lifecycle order (one kind today: the
     requester's cancel), oldest first, then forget them."""
-    rows = (await db.execute(_EARLY_OF, {"b_peer": peer, "b_aid": aid})).all()
+    rows = (await _EARLY_OF.run(db, {"b_peer": peer, "b_aid": aid})).all()
     if not rows:
         return
     for r in rows:

@@ -45,6 +45,7 @@ from sqlalchemy import (
     update,
 )
 
+from federation.prepared import Prepared
 from node.activation_context import ActivationContext, Db, dialect_of
 from node.activation_db import (
     Activation,
@@ -131,26 +132,26 @@ EARLY = cast(Table, ActivationEarly.__table__)
 
 # The statements of the inbound hot path, built once: building a statement and computing
 # its cache key on every call costs more than SQLite takes to run it.
-_FIND = select(A).where(A.c.activation_id == bindparam("b_aid")).limit(2)
-_FIND_BY = (
+_FIND = Prepared(select(A).where(A.c.activation_id == bindparam("b_aid")).limit(2))
+_FIND_BY = Prepared(
     select(A)
     .where(A.c.activation_id == bindparam("b_aid"), A.c.requester == bindparam("b_req"))
     .limit(2)
 )
-_LOAD = select(A).where(
+_LOAD = Prepared(select(A).where(
     A.c.requester == bindparam("b_req"), A.c.activation_id == bindparam("b_aid")
-)
-_LEGS = select(L).where(L.c.activation_key == bindparam("b_key")).order_by(L.c.responder)
-_LEG = select(L).where(
+))
+_LEGS = Prepared(select(L).where(L.c.activation_key == bindparam("b_key")).order_by(L.c.responder))
+_LEG = Prepared(select(L).where(
     L.c.activation_key == bindparam("b_key"), L.c.responder == bindparam("b_resp")
-)
-_LEG_FOR_UPDATE = select(L).where(L.c.id == bindparam("b_id")).with_for_update()
-_INSERT_EVENT = insert(E)
+))
+_LEG_FOR_UPDATE = Prepared(select(L).where(L.c.id == bindparam("b_id")).with_for_update())
+_INSERT_EVENT = Prepared(insert(E))
 # Conditional moves: SET comes from the parameters' column names.
-_MOVE_LEG = update(L).where(L.c.id == bindparam("b_id"), L.c.state == bindparam("b_from"))
-_MOVE_OWN = update(A).where(
+_MOVE_LEG = Prepared(update(L).where(L.c.id == bindparam("b_id"), L.c.state == bindparam("b_from")))
+_MOVE_OWN = Prepared(update(A).where(
     A.c.key == bindparam("b_key"), A.c.own_state == bindparam("b_from")
-)
+))
 
 STAGE_EVENTS: dict[Stage, Event] = {
     Stage.MOBILIZED: Event.MOBILIZE,
@@ -270,9 +271,9 @@ def _dumps(value: Any) -> str:
 async def find(db: Db, activation_id: str, requester: str | None = None) -> ActRow:
     """The activation with this id (`requester` disambiguates, rarely needed)."""
     if requester is None:
-        rows = (await db.execute(_FIND, {"b_aid": activation_id})).all()
+        rows = (await _FIND.run(db, {"b_aid": activation_id})).all()
     else:
-        rows = (await db.execute(_FIND_BY, {"b_aid": activation_id, "b_req": requester})).all()
+        rows = (await _FIND_BY.run(db, {"b_aid": activation_id, "b_req": requester})).all()
     if not rows:
         raise ActivationError(ActivationCode.NOT_FOUND, "no such activation", "activation_id")
     if len(rows) > 1:
@@ -284,17 +285,17 @@ async def find(db: Db, activation_id: str, requester: str | None = None) -> ActR
 
 
 async def load(db: Db, requester: str, activation_id: str) -> ActRow | None:
-    row = (await db.execute(_LOAD, {"b_req": requester, "b_aid": activation_id})).first()
+    row = (await _LOAD.run(db, {"b_req": requester, "b_aid": activation_id})).first()
     return ActRow.of(row) if row else None
 
 
 async def legs_of(db: Db, key: uuid.UUID) -> list[LegRow]:
-    rows = (await db.execute(_LEGS, {"b_key": key})).all()
+    rows = (await _LEGS.run(db, {"b_key": key})).all()
     return [LegRow.of(r) for r in rows]
 
 
 async def leg_of(db: Db, key: uuid.UUID, responder: str) -> LegRow | None:
-    row = (await db.execute(_LEG, {"b_key": key, "b_resp": responder})).first()
+    row = (await _LEG.run(db, {"b_key": key, "b_resp": responder})).first()
     return LegRow.of(row) if row else None
 
 
@@ -435,8 +436,7 @@ async def record_event(
     msg_id: str | None = None,
     note: str | None = None,
 ) -> None:
-    await db.execute(
-        _INSERT_EVENT,
+    await _INSERT_EVENT.run(db,
         {
             "activation_key": act.key, "responder": responder, "state": state.value,
             "actor_node": actor, "msg_id": msg_id, "ts": ctx.now(),
@@ -511,8 +511,7 @@ async def apply_leg(
     and its report. The update names the state it moves from: if a concurrent transaction
     moved the leg first, nothing matches and the whole operation is refused (`conflict`)."""
     now = ctx.now()
-    res = await db.execute(
-        _MOVE_LEG,
+    res = await _MOVE_LEG.run(db,
         {"b_id": leg.id, "b_from": leg.state.value, "state": new_state.value,
          "updated_at": now, **values},
     )
@@ -552,7 +551,7 @@ async def merge_leg(
     if dialect_of(db) != "sqlite":
         # SQLite needs no re-read: callers read `leg` in this write transaction, which holds
         # the database's only write lock from before that read (the in-process writer queue).
-        leg = LegRow.of((await db.execute(_LEG_FOR_UPDATE, {"b_id": leg.id})).one())
+        leg = LegRow.of((await _LEG_FOR_UPDATE.run(db, {"b_id": leg.id})).one())
     outcome = merge(leg.state, event)
     if outcome.stale:
         claimed = EVENT_TARGETS[event]
@@ -571,8 +570,7 @@ async def merge_leg(
         note = (f"{outcome.state.value} reached concurrently with {leg.state.value}: "
                 f"{outcome.state.value} takes precedence on both sides")
     now = ctx.now()
-    res = await db.execute(
-        _MOVE_LEG,
+    res = await _MOVE_LEG.run(db,
         {"b_id": leg.id, "b_from": leg.state.value, "state": outcome.state.value,
          "updated_at": now, **values},
     )
@@ -598,8 +596,7 @@ def _one_row(res: Any) -> None:
 async def _set_own(db: Db, ctx: ActivationContext, act: ActRow, state: ActivationState,
                    **values: Any) -> None:
     """Move the activation's own state from `act.own_state` (conditional, as `apply_leg`)."""
-    res = await db.execute(
-        _MOVE_OWN,
+    res = await _MOVE_OWN.run(db,
         {"b_key": act.key, "b_from": act.own_state.value, "own_state": state.value,
          "updated_at": ctx.now(), **values},
     )
