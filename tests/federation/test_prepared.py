@@ -64,7 +64,8 @@ _MOVE = sa.update(_T).where(_T.c.id == sa.bindparam("b_id"),
 _BUMP = (
     sa.update(_T)
     .where(_T.c.id.in_(sa.bindparam("b_ids", expanding=True)))
-    .values(n=_T.c.n + 1, blob=sa.func.coalesce(_T.c.blob, sa.bindparam("b_blob", type_=sa.LargeBinary)))
+    .values(n=_T.c.n + 1,
+            blob=sa.func.coalesce(_T.c.blob, sa.bindparam("b_blob", type_=sa.LargeBinary)))
 )
 _SET_N = sa.update(_T).where(_T.c.id == sa.bindparam("b_id")).values(n=sa.bindparam("b_n"))
 
