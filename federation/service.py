@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -70,10 +71,15 @@ from federation.roster_sync import RosterStore, roster_routes
 from federation.store import OutboxState, outbox
 from federation.transport import BatchReceiver, HopClient, PeerError, send_handler, send_route
 from federation.worker import PassLoop, drain
-from protocol.envelope import MAX_BATCH, SKEW_MS, Sender, build_envelope
+from protocol.envelope import MAX_BATCH, SKEW_MS, Sender, body_json, build_envelope
 from protocol.errors import ProtocolError
 from protocol.ids import new_ulid
-from protocol.messages import AckStatus, BatchResult, MessageType
+from protocol.messages import (
+    BATCH_FORMS,
+    AckStatus,
+    BatchResult,
+    MessageType,
+)
 
 __all__ = ["DEFAULT_TTL_MS", "DIRECT_RETRY_MS", "FederationService", "Outgoing"]
 
@@ -81,12 +87,25 @@ log = logging.getLogger("peernet.federation")
 
 DEFAULT_TTL_MS = 3 * 86_400_000
 DIRECT_RETRY_MS = 60_000
+# How long a message of a type with a batch form (`protocol.messages.BATCH_FORMS`: the
+# hub's activation reports) waits for others to the same destination before it goes.
+BATCH_LINGER_MS = 200
+# Body bytes per batch message, well under the 64 KiB envelope limit.
+BATCH_BODY_BUDGET = 32 * 1024
 ROSTER_REFRESH_MS = 10 * 60_000
 SWEEP_MS = 60 * 60_000
 
 # Outcome statements of a worker pass, built once; run with one parameter set per row.
 _STORE_ENVELOPE = Prepared(
-    update(outbox).where(outbox.c.id == bindparam("b_id")).values(envelope=bindparam("b_env"))
+    update(outbox)
+    .where(outbox.c.id == bindparam("b_id"))
+    .values(envelope=bindparam("b_env"), msg_type=bindparam("b_type"))
+)
+# A row whose body travels inside another row's batch message: its fate is that row's.
+_MERGED = Prepared(
+    update(outbox)
+    .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
+    .values(state=OutboxState.DONE, last_error=bindparam("b_note"))
 )
 _AWAIT_ACK = Prepared(
     update(outbox)
@@ -161,8 +180,11 @@ class FederationService:
         poll_ms: int = 1_000,
         run_worker: bool = True,
         rand: Callable[[], float] = random.random,
+        batch_linger_ms: int = BATCH_LINGER_MS,
     ) -> None:
         self.me = me
+        self.batch_linger_ms = batch_linger_ms
+        self._linger_timer: asyncio.TimerHandle | None = None
         self.keys = keys
         self.engine = engine
         self.write = write
@@ -236,9 +258,14 @@ class FederationService:
         ref = state.ref()
         rand = os.urandom(10 * len(messages))
         rows: list[dict[str, Any]] = []
+        lingering = 0
         for i, m in enumerate(messages):
             msg_type = MessageType(m.msg_type)
             msg_id = new_ulid(now, rand[10 * i : 10 * i + 10])
+            if msg_type in BATCH_FORMS:
+                rows.append(self._intent_row(m, msg_type, msg_id, now))
+                lingering += 1
+                continue
             try:
                 envelope = build_envelope(
                     sender=self._sender,
@@ -266,17 +293,50 @@ class FederationService:
                 )
             )
         await enqueue_many(conn, rows)
-        self._kick_after_commit(conn)
+        # Due now: wake the worker at commit; lingering ones: when their linger is over.
+        self._kick_after_commit(conn, now=lingering < len(rows), linger=lingering > 0)
         return [str(r["msg_id"]) for r in rows]
 
-    def _kick_after_commit(self, conn: Db) -> None:
+    def _intent_row(
+        self, m: Outgoing, msg_type: MessageType, msg_id: str, now: int
+    ) -> dict[str, Any]:
+        """A message of a type with a batch form, queued as its intent: checked now, built
+        by the worker once it is due (`batch_linger_ms` later), together with the others
+        of its type to the same destination due by then (`_materialize`)."""
+        try:
+            self.roster.state.enc_key(m.to)  # an unknown destination refused now, as by `send`
+            body = body_json(msg_type, m.body)
+        except ProtocolError as exc:
+            raise FederationError(exc.code.value, exc.detail or exc.code.value) from None
+        row = enqueue_row(
+            destination=m.to,
+            msg_id=msg_id,
+            msg_type=msg_type.value,
+            created_ts=now,
+            expires_ts=now + m.ttl_ms,
+            intent={"type": msg_type.value, "body": body,
+                    "thread_id": m.thread_id, "in_reply_to": m.in_reply_to},
+        )
+        row["next_attempt_ts"] = now + self.batch_linger_ms
+        return row
+
+    def _kick_after_commit(self, conn: Db, *, now: bool = True, linger: bool = False) -> None:
+        if linger and self.batch_linger_ms <= 0:
+            now, linger = True, False
+
+        def kick() -> None:
+            if now:
+                self.kick()
+            if linger:
+                self._kick_after_linger()
+
         sync = getattr(conn, "sync_connection", None) or getattr(conn, "sync_session", None)
         if sync is None:
-            self.kick()
+            kick()
             return
 
         def _after(*_a: Any) -> None:
-            self.kick()
+            kick()
 
         target = sync
         name = (
@@ -287,7 +347,20 @@ class FederationService:
         try:
             event.listen(target, name, _after, once=True)
         except Exception:  # an unknown target: fall back to the poll
+            kick()
+
+    def _kick_after_linger(self) -> None:
+        """Wake the worker when lingering messages are due (one timer for a burst)."""
+        if self._linger_timer is not None:
+            return
+
+        def fire() -> None:
+            self._linger_timer = None
             self.kick()
+
+        self._linger_timer = asyncio.get_running_loop().call_later(
+            self.batch_linger_ms / 1000, fire
+        )
 
     def kick(self) -> None:
         """Wake the worker (something became due)."""
@@ -381,12 +454,21 @@ class FederationService:
             unbuilt = [
                 r for r in claimed if r.envelope is None and now <= r.expires_ts + SKEW_MS
             ]
-            built = self._materialize(unbuilt)
+            built, merged = self._materialize(unbuilt)
             if built:
-                await _STORE_ENVELOPE.run(conn, [{"b_id": r.id, "b_env": r.envelope} for r in built]
+                await _STORE_ENVELOPE.run(
+                    conn,
+                    [{"b_id": r.id, "b_env": r.envelope, "b_type": r.msg_type} for r in built],
+                )
+            if merged:
+                await _MERGED.run(
+                    conn, [{"b_id": r.id, "b_note": f"sent in {carrier}"} for r, carrier in merged]
                 )
         if not claimed:
             return 0
+        if merged:
+            gone = {r.id for r, _ in merged}
+            claimed = [r for r in claimed if r.id not in gone]
         outcome = _Outcome()
         by_dest: dict[str, list[Claimed]] = defaultdict(list)
         expired: list[Claimed] = []
@@ -412,31 +494,64 @@ class FederationService:
                 raise exc
         return len(claimed)
 
-    def _materialize(self, rows: list[Claimed]) -> list[Claimed]:
-        """Build the envelopes of queued acks (their intents); the rows built. A row that
-        cannot be built (its destination left the roster) keeps no envelope."""
-        state = self.roster.state
+    def _materialize(
+        self, rows: list[Claimed]
+    ) -> tuple[list[Claimed], list[tuple[Claimed, str]]]:
+        """Build the envelopes of queued intents (acks, and the types with a batch form);
+        the rows built, and the rows merged into another's batch message (with that row's
+        msg_id). Intents of a type with a batch form, to one destination, travel as one
+        message of the batch type (up to its count and `BATCH_BODY_BUDGET`), under the
+        msg_id of the oldest; a single one travels as itself. A row that cannot be built
+        (its destination left the roster) keeps no envelope."""
         built: list[Claimed] = []
+        merged: list[tuple[Claimed, str]] = []
+        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
         for row in rows:
             intent = row.intent or {}
-            try:
-                row.envelope = build_envelope(
-                    sender=self._sender,
-                    to=row.destination,
-                    recipient_enc_key=state.enc_key(row.destination),
-                    msg_type=MessageType(intent["type"]),
-                    body=intent["body"],
-                    msg_id=row.msg_id,
-                    created_ts=row.created_ts,
-                    expires_ts=row.expires_ts,
-                    roster=state.ref(),
-                    thread_id=intent.get("thread_id"),
-                    in_reply_to=intent.get("in_reply_to"),
-                )
-                built.append(row)
-            except (FederationError, ProtocolError, KeyError, ValueError) as exc:
-                log.warning("cannot build queued %s %s: %s", row.msg_type, row.msg_id, exc)
-        return built
+            form = BATCH_FORMS.get(intent.get("type"))  # type: ignore[arg-type]
+            if form is not None and form.joins(intent.get("body") or {}, self.me):
+                groups[(row.destination, intent["type"])].append(row)
+            else:
+                self._build(row, intent, built)
+        for (_dest, kind), members in groups.items():
+            form = BATCH_FORMS[MessageType(kind)]
+            for chunk in _chunks(members, form.most, BATCH_BODY_BUDGET):
+                head = chunk[0]
+                if len(chunk) == 1:
+                    self._build(head, head.intent or {}, built)
+                    continue
+                batch = {"type": form.batch_type.value,
+                         "body": {form.field: [(r.intent or {})["body"] for r in chunk]},
+                         "thread_id": None, "in_reply_to": None}
+                if self._build(head, batch, built):
+                    head.msg_type = form.batch_type.value
+                    merged.extend((r, head.msg_id) for r in chunk[1:])
+                else:  # each alone, then
+                    for r in chunk:
+                        self._build(r, r.intent or {}, built)
+        return built, merged
+
+    def _build(self, row: Claimed, intent: Mapping[str, Any], built: list[Claimed]) -> bool:
+        state = self.roster.state
+        try:
+            row.envelope = build_envelope(
+                sender=self._sender,
+                to=row.destination,
+                recipient_enc_key=state.enc_key(row.destination),
+                msg_type=MessageType(intent["type"]),
+                body=intent["body"],
+                msg_id=row.msg_id,
+                created_ts=row.created_ts,
+                expires_ts=row.expires_ts,
+                roster=state.ref(),
+                thread_id=intent.get("thread_id"),
+                in_reply_to=intent.get("in_reply_to"),
+            )
+        except (FederationError, ProtocolError, KeyError, ValueError) as exc:
+            log.warning("cannot build queued %s %s: %s", row.msg_type, row.msg_id, exc)
+            return False
+        built.append(row)
+        return True
 
     def _hub(self) -> tuple[str, str] | None:
         state = self.roster.state
@@ -565,3 +680,17 @@ class FederationService:
                 await conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state))
             ).all()
         return {r[0]: int(r[1]) for r in rows}
+
+
+def _chunks(rows: list[Claimed], most: int, budget: int) -> list[list[Claimed]]:
+    """`rows` in order, cut into runs of at most `most` whose bodies fit `budget` bytes."""
+    out: list[list[Claimed]] = []
+    size = 0
+    for row in rows:
+        n = len(json.dumps((row.intent or {}).get("body")))
+        if not out or len(out[-1]) >= most or size + n > budget:
+            out.append([])
+            size = 0
+        out[-1].append(row)
+        size += n
+    return out

@@ -1,10 +1,11 @@
 """The central activation log: metadata only (who asked whom, when, states, counts).
 
 Nodes send `activation_status` messages addressed to the hub (sealed to the hub's key, so it
-opens them). The handler stores the body's fields plus who reported it and when; a node may
-only report activations it is a party to (`from` must be the requester or the responder),
-anything else is refused as `bad_body`. Nothing here can hold a name, a narrative or a
-record: the body model (`protocol.messages.ActivationStatusBody`) has no such field.
+opens them), several at once as one `activation_statuses` after a burst. The handler stores
+each body's fields plus who reported it and when; a node may only report activations it is
+a party to (`from` must be the requester or the responder), anything else is refused as
+`bad_body`. Nothing here can hold a name, a narrative or a record: the body model
+(`protocol.messages.ActivationStatusBody`) has no such field.
 
 Operators (and board analysts) read it through `GET /api/v1/activation-log`.
 """
@@ -21,7 +22,7 @@ from federation.prepared import Prepared
 from hub.db import Base
 from protocol.envelope import Opened
 from protocol.errors import Code
-from protocol.messages import ActivationStatusBody
+from protocol.messages import ActivationStatusBody, ActivationStatusesBody
 
 __all__ = ["activation_log", "list_entries", "record_status"]
 
@@ -50,10 +51,8 @@ activation_log = Table(
 _INSERT = Prepared(insert(activation_log))
 
 
-async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: int) -> None:
-    body = opened.body
-    assert isinstance(body, ActivationStatusBody)
-    reporter = opened.inner.from_
+def _rows(body: ActivationStatusBody, reporter: str, msg_id: str, received_ts: int
+          ) -> list[dict[str, Any]]:
     if reporter not in (body.requester, body.responder):
         raise FederationError(Code.BAD_BODY, "a node may only report activations it is party to")
     row = {
@@ -67,12 +66,25 @@ async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: i
         "peers_offered": body.counts.peers_offered,
         "status_ts": body.ts,
         "reported_by": reporter,
-        "msg_id": opened.inner.msg_id,
+        "msg_id": msg_id,
         "received_ts": received_ts,
     }
     # A submit's report names every agency asked: the log keeps one row for the activation
     # and one per agency, as if each had been reported on its own.
-    rows = [row, *({**row, "responder": r} for r in body.responders or ())]
+    return [row, *({**row, "responder": r} for r in body.responders or ())]
+
+
+async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: int) -> None:
+    """An `activation_status`, or an `activation_statuses` (each of its statuses logged as if
+    it had come alone; one that the reporter is not party to refuses the whole message)."""
+    body = opened.body
+    inner = opened.inner
+    if isinstance(body, ActivationStatusesBody):
+        bodies = body.statuses
+    else:
+        assert isinstance(body, ActivationStatusBody)
+        bodies = [body]
+    rows = [r for b in bodies for r in _rows(b, inner.from_, inner.msg_id, received_ts)]
     await _INSERT.run(conn, rows)
 
 

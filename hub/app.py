@@ -148,6 +148,7 @@ def create_app(
         await record_status(conn, opened, received_ts=clock.now_ms())
 
     fed.register_handler(MessageType.ACTIVATION_STATUS, on_status)
+    fed.register_handler(MessageType.ACTIVATION_STATUSES, on_status)
 
     app[SETTINGS] = settings
     app[DB] = db

@@ -96,6 +96,7 @@ __all__ = [
     "Sender",
     "build_batch",
     "build_batch_response",
+    "body_json",
     "build_envelope",
     "build_inner",
     "check_outer",
@@ -195,7 +196,8 @@ def _is_sha256(value: object) -> bool:
 # --- building -----------------------------------------------------------------------------
 
 
-def _body_json(msg_type: MessageType, body: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+def body_json(msg_type: MessageType, body: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """`body` checked against its type's model, as plain JSON values (`bad_body` if not)."""
     model_cls = BODY_MODELS[msg_type]
     if isinstance(body, BaseModel):
         if type(body) is not model_cls:
@@ -248,7 +250,7 @@ def build_inner(
         "thread_id": thread_id,
         "in_reply_to": in_reply_to,
         "roster_version": roster_version,
-        "body": _body_json(msg_type, body),
+        "body": body_json(msg_type, body),
     }
     inner_bytes = canonical_bytes(inner)
     return inner_bytes, sign(sender.signing_key, Context.INNER, inner_bytes)

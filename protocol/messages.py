@@ -27,6 +27,8 @@ they answer in `in_reply_to`.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -49,7 +51,9 @@ from protocol.errors import Code
 from protocol.ids import KeyId, MsgId, NodeId
 
 __all__ = [
+    "BATCH_FORMS",
     "BODY_MODELS",
+    "BatchForm",
     "AckBody",
     "AckStatus",
     "ActivationAcceptBody",
@@ -59,6 +63,7 @@ __all__ = [
     "ActivationRequestBody",
     "ActivationState",
     "ActivationStatusBody",
+    "ActivationStatusesBody",
     "ActivationUpdateBody",
     "AggregateReleaseBody",
     "BatchResponse",
@@ -85,6 +90,7 @@ __all__ = [
     "Signature",
     "Stage",
     "StatusCounts",
+    "MAX_BATCHED_STATUSES",
     "MAX_STATUS_RESPONDERS",
     "WireModel",
     "wire_json",
@@ -130,6 +136,7 @@ class MessageType(StrEnum):
     ACK = "ack"
     ACTIVATION_STATUS = "activation_status"
     AGGREGATE_RELEASE = "aggregate_release"
+    ACTIVATION_STATUSES = "activation_statuses"
 
 
 class Discipline(StrEnum):
@@ -513,6 +520,18 @@ class ActivationStatusBody(WireModel):
         return self
 
 
+MAX_BATCHED_STATUSES = 50
+
+
+class ActivationStatusesBody(WireModel):
+    """Several `activation_status` bodies in one message to the hub, each exactly as it would
+    travel alone. The hub logs each as if it had come by itself; if any one is refused, the
+    whole message is. Senders batch the reports of a burst (a fan-out's offers arriving)
+    instead of sealing, relaying and acknowledging one message per leg."""
+
+    statuses: list[ActivationStatusBody] = Field(min_length=1, max_length=MAX_BATCHED_STATUSES)
+
+
 class Bounds(WireModel):
     per_person_month: Annotated[int, Field(ge=1, le=1_000)]
     per_cell: Annotated[int, Field(ge=1, le=1_000)]
@@ -559,6 +578,30 @@ BODY_MODELS: dict[MessageType, type[WireModel]] = {
     MessageType.ACK: AckBody,
     MessageType.ACTIVATION_STATUS: ActivationStatusBody,
     MessageType.AGGREGATE_RELEASE: AggregateReleaseBody,
+    MessageType.ACTIVATION_STATUSES: ActivationStatusesBody,
+}
+
+@dataclass(frozen=True)
+class BatchForm:
+    """How messages of one type to one destination may travel together as one message:
+    its type, the body field holding the list, the most bodies per message, and which
+    bodies may join (one the receiver would refuse must not take the others with it)."""
+
+    batch_type: MessageType
+    field: str
+    most: int
+    joins: Callable[[Mapping[str, Any], str], bool]
+
+
+def _status_joins(body: Mapping[str, Any], sender: str) -> bool:
+    # The hub refuses a report from a node that is not party to the activation.
+    return sender in (body.get("requester"), body.get("responder"))
+
+
+BATCH_FORMS: dict[MessageType, BatchForm] = {
+    MessageType.ACTIVATION_STATUS: BatchForm(
+        MessageType.ACTIVATION_STATUSES, "statuses", MAX_BATCHED_STATUSES, _status_joins
+    ),
 }
 
 

@@ -106,6 +106,10 @@ class _Server:
     async def start(self) -> None:
         self.app = self._make_app()
         self.fed.run_worker = self.workers
+        if isinstance(getattr(self, "clock", None), FakeClock):
+            # A fake clock never reaches a linger: `settle()` delivers what is due, and
+            # reports due in the same pass still travel as one batch message.
+            self.fed.batch_linger_ms = 0
         self._before_start()
         self.runner = web.AppRunner(self.app, access_log=None)
         await self.runner.setup()

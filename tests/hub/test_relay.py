@@ -12,7 +12,14 @@ from federation.database import make_engine, migrate
 from federation.outbox import claim_due, enqueue
 from protocol.canonical import canonical_bytes, parse_json
 from protocol.messages import MessageType
-from tests.federation.helpers import TEST_TYPE, Recorder, counts, envelope, put_batch
+from tests.federation.helpers import (
+    TEST_TYPE,
+    Recorder,
+    counts,
+    envelope,
+    outbox_rows,
+    put_batch,
+)
 from tests.federation.network import OPERATOR_TOKEN, Network, network_factory
 
 NetworkFactory = Callable[..., Awaitable[Network]]
@@ -189,3 +196,77 @@ async def test_outbox_skip_locked_claims_are_disjoint(db_url: str) -> None:
         assert len(first) + len(second) == 40
     finally:
         await engine.dispose()
+
+
+async def test_reports_linger_then_travel_as_one_batch_and_each_is_logged(
+    hubnet: NetworkFactory,
+) -> None:
+    net = await hubnet(3)
+    a, b, c = net.nodes
+    a.fed.batch_linger_ms = 200
+    now = net.clock.now_ms()
+    act = "01J00000000000000000000000"
+    async with a.db.write() as conn:
+        for responder in (b.node_id, c.node_id):
+            await a.fed.send(conn, net.hub.node_id, MessageType.ACTIVATION_STATUS,
+                             {**_status_body(a.node_id, responder, now, act), "state": "offered"})
+        # Not party to it: travels alone, so its refusal takes no other report with it.
+        await a.fed.send(conn, net.hub.node_id, MessageType.ACTIVATION_STATUS,
+                         _status_body(b.node_id, c.node_id, now, act))
+    assert await net.settle() == 0  # lingering: nothing is due yet
+    net.clock.advance(200)
+    await net.settle()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(net.hub.url + "/api/v1/activation-log", headers=AUTH) as resp:
+            entries = (await resp.json())["entries"]
+    assert sorted(e["responder"] for e in entries) == [b.node_id, c.node_id]
+    assert {e["state"] for e in entries} == {"offered"}
+    assert len({e["msg_id"] for e in entries}) == 1  # one message carried both
+    rows = await outbox_rows(a)
+    by_type = {r.msg_type: r for r in rows}
+    carrier = by_type["activation_statuses"]
+    assert carrier.msg_id == entries[0]["msg_id"] and carrier.state == "done"
+    assert carrier.acked_ts is not None  # done on the hub's signed ack
+    alone = [r for r in rows if r.msg_type == "activation_status"]
+    assert sorted((r.state, r.failed_code, r.last_error) for r in alone) == [
+        ("done", None, f"sent in {carrier.msg_id}"),
+        ("failed", "bad_body", None),
+    ]
+
+
+async def test_a_batch_with_a_report_the_sender_is_not_party_to_is_refused_whole(
+    hubnet: NetworkFactory,
+) -> None:
+    net = await hubnet(3)
+    a, b, c = net.nodes
+    now = net.clock.now_ms()
+    act = "01J00000000000000000000000"
+    batch = {"statuses": [_status_body(a.node_id, b.node_id, now, act),
+                          _status_body(b.node_id, c.node_id, now, act)]}
+    async with a.db.write() as conn:
+        await a.fed.send(conn, net.hub.node_id, MessageType.ACTIVATION_STATUSES, batch)
+    await net.settle()
+    async with aiohttp.ClientSession() as http:
+        async with http.get(net.hub.url + "/api/v1/activation-log", headers=AUTH) as resp:
+            assert (await resp.json())["entries"] == []
+    (row,) = await outbox_rows(a, "activation_statuses")
+    assert (row.state, row.failed_code) == ("failed", "bad_body")
+
+
+async def test_a_bad_report_is_refused_before_anything_is_queued(hubnet: NetworkFactory) -> None:
+    from federation.errors import FederationError
+
+    net = await hubnet(2)
+    a, b = net.nodes
+    now = net.clock.now_ms()
+    good = _status_body(a.node_id, b.node_id, now, "01J00000000000000000000000")
+    for to, body, code in (
+        (net.hub.node_id, {**good, "state": "lost"}, "bad_body"),
+        ("nobody-here", good, "unknown_node"),
+    ):
+        with pytest.raises(FederationError) as info:
+            async with a.db.write() as conn:
+                await a.fed.send(conn, net.hub.node_id, MessageType.ACTIVATION_STATUS, good)
+                await a.fed.send(conn, to, MessageType.ACTIVATION_STATUS, body)
+        assert info.value.code == code
+    assert await outbox_rows(a) == []  # the good one went with its transaction

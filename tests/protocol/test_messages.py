@@ -24,6 +24,7 @@ from protocol import (
     parse_json,
     wire_json,
 )
+from protocol.messages import BATCH_FORMS
 from tests.protocol.factories import make_envelope, open_as, sample_bodies, ulid
 
 BODIES = sample_bodies()
@@ -157,6 +158,46 @@ def test_status_names_the_agencies_asked_only_on_submit() -> None:
 )
 def test_status_responders_refusals(change: dict[str, Any]) -> None:
     invalid(ActivationStatusBody, {**SUBMIT_STATUS, **change})
+
+
+STATUSES = BODIES[MessageType.ACTIVATION_STATUSES]
+
+
+def test_statuses_carry_each_status_exactly_as_alone() -> None:
+    model = BODY_MODELS[MessageType.ACTIVATION_STATUSES].model_validate(STATUSES)
+    assert wire_json(model) == STATUSES
+    assert [wire_json(s) for s in model.statuses] == [  # type: ignore[attr-defined]
+        wire_json(ActivationStatusBody.model_validate(s)) for s in STATUSES["statuses"]
+    ]
+    with_submit = {"statuses": [STATUSES["statuses"][0], SUBMIT_STATUS]}
+    assert wire_json(BODY_MODELS[MessageType.ACTIVATION_STATUSES].model_validate(with_submit)
+                     )["statuses"][1]["responders"] == ["agency-b", "agency-c"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"statuses": []},
+        {"statuses": None},
+        {},
+        {"statuses": [STATUSES["statuses"][0]] * 51},
+        {"statuses": [{**STATUSES["statuses"][0], "state": "lost"}]},  # one bad entry
+        {"statuses": [{**STATUSES["statuses"][0], "name": "J. Doe"}]},  # no such field
+        {"statuses": STATUSES["statuses"], "note": "x"},
+        {"statuses": STATUSES["statuses"][0]},  # a list, not one status
+    ],
+    ids=repr,
+)
+def test_statuses_refusals(body: dict[str, Any]) -> None:
+    invalid(BODY_MODELS[MessageType.ACTIVATION_STATUSES], body)
+
+
+def test_only_statuses_the_sender_is_party_to_join_a_batch() -> None:
+    form = BATCH_FORMS[MessageType.ACTIVATION_STATUS]
+    assert form.batch_type is MessageType.ACTIVATION_STATUSES and form.most == 50
+    body = BODIES[MessageType.ACTIVATION_STATUS]
+    assert form.joins(body, "agency-a") and form.joins(body, "agency-b")
+    assert not form.joins(body, "agency-c")
 
 
 def test_ack_refused_with_code() -> None:

@@ -149,6 +149,16 @@ def sample_bodies() -> dict[MessageType, dict[str, Any]]:
             "ts": T0 + HOUR,
         },
         MessageType.AGGREGATE_RELEASE: wire_json(release),
+        MessageType.ACTIVATION_STATUSES: {"statuses": [
+            {"activation_id": ulid(1), "requester": "agency-a", "responder": "agency-b",
+             "state": "offered", "counts": {"affected": 27, "peers_needed": 4,
+                                            "peers_offered": 3},
+             "incident_type": "line_of_duty_death", "ts": T0 + HOUR},
+            {"activation_id": ulid(1), "requester": "agency-a", "responder": "agency-c",
+             "state": "offered", "counts": {"affected": 27, "peers_needed": 4,
+                                            "peers_offered": 1},
+             "incident_type": "line_of_duty_death", "ts": T0 + HOUR + 1500},
+        ]},
     }
 
 
@@ -164,6 +174,7 @@ ROUTES: dict[MessageType, tuple[str, str]] = {
     MessageType.ACK: ("agency-b", "agency-a"),
     MessageType.ACTIVATION_STATUS: ("agency-a", "hub-east"),
     MessageType.AGGREGATE_RELEASE: ("agency-a", "hub-east"),
+    MessageType.ACTIVATION_STATUSES: ("agency-a", "hub-east"),
 }
 
 
@@ -360,16 +371,19 @@ def _envelope_case(
 
 
 def _envelopes() -> dict[str, Any]:
-    cases = [
-        _envelope_case(msg_type.value, msg_type, 10 + i) for i, msg_type in enumerate(MessageType)
-    ]
+    # Types in the order of the first published vectors (their bytes depend on the index);
+    # types added later get the indexes after the submit's status.
+    first = [t for t in MessageType if t is not MessageType.ACTIVATION_STATUSES]
+    cases = [_envelope_case(msg_type.value, msg_type, 10 + i) for i, msg_type in enumerate(first)]
     # The submit's status: responder null, state requested, and the agencies asked.
     submit = {**sample_bodies()[MessageType.ACTIVATION_STATUS], "responder": None,
               "state": "requested", "counts": {"affected": 27, "peers_needed": 4,
                                                "peers_offered": 0},
               "responders": ["agency-b", "agency-c"]}
     cases.append(_envelope_case("activation_status_submit", MessageType.ACTIVATION_STATUS,
-                                10 + len(MessageType), submit))
+                                10 + len(first), submit))
+    cases.append(_envelope_case(MessageType.ACTIVATION_STATUSES.value,
+                                MessageType.ACTIVATION_STATUSES, 11 + len(first)))
     return {"cases": cases}
 
 
