@@ -67,10 +67,12 @@ ACK_TTL_MS = 3 * 86_400_000
 # costs more than running it). The stored-result lookup takes the batch's senders and msg
 # ids as two expanding INs, which the UNIQUE(from_node, msg_id) index answers; a pair that
 # matches only across senders is harmless, since results are looked up by exact pair.
-_STORED = Prepared(select(inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code).where(
-    inbox.c.from_node.in_(bindparam("senders", expanding=True)),
-    inbox.c.msg_id.in_(bindparam("msg_ids", expanding=True)),
-))
+_STORED = Prepared(
+    select(inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code).where(
+        inbox.c.from_node.in_(bindparam("senders", expanding=True)),
+        inbox.c.msg_id.in_(bindparam("msg_ids", expanding=True)),
+    )
+)
 _INSERT_INBOX = Prepared(insert(inbox))
 # Acks from one sender with one outcome, marked in one statement (no ack handler).
 _MARK_ACKED = Prepared(
@@ -219,7 +221,8 @@ class Inbox:
                 {
                     (r.from_node, r.msg_id): (r.status, r.code)
                     for r in (
-                        await _STORED.run(conn,
+                        await _STORED.run(
+                            conn,
                             {
                                 "senders": sorted({m.from_ for m in msgs}),
                                 "msg_ids": [m.msg_id for m in msgs],
@@ -278,7 +281,8 @@ class Inbox:
                 results.append(_result(inner.msg_id, AckStatus(status), code))
             for (dest, ack_status, ack_code), ids in acks.items():
                 refused = ack_status == AckStatus.REFUSED.value
-                res = await _MARK_ACKED.run(conn,
+                res = await _MARK_ACKED.run(
+                    conn,
                     {
                         "dest": dest,
                         "acked_ids": ids,

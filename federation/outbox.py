@@ -4,7 +4,9 @@ Writing: `enqueue` (or `FederationService.send`, which builds the envelope) runs
 caller's business transaction, so the business row and the outbox row commit together or not
 at all. The envelope is built once; every retry resends the same bytes. Acks are queued as
 an *intent* (their type and body) by the inbox and built once by the worker before their
-first send, which keeps envelope building off the inbox's hot path.
+first send, which keeps envelope building off the inbox's hot path; so are messages of a
+type with a batch form (the hub's activation reports), which wait a short linger and may
+be built together as one batch message (`FederationService._materialize`).
 
 Queues and timing: one queue per destination (`fed_outbox.destination`). A row is due when
 `next_attempt_ts <= now`. Failed attempts back off exponentially with jitter
@@ -109,8 +111,10 @@ def enqueue_row(
     expires_ts: int,
     envelope: bytes | None = None,
     intent: dict[str, Any] | None = None,
+    due_ts: int | None = None,
 ) -> dict[str, Any]:
-    """The `fed_outbox` values of one queued message (envelope bytes, or an ack intent)."""
+    """The `fed_outbox` values of one queued message (envelope bytes, or an intent), due at
+    `due_ts` (default: at once)."""
     if (envelope is None) == (intent is None):
         raise ValueError("give exactly one of envelope and intent")
     return {
@@ -121,7 +125,7 @@ def enqueue_row(
         "intent": json.dumps(intent, sort_keys=True) if intent is not None else None,
         "state": OutboxState.PENDING,
         "attempts": 0,
-        "next_attempt_ts": created_ts,
+        "next_attempt_ts": created_ts if due_ts is None else due_ts,
         "created_ts": created_ts,
         "expires_ts": expires_ts,
     }

@@ -26,9 +26,10 @@ wake it). Tests drive it deterministically
 with `run_once()` / `drain()` and a `FakeClock`.
 
 Transactions per pass (each is a turn of the database writer, which on SQLite every inbound
-batch waits for): one claims the due rows and stores the envelopes of newly built acks
-(before they are sent, so a resend reuses the bytes), and one records the outcome of the
-whole pass (done, failed, awaiting the ack, retry later) for every destination at once.
+batch waits for): one claims the due rows and stores the envelopes of newly built intents
+(acks, and reports batched after their linger: `BATCH_LINGER_MS`), before they are sent, so
+a resend reuses the bytes; and one records the outcome of the whole pass (done, failed,
+awaiting the ack, retry later) for every destination at once.
 """
 
 from __future__ import annotations
@@ -308,7 +309,7 @@ class FederationService:
             body = body_json(msg_type, m.body)
         except ProtocolError as exc:
             raise FederationError(exc.code.value, exc.detail or exc.code.value) from None
-        row = enqueue_row(
+        return enqueue_row(
             destination=m.to,
             msg_id=msg_id,
             msg_type=msg_type.value,
@@ -316,9 +317,8 @@ class FederationService:
             expires_ts=now + m.ttl_ms,
             intent={"type": msg_type.value, "body": body,
                     "thread_id": m.thread_id, "in_reply_to": m.in_reply_to},
+            due_ts=now + self.batch_linger_ms,
         )
-        row["next_attempt_ts"] = now + self.batch_linger_ms
-        return row
 
     def _kick_after_commit(self, conn: Db, *, now: bool = True, linger: bool = False) -> None:
         if linger and self.batch_linger_ms <= 0:
@@ -646,7 +646,8 @@ class FederationService:
             return
         async with self.write() as conn:
             for (state, code), ids in outcome.finish.items():
-                await _FINISH.run(conn,
+                await _FINISH.run(
+                    conn,
                     {
                         "b_ids": ids,
                         "b_state": state,

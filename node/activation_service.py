@@ -138,20 +138,24 @@ _FIND_BY = Prepared(
     .where(A.c.activation_id == bindparam("b_aid"), A.c.requester == bindparam("b_req"))
     .limit(2)
 )
-_LOAD = Prepared(select(A).where(
-    A.c.requester == bindparam("b_req"), A.c.activation_id == bindparam("b_aid")
-))
-_LEGS = Prepared(select(L).where(L.c.activation_key == bindparam("b_key")).order_by(L.c.responder))
-_LEG = Prepared(select(L).where(
-    L.c.activation_key == bindparam("b_key"), L.c.responder == bindparam("b_resp")
-))
+_LOAD = Prepared(
+    select(A).where(A.c.requester == bindparam("b_req"), A.c.activation_id == bindparam("b_aid"))
+)
+_LEGS = Prepared(
+    select(L).where(L.c.activation_key == bindparam("b_key")).order_by(L.c.responder)
+)
+_LEG = Prepared(
+    select(L).where(L.c.activation_key == bindparam("b_key"), L.c.responder == bindparam("b_resp"))
+)
 _LEG_FOR_UPDATE = Prepared(select(L).where(L.c.id == bindparam("b_id")).with_for_update())
 _INSERT_EVENT = Prepared(insert(E))
 # Conditional moves: SET comes from the parameters' column names.
-_MOVE_LEG = Prepared(update(L).where(L.c.id == bindparam("b_id"), L.c.state == bindparam("b_from")))
-_MOVE_OWN = Prepared(update(A).where(
-    A.c.key == bindparam("b_key"), A.c.own_state == bindparam("b_from")
-))
+_MOVE_LEG = Prepared(
+    update(L).where(L.c.id == bindparam("b_id"), L.c.state == bindparam("b_from"))
+)
+_MOVE_OWN = Prepared(
+    update(A).where(A.c.key == bindparam("b_key"), A.c.own_state == bindparam("b_from"))
+)
 
 STAGE_EVENTS: dict[Stage, Event] = {
     Stage.MOBILIZED: Event.MOBILIZE,
@@ -436,7 +440,8 @@ async def record_event(
     msg_id: str | None = None,
     note: str | None = None,
 ) -> None:
-    await _INSERT_EVENT.run(db,
+    await _INSERT_EVENT.run(
+        db,
         {
             "activation_key": act.key, "responder": responder, "state": state.value,
             "actor_node": actor, "msg_id": msg_id, "ts": ctx.now(),
@@ -511,7 +516,8 @@ async def apply_leg(
     and its report. The update names the state it moves from: if a concurrent transaction
     moved the leg first, nothing matches and the whole operation is refused (`conflict`)."""
     now = ctx.now()
-    res = await _MOVE_LEG.run(db,
+    res = await _MOVE_LEG.run(
+        db,
         {"b_id": leg.id, "b_from": leg.state.value, "state": new_state.value,
          "updated_at": now, **values},
     )
@@ -570,7 +576,8 @@ async def merge_leg(
         note = (f"{outcome.state.value} reached concurrently with {leg.state.value}: "
                 f"{outcome.state.value} takes precedence on both sides")
     now = ctx.now()
-    res = await _MOVE_LEG.run(db,
+    res = await _MOVE_LEG.run(
+        db,
         {"b_id": leg.id, "b_from": leg.state.value, "state": outcome.state.value,
          "updated_at": now, **values},
     )
@@ -596,7 +603,8 @@ def _one_row(res: Any) -> None:
 async def _set_own(db: Db, ctx: ActivationContext, act: ActRow, state: ActivationState,
                    **values: Any) -> None:
     """Move the activation's own state from `act.own_state` (conditional, as `apply_leg`)."""
-    res = await _MOVE_OWN.run(db,
+    res = await _MOVE_OWN.run(
+        db,
         {"b_key": act.key, "b_from": act.own_state.value, "own_state": state.value,
          "updated_at": ctx.now(), **values},
     )
