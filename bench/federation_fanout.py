@@ -297,7 +297,8 @@ async def _rounds(requester: Any, targets: list[str], n: int, rounds: int) -> li
             done = asyncio.Event()
             waiting[act.activation_id] = [0, done]
         t_sent = time.perf_counter()
-        await asyncio.wait_for(done.wait(), timeout=120)
+        async with asyncio.timeout(120):
+            await done.wait()
         ms = (time.perf_counter() - t0) * 1000
         if i:
             times.append(ms)

@@ -391,6 +391,9 @@ class FederationService:
             self._loop.start()  # and replay what was pending at shutdown
 
     async def stop(self) -> None:
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         await self._loop.stop()
         if self.http is not None:
             await self.http.close()

@@ -98,8 +98,8 @@ def send_handler(
         if _TXN.fullmatch(request.match_info.get("txn_id", "")) is None:
             return _refuse(Code.MALFORMED, "txn_id must be 1-64 base64url characters")
         try:  # a slow body must not hold the handler (slowloris)
-            body = await asyncio.wait_for(_read_limited(request, MAX_BATCH_BYTES),
-                                          BODY_READ_TIMEOUT_S)
+            async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+                body = await _read_limited(request, MAX_BATCH_BYTES)
         except TimeoutError:
             return web.json_response(error_body(FedCode.REQUEST_TIMEOUT, "body not received in "
                                                 "time"), status=408)

@@ -205,7 +205,8 @@ def body_limit(max_bytes: int, read_timeout_s: float | None = None, *,
         if request.body_exists:
             timeout = read_timeout_s if read_timeout_s is not None else BODY_READ_TIMEOUT_S
             try:
-                await asyncio.wait_for(request.read(), timeout)
+                async with asyncio.timeout(timeout):
+                    await request.read()
             except TimeoutError:  # answered here: each server's error table maps its own
                 return web.json_response(error_body(
                     FedCode.REQUEST_TIMEOUT, f"request body not received within {timeout:g} s"),

@@ -1,19 +1,39 @@
-"""The background loop shared by the node's outbox worker and the hub's relay.
+"""The background loop shared by the node's outbox worker and the hub relay.
 
 A pass runs when something kicks the loop (a commit queued work, an ack or a peer came
 back) or every `poll_ms` otherwise; a failing pass is logged and the loop goes on.
+
+The wait between passes uses `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11
+`wait_for` returns the inner result instead of raising when a cancellation arrives in the
+turn the wait completes, so a kick just before `stop()` left the loop running and `stop()`
+waiting for it forever. `stop()` also sets a flag the loop checks, whatever swallows a
+cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["PassLoop", "drain"]
+__all__ = ["PassLoop", "drain", "stop_task"]
 
 log = logging.getLogger("peernet.federation")
+
+# How long `stop_task` waits before cancelling a task again (one that swallowed the first).
+_RECANCEL_S = 1.0
+
+
+async def stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel a background task and wait until it has ended; an exception it ended with is
+    raised here. Unlike `suppress(CancelledError)` around `await task`, the caller's own
+    cancellation is not swallowed; a task that swallows one cancellation gets another."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=_RECANCEL_S)
+    if not task.cancelled():
+        task.result()
 
 
 class PassLoop:
@@ -23,32 +43,38 @@ class PassLoop:
         self._run_pass = run_pass
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def kick(self) -> None:
         """Wake the loop (something became due)."""
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name=self.name)
         self.kick()  # replay what was pending at shutdown
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            await stop_task(task)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._run_pass()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("%s pass failed", self.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_ms / 1000)
+            if self._stopping:
+                return
+            try:
+                async with asyncio.timeout(self.poll_ms / 1000):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
             self._wake.clear()
 
 

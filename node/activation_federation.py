@@ -18,7 +18,6 @@ list and the activation rules at once. Before any roster is accepted, nobody may
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from federation.clock import Clock
 from federation.errors import FederationError
 from federation.service import Outgoing
+from federation.worker import stop_task
 from node import activation_service as svc
 from node import handoff
 from node.activation_api import ACTIVATIONS
@@ -204,9 +204,7 @@ def install(
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await stop_task(task)
 
         app.cleanup_ctx.append(sweeper_ctx)
     return ctx

@@ -38,6 +38,7 @@ from federation.database import is_sqlite, make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.websecurity import LoginThrottle, body_limit, security_headers
+from federation.worker import stop_task
 from node import activations, audit, federation_service, release_service
 from node.appkeys import (
     CLOCK,
@@ -165,9 +166,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)
         with contextlib.suppress(Exception):
             await _sign_head(app)
         await db.dispose()

@@ -19,7 +19,6 @@ pass of the running node.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from federation.worker import stop_task
 from node.appkeys import CLOCK, DB, KEYS, SETTINGS
 from node.db import Database
 from node.errors import NodeError
@@ -116,9 +116,7 @@ def install(app: web.Application, fed: ReleaseSender,
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
 
     app.cleanup_ctx.append(ctx)
 
