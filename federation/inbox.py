@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import Clock
 from federation.errors import FederationError
-from federation.outbox import RESET_ALL, RESET_ONE, enqueue_many, mark_acked
+from federation.outbox import RESET_ALL, RESET_ONE, enqueue_many, follow_carriers, mark_acked
 from federation.prepared import Prepared
 from federation.roster_sync import RosterStore
 from federation.store import OutboxState, inbox, outbox
@@ -279,6 +279,7 @@ class Inbox:
                     }
                 )
                 results.append(_result(inner.msg_id, AckStatus(status), code))
+            carriers_done = False
             for (dest, ack_status, ack_code), ids in acks.items():
                 refused = ack_status == AckStatus.REFUSED.value
                 res = await _MARK_ACKED.run(
@@ -291,7 +292,10 @@ class Inbox:
                         "failed": ack_code if refused else None,
                     },
                 )
-                acked |= bool(res.rowcount)
+                carriers_done |= bool(res.rowcount)
+            if carriers_done:
+                acked = True
+                await follow_carriers(conn)
             if inbox_rows:
                 await _INSERT_INBOX.run(conn, inbox_rows)
             if ack_rows:

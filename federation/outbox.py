@@ -19,7 +19,9 @@ peer, or the hub) answered `accepted` until the recipient's signed `ack` arrives
 inbox (`mark_acked`); meanwhile it is resent after a longer wait (`AWAIT_ACK_MS`, growing),
 which the recipient answers as a duplicate and re-acks. An `ack` itself is done once a hop
 accepted it (the hub queue is durable, and acks are not acked). A permanent refusal or the
-envelope's expiry marks the row `failed` with the code.
+envelope's expiry marks the row `failed` with the code. A row merged into a batch message
+(state `merged`, `carrier` = the batch's msg_id) is not sent itself: it takes the carrier's
+final state, ack time and code when the carrier gets them (`follow_carriers`).
 
 Several workers (processes) may share one PostgreSQL outbox: `claim_due` selects due rows
 `FOR UPDATE SKIP LOCKED` and leases them (pushes `next_attempt_ts` by `LEASE_MS`) in a short
@@ -46,6 +48,7 @@ __all__ = [
     "AWAIT_ACK_MS",
     "BACKOFF_BASE_MS",
     "BACKOFF_CAP_MS",
+    "FOLLOW_CARRIERS",
     "LEASE_MS",
     "PERMANENT_CODES",
     "RESET_ALL",
@@ -57,6 +60,7 @@ __all__ = [
     "enqueue",
     "enqueue_many",
     "enqueue_row",
+    "follow_carriers",
     "mark_acked",
     "reset_backoff",
 ]
@@ -165,6 +169,29 @@ async def enqueue_many(db: Db, rows: Sequence[dict[str, Any]]) -> None:
         await _INSERT.run(db, list(rows))
 
 
+_carrier = outbox.alias("carrier")
+FOLLOW_CARRIERS = Prepared(
+    update(outbox)
+    .where(
+        outbox.c.state == OutboxState.MERGED,
+        _carrier.c.destination == outbox.c.destination,
+        _carrier.c.msg_id == outbox.c.carrier,
+        _carrier.c.state != OutboxState.PENDING,
+    )
+    .values(
+        state=_carrier.c.state, acked_ts=_carrier.c.acked_ts, failed_code=_carrier.c.failed_code
+    )
+)
+
+
+async def follow_carriers(db: Db) -> int:
+    """Give rows merged into a batch message the final state of their carrier (done on its
+    ack, failed with its code); the number of rows changed. Call in the transaction that
+    finished carriers (an index lookup when no row is merged)."""
+    res = await FOLLOW_CARRIERS.run(db, {})
+    return int(res.rowcount)
+
+
 async def mark_acked(
     db: Db, *, destination: str, msg_id: str, status: str, code: str | None, now: int
 ) -> bool:
@@ -183,7 +210,10 @@ async def mark_acked(
             failed_code=code if refused else None,
         )
     )
-    return bool(res.rowcount)  # type: ignore[attr-defined]
+    if not res.rowcount:  # type: ignore[attr-defined]
+        return False
+    await follow_carriers(db)
+    return True
 
 
 _RESET_COND = (

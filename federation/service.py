@@ -64,6 +64,7 @@ from federation.outbox import (
     claim_due,
     enqueue_many,
     enqueue_row,
+    follow_carriers,
     reset_backoff,
 )
 from federation.prepared import Prepared
@@ -106,7 +107,7 @@ _STORE_ENVELOPE = Prepared(
 _MERGED = Prepared(
     update(outbox)
     .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
-    .values(state=OutboxState.DONE, last_error=bindparam("b_note"))
+    .values(state=OutboxState.MERGED, carrier=bindparam("b_carrier"))
 )
 _AWAIT_ACK = Prepared(
     update(outbox)
@@ -465,7 +466,7 @@ class FederationService:
                 )
             if merged:
                 await _MERGED.run(
-                    conn, [{"b_id": r.id, "b_note": f"sent in {carrier}"} for r, carrier in merged]
+                    conn, [{"b_id": r.id, "b_carrier": carrier} for r, carrier in merged]
                 )
         if not claimed:
             return 0
@@ -659,6 +660,8 @@ class FederationService:
                         "b_acked": now if state == OutboxState.DONE else None,
                     },
                 )
+            if any(state == OutboxState.FAILED for state, _ in outcome.finish):
+                await follow_carriers(conn)  # a failed batch fails the reports it carried
             if outcome.waiting:
                 await _AWAIT_ACK.run(conn, outcome.waiting)
             if outcome.retry:
@@ -673,7 +676,8 @@ class FederationService:
         async with self.write() as conn:
             res = await conn.execute(
                 delete(outbox).where(
-                    outbox.c.state != OutboxState.PENDING, outbox.c.created_ts < cutoff
+                    outbox.c.state.in_([OutboxState.DONE, OutboxState.FAILED]),
+                    outbox.c.created_ts < cutoff,
                 )
             )
         return swept_in, int(res.rowcount)

@@ -49,6 +49,9 @@ class OutboxState:
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+    # Carried inside another row's message (`fed_outbox.carrier`, a batch): not sent itself;
+    # takes the carrier's final state, ack time and code when the carrier has one.
+    MERGED = "merged"
 
 
 inbox = Table(
@@ -84,6 +87,7 @@ outbox = Table(
     Column("acked_ts", BigInteger, nullable=True),
     Column("failed_code", String(32), nullable=True),
     Column("last_error", String(200), nullable=True),
+    Column("carrier", String(26), nullable=True),  # msg_id of the message carrying it
     UniqueConstraint("destination", "msg_id", name="uq_fed_outbox_dest_msg"),
     Index("ix_fed_outbox_due", "state", "next_attempt_ts"),
 )

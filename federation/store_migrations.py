@@ -1,9 +1,10 @@
 """Frozen schema steps of the federation tables, called from each server's Alembic revision.
 
-The node (`node/migrations/versions/*_federation.py`) and the hub
-(`hub/migrations/versions/*_federation.py`) each carry a revision in their own `federation`
-branch that calls `upgrade_v1(op)`. A step, once released, never changes: a later schema
-change adds `upgrade_v2` and a new revision in both servers.
+The node (`node/migrations/versions/federation_*.py`) and the hub
+(`hub/migrations/versions/federation_*.py`) each carry the same revisions in their own
+`federation` branch: `federation_0001` calls `upgrade_v1(op)`, `federation_0002`
+`upgrade_v2(op)`. A step, once released, never changes: a later schema change adds the next
+step and a new revision in both servers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["downgrade_v1", "upgrade_v1"]
+__all__ = ["downgrade_v1", "downgrade_v2", "upgrade_v1", "upgrade_v2"]
 
 
 def upgrade_v1(op: Any) -> None:
@@ -76,3 +77,13 @@ def downgrade_v1(op: Any) -> None:
     op.drop_table("fed_outbox")
     op.drop_index("ix_fed_inbox_expires", table_name="fed_inbox")
     op.drop_table("fed_inbox")
+
+
+def upgrade_v2(op: Any) -> None:
+    """`fed_outbox.carrier`: the msg_id of the batch message a merged row travels in."""
+    op.add_column("fed_outbox", sa.Column("carrier", sa.String(26), nullable=True))
+
+
+def downgrade_v2(op: Any) -> None:
+    with op.batch_alter_table("fed_outbox") as batch:  # SQLite: drop by table copy
+        batch.drop_column("carrier")

@@ -31,8 +31,8 @@ async def rows(cluster: Cluster, server: Server, sql: str) -> list[Any]:
 async def pending_counts(cluster: Cluster) -> dict[str, int]:
     out = {}
     for s in cluster.servers():
-        out[s.name] = len(await rows(cluster, s, "SELECT id FROM fed_outbox WHERE state = "
-                                     "'pending'"))
+        out[s.name] = len(await rows(cluster, s, "SELECT id FROM fed_outbox WHERE state IN "
+                                     "('pending', 'merged')"))
     out["hub-relay"] = len(await rows(cluster, cluster.hub, "SELECT id FROM hub_relay"))
     return out
 
@@ -76,18 +76,17 @@ async def delivery(cluster: Cluster) -> Delivery:
     per_pair_out: Counter[tuple[str, str]] = Counter()
     for s in cluster.servers():
         out = await rows(cluster, s, "SELECT destination, msg_id, msg_type, state, failed_code, "
-                         "attempts, last_error FROM fed_outbox")
-        for dest, msg_id, msg_type, state, code, attempts, note in out:
+                         "attempts, carrier FROM fed_outbox")
+        for dest, msg_id, msg_type, state, code, attempts, carrier in out:
             d.sent += 1
             d.attempts += int(attempts)
             d.by_type[msg_type] += 1
             where = f"{s.name}->{dest} {msg_type} {msg_id}"
-            carrier = note[len("sent in "):] if note and note.startswith("sent in ") else None
             if carrier is None:
                 per_pair_out[(s.name, dest)] += 1
             # A report merged into another row's batch message arrives as that message.
             status = inboxes.get(dest, {}).get((s.name, carrier or msg_id))
-            if state == "pending":
+            if state in ("pending", "merged"):
                 d.pending.append(where)
             if status is None:
                 d.lost.append(where)

@@ -198,10 +198,11 @@ async def test_outbox_skip_locked_claims_are_disjoint(db_url: str) -> None:
         await engine.dispose()
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
 async def test_reports_linger_then_travel_as_one_batch_and_each_is_logged(
-    hubnet: NetworkFactory,
+    hubnet: NetworkFactory, db: str
 ) -> None:
-    net = await hubnet(3)
+    net = await hubnet(3, db=db)
     a, b, c = net.nodes
     a.fed.batch_linger_ms = 200
     now = net.clock.now_ms()
@@ -228,9 +229,44 @@ async def test_reports_linger_then_travel_as_one_batch_and_each_is_logged(
     assert carrier.msg_id == entries[0]["msg_id"] and carrier.state == "done"
     assert carrier.acked_ts is not None  # done on the hub's signed ack
     alone = [r for r in rows if r.msg_type == "activation_status"]
-    assert sorted((r.state, r.failed_code, r.last_error) for r in alone) == [
-        ("done", None, f"sent in {carrier.msg_id}"),
-        ("failed", "bad_body", None),
+    # The merged report is done on the carrier's ack, not before; it was never sent alone.
+    assert sorted((r.state, r.failed_code, r.carrier, r.envelope is None) for r in alone) == [
+        ("done", None, carrier.msg_id, True),
+        ("failed", "bad_body", None, False),
+    ]
+    assert [r.acked_ts for r in alone if r.carrier] == [carrier.acked_ts]
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+async def test_merged_reports_wait_for_their_carrier_and_share_its_failure(
+    hubnet: NetworkFactory, db: str
+) -> None:
+    net = await hubnet(3, db=db)
+    a, b, c = net.nodes
+    now = net.clock.now_ms()
+    act = "01J00000000000000000000000"
+    await net.hub.stop()  # the hub is down: the batch is built, then cannot be delivered
+    async with a.db.write() as conn:
+        for responder in (b.node_id, c.node_id):
+            await a.fed.send(conn, net.hub.node_id, MessageType.ACTIVATION_STATUS,
+                             {**_status_body(a.node_id, responder, now, act), "state": "offered"},
+                             ttl_ms=60_000)
+    await a.fed.run_once()
+    rows = await outbox_rows(a)
+    carrier = next(r for r in rows if r.msg_type == "activation_statuses")
+    merged = [r for r in rows if r.msg_type == "activation_status"]
+    assert carrier.state == "pending" and carrier.attempts == 1
+    assert [(r.state, r.carrier, r.acked_ts) for r in merged] == [
+        ("merged", carrier.msg_id, None)]
+    # Neither done nor lost while the carrier waits: `outbox_counts` shows it unfinished.
+    assert (await a.fed.outbox_counts()).get("merged") == 1
+
+    net.clock.advance(60_000 + 300_000 + 1)  # past the carrier's expiry and the skew window
+    await a.fed.run_once()
+    rows = await outbox_rows(a)
+    assert sorted((r.msg_type, r.state, r.failed_code) for r in rows) == [
+        ("activation_status", "failed", "expired"),
+        ("activation_statuses", "failed", "expired"),
     ]
 
 
