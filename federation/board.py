@@ -50,10 +50,12 @@ from protocol.errors import ProtocolError
 __all__ = [
     "BOARD_FORMAT",
     "DAY_MS",
+    "ROTATION_GRACE_MS",
     "SIGNATURE_FORMAT",
     "BoardDir",
     "load_board_key",
     "read_pin",
+    "replace_entry",
     "verify_roster_file",
 ]
 
@@ -243,7 +245,7 @@ class BoardDir:
                 FedCode.CONFLICT, f"{entry.node_id} is already listed (use --replace)"
             )
         if existing:
-            nodes[existing[0]] = entry.model_dump(mode="json")
+            nodes[existing[0]] = replace_entry(draft, draft.nodes[existing[0]], entry, now_ms)
         else:
             nodes.append(entry.model_dump(mode="json"))
         return self._edit(draft, nodes=sorted(nodes, key=lambda n: n["node_id"]))
@@ -349,3 +351,27 @@ def verify_roster_file(
     else:
         raise _bad("give --pin for version 1 or --prev for later versions")
     return signed
+
+
+# A signing key the new node info no longer lists stays valid this long as an old key: the
+# node signs with it until it holds the roster that lists its new key (`NodeKeys.signer`).
+ROTATION_GRACE_MS = 7 * 86_400_000
+_MAX_OLD_KEYS = 64  # NodeEntry.old_sign_keys
+
+
+def replace_entry(draft: Roster, prev: NodeEntry, entry: NodeEntry, now_ms: int) -> dict[str, Any]:
+    """`entry` as it replaces `prev`: the previous signing keys it drops (a rotation) are
+    kept as old keys, valid until `now_ms + ROTATION_GRACE_MS`, so envelopes they signed
+    still verify (keys are looked up at `created_ts`); revoked keys are not kept."""
+    out = entry.model_dump(mode="json")
+    revoked = {r.key for r in draft.revoked}
+    old = {kid: sk.model_dump(mode="json") for kid, sk in prev.old_sign_keys.items()}
+    for kid, sk in prev.sign_keys.items():
+        if kid not in entry.sign_keys:
+            old[kid] = {"key": sk.key, "valid_until": now_ms + ROTATION_GRACE_MS}
+    old.update(out["old_sign_keys"])
+    old = {kid: v for kid, v in old.items()
+           if kid not in entry.sign_keys and v["key"] not in revoked}
+    newest = sorted(old.items(), key=lambda kv: kv[1]["valid_until"], reverse=True)
+    out["old_sign_keys"] = dict(sorted(newest[:_MAX_OLD_KEYS]))
+    return out

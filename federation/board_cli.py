@@ -111,7 +111,8 @@ def init_cmd(
     required=True,
     help="A node's public info JSON (peernet node public-info).",
 )
-@click.option("--replace", is_flag=True, help="Replace an entry with the same node id.")
+@click.option("--replace", is_flag=True, help="Replace an entry with the same node id (a signing "
+              "key it drops stays valid as an old key for 7 days: a key rotation).")
 @_expected
 def add_node_cmd(directory: Path, info: Path, replace: bool) -> None:
     """Add a node (or hub) to the draft from its public info JSON."""

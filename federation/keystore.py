@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,21 @@ class NodeKeys:
     def enc_public_bytes(self) -> bytes:
         return bytes(self.enc_key.public_key)
 
+    def signing_keys(self) -> dict[int, SigningKey]:
+        """Every signing key in the file by version, the newest included."""
+        return {**self.old_signing_keys, self.key_version: self.signing_key}
+
+    def signer(self, listed: Mapping[str, str] | None) -> tuple[int, SigningKey]:
+        """The key to sign with: the newest of this file's keys that the roster lists for
+        this node (`listed`: key id -> base64url public key, its `sign_keys`), so a key made
+        by a rotation is used only once the board has published it; the newest key when
+        the roster does not list the node (yet)."""
+        if listed:
+            for version, key in sorted(self.signing_keys().items(), reverse=True):
+                if listed.get(f"ed25519:{version}") == b64u(bytes(key.verify_key)):
+                    return version, key
+        return self.key_version, self.signing_key
+
     def rotated(self) -> NodeKeys:
         """A new signing key with the next version; the current one is kept as old."""
         old = dict(self.old_signing_keys)
@@ -153,3 +169,12 @@ class NodeKeys:
                 "missing_keyfile", f"cannot read key file {path}: {exc.strerror}"
             ) from None
         return cls.from_payload(open_secret(blob, passphrase))
+
+
+def rotate_key_file(path: Path, passphrase: str) -> NodeKeys:
+    """Add the next signing key version to a sealed key file, the old keys kept (they
+    signed what is already stored and queued); the file is replaced atomically. The keys
+    as written."""
+    keys = NodeKeys.load(path, passphrase).rotated()
+    keys.save(path, passphrase)
+    return keys

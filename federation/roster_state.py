@@ -216,6 +216,12 @@ class RosterState:
     def has_node(self, node_id: str) -> bool:
         return node_id in self._nodes
 
+    def sign_keys_of(self, node_id: str) -> dict[str, str] | None:
+        """The current signing keys the roster lists for `node_id` (key id -> base64url
+        public key), None when it is not listed: what `NodeKeys.signer` chooses from."""
+        entry = self._nodes.get(node_id)
+        return None if entry is None else {kid: sk.key for kid, sk in entry.sign_keys.items()}
+
     def nodes(
         self,
         *,

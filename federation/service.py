@@ -47,6 +47,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from nacl.signing import SigningKey
 from pydantic import BaseModel
 from sqlalchemy import bindparam, delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -213,9 +214,7 @@ class FederationService:
         self._loop = PassLoop(f"federation-worker-{me}", self._pass, poll_ms)
         self._direct_down_until: dict[str, int] = {}
         self._hops_down: set[str] = set()
-        self._sender = Sender(
-            node_id=me, key_version=keys.key_version, signing_key=keys.signing_key
-        )
+        self._signer: tuple[int, Sender] | None = None  # (roster version, signer)
         self._last_roster_refresh = 0
         self._last_sweep = 0
 
@@ -225,6 +224,23 @@ class FederationService:
     def state(self) -> Any:
         """The `RosterState` (directory, key resolver)."""
         return self.roster.state
+
+    def sender(self) -> Sender:
+        """Who this server signs as: the newest of its keys that the current roster lists
+        for it (`NodeKeys.signer`), so after `rotate-key` the new key is used from the
+        roster version that publishes it; worked out again when the roster changes."""
+        state = self.roster.state
+        cached = self._signer
+        if cached is not None and cached[0] == state.version:
+            return cached[1]
+        version, key = self.keys.signer(state.sign_keys_of(self.me))
+        sender = Sender(node_id=self.me, key_version=version, signing_key=key)
+        self._signer = (state.version, sender)
+        return sender
+
+    def _hop_signer(self) -> tuple[int, SigningKey]:
+        sender = self.sender()
+        return sender.key_version, sender.signing_key
 
     def register_handler(
         self, msg_type: MessageType, handler: Handler, *, replace: bool = False
@@ -258,6 +274,7 @@ class FederationService:
         state = self.roster.state
         now = self.clock.now_ms()
         ref = state.ref()
+        sender = self.sender()
         rand = os.urandom(10 * len(messages))
         rows: list[dict[str, Any]] = []
         lingering = 0
@@ -270,7 +287,7 @@ class FederationService:
                 continue
             try:
                 envelope = build_envelope(
-                    sender=self._sender,
+                    sender=sender,
                     to=m.to,
                     recipient_enc_key=state.enc_key(m.to),
                     msg_type=msg_type,
@@ -384,7 +401,8 @@ class FederationService:
         await self.roster.load()
         # Peers never need cookies from one another: none is kept or sent back.
         self.http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        self.client = HopClient(self.me, self.keys, self.clock, self.http)
+        self.client = HopClient(self.me, self.keys, self.clock, self.http,
+                                signer=self._hop_signer)
         if self.roster.state.current is None and self.hub_url:
             with contextlib.suppress(FederationError):
                 await self.refresh_roster()
@@ -539,7 +557,7 @@ class FederationService:
         state = self.roster.state
         try:
             row.envelope = build_envelope(
-                sender=self._sender,
+                sender=self.sender(),
                 to=row.destination,
                 recipient_enc_key=state.enc_key(row.destination),
                 msg_type=MessageType(intent["type"]),

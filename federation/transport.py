@@ -34,6 +34,7 @@ from typing import Protocol
 
 import aiohttp
 from aiohttp import web
+from nacl.signing import SigningKey
 
 from federation.clock import Clock
 from federation.errors import FedCode, FederationError, error_body
@@ -154,9 +155,13 @@ class HopClient:
         clock: Clock,
         http: aiohttp.ClientSession,
         timeout_s: float = 15,
+        signer: Callable[[], tuple[int, SigningKey]] | None = None,
     ) -> None:
         self.me = me
         self.keys = keys
+        # (key version, key) to sign each request with; the service passes the key the
+        # roster lists (`FederationService.sender`), so a rotation takes effect here too.
+        self.signer = signer or (lambda: (keys.key_version, keys.signing_key))
         self.clock = clock
         self.http = http
         self.timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s))
@@ -168,9 +173,10 @@ class HopClient:
         txn = new_ulid(now, os.urandom(10))
         path = SEND_PATH.format(txn_id=txn)
         body = build_batch(list(envelopes))
+        key_version, signing_key = self.signer()
         auth = sign_request(
-            signing_key=self.keys.signing_key,
-            key_version=self.keys.key_version,
+            signing_key=signing_key,
+            key_version=key_version,
             method="PUT",
             path=path,
             origin=self.me,

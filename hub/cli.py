@@ -25,7 +25,7 @@ from federation.board import read_pin
 from federation.clock import SystemClock
 from federation.database import make_engine, migrate
 from federation.errors import FederationError
-from federation.keystore import NodeKeys
+from federation.keystore import KeystoreError, NodeKeys, rotate_key_file
 from federation.roster import node_info_document
 from federation.roster_sync import RosterStore
 from federation.server_process import run_server
@@ -135,13 +135,40 @@ def init_cmd(
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     keys.save(settings.key_path, phrase)
     config_path.write_text(settings.to_toml(), encoding="utf-8")
+    info_path = _write_info(settings, keys)
+    click.echo(f"hub {hub_id} initialised: {config_path}")
+    click.echo(f"  signing key {keys.key_id}: {b64u(keys.verify_key_bytes)}")
+    click.echo(f"  public info for the board: {info_path}")
+
+
+@hub_group.command("rotate-key")
+@_config_option
+def rotate_key_cmd(config_path: Path) -> None:
+    """Make the hub's next signing key and write hub info listing it for the board.
+
+    The old keys stay in the key file. Restart the hub to load the new key: it keeps
+    signing with the key the roster lists until the board publishes the new one
+    (`board add-node --replace`), then switches by itself."""
+    settings = _guard(lambda: HubSettings.load(config_path))
+    if not settings.public_url:
+        raise click.ClickException("set public_url in the config: the roster lists it")
+    try:
+        keys = rotate_key_file(settings.key_path, _passphrase())
+    except KeystoreError as exc:
+        raise click.ClickException(exc.message) from None
+    info_path = _write_info(settings, keys)
+    click.echo(f"new signing key {keys.key_id}: {b64u(keys.verify_key_bytes)}")
+    click.echo(f"hub info for the board (add-node --replace): {info_path}")
+
+
+def _write_info(settings: HubSettings, keys: NodeKeys) -> Path:
     info = _guard(
         lambda: node_info_document(
-            node_id=hub_id,
-            name=name,
+            node_id=settings.hub_id,
+            name=settings.name,
             disciplines=[],
-            region=region,
-            endpoint=public_url,
+            region=settings.region,
+            endpoint=str(settings.public_url),
             key_id=keys.key_id,
             verify_key=keys.verify_key_bytes,
             enc_public_key=keys.enc_public_bytes,
@@ -150,9 +177,7 @@ def init_cmd(
     )
     info_path = settings.data_dir / "hub-info.json"
     info_path.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    click.echo(f"hub {hub_id} initialised: {config_path}")
-    click.echo(f"  signing key {keys.key_id}: {b64u(keys.verify_key_bytes)}")
-    click.echo(f"  public info for the board: {info_path}")
+    return info_path
 
 
 @hub_group.command("install-roster")

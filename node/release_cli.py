@@ -36,15 +36,18 @@ def _settings(config: str | None) -> Any:
     return NodeSettings.load(Path(config) if config else None)
 
 
-async def _policy(db: Database) -> ReleasePolicy:
+async def _roster_view(db: Database, node_id: str) -> tuple[ReleasePolicy, dict[str, str] | None]:
+    """The release policy and this node's listed signing keys, from the roster the node
+    accepted; with no roster yet, the board's default policy and no listed keys."""
     try:
         from federation.roster_sync import RosterStore
 
         store = RosterStore(db.engine, SystemClock(), None)
         await store.load()
-        return ReleasePolicy.from_roster_policy(store.state.policy)
-    except Exception:  # no roster accepted yet: the board's defaults
-        return ReleasePolicy.from_roster_policy(Policy())
+        policy = ReleasePolicy.from_roster_policy(store.state.policy)
+        return policy, store.state.sign_keys_of(node_id)
+    except Exception:  # no roster accepted yet
+        return ReleasePolicy.from_roster_policy(Policy()), None
 
 
 async def _release(config: str | None, month: str) -> dict[str, Any]:
@@ -55,10 +58,11 @@ async def _release(config: str | None, month: str) -> dict[str, Any]:
     db = Database(make_engine(settings.db_url))
     try:
         await migrate(db.engine, "node:migrations")
+        policy, listed = await _roster_view(db, settings.node_id)
+        key_version, signing_key = keys.signer(listed)
         entry = await record_release(
-            db, node_id=settings.node_id, month=month, policy=await _policy(db),
-            signing_key=keys.signing_key, key_version=keys.key_version,
-            now_ms=SystemClock().now_ms(),
+            db, node_id=settings.node_id, month=month, policy=policy,
+            signing_key=signing_key, key_version=key_version, now_ms=SystemClock().now_ms(),
         )
         return {"created": entry.created, **entry.summary()}
     finally:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from federation.keystore import NodeKeys
 from federation.worker import stop_task
 from node.appkeys import CLOCK, DB, KEYS, SETTINGS
 from node.db import Database
@@ -67,7 +68,7 @@ def _hub_of(fed: ReleaseSender) -> str:
 
 
 async def run_once(
-    db: Database, fed: ReleaseSender, *, node_id: str, keys: Any, now_ms: int
+    db: Database, fed: ReleaseSender, *, node_id: str, keys: NodeKeys, now_ms: int
 ) -> list[str]:
     """Record the due month (if any) and queue every undelivered release; returns the ids
     of the releases queued."""
@@ -85,9 +86,11 @@ async def run_once(
     queued: list[str] = []
     if month is not None:
         try:
+            # Signed with the key the roster lists (after a rotation, once published).
+            key_version, signing_key = keys.signer(fed.state.sign_keys_of(node_id))
             entry = await record_release(
                 db, node_id=node_id, month=month, policy=policy,
-                signing_key=keys.signing_key, key_version=keys.key_version, now_ms=now_ms,
+                signing_key=signing_key, key_version=key_version, now_ms=now_ms,
                 on_recorded=send,
             )
             if entry.created:

@@ -50,14 +50,16 @@ def _make_board(d: Path, keys: int, threshold: int) -> None:
 
 
 def _sign_and_combine(d: Path, n: int) -> Path:
+    """Sign the draft with the first `n` board keys and combine; the new roster's path."""
     sigs = []
     for i in range(1, n + 1):
         out = d / f"sig-{i}.json"
+        out.unlink(missing_ok=True)  # a signature of an earlier draft
         _ok(["board", "sign", "--dir", str(d), "--key", str(d / "keys" / f"board-key-{i}.json"),
              "--out", str(out)], {"PEERNET_BOARD_PASSPHRASE": BOARD_PHRASE})
         sigs.append(str(out))
     _ok(["board", "combine", "--dir", str(d), *sigs])
-    return d / "rosters" / "roster-000001.json"
+    return max((d / "rosters").glob("roster-*.json"))
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +115,24 @@ def test_hub_serve_with_a_wrong_passphrase(setup: Setup) -> None:
     _one_line_failure(r, "passphrase")
 
 
-@pytest.mark.parametrize("cmd", [["serve"], ["public-info"], ["audit", "verify"]])
+@pytest.mark.parametrize("cmd", [["serve"], ["public-info"], ["audit", "verify"],
+                                 ["rotate-key"]])
 def test_node_commands_with_a_wrong_passphrase(setup: Setup, cmd: list[str]) -> None:
+    key_file = setup.root / "node" / "node.key"
+    before = key_file.read_bytes()
     r = _run(["node", *cmd, "--config", str(setup.node_cfg)],
              {"PEERNET_PASSPHRASE": "not the passphrase"})
     _one_line_failure(r, "passphrase")
+    assert key_file.read_bytes() == before
+
+
+def test_hub_rotate_key_with_a_wrong_passphrase(setup: Setup) -> None:
+    key_file = setup.root / "hub" / "hub.key"
+    before = key_file.read_bytes()
+    r = _run(["hub", "rotate-key", "--config", str(setup.hub_cfg)],
+             {"PEERNET_HUB_PASSPHRASE": "not the passphrase"})
+    _one_line_failure(r, "passphrase")
+    assert key_file.read_bytes() == before
 
 
 # --- missing config -----------------------------------------------------------------------
@@ -127,6 +142,7 @@ def test_node_commands_with_a_wrong_passphrase(setup: Setup, cmd: list[str]) -> 
     ["hub", "serve"], ["hub", "install-roster", "roster.json"],
     ["node", "serve"], ["node", "public-info"], ["node", "user", "add", "sam", "--role",
                                                    "coordinator", "--password-stdin"],
+    ["node", "rotate-key"], ["hub", "rotate-key"],
 ])
 def test_a_missing_config_file(tmp_path: Path, args: list[str]) -> None:
     missing = tmp_path / "none.toml"

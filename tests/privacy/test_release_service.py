@@ -28,6 +28,9 @@ class _State:
     def nodes(self) -> list[Any]:
         return []
 
+    def sign_keys_of(self, node_id: str) -> dict[str, str] | None:
+        return None  # not listed: the key file's newest key signs
+
 
 @dataclass
 class FakeFed:
