@@ -12,7 +12,8 @@
   hash is a split view: it is logged as a warning, queued as an alarm (persisted by whoever
   next flushes `take_alarms()`, see `federation.roster_sync`), and refused as
   `roster_mismatch`. An unknown newer version is `roster_mismatch` too (the sender retries;
-  the receiver fetches the newer roster meanwhile).
+  the receiver fetches the newer roster meanwhile from the peer that sent it and from the
+  hub: `take_newer()`, `FederationService`).
 
 Both methods are synchronous and touch no database: the state is loaded from `fed_roster` at
 startup and replaced in memory when a newer version is accepted.
@@ -70,6 +71,7 @@ class RosterState:
         self._revoked: frozenset[bytes] = frozenset()
         self._pending: list[Alarm] = []
         self._alarmed: set[tuple[int, str]] = set()
+        self._newer_seen = 0  # the highest unknown newer version an envelope named
 
     # --- loading and accepting ----------------------------------------------------------
 
@@ -158,6 +160,12 @@ class RosterState:
         pending, self._pending = self._pending, []
         return pending
 
+    def take_newer(self) -> int:
+        """The highest unknown newer roster version envelopes named since the last call
+        (0: none); the server then fetches it from the peer that sent them."""
+        newer, self._newer_seen = self._newer_seen, 0
+        return newer if newer > self.version else 0
+
     def forget_alarm_keys(self) -> None:
         self._alarmed.clear()
 
@@ -180,6 +188,8 @@ class RosterState:
     def check_roster(self, version: int, sha256: str, source: str | None = None) -> None:
         known = self._hashes.get(version)
         if known is None:
+            if version > self.version:
+                self._newer_seen = max(self._newer_seen, version)
             raise ProtocolError(Code.ROSTER_MISMATCH, "unknown roster version")
         if known != sha256:
             self._split_view(version, sha256, source)

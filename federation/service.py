@@ -73,7 +73,7 @@ from federation.roster import BoardPin
 from federation.roster_sync import RosterStore, roster_routes
 from federation.store import OutboxState, outbox
 from federation.transport import BatchReceiver, HopClient, PeerError, send_handler, send_route
-from federation.worker import PassLoop, drain
+from federation.worker import PassLoop, drain, stop_task
 from protocol.envelope import MAX_BATCH, SKEW_MS, Sender, body_json, build_envelope
 from protocol.errors import ProtocolError
 from protocol.ids import new_ulid
@@ -96,6 +96,9 @@ BATCH_LINGER_MS = 200
 # Body bytes per batch message, well under the 64 KiB envelope limit.
 BATCH_BODY_BUDGET = 32 * 1024
 ROSTER_REFRESH_MS = 10 * 60_000
+# At most one fetch of a newer roster seen in a peer's envelope per this period (a peer
+# cannot make a server fetch in a loop by naming versions that do not exist).
+PEER_ROSTER_FETCH_MS = 5_000
 SWEEP_MS = 60 * 60_000
 
 # Outcome statements of a worker pass, built once; run with one parameter set per row.
@@ -217,6 +220,9 @@ class FederationService:
         self._signer: tuple[int, Sender] | None = None  # (roster version, signer)
         self._last_roster_refresh = 0
         self._last_sweep = 0
+        self._roster_fetch: asyncio.Task[None] | None = None
+        self._last_peer_fetch = -PEER_ROSTER_FETCH_MS
+        self.peer_roster_fetches = 0  # fetch runs started by a newer version seen (a stat)
 
     # --- business API -------------------------------------------------------------------
 
@@ -391,8 +397,45 @@ class FederationService:
             me=self.me,
             keys=lambda: self.roster.state,
             clock=self.clock,
-            receiver=self.receiver,
+            receiver=_Receiving(self),
         )
+
+    def notice_newer_roster(self, origin: str) -> None:
+        """After a batch: if its envelopes named a roster version newer than ours, fetch it
+        in the background from `origin` (the peer that sent them has it) and then from the
+        hub; one fetch at a time, at most one per `PEER_ROSTER_FETCH_MS`."""
+        newer = self.roster.state.take_newer()
+        if not newer or self.http is None:
+            return
+        if self._roster_fetch is not None and not self._roster_fetch.done():
+            return
+        now = self.clock.now_ms()
+        if now - self._last_peer_fetch < PEER_ROSTER_FETCH_MS:
+            return
+        self._last_peer_fetch = now
+        self.peer_roster_fetches += 1
+        self._roster_fetch = asyncio.create_task(self._fetch_newer(origin, newer))
+
+    async def _fetch_newer(self, origin: str, newer: int) -> None:
+        state = self.roster.state
+        sources: list[tuple[str, str]] = []
+        if origin != self.me and state.has_node(origin):
+            sources.append((origin, state.node(origin).endpoint))
+        hub = self._hub()
+        if hub is not None and hub[0] != origin:
+            sources.append(hub)
+        elif hub is None and self.hub_url and not self.is_hub:
+            sources.append((self.hub_id or "hub", self.hub_url))
+        assert self.http is not None
+        for source, url in sources:
+            try:
+                await self.roster.fetch_from(self.http, url, source=source)
+            except FederationError as exc:
+                log.warning("roster fetch from %s failed: %s", source, exc.code)
+                continue
+            if self.roster.state.version >= newer:
+                self.kick()  # rows refused for the old roster may go now
+                return
 
     def routes(self) -> list[web.RouteDef]:
         return [send_route(self.send_handler()), *roster_routes(self.roster)]
@@ -413,6 +456,9 @@ class FederationService:
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
+        if self._roster_fetch is not None:
+            task, self._roster_fetch = self._roster_fetch, None
+            await stop_task(task)
         await self._loop.stop()
         if self.http is not None:
             await self.http.close()
@@ -720,3 +766,17 @@ def _chunks(rows: list[Claimed], most: int, budget: int) -> list[list[Claimed]]:
         out[-1].append(row)
         size += n
     return out
+
+
+class _Receiving:
+    """The send route's receiver: the service's current one (the hub replaces it), then a
+    look for a newer roster the batch's envelopes named."""
+
+    def __init__(self, fed: FederationService) -> None:
+        self.fed = fed
+
+    async def receive(self, origin: str, items: list[object]) -> list[BatchResult]:
+        try:
+            return await self.fed.receiver.receive(origin, items)
+        finally:
+            self.fed.notice_newer_roster(origin)
