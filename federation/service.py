@@ -433,6 +433,9 @@ class FederationService:
             except FederationError as exc:
                 log.warning("roster fetch from %s failed: %s", source, exc.code)
                 continue
+            except Exception:  # a background task: whatever a peer serves, never raise
+                log.exception("roster fetch from %s failed", source)
+                continue
             if self.roster.state.version >= newer:
                 self.kick()  # rows refused for the old roster may go now
                 return
