@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from federation.errors import FedCode, FederationError
 from federation.keystore import KeystoreError, open_secret, seal_secret, write_private
 from federation.roster import (
+    MAX_OLD_SIGN_KEYS,
     Board,
     BoardPin,
     NodeEntry,
@@ -356,22 +357,21 @@ def verify_roster_file(
 # A signing key the new node info no longer lists stays valid this long as an old key: the
 # node signs with it until it holds the roster that lists its new key (`NodeKeys.signer`).
 ROTATION_GRACE_MS = 7 * 86_400_000
-_MAX_OLD_KEYS = 64  # NodeEntry.old_sign_keys
 
 
 def replace_entry(draft: Roster, prev: NodeEntry, entry: NodeEntry, now_ms: int) -> dict[str, Any]:
     """`entry` as it replaces `prev`: the previous signing keys it drops (a rotation) are
     kept as old keys, valid until `now_ms + ROTATION_GRACE_MS`, so envelopes they signed
-    still verify (keys are looked up at `created_ts`); revoked keys are not kept."""
+    still verify (keys are looked up at `created_ts`); revoked keys are not kept, and past
+    `MAX_OLD_SIGN_KEYS` the ones that expired first go."""
     out = entry.model_dump(mode="json")
     revoked = {r.key for r in draft.revoked}
     old = {kid: sk.model_dump(mode="json") for kid, sk in prev.old_sign_keys.items()}
-    for kid, sk in prev.sign_keys.items():
-        if kid not in entry.sign_keys:
-            old[kid] = {"key": sk.key, "valid_until": now_ms + ROTATION_GRACE_MS}
+    old.update({kid: {"key": sk.key, "valid_until": now_ms + ROTATION_GRACE_MS}
+                for kid, sk in prev.sign_keys.items()})
     old.update(out["old_sign_keys"])
-    old = {kid: v for kid, v in old.items()
-           if kid not in entry.sign_keys and v["key"] not in revoked}
-    newest = sorted(old.items(), key=lambda kv: kv[1]["valid_until"], reverse=True)
-    out["old_sign_keys"] = dict(sorted(newest[:_MAX_OLD_KEYS]))
+    kept = [(kid, v) for kid, v in old.items()
+            if kid not in entry.sign_keys and v["key"] not in revoked]
+    kept.sort(key=lambda kv: kv[1]["valid_until"], reverse=True)
+    out["old_sign_keys"] = dict(sorted(kept[:MAX_OLD_SIGN_KEYS]))
     return out

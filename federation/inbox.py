@@ -279,7 +279,6 @@ class Inbox:
                     }
                 )
                 results.append(_result(inner.msg_id, AckStatus(status), code))
-            carriers_done = False
             for (dest, ack_status, ack_code), ids in acks.items():
                 refused = ack_status == AckStatus.REFUSED.value
                 res = await _MARK_ACKED.run(
@@ -292,9 +291,8 @@ class Inbox:
                         "failed": ack_code if refused else None,
                     },
                 )
-                carriers_done |= bool(res.rowcount)
-            if carriers_done:
-                acked = True
+                acked |= bool(res.rowcount)
+            if acked:  # once per batch: reports merged into an acked batch take its outcome
                 await follow_carriers(conn)
             if inbox_rows:
                 await _INSERT_INBOX.run(conn, inbox_rows)

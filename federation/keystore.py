@@ -28,6 +28,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from protocol.encoding import b64u, unb64u
+from protocol.ids import key_id
 
 FORMAT = "peernet-keyfile-v1"
 # Moderate limits: about 0.1 s and 64 MiB on this class of machine.
@@ -127,7 +128,7 @@ class NodeKeys:
         the roster does not list the node (yet)."""
         if listed:
             for version, key in sorted(self.signing_keys().items(), reverse=True):
-                if listed.get(f"ed25519:{version}") == b64u(bytes(key.verify_key)):
+                if listed.get(key_id(version)) == b64u(bytes(key.verify_key)):
                     return version, key
         return self.key_version, self.signing_key
 

@@ -210,10 +210,7 @@ async def mark_acked(
             failed_code=code if refused else None,
         )
     )
-    if not res.rowcount:  # type: ignore[attr-defined]
-        return False
-    await follow_carriers(db)
-    return True
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 _RESET_COND = (

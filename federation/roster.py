@@ -53,6 +53,7 @@ from protocol.messages import SHA256_PATTERN, SIGNATURE_PATTERN, Discipline, Mea
 from protocol.signing import Context, sign, verify
 
 __all__ = [
+    "MAX_OLD_SIGN_KEYS",
     "NODE_INFO_FORMAT",
     "SKEW_MS",
     "ActivationRule",
@@ -158,6 +159,10 @@ class Board(RosterModel):
         return frozenset(unb64u(k) for k in self.keys)
 
 
+# Old signing keys a roster entry keeps (to verify what they signed before a rotation).
+MAX_OLD_SIGN_KEYS = 64
+
+
 class SignKey(RosterModel):
     key: PublicKey
     valid_until: Ts | None  # inclusive; null: no end
@@ -171,7 +176,7 @@ class NodeEntry(RosterModel):
     roles: list[NodeRoleField] = Field(min_length=1, max_length=len(NodeRole))
     endpoint: Endpoint
     sign_keys: dict[KeyId, SignKey] = Field(min_length=1, max_length=8)
-    old_sign_keys: dict[KeyId, SignKey] = Field(max_length=64)
+    old_sign_keys: dict[KeyId, SignKey] = Field(max_length=MAX_OLD_SIGN_KEYS)
     enc_key: PublicKey
 
     _disciplines_unique = field_validator("disciplines")(_unique)
