@@ -37,8 +37,10 @@ class FedCode(StrEnum):
     # governance: roster acceptance
     BAD_ROSTER = "bad_roster"  # does not parse or does not match the roster schema
     ROSTER_THRESHOLD = "roster_threshold"  # not enough distinct board signatures
+    BAD_SIGNATURES = "bad_signatures"  # board signatures that do not verify (edited)
     ROSTER_VERSION = "roster_version"  # not exactly the next version
     ROSTER_CHAIN = "roster_chain"  # prev_sha256 does not name the previous version
+    ROSTER_GAP = "roster_gap"  # a fetch would walk more than MAX_ROSTER_GAP versions
     ROSTER_EXPIRED = "roster_expired"
     ROSTER_NOT_YET_VALID = "roster_not_yet_valid"
     SPLIT_VIEW = "split_view"  # two validly named hashes for one version
@@ -54,13 +56,22 @@ class FedCode(StrEnum):
     HANDLER_FAILED = "handler_failed"  # business logic refused a message
     NO_HANDLER = "no_handler"  # no business logic registered for this message type
     REQUEST_TIMEOUT = "request_timeout"  # a request body that did not arrive in time
+    # databases (CLI and server start; federation.db_errors)
+    DB_URL = "db_url"  # not a postgresql:// or sqlite:/// URL, or unparsable
+    DB_UNREACHABLE = "db_unreachable"  # unknown host, nothing listening, socket missing
+    DB_LOGIN = "db_login"  # the server refused the user or password
+    DB_MISSING = "db_missing"  # the named database does not exist
+    DB_READ_ONLY = "db_read_only"  # reachable, but the user may not create tables / write
+    DB_ERROR = "db_error"  # any other database failure
 
 
 _FED_HTTP: dict[str, int] = {
     FedCode.BAD_ROSTER: 400,
     FedCode.ROSTER_THRESHOLD: 422,
+    FedCode.BAD_SIGNATURES: 422,
     FedCode.ROSTER_VERSION: 409,
     FedCode.ROSTER_CHAIN: 409,
+    FedCode.ROSTER_GAP: 409,
     FedCode.ROSTER_EXPIRED: 422,
     FedCode.ROSTER_NOT_YET_VALID: 422,
     FedCode.SPLIT_VIEW: 409,
@@ -74,6 +85,12 @@ _FED_HTTP: dict[str, int] = {
     FedCode.HANDLER_FAILED: 422,
     FedCode.NO_HANDLER: 422,
     FedCode.REQUEST_TIMEOUT: 408,
+    FedCode.DB_URL: 500,
+    FedCode.DB_UNREACHABLE: 503,
+    FedCode.DB_LOGIN: 503,
+    FedCode.DB_MISSING: 503,
+    FedCode.DB_READ_ONLY: 503,
+    FedCode.DB_ERROR: 503,
 }
 
 HTTP_STATUS: Mapping[str, int] = MappingProxyType(

@@ -5,7 +5,8 @@
   document bytes it arrived as, so the same bytes are served onwards.
 - Newer versions come from the hub (`GET /fed/v1/roster`, `GET /fed/v1/roster/{version}`) or
   from any peer serving the same routes: `fetch_from(base_url)` reads the newest, walks the
-  missing versions in between, and offers the chain to the acceptance rules; nothing is
+  missing versions in between (bounded, each link checked as it arrives, no redirects:
+  `federation.roster_fetch`), and offers the chain to the acceptance rules; nothing is
   stored unless the whole chain passes.
 - `roster_routes(store)` serves the accepted versions (public: the roster is signed and holds
   only public keys and endpoints).
@@ -17,7 +18,6 @@ its own so a refused envelope still leaves its alarm behind).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -31,6 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from federation.clock import Clock
 from federation.errors import FedCode, FederationError, error_body
 from federation.roster import BoardPin, SignedRoster, parse_signed_roster
+from federation.roster_alarms import list_alarms as list_alarm_rows
+from federation.roster_alarms import store_alarms
+from federation.roster_fetch import ROSTER_PATH, fetch_chain
 from federation.roster_state import Alarm, RosterState
 from federation.store import alarms, rosters
 
@@ -38,24 +41,10 @@ __all__ = ["ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
 
 log = logging.getLogger("peernet.federation.roster")
 
-ROSTER_PATH = "/fed/v1/roster"
-_MAX_ROSTER_BYTES = 8 * 1024 * 1024
 
 
 async def persist_alarms(session: AsyncConnection | AsyncSession, pending: list[Alarm]) -> None:
-    if pending:
-        await session.execute(
-            insert(alarms),
-            [
-                {
-                    "kind": a.kind,
-                    "ts": a.ts,
-                    "source": a.source,
-                    "detail": json.dumps(a.detail, sort_keys=True),
-                }
-                for a in pending
-            ],
-        )
+    await store_alarms(session, pending)  # with reason, once while active: roster_alarms
 
 
 class RosterStore:
@@ -145,21 +134,8 @@ class RosterStore:
         return bytes(row.document) if row else None
 
     async def list_alarms(self, limit: int = 100) -> list[dict[str, Any]]:
-        async with self.engine.connect() as session:
-            rows = (
-                await session.execute(select(alarms).order_by(alarms.c.id.desc()).limit(limit))
-            ).all()
-        return [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "ts": r.ts,
-                "source": r.source,
-                "detail": json.loads(r.detail),
-                "acknowledged_ts": r.acknowledged_ts,
-            }
-            for r in rows
-        ]
+        """Alarms newest first, with reason and acknowledgement (`roster_alarms`)."""
+        return await list_alarm_rows(self.engine, limit=limit)
 
     async def count_alarms(self) -> int:
         async with self.engine.connect() as session:
@@ -172,34 +148,17 @@ class RosterStore:
     async def fetch_from(
         self, http: aiohttp.ClientSession, base_url: str, source: str | None = None
     ) -> list[SignedRoster]:
-        """Fetch newer versions from a hub or peer at `base_url` and accept them."""
-        latest = parse_signed_roster(await _get(http, base_url.rstrip("/") + ROSTER_PATH))
-        have = self.state.version
-        if latest.version <= have:
+        """Fetch newer versions from a hub or peer at `base_url` (bounded in versions,
+        bytes and time, each link checked as it arrives: `federation.roster_fetch`) and
+        accept them."""
+        chain = await fetch_chain(http, base_url, self.state)
+        if len(chain) == 1 and chain[0].version <= self.state.version:
             # Same version: compare hashes (a different one is a split view).
+            latest = chain[0]
             if self.state.known_hash(latest.version) not in (None, latest.sha256):
                 return await self.accept([latest], source)
             return []
-        chain = [latest]
-        for v in range(max(have + 1, 1), latest.version):
-            data = await _get(http, f"{base_url.rstrip('/')}{ROSTER_PATH}/{v}")
-            chain.append(parse_signed_roster(data))
         return await self.accept(chain, source)
-
-
-async def _get(http: aiohttp.ClientSession, url: str) -> bytes:
-    try:
-        async with http.get(url, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-            if resp.status != 200:
-                raise FederationError(FedCode.PEER_ERROR, f"roster fetch answered {resp.status}")
-            data = await resp.content.read(_MAX_ROSTER_BYTES + 1)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise FederationError(
-            FedCode.PEER_UNREACHABLE, f"roster fetch failed: {type(exc).__name__}"
-        ) from None
-    if len(data) > _MAX_ROSTER_BYTES:
-        raise FederationError(FedCode.BAD_ROSTER, "roster document too large")
-    return data
 
 
 def roster_routes(store: RosterStore) -> list[web.RouteDef]:

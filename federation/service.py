@@ -403,20 +403,25 @@ class FederationService:
     def notice_newer_roster(self, origin: str) -> None:
         """After a batch: if its envelopes named a roster version newer than ours, fetch it
         in the background from `origin` (the peer that sent them has it) and then from the
-        hub; one fetch at a time, at most one per `PEER_ROSTER_FETCH_MS`."""
+        hub; at most one per `PEER_ROSTER_FETCH_MS`. A fetch still running when the next
+        one may start is stuck on a slow peer: the new one replaces it."""
         newer = self.roster.state.take_newer()
         if not newer or self.http is None:
-            return
-        if self._roster_fetch is not None and not self._roster_fetch.done():
             return
         now = self.clock.now_ms()
         if now - self._last_peer_fetch < PEER_ROSTER_FETCH_MS:
             return
         self._last_peer_fetch = now
         self.peer_roster_fetches += 1
-        self._roster_fetch = asyncio.create_task(self._fetch_newer(origin, newer))
+        running = self._roster_fetch
+        stuck = running if running is not None and not running.done() else None
+        self._roster_fetch = asyncio.create_task(self._fetch_newer(origin, newer, stuck))
 
-    async def _fetch_newer(self, origin: str, newer: int) -> None:
+    async def _fetch_newer(
+        self, origin: str, newer: int, stuck: asyncio.Task[None] | None = None
+    ) -> None:
+        if stuck is not None:
+            await stop_task(stuck)
         state = self.roster.state
         sources: list[tuple[str, str]] = []
         if origin != self.me and state.has_node(origin):

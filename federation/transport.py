@@ -17,9 +17,10 @@ The `txn_id` is the sender's retry key for the HTTP request only (idempotency co
 inbox's `UNIQUE(from, msg_id)`), so it is only checked for shape.
 
 Sending (`HopClient.send_batch`): signs the request as this server for the hop's
-destination (the final recipient when direct, the hub when relayed), and parses the
-positional results strictly. Transport failures and error answers are wrapped as
-`FederationError` (`peer_unreachable`, `peer_error`), never passed through.
+destination (the final recipient when direct, the hub when relayed), never follows a
+redirect (a 3xx is a peer error: the hop is tried through the hub), reads at most 1 MiB of
+answer, and parses the positional results strictly. Transport failures and error answers
+are wrapped as `FederationError` (`peer_unreachable`, `peer_error`), never passed through.
 """
 
 from __future__ import annotations
@@ -53,12 +54,22 @@ from protocol.ids import new_ulid
 from protocol.messages import BatchResult
 from protocol.request_auth import sign_request, verify_request
 
-__all__ = ["SEND_PATH", "BatchReceiver", "HopClient", "PeerError", "send_handler", "send_route"]
+__all__ = [
+    "SEND_PATH",
+    "BatchReceiver",
+    "HopClient",
+    "PeerError",
+    "read_bounded",
+    "send_handler",
+    "send_route",
+]
 
 log = logging.getLogger("peernet.federation.transport")
 
 SEND_PATH = "/fed/v1/send/{txn_id}"
 _TXN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A batch response: at most 50 results of about 100 bytes; anything near this is not one.
+_MAX_RESPONSE_BYTES = 1 << 20
 
 
 class BatchReceiver(Protocol):
@@ -135,6 +146,21 @@ def send_route(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) 
     return web.put(SEND_PATH, handler)
 
 
+async def read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """A response's whole body, or None as soon as it is known to exceed `limit` bytes
+    (`StreamReader.read(n)` returns what has arrived so far, not n bytes)."""
+    if resp.content_length is not None and resp.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class PeerError(FederationError):
     """A peer's error answer, wrapped: its HTTP status and stable code are kept for retry
     decisions, its message is not passed on."""
@@ -191,13 +217,18 @@ class HopClient:
                 data=body,
                 headers={"Authorization": auth, "Content-Type": "application/json"},
                 timeout=self.timeout,
+                # A peer's redirect is never followed: the signed request is for this hop
+                # only, and a peer must not point this server at another host.
+                allow_redirects=False,
             ) as resp:
-                data = await resp.content.read(1 << 20)
                 status = resp.status
+                data = await read_bounded(resp, _MAX_RESPONSE_BYTES)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise FederationError(
                 FedCode.PEER_UNREACHABLE, f"{hop_destination}: {type(exc).__name__}"
             ) from None
+        if data is None:
+            raise FederationError(FedCode.PEER_ERROR, f"{hop_destination} answered too much")
         if status != 200:
             raise PeerError(hop_destination, status, _error_code(data))
         try:
