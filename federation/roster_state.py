@@ -9,11 +9,17 @@
   or not valid at that time -> `unknown_key`; revoked -> `revoked_key`.
 - `check_roster(version, sha256)` (`RosterChecker`): the envelope's roster must be a version
   this server accepted, with the same hash, and not expired. A known version with another
-  hash is a split view: it is logged as a warning, queued as an alarm (persisted by whoever
-  next flushes `take_alarms()`, see `federation.roster_sync`), and refused as
-  `roster_mismatch`. An unknown newer version is `roster_mismatch` too (the sender retries;
-  the receiver fetches the newer roster meanwhile from the peer that sent it and from the
-  hub: `take_newer()`, `FederationService`).
+  hash is a split view: it is logged as a warning, queued as an alarm with a reason in words
+  (persisted by whoever next flushes `take_alarms()`, see `federation.roster_sync` and
+  `federation.roster_alarms`), and refused as `roster_mismatch`. An unknown newer version
+  is `roster_mismatch` too (the sender retries; the receiver fetches the newer roster
+  meanwhile from the peer that sent it and from the hub: `take_newer()`,
+  `FederationService`).
+
+`offer(chain)` judges every document on its own first (`federation.roster_checks`): a
+document for a version already held, with another hash, raises the split-view alarm only when
+it passes the same acceptance rules the held version passed; an edited copy is refused with
+its own code (`bad_signatures`, `roster_threshold`, `roster_chain`, ...) and raises nothing.
 
 Both methods are synchronous and touch no database: the state is loaded from `fed_roster` at
 startup and replaced in memory when a newer version is accepted.
@@ -26,19 +32,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from federation.clock import Clock
 from federation.errors import FedCode, FederationError
-from federation.roster import (
-    BoardPin,
-    NodeEntry,
-    NodeRole,
-    Policy,
-    SignedRoster,
-    accept_first,
-    accept_next,
-)
+from federation.roster import BoardPin, NodeEntry, NodeRole, Policy, SignedRoster
+from federation.roster_alarms import Alarm, split_view_reason
+from federation.roster_checks import check_link
 from protocol.encoding import unb64u
 from protocol.errors import Code, ProtocolError
 from protocol.messages import RosterRef
@@ -46,16 +45,6 @@ from protocol.messages import RosterRef
 __all__ = ["Alarm", "RosterState"]
 
 log = logging.getLogger("peernet.federation.roster")
-
-
-@dataclass(frozen=True)
-class Alarm:
-    """A governance alarm waiting to be persisted (`fed_alarm`)."""
-
-    kind: str
-    ts: int
-    source: str | None
-    detail: dict[str, object] = field(default_factory=dict)
 
 
 class RosterState:
@@ -66,6 +55,7 @@ class RosterState:
         self.pin = pin
         self.current: SignedRoster | None = None
         self._hashes: dict[int, str] = {}
+        self._accepted: dict[int, SignedRoster] = {}  # what a twin is checked against
         self._expires: dict[int, int] = {}
         self._nodes: dict[str, NodeEntry] = {}
         self._revoked: frozenset[bytes] = frozenset()
@@ -84,6 +74,7 @@ class RosterState:
 
     def _remember(self, signed: SignedRoster) -> None:
         self._hashes[signed.version] = signed.sha256
+        self._accepted[signed.version] = signed
         self._expires[signed.version] = signed.roster.expires_ts
 
     def _set_current(self, signed: SignedRoster) -> None:
@@ -96,41 +87,57 @@ class RosterState:
 
     def offer(self, chain: list[SignedRoster], source: str | None = None) -> list[SignedRoster]:
         """Check newer versions (in order, consecutive) against the acceptance rules and
-        adopt them. Versions already known are compared by hash (a difference is a split
-        view: alarm and `split_view` error). Returns the newly accepted versions, oldest
-        first; nothing is adopted unless the whole chain passes."""
+        adopt them. A version already known with another hash is checked as a twin of the
+        held one (`_check_twin`): only if it passes is it a split view (alarm and
+        `split_view` error); otherwise its own refusal is raised and nothing is alarmed.
+        Returns the newly accepted versions, oldest first; nothing is adopted unless the
+        whole chain passes."""
         chain = sorted(chain, key=lambda s: s.version)
+        now = self.clock.now_ms()
         fresh: list[SignedRoster] = []
         for signed in chain:
             known = self._hashes.get(signed.version)
             if known is None:
                 fresh.append(signed)
             elif known != signed.sha256:
-                self._split_view(signed.version, signed.sha256, source)
+                self._check_twin(signed, now)
+                self._split_view(signed.version, signed.sha256, source, "document")
                 raise FederationError(
-                    FedCode.SPLIT_VIEW, f"two different rosters claim version {signed.version}"
+                    FedCode.SPLIT_VIEW,
+                    f"two different rosters, both validly signed, claim version {signed.version}",
                 )
         if not fresh:
             return []
-        now = self.clock.now_ms()
         prev = self.current
         for i, signed in enumerate(fresh):
-            last = i == len(fresh) - 1
-            if prev is None:
-                if self.pin is None:
-                    raise FederationError(FedCode.NO_ROSTER, "no pinned board keys configured")
-                accept_first(signed, self.pin, now, check_expiry=last)
-            else:
-                accept_next(prev, signed, now, check_expiry=last)
+            check_link(signed, prev, self.pin, now, check_expiry=i == len(fresh) - 1)
             prev = signed
         for signed in fresh:
             self._remember(signed)
         self._set_current(fresh[-1])
         return fresh
 
+    def _check_twin(self, signed: SignedRoster, now: int) -> None:
+        """Raise unless `signed` passes the rules the held version of its number passed.
+
+        Dates are not checked: a validly signed twin proves the board signed two rosters for
+        one version whether or not it has expired since."""
+        held = self._accepted[signed.version]
+        if signed.version == 1:
+            board = held.roster.board  # without a pin, the board the held version 1 names
+            pin = self.pin or BoardPin(board.key_bytes(), board.threshold)
+            check_link(signed, None, pin, now, check_expiry=False)
+            return
+        prev = self._accepted.get(signed.version - 1)
+        if prev is None:
+            raise FederationError(
+                FedCode.ROSTER_CHAIN, f"version {signed.version - 1} is not held to check against"
+            )
+        check_link(signed, prev, self.pin, now, check_expiry=False)
+
     # --- alarms -------------------------------------------------------------------------
 
-    def _split_view(self, version: int, sha256: str, source: str | None) -> None:
+    def _split_view(self, version: int, sha256: str, source: str | None, evidence: str) -> None:
         key = (version, sha256)
         if key in self._alarmed:
             return
@@ -142,16 +149,19 @@ class RosterState:
             self._hashes.get(version),
             source or "unknown",
         )
+        detail: dict[str, object] = {
+            "version": version,
+            "seen_sha256": sha256,
+            "our_sha256": self._hashes.get(version),
+            "evidence": evidence,
+        }
         self._pending.append(
             Alarm(
                 kind=FedCode.SPLIT_VIEW.value,
                 ts=self.clock.now_ms(),
                 source=source,
-                detail={
-                    "version": version,
-                    "seen_sha256": sha256,
-                    "our_sha256": self._hashes.get(version),
-                },
+                detail=detail,
+                reason=split_view_reason(detail, source),
             )
         )
 
@@ -192,7 +202,7 @@ class RosterState:
                 self._newer_seen = max(self._newer_seen, version)
             raise ProtocolError(Code.ROSTER_MISMATCH, "unknown roster version")
         if known != sha256:
-            self._split_view(version, sha256, source)
+            self._split_view(version, sha256, source, "envelope")
             raise ProtocolError(Code.ROSTER_MISMATCH, "roster hash differs from ours (split view)")
         if self.clock.now_ms() > self._expires[version]:
             raise ProtocolError(Code.ROSTER_MISMATCH, "roster version has expired")

@@ -15,7 +15,8 @@ sit on the hot path and take batch inserts and `FOR UPDATE SKIP LOCKED` selects.
   arrives (`done`), or `failed` (a permanent refusal or expiry, `failed_code` says which).
   One queue per `destination`.
 - `fed_roster`: every accepted roster version (the document bytes as received).
-- `fed_alarm`: governance alarms (split view) for operators.
+- `fed_alarm`: governance alarms (split view) for operators, with a reason and an audited
+  acknowledgement (`federation.roster_alarms`).
 """
 
 from __future__ import annotations
@@ -110,5 +111,9 @@ alarms = Table(
     Column("source", String(63), nullable=True),
     Column("detail", Text, nullable=False),
     Column("acknowledged_ts", BigInteger, nullable=True),
+    # branch fed_alarm_ack (`federation.roster_alarms`): words, and who acknowledged and why
+    Column("reason", Text, nullable=True),
+    Column("acknowledged_by", String(63), nullable=True),
+    Column("ack_note", String(500), nullable=True),
     Index("ix_fed_alarm_ts", "ts"),
 )

@@ -2,7 +2,9 @@
 
 - `init`: hub keys (sealed with `PEERNET_HUB_PASSPHRASE`), the TOML config (board keys pinned
   from the board's `board.json`) and `hub-info.json` for `peernet board add-node`;
-- `install-roster FILE`: store a signed roster version (checked by the acceptance rules);
+- `install-roster FILE`: store a signed roster version (checked by the acceptance rules; an
+  edited file is refused as `bad_signatures`, a validly signed second roster for a version
+  already held raises the split-view alarm: `peernet hub alarm list|ack`);
 - `serve`: run the hub (uvloop when installed).
 
 Expected failures print one line and exit non-zero.
@@ -235,3 +237,8 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
 from hub.users_cli import user_group  # noqa: E402
 
 hub_group.add_command(user_group)
+
+# `peernet hub alarm list|ack` (governance alarms; see hub.alarms_cli).
+from hub.alarms_cli import alarm_group  # noqa: E402
+
+hub_group.add_command(alarm_group)
