@@ -12,8 +12,9 @@ Pages (templates in `hub/templates/`, one stylesheet `hub/static/hub.css`, no Ja
 - `GET /dashboard/about`: what the numbers protect and what the intervals mean, in plain
   words for a state board;
 - `GET /dashboard/activations` (board_analyst, operator): the central activation log;
-- `GET /operator` (operator only): hub users, conflicting-release alarms, roster alarms and
-  the relay queue; `POST /operator/users` adds a user (CSRF checked by `app[AUTHORIZE]`).
+- `GET /operator` (operator only): hub users, conflicting-release alarms, roster alarms (in
+  words, each with an acknowledge form: `hub.alarm_pages`) and the relay queue;
+  `POST /operator/users` adds a user (CSRF checked by `app[AUTHORIZE]`).
 
 Filters are validated strictly (`DashboardQuery`: unknown, repeated or malformed parameters
 are a 400 `invalid_input` page naming the parameter). Errors on pages render `error.html`
@@ -45,6 +46,7 @@ from federation.websecurity import (
 )
 from hub import users
 from hub.activation_log import list_entries
+from hub.alarm_pages import ACK_PATH, ack_alarm, roster_alarm_rows
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, RELAY, SETTINGS
 from hub.charts import Point, interval_rows, interval_series, nice_top
 from hub.errors import Code, HubError
@@ -118,6 +120,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/dashboard/activations", _activations)
     app.router.add_get("/operator", _operator)
     app.router.add_post("/operator/users", _add_user)
+    app.router.add_post(ACK_PATH, ack_alarm)
 
 
 def _ts(ms: Any) -> str:
@@ -332,7 +335,7 @@ async def _operator_page(request: web.Request, error: HubError | None = None,
     return render(request, "operator.html", {
         "users": await users.list_users(app[DB]),
         "alarms": await list_alarms(app, limit=50),
-        "roster_alarms": await app[FEDERATION].roster.list_alarms(),
+        "roster_alarms": await roster_alarm_rows(app),
         "queue": await app[RELAY].queue_counts(),
         "roles": [(r.value, label(r.value)) for r in users.HubRole],
         "error": error, "notice": notice,
