@@ -70,10 +70,10 @@ BODY = {
     "window_start_ts": T0,
     "window_end_ts": T0 + 3 * DAY,
     "peers_needed": 4,
-    "reporting_location": "Station 7, apparatus bay, 1200 Main St",
+    "reporting_location": "STA-7",
     "priority": "urgent",
-    "contact": {"role": "Peer team coordinator", "phone": "+1 555 0100"},
-    "approver": "Fire Chief",
+    "contact": {"role": "coordinator", "phone": "+1 555 0100"},
+    "approver": "chief",
     "expires_ts": T0 + 6 * 3_600_000,
 }
 

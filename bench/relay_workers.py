@@ -69,10 +69,10 @@ def _request_body(now: int, i: int) -> dict[str, Any]:
         "window_start_ts": now,
         "window_end_ts": now + 6 * HOUR,
         "peers_needed": 2,
-        "reporting_location": "Station 1",
+        "reporting_location": "STA-1",
         "priority": "urgent",
-        "contact": {"role": "Coordinator", "phone": "+1 555 0100"},
-        "approver": "Chief",
+        "contact": {"role": "coordinator", "phone": "+1 555 0100"},
+        "approver": "chief",
         "expires_ts": now + 12 * HOUR,
     }
 

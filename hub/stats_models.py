@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from federation.field_errors import field_message
 from hub.errors import Code, HubError
 from hub.stats import DISCIPLINES
 
@@ -79,11 +80,10 @@ def parse_query(query: Mapping[str, str], model: type[Q]) -> Q:
         return model.model_validate({k: v for k, v in data.items() if v != ""})
     except ValidationError as exc:
         err = exc.errors(include_url=False, include_input=False)[0]
-        name = ".".join(str(p) for p in err.get("loc", ())) or None
+        name, message = field_message(err)  # a sentence, never a pattern
         if err.get("type") == "extra_forbidden":
             raise HubError(Code.INVALID_INPUT, f"unknown parameter {name}", name) from None
-        raise HubError(Code.INVALID_INPUT, f"{name}: {err.get('msg', 'invalid')}",
-                       name) from None
+        raise HubError(Code.INVALID_INPUT, message, name) from None
 
 
 class _Out(BaseModel):

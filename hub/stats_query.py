@@ -54,9 +54,9 @@ class StatsFilter:
     def __post_init__(self) -> None:
         for name in ("month_from", "month_to"):
             if not _MONTH.match(getattr(self, name)):
-                raise FilterError(name, "months are YYYY-MM")
+                raise FilterError(name, "choose a month, for example 2026-03")
         if self.month_from > self.month_to:
-            raise FilterError("month_from", "month_from is after month_to")
+            raise FilterError("month_from", "the from month is after the to month")
         if len(months_between(self.month_from, self.month_to)) > 120:
             raise FilterError("month_to", "at most 120 months at once")
         for d in self.disciplines:

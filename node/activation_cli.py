@@ -4,8 +4,8 @@
     peernet node activation request --incident-ref INC-1 --incident-type mass_casualty \
         --event 2026-11-26T08:00Z --affected fire=40 --affected ems=12 \
         --intervention defusing --window-start 2026-11-26T10:00Z --window-end ... \
-        --peers 6 --location "Station 7" --priority urgent --contact-role "Peer coordinator" \
-        --contact-phone "+1 555 0100" --approver "Deputy Chief" --expires +4h \
+        --peers 6 --location STA-7 --priority urgent --contact-role coordinator \
+        --contact-phone "+1 555 0100" --approver deputy_chief --expires +4h \
         --target agency-b --target agency-c [--draft]
     peernet node activation offer AID --discipline fire=2 --discipline ems=1 --eta 45
     peernet node activation accept AID OFFER_MSG_ID
@@ -39,6 +39,7 @@ import aiohttp
 import click
 
 from protocol.messages import (
+    AgencyRole,
     CancelReason,
     DeclineReason,
     Discipline,
@@ -163,11 +164,14 @@ def targets_cmd(ctx: click.Context, discipline: str | None, region: str | None) 
 @click.option("--window-start", required=True)
 @click.option("--window-end", required=True)
 @click.option("--peers", type=int, required=True)
-@click.option("--location", required=True, help="Reporting location.")
+@click.option("--location", required=True,
+              help="Reporting location as a code, e.g. STA-7 (no names or addresses).")
 @click.option("--priority", type=_choice(Priority), default="urgent", show_default=True)
-@click.option("--contact-role", required=True)
+@click.option("--contact-role", type=_choice(AgencyRole), required=True,
+              help="Who to call: a role, never a name.")
 @click.option("--contact-phone", required=True)
-@click.option("--approver", required=True)
+@click.option("--approver", type=_choice(AgencyRole), required=True,
+              help="Role of whoever approved the request, never a name.")
 @click.option("--expires", required=True, help="When the request lapses (e.g. +4h).")
 @click.option("--target", multiple=True, required=True, help="Agency node id (repeat).")
 @click.option("--draft", is_flag=True, help="Keep as a draft; send later.")

@@ -2,8 +2,9 @@
 
 Inputs reuse the wire field types of `protocol.messages` (same bounds, same vocabularies),
 so a request that passes the API also passes the recipient's body check. Nothing in an
-input can hold a name or a narrative: every text field is a role, a place, an incident
-reference or a phone number, bounded and without control characters.
+input can hold a name or a narrative: roles are fixed choices (`AgencyRole`), the
+reporting location is a short code, the incident a reference, the hand-off note at most 140
+characters of a narrow alphabet (`ContactNote`).
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ from protocol.ids import MsgId, NodeId
 from protocol.messages import (
     MAX_STATUS_RESPONDERS,
     ActivationState,
+    AgencyRole,
     CancelReason,
     Contact,
+    ContactNote,
     DeclineReason,
     Discipline,
     IncidentRef,
     IncidentType,
     Intervention,
+    LocationCode,
     OfferCondition,
     Priority,
     Stage,
-    Text64,
-    Text200,
-    Text280,
     Ts,
 )
 
@@ -69,10 +70,10 @@ class RequestIn(BaseModel):
     window_start_ts: Ts
     window_end_ts: Ts
     peers_needed: Annotated[int, Field(ge=1, le=1_000)]
-    reporting_location: Text200
+    reporting_location: LocationCode
     priority: Priority
     contact: Contact
-    approver: Text64
+    approver: AgencyRole
     expires_ts: Ts
     targets: list[NodeId] = Field(min_length=1, max_length=MAX_STATUS_RESPONDERS)
     draft: bool = False
@@ -146,7 +147,7 @@ class HandoffIn(BaseModel):
     to: NodeId
     due: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     discipline: Discipline
-    contact_note: Text280
+    contact_note: ContactNote
 
 
 class WarningOut(BaseModel):

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from federation.errors import FederationError
+from federation.field_errors import field_message, sentence
 from federation.websecurity import csrf_equal, token_hash
 from node import audit
 from node.access import Principal
@@ -83,21 +84,22 @@ def _is_api(request: web.Request) -> bool:
 
 
 def validation_error(exc: ValidationError) -> NodeError:
-    """The first pydantic error as a NodeError naming the field."""
+    """The first pydantic error as a NodeError naming the field, its message a plain
+    sentence (`federation.field_errors`: never pydantic's text or a regular expression)."""
     errors = exc.errors(include_url=False, include_input=False)
     # An unknown field (where free text would hide) is the most telling, then a bad enum.
     rank = {"extra_forbidden": 0, "enum": 1, "literal_error": 1}
     err = min(errors, key=lambda e: rank.get(e.get("type", ""), 2))
     loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
-    field = ".".join(loc) or None
     kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return NodeError(Code.UNKNOWN_FIELD, f"unknown field {field}", field)
-    if kind in ("enum", "literal_error"):
-        return NodeError(Code.INVALID_ENUM, f"{field}: not one of the allowed values", field)
     if kind == "json_invalid" or (kind == "model_type" and not loc):
-        return NodeError(Code.MALFORMED, "body is not a JSON object", None)
-    return NodeError(Code.INVALID_INPUT, f"{field or 'body'}: {err.get('msg', 'invalid')}", field)
+        return NodeError(Code.MALFORMED, "The body is not a JSON object.", None)
+    field, message = field_message(err)
+    if kind == "extra_forbidden":
+        return NodeError(Code.UNKNOWN_FIELD, message, field)
+    if kind in ("enum", "literal_error"):
+        return NodeError(Code.INVALID_ENUM, message, field)
+    return NodeError(Code.INVALID_INPUT, message, field)
 
 
 async def json_body(request: web.Request, model: type[M]) -> M:
@@ -153,6 +155,7 @@ def base_context(request: web.Request) -> dict[str, Any]:
         "csrf": p.csrf_token if p else None,
         "node_name": request.app[SETTINGS].name,
         "path": request.path,
+        "sentence": sentence,
     }
 
 

@@ -45,13 +45,14 @@ async def test_coordinators_drive_an_activation_in_chromium(
         await page.get_by_text("Line of duty death", exact=True).click()
         await page.get_by_label("Law enforcement", exact=True).fill("30")
         await page.get_by_label("Peers needed").fill("3")
-        await page.get_by_label("Report to").fill("Station 7 training room")
+        await page.get_by_label("Report to (location code)").fill("sta-7")
         await page.get_by_label("Contact phone").fill("+1 555 0100")
-        await page.get_by_label("Approved by (role)").fill("Deputy Chief")
+        await page.get_by_label("Approved by (role, not a name)").select_option("deputy_chief")
         await page.screenshot(path=str(ARTIFACTS / "activation-new.png"), full_page=True)
         await page.get_by_role("button", name="Send request").click()
         await page.wait_for_selector("#state")
         assert await page.get_attribute("#state", "data-state") == "requested"
+        assert await page.inner_text("#notice") == "Request sent to 1 agency."
         aid = page.url.split("/activations/")[1].split("?")[0]
         await page.screenshot(path=str(ARTIFACTS / "activation-requested.png"), full_page=True)
         await net.settle()
@@ -80,7 +81,7 @@ async def test_coordinators_drive_an_activation_in_chromium(
             await page.goto(f"{b.url}/activations/{aid}?requester=agency-1")
             await page.get_by_role("button", name=button).click()
             await page.wait_for_selector(f'#mine[data-state="{state}"]')
-        await page.get_by_label("Contact note (minimal, no story)").fill(NOTE)
+        await page.get_by_label("Contact note: callback details only").fill(NOTE)
         await page.get_by_role("button", name="Send hand-off").click()
         await page.wait_for_selector('#mine[data-state="demobilized"]')
         await net.settle()

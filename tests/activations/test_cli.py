@@ -49,8 +49,8 @@ async def test_cli_drives_request_offer_accept_decline_update_cancel(tmp_path: P
             "--event", str(now - 3_600_000), "--affected", "fire=20", "--affected", "ems=5",
             "--intervention", "defusing", "--window-start", str(now),
             "--window-end", str(now + 6 * 3_600_000), "--peers", "4",
-            "--location", "Staging B", "--contact-role", "Peer coordinator",
-            "--contact-phone", "+1 555 0100", "--approver", "Chief",
+            "--location", "STAGING-B", "--contact-role", "coordinator",
+            "--contact-phone", "+1 555 0100", "--approver", "chief",
             "--expires", str(now + 4 * 3_600_000), "--target", "agency-2",
             "--target", "agency-3",
         ]

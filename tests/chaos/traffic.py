@@ -126,10 +126,10 @@ class Traffic:
             "window_start_ts": now,
             "window_end_ts": now + 6 * HOUR,
             "peers_needed": 4,
-            "reporting_location": "Station 3",
+            "reporting_location": "STA-3",
             "priority": "urgent",
-            "contact": {"role": "Peer team coordinator", "phone": "+1 555 0100"},
-            "approver": "Deputy Chief",
+            "contact": {"role": "coordinator", "phone": "+1 555 0100"},
+            "approver": "deputy_chief",
             "expires_ts": now + 2 * HOUR,
             "targets": targets,
         }
