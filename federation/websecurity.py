@@ -1,5 +1,5 @@
 """Web security shared by the node's and the hub's pages: session and API tokens, cookies,
-CSRF, login throttling, security headers and a request body limit.
+CSRF, security headers and a request body limit (login throttling: `federation.login_throttle`).
 
 - Tokens are 32 random bytes as base64url. Only their SHA-256 (`token_hash`) is stored, so a
   database dump gives no usable session or API token; a lookup by hash is one indexed read
@@ -10,10 +10,6 @@ CSRF, login throttling, security headers and a request body limit.
   compared in constant time. Unsafe requests authenticated by a bearer token need none (a
   browser never attaches one by itself). Before login there is no session: the login form
   is bound to a short-lived pre-session cookie instead (`login_csrf`).
-- Login throttling counts failures per user and per remote address in a sliding window
-  (injected clock) and refuses further attempts for a lock-out period once either passes its
-  limit. It lives in process memory: a restart forgets it, and each process of a
-  multi-process deployment counts on its own (the limits are per process).
 - `security_headers` sets CSP (no inline script or style, no framing, forms post only to
   self), `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`, `Referrer-Policy:
   no-referrer` and `Cache-Control: no-store` on every response except static files.
@@ -29,21 +25,17 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from federation.clock import Clock
 from federation.errors import FedCode, FederationError, error_body
 from protocol.encoding import b64u
 from protocol.errors import Code
 
 __all__ = [
     "DEFAULT_CSP",
-    "LoginThrottle",
     "body_limit",
     "clear_cookie",
     "csrf_equal",
@@ -102,57 +94,6 @@ def clear_cookie(response: web.StreamResponse, name: str, *, secure: bool) -> No
     response.set_cookie(
         name, "", max_age=0, path="/", httponly=True, samesite="Strict", secure=secure
     )
-
-
-@dataclass
-class LoginThrottle:
-    """Failures per user and per address in a window; a lock-out once a limit is passed."""
-
-    clock: Clock
-    per_user: int = 5
-    per_address: int = 20
-    window_ms: int = 15 * 60_000
-    lockout_ms: int = 15 * 60_000
-    max_keys: int = 100_000
-    _failures: dict[str, deque[int]] = field(default_factory=dict, repr=False)
-    _locked_until: dict[str, int] = field(default_factory=dict, repr=False)
-
-    @staticmethod
-    def _keys(user: str, address: str) -> tuple[str, str]:
-        return "u:" + user.strip().casefold(), "a:" + address
-
-    def retry_after_ms(self, user: str, address: str) -> int:
-        """0 when an attempt may proceed, else milliseconds until it may."""
-        now = self.clock.now_ms()
-        wait = 0
-        for key in self._keys(user, address):
-            until = self._locked_until.get(key, 0)
-            if until > now:
-                wait = max(wait, until - now)
-            elif until:
-                del self._locked_until[key]
-        return wait
-
-    def failure(self, user: str, address: str) -> None:
-        now = self.clock.now_ms()
-        if len(self._failures) > self.max_keys:
-            self._prune(now)
-        for key, limit in zip(self._keys(user, address), (self.per_user, self.per_address),
-                              strict=True):
-            q = self._failures.setdefault(key, deque())
-            q.append(now)
-            while q and q[0] <= now - self.window_ms:
-                q.popleft()
-            if len(q) >= limit:
-                self._locked_until[key] = now + self.lockout_ms
-                q.clear()
-
-    def success(self, user: str, address: str) -> None:
-        self._failures.pop(self._keys(user, address)[0], None)
-
-    def _prune(self, now: int) -> None:
-        for key in [k for k, q in self._failures.items() if not q or q[-1] <= now - self.window_ms]:
-            del self._failures[key]
 
 
 def security_headers(csp: str = DEFAULT_CSP, static_prefix: str = "/static/") -> Middleware:

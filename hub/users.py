@@ -6,14 +6,19 @@ log. No hub role can reach more, because the hub holds nothing more.
 
 - Passwords: argon2id (`federation.passwords`), hashed and checked off the event loop.
   `PASSWORD_COST` is the cost new hashes get (tests lower it; stored hashes carry their own).
-- Login: throttled per username and per remote address (`federation.websecurity.
-  LoginThrottle`, in process memory); an unknown username costs the same as a wrong
+- Login: every attempt is counted in the database BEFORE its password is checked
+  (`federation.login_throttle`: per username and address with growing delays, plus higher
+  per-user and per-address ceilings; it holds across processes and restarts), so concurrent
+  guesses cannot outrun the limit; a throttled attempt is `LoginThrottled` (429 `throttled`
+  with `retry_after_s` for `Retry-After`). `unlock_login` (`peernet hub user unlock`)
+  clears a user's delays and logs it. An unknown username costs the same as a wrong
   password. The login form is bound to a pre-session cookie by an HMAC (`login_csrf`).
 - Sessions: a random cookie value (`HttpOnly; SameSite=Strict`, `Secure` when the hub's
   public URL is https); the row keyed by its SHA-256 holds the session's CSRF token and an
   absolute expiry (`SESSION_HOURS`). Logging out deletes the row.
 - API tokens for scripts: `ph_` + 32 random bytes, shown once (`peernet hub user token`);
   stored as SHA-256 only, so a request costs one indexed read, never a password hash.
+  Disabling a user revokes their tokens.
 
 `authorize(request, roles) -> role` replaces the hub's default `app[AUTHORIZE]`. It accepts,
 in this order: `Authorization: Bearer <PEERNET_HUB_OPERATOR_TOKEN>` (role `operator`, the
@@ -27,6 +32,7 @@ otherwise 403 `csrf_failed` before the handler runs, so nothing changes. No call
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -50,8 +56,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from federation.clock import Clock
+from federation.login_throttle import LoginThrottle
 from federation.passwords import INTERACTIVE, PasswordHasher
-from federation.websecurity import LoginThrottle, csrf_equal, new_token, token_hash
+from federation.websecurity import csrf_equal, new_token, token_hash
 from hub.appkeys import AUTHORIZE, CLOCK, DB, SETTINGS
 from hub.config import HubSettings
 from hub.db import Base, Database
@@ -69,6 +76,7 @@ __all__ = [
     "HubRole",
     "HubSession",
     "HubUser",
+    "LoginThrottled",
     "Principal",
     "Session",
     "create_token",
@@ -81,7 +89,10 @@ __all__ = [
     "secure_cookies",
     "set_active",
     "setup",
+    "unlock_login",
 ]
+
+log = logging.getLogger("peernet.hub.users")
 
 SESSION_COOKIE = "peernet_hub_session"
 SESSION_HOURS = 12
@@ -243,20 +254,27 @@ async def create_token(db: Database, *, username: str, label: str, now_ms: int,
     return token
 
 
+class LoginThrottled(HubError):
+    """429 `throttled`; `retry_after_s` is what the `Retry-After` header says."""
+
+    def __init__(self, wait_ms: int) -> None:
+        self.retry_after_s = max(1, -(-wait_ms // 1000))
+        super().__init__(Code.THROTTLED,
+                         f"too many attempts; try again in {-(-wait_ms // 60_000)} min")
+
+
 async def login(db: Database, hasher: PasswordHasher, throttle: LoginThrottle, *,
                 username: str, password: str, address: str, now_ms: int) -> Session:
-    wait = throttle.retry_after_ms(username, address)
+    wait = await throttle.acquire(db, username, address, now_ms)  # counted before the check
     if wait:
-        raise HubError(Code.THROTTLED,
-                       f"too many attempts; try again in {-(-wait // 60_000)} min")
+        raise LoginThrottled(wait)
     async with db.read() as conn:
         row = (await conn.execute(select(U).where(
             U.c.username == username.strip().casefold(), U.c.active.is_(True)))).first()
     ok = await hasher.verify_async(row.password_hash if row else None, password)
     if row is None or not ok:
-        throttle.failure(username, address)
         raise HubError(Code.BAD_CREDENTIALS, "wrong username or password")
-    throttle.success(username, address)
+    await throttle.succeeded(db, username, address, now_ms)
     cookie, csrf = new_token(), new_token()
     max_age = SESSION_HOURS * 3600
     async with db.write() as conn:
@@ -265,6 +283,18 @@ async def login(db: Database, hasher: PasswordHasher, throttle: LoginThrottle, *
             id=token_hash(cookie), user_id=row.id, csrf_token=csrf, created_at=now_ms,
             expires_at=now_ms + max_age * 1000))
     return Session(cookie, csrf, max_age, HubRole(row.role))
+
+
+async def unlock_login(db: Database, throttle: LoginThrottle, username: str) -> int:
+    """Clear every login delay of an existing user (any address); logged. Returns how many
+    counters were removed."""
+    name = _username(username)
+    async with db.read() as conn:
+        if (await conn.execute(select(U.c.id).where(U.c.username == name))).first() is None:
+            raise HubError(Code.NOT_FOUND, "no such user", "username")
+    removed = await throttle.unlock(db, name)
+    log.warning("login delays of hub user %s cleared (%d counters)", name, removed)
+    return removed
 
 
 async def logout(db: Database, p: Principal) -> None:
@@ -353,6 +383,6 @@ def make_authorize(app: web.Application) -> Any:
 def setup(app: web.Application) -> None:
     """Hub feature hook: password hasher, login throttle and the session/token check."""
     app[HASHER] = PasswordHasher(PASSWORD_COST)
-    app[THROTTLE] = LoginThrottle(app[CLOCK])
+    app[THROTTLE] = LoginThrottle()  # counters in the database
     app[LOGIN_SECRET] = secrets.token_bytes(32)
     app[AUTHORIZE] = make_authorize(app)

@@ -3,7 +3,8 @@
 - `add USERNAME --role operator|board_analyst`: the password from a hidden prompt (or
   `--password-stdin`);
 - `token USERNAME [--label L] [--days N]`: a new API token for scripts, printed once;
-- `disable USERNAME`: ends the user's sessions and revokes their tokens.
+- `disable USERNAME`: ends the user's sessions and revokes their tokens;
+- `unlock USERNAME`: clears the user's login delays (`federation.login_throttle`).
 
 Expected failures print one line (`<code>: <message>`) and exit non-zero.
 """
@@ -20,6 +21,7 @@ import click
 
 from federation.clock import SystemClock
 from federation.database import make_engine, migrate
+from federation.login_throttle import LoginThrottle
 from federation.passwords import PasswordHasher
 from hub import users
 from hub.config import HubSettings
@@ -94,3 +96,12 @@ def disable_cmd(config_path: Path, username: str) -> None:
     """Disable a user: their sessions end and their tokens stop working."""
     _run(config_path, lambda db: users.set_active(db, username, False, SystemClock().now_ms()))
     click.echo(f"disabled {username}")
+
+
+@user_group.command("unlock")
+@_config_option
+@click.argument("username")
+def unlock_cmd(config_path: Path, username: str) -> None:
+    """Clear a user's login delays (after too many wrong passwords), from every address."""
+    removed = _run(config_path, lambda db: users.unlock_login(db, LoginThrottle(), username))
+    click.echo(f"unlocked {username} ({removed} counters cleared)")

@@ -1,13 +1,19 @@
 """Users, logins, browser sessions and API tokens.
 
 - Passwords: argon2id (`federation.passwords`), hashed and checked off the event loop.
-- Login: throttled per username and per remote address (`federation.websecurity`); an
-  unknown username costs the same as a wrong password. Failed and throttled logins are
-  audited without the typed username (people type passwords into it by mistake).
+- Login: every attempt is counted in the database BEFORE its password is checked
+  (`federation.login_throttle`: per username and address with growing delays, plus higher
+  per-user and per-address ceilings), so concurrent guesses cannot outrun the limit; a
+  throttled attempt is refused with `LoginThrottled` (429 `throttled`, `retry_after_s`) and
+  no password check. An unknown username costs the same as a wrong password. Failed and
+  throttled logins are audited without the typed username (people type passwords into it
+  by mistake). Admins clear a user's counters with `unlock_login` (audited).
 - Sessions: a random cookie value; the row keyed by its SHA-256 holds the CSRF token and an
   absolute expiry (`session_hours`).
 - API tokens: `pn_` + 32 random bytes, shown once; stored as SHA-256 only, so a request
-  is authenticated by one indexed read, never by a password hash.
+  is authenticated by one indexed read, never by a password hash. A change of a user's
+  password, role or activity revokes all their tokens (and ends their sessions); listing
+  and revoking single tokens is `node.tokens`.
 - Admins manage users; nobody can remove the last active admin.
 """
 
@@ -19,7 +25,8 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from federation.websecurity import LoginThrottle, new_token, token_hash
+from federation.login_throttle import LoginThrottle
+from federation.websecurity import new_token, token_hash
 from node import audit
 from node.access import Principal
 from node.context import NodeContext
@@ -30,12 +37,14 @@ from node.times import to_dt
 from node.vocabulary import Role
 
 __all__ = [
+    "LoginThrottled",
     "Session",
     "create_token",
     "create_user",
     "list_users",
     "login",
     "logout",
+    "unlock_login",
     "update_user",
 ]
 
@@ -103,6 +112,9 @@ async def update_user(ctx: NodeContext, actor: Principal, uid: uuid.UUID,
         ctx.db.auth_cache.clear()
         if values.get("active") is False or "password" in changed or "role" in changed:
             await conn.execute(delete(S).where(S.c.user_id == uid))
+            # A token carries the rights of the password and role it was made under.
+            await conn.execute(update(T).where(T.c.user_id == uid, T.c.revoked_at.is_(None))
+                               .values(revoked_at=now))
         await audit.append(conn, ts=now, action="user.update", actor=actor, target_type="user",
                            target_id=uid, detail={"changed": sorted(changed)})
         fresh = (await conn.execute(select(U).where(U.c.id == uid))).one()
@@ -139,28 +151,36 @@ class Session:
         self.role = role
 
 
+class LoginThrottled(NodeError):
+    """429 `throttled`; `retry_after_s` is what the `Retry-After` header says."""
+
+    def __init__(self, wait_ms: int) -> None:
+        self.retry_after_s = max(1, -(-wait_ms // 1000))
+        minutes = -(-wait_ms // 60_000)
+        super().__init__(Code.THROTTLED, f"too many attempts; try again in {minutes} min")
+
+
 async def login(ctx: NodeContext, throttle: LoginThrottle, username: str, password: str,
                 address: str) -> Session:
     now = ctx.now()
-    wait = throttle.retry_after_ms(username, address)
+    wait = await throttle.acquire(ctx.db, username, address, now)  # counted before the check
     if wait:
+        err = LoginThrottled(wait)
         async with ctx.db.write() as conn:
             await audit.append(conn, ts=now, action="login.throttled", outcome="refused",
-                               detail={"retry_after_s": -(-wait // 1000)})
-        raise NodeError(Code.THROTTLED, f"too many attempts; try again in "
-                        f"{-(-wait // 60_000)} min")
+                               detail={"retry_after_s": err.retry_after_s})
+        raise err
     async with ctx.db.read() as conn:
         row = (await conn.execute(select(U).where(
             U.c.username == username.strip().casefold(), U.c.active.is_(True)))).first()
     ok = await ctx.hasher.verify_async(row.password_hash if row else None, password)
     if row is None or not ok:
-        throttle.failure(username, address)
         async with ctx.db.write() as conn:
             await audit.append(conn, ts=now, action="login.failed", outcome="refused",
                                target_type="user" if row else None,
                                target_id=row.id if row else None)
         raise NodeError(Code.BAD_CREDENTIALS, "wrong username or password")
-    throttle.success(username, address)
+    await throttle.succeeded(ctx.db, username, address, now)
     cookie, csrf = new_token(), new_token()
     max_age = ctx.settings.session_hours * 3600
     who = Principal(row.id, row.username, Role(row.role), row.team, "session")
@@ -181,3 +201,21 @@ async def logout(ctx: NodeContext, p: Principal) -> None:
         await conn.execute(delete(S).where(S.c.id == p.session_id))
         await audit.append(conn, ts=ctx.now(), action="logout", actor=p, target_type="user",
                            target_id=p.user_id)
+
+
+async def unlock_login(ctx: NodeContext, throttle: LoginThrottle, actor: Principal | None,
+                       user: str | uuid.UUID) -> int:
+    """Clear every login delay of an existing user, by name or id (`actor` None: the CLI);
+    audited. Returns how many counters were removed."""
+    where = (U.c.id == user if isinstance(user, uuid.UUID)
+             else U.c.username == user.strip().casefold())
+    async with ctx.db.read() as conn:
+        row = (await conn.execute(select(U.c.id, U.c.username).where(where))).first()
+    if row is None:
+        raise NodeError(Code.NOT_FOUND, "no such user", "username")
+    uid = row.id
+    removed = await throttle.unlock(ctx.db, row.username)
+    async with ctx.db.write() as conn:
+        await audit.append(conn, ts=ctx.now(), action="login.unlock", actor=actor,
+                           target_type="user", target_id=uid, detail={"counters": removed})
+    return removed

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from federation.clock import Clock
 from federation.keystore import NodeKeys
+from federation.login_throttle import LoginThrottle
 from federation.passwords import PasswordHasher
-from federation.websecurity import LoginThrottle
 from node.access import Principal
 from node.config import NodeSettings
 from node.db import Database

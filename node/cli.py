@@ -3,7 +3,10 @@
     peernet node init   --config node.toml --node-id metro-fire --name "Metro Fire" ...
     peernet node serve  --config node.toml
     peernet node user add USERNAME --role peer_supporter [--team main]
+    peernet node user unlock USERNAME
     peernet node token create --user USERNAME [--label cli] [--expires-days N]
+    peernet node token list [--user USERNAME]
+    peernet node token revoke TOKEN_ID
     peernet node audit verify
     peernet node purge [--days N]
 
@@ -35,7 +38,7 @@ from federation.database import make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.server_process import run_server
-from node import activation_cli, audit, release_cli, retention
+from node import activation_cli, audit, audit_cli, release_cli, retention
 from node.accounts import create_token, create_user
 from node.config import NodeSettings
 from node.context import NodeContext
@@ -129,13 +132,16 @@ def _secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
 
 async def _with_context(settings: NodeSettings, fn: Callable[[NodeContext], Awaitable[T]],
                         keys: NodeKeys | None = None,
-                        pseudonyms: Pseudonymizer | None = None) -> T:
+                        pseudonyms: Pseudonymizer | None = None, *, sign: bool = True) -> T:
     db = Database(make_engine(settings.db_url))
     try:
         await migrate(db.engine, "node:migrations")
         ctx = NodeContext(db, SystemClock(), settings, pseudonyms or Pseudonymizer.generate(),
                           PasswordHasher(INTERACTIVE), keys)
-        return await fn(ctx)
+        out = await fn(ctx)
+        if sign:  # the entries it appended (never after verify: it would bless what it read)
+            await audit_cli.sign_moved_head(db, settings, keys, ctx.now())
+        return out
     finally:
         await db.dispose()
 
@@ -288,6 +294,47 @@ def token_create_cmd(config_path: Path, username: str, label: str,
     click.echo(_run(_with_context(settings, make)))
 
 
+@user_group.command("unlock")
+@_config_option
+@click.argument("username")
+def user_unlock_cmd(config_path: Path, username: str) -> None:
+    """Clear a user's login delays (after wrong passwords), from every address; audited."""
+    from federation.login_throttle import LoginThrottle
+    from node.accounts import unlock_login
+
+    settings = _load(config_path)
+    n = _run(_with_context(settings, lambda ctx: unlock_login(ctx, LoginThrottle(), None,
+                                                              username)))
+    click.echo(f"unlocked {username} ({n} counters cleared)")
+
+
+@token_group.command("list")
+@_config_option
+@click.option("--user", "username", default=None, help="Only this user's tokens.")
+def token_list_cmd(config_path: Path, username: str | None) -> None:
+    """List API tokens (id, user, label, state, times in UTC); never their values."""
+    from node.tokens import list_tokens
+
+    settings = _load(config_path)
+    items = _run(_with_context(settings, lambda ctx: list_tokens(ctx, None, username)))
+    click.echo(f"{'ID':36}  {'USER':20}  {'LABEL':20}  {'STATE':8}  CREATED (UTC)")
+    for t in items:
+        click.echo(f"{t.id!s:36}  {t.user:20}  {t.label:20}  {t.state:8}  "
+                   f"{t.created_at:%Y-%m-%d %H:%M}")
+
+
+@token_group.command("revoke")
+@_config_option
+@click.argument("token_id", type=click.UUID)
+def token_revoke_cmd(config_path: Path, token_id: Any) -> None:
+    """Revoke an API token by its id (see `token list`); audited."""
+    from node.tokens import revoke_token
+
+    settings = _load(config_path)
+    out = _run(_with_context(settings, lambda ctx: revoke_token(ctx, None, token_id)))
+    click.echo(f"revoked token {out.id} of {out.user}")
+
+
 @node_group.group("audit")
 def audit_group() -> None:
     """The audit log."""
@@ -295,21 +342,29 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @_config_option
-def audit_verify_cmd(config_path: Path) -> None:
-    """Check the hash chain and the signed head; exit 1 at the first broken link."""
+@click.option("--offline", is_flag=True,
+              help="Check only the local log, without the hub's anchor (a log cut back to an "
+                   "older signed head then goes unnoticed).")
+def audit_verify_cmd(config_path: Path, offline: bool) -> None:
+    """Check the hash chain, the signed head and the hub's anchor; exit 1 naming the first
+    failed check (problem code and entry)."""
     settings = _load(config_path, with_passphrase=True)
     keys, _ = _secrets(settings)
 
-    async def check(ctx: NodeContext) -> audit.AuditReport:
-        async with ctx.db.read() as conn:
-            return await audit.verify(conn, keys, settings.node_id)
+    async def check(ctx: NodeContext) -> audit_cli.VerifyOutcome:
+        return await audit_cli.verify_all(ctx.db, settings, keys, ctx.clock, offline=offline)
 
-    report = _run(_with_context(settings, check))
+    out = _run(_with_context(settings, check, keys=keys, sign=False))
+    report = out.report
     if not report.ok:
         _fail(f"audit log broken at entry {report.first_broken} ({report.problem}): "
               f"{report.message}")
+    if out.unavailable is not None:
+        _fail(f"audit log intact locally, but the hub's anchor could not be checked "
+              f"({out.unavailable}); a log cut back to an older signed head would go "
+              "unnoticed. Retry when the hub is reachable, or use --offline")
     click.echo(f"audit log intact: {report.entries} entries, head {report.head_seq}, "
-               f"signed through {report.signed_seq}")
+               f"signed through {report.signed_seq}; {out.anchor_note}")
 
 
 @node_group.command("purge")

@@ -176,8 +176,11 @@ async def login_post(request: web.Request) -> web.Response:
                                        request.remote or "unknown")
     except NodeError as exc:
         if exc.code in (Code.BAD_CREDENTIALS, Code.THROTTLED):
-            return _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",
+            page = _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",
                                exc.status)
+            if isinstance(exc, accounts.LoginThrottled):
+                page.headers["Retry-After"] = str(exc.retry_after_s)
+            return page
         raise
     secure = bool(request.app[SETTINGS].secure_cookies)
     resp = web.HTTPSeeOther("/")
@@ -330,9 +333,13 @@ def _uuid(request: web.Request) -> uuid.UUID:
 # --- admin ------------------------------------------------------------------------------
 
 async def users_page(request: web.Request, error: NodeError | None = None) -> web.Response:
-    users = await accounts.list_users(_ctx(request))
+    ctx = _ctx(request)
+    users = await accounts.list_users(ctx)
+    locked = await request.app[THROTTLE].delayed_users(ctx.db, [u.username for u in users],
+                                                       ctx.now())
     return render(request, "admin_users.html", {
         "users": users, "roles": _choices(Role), "labels": LABELS, "error": error,
+        "locked": locked,
     }, status=error.status if error else 200)
 
 
@@ -358,6 +365,12 @@ async def user_change(request: web.Request) -> web.Response:
         if exc.status in (409, 422):
             return await users_page(request, exc)
         raise
+    raise _see_other("/admin/users")
+
+
+async def user_unlock(request: web.Request) -> web.Response:
+    await accounts.unlock_login(_ctx(request), request.app[THROTTLE], principal(request),
+                                _uuid(request))
     raise _see_other("/admin/users")
 
 
@@ -410,6 +423,8 @@ def setup(app: web.Application) -> None:
               "Create a user"),
         Route("POST", "/admin/users/{id}", user_change, "page.admin.users.change", ADMIN,
               "Change a user"),
+        Route("POST", "/admin/users/{id}/unlock", user_unlock, "page.admin.users.unlock",
+              ADMIN, "Clear a user's login delays"),
         Route("GET", "/leadership", leadership, "page.leadership", REPORT_READERS,
               "Agency report"),
     ])

@@ -34,6 +34,8 @@ EXPECTED: dict[str, set[str] | str] = {
     "api.users.create": {"admin"},
     "api.users.update": {"admin"},
     "api.tokens.create": ALL,
+    "api.tokens.list": ALL,
+    "api.tokens.revoke": ALL,
     "api.disclosures.list": {"coordinator"},
     "api.disclosures.create": {"coordinator"},
     "api.disclosures.get": {"coordinator"},
@@ -57,6 +59,7 @@ EXPECTED: dict[str, set[str] | str] = {
     "page.admin.users": {"admin"},
     "page.admin.users.create": {"admin"},
     "page.admin.users.change": {"admin"},
+    "page.admin.users.unlock": {"admin"},
     "page.leadership": {"coordinator", "auditor"},
     # federation (federation engineer's routes)
     "fed_send": "public",

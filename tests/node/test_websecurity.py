@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from federation.clock import FakeClock
 from federation.passwords import MIN, PasswordHasher
-from federation.websecurity import LoginThrottle, csrf_equal, login_csrf, new_token, token_hash
+from federation.websecurity import csrf_equal, login_csrf, new_token, token_hash
 from tests.node.conftest import MakeNode
 
 
@@ -34,21 +33,6 @@ def test_tokens_and_csrf() -> None:
     assert csrf_equal(a, a) and not csrf_equal(a, b)
     assert not csrf_equal(None, None) and not csrf_equal(a, "")
     assert login_csrf(b"k" * 32, a) != login_csrf(b"k" * 32, b)
-
-
-def test_throttle_per_user_and_per_address_with_clock() -> None:
-    clock = FakeClock(0)
-    t = LoginThrottle(clock, per_user=3, per_address=5, window_ms=60_000, lockout_ms=60_000)
-    for _ in range(3):
-        assert t.retry_after_ms("alice", "10.0.0.1") == 0
-        t.failure("alice", "10.0.0.1")
-    assert t.retry_after_ms("ALICE ", "10.0.0.9") == 60_000  # per user, any address
-    assert t.retry_after_ms("bob", "10.0.0.1") == 0
-    for name in ("bob", "carol"):
-        t.failure(name, "10.0.0.1")
-    assert t.retry_after_ms("dave", "10.0.0.1") == 60_000  # per address, any user
-    clock.advance(60_001)
-    assert t.retry_after_ms("alice", "10.0.0.1") == 0
 
 
 async def test_headers_on_every_response_and_errors_in_one_shape(make_node: MakeNode) -> None:

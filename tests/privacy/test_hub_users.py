@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from federation.clock import FakeClock
 from federation.database import make_engine, migrate
+from federation.login_throttle import LoginThrottle
 from federation.passwords import MIN, PasswordHasher
-from federation.websecurity import LoginThrottle, token_hash
+from federation.websecurity import token_hash
 from hub import users
 from hub.cli import hub_group
 from hub.db import Database
@@ -35,7 +36,7 @@ async def _counts(db: Database) -> tuple[int, int, int]:
 
 async def test_users_sessions_and_tokens(db_url: str) -> None:
     db, hasher, clock = await _db(db_url), PasswordHasher(MIN), FakeClock()
-    throttle = LoginThrottle(clock)
+    throttle = LoginThrottle()
     try:
         made = await users.create_user(db, hasher, username=" Board.Lee ", password=PW,
                                        role="board_analyst", now_ms=clock.now_ms())
@@ -93,7 +94,7 @@ async def test_bad_input_is_refused_and_stores_nothing(db_url: str) -> None:
 
 async def test_login_throttle_locks_out_then_forgives(sqlite_url: str) -> None:
     db, hasher, clock = await _db(sqlite_url), PasswordHasher(MIN), FakeClock()
-    throttle = LoginThrottle(clock)
+    throttle = LoginThrottle()
     try:
         await users.create_user(db, hasher, username="op", password=PW, role="operator",
                                 now_ms=clock.now_ms())
