@@ -206,8 +206,11 @@ async def _login_post(request: web.Request) -> web.Response:
             password=password, address=request.remote or "unknown", now_ms=app[CLOCK].now_ms())
     except HubError as exc:
         if exc.code in (Code.BAD_CREDENTIALS, Code.THROTTLED):
-            return _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",
+            page = _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",
                                exc.status)
+            if isinstance(exc, users.LoginThrottled):
+                page.headers["Retry-After"] = str(exc.retry_after_s)
+            return page
         raise
     secure = users.secure_cookies(app[SETTINGS])
     resp = web.HTTPSeeOther("/dashboard")

@@ -16,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from federation.openapi import Operation, build_document
-from node import accounts, disclosures, encounters, followups, report, retention
+from node import accounts, disclosures, encounters, followups, report, retention, tokens
 from node import audit as audit_log
 from node.appkeys import ROUTES, SETTINGS
 from node.context import NodeContext
@@ -166,6 +166,17 @@ async def token_create(request: web.Request) -> web.Response:
     return _dump(out, 201)
 
 
+async def token_list(request: web.Request) -> web.Response:
+    q = query_params(request, tokens.TokenQuery)
+    items = await tokens.list_tokens(NodeContext.of(request.app), principal(request), q.user)
+    return _dump(tokens.TokenList(items=items))
+
+
+async def token_revoke(request: web.Request) -> web.Response:
+    return _dump(await tokens.revoke_token(NodeContext.of(request.app), principal(request),
+                                           _id(request)))
+
+
 async def disclosure_list(request: web.Request) -> web.Response:
     items = await disclosures.list_disclosures(NodeContext.of(request.app), principal(request))
     return _dump(DisclosureList(items=items))
@@ -276,6 +287,12 @@ def setup(app: web.Application) -> None:
               response=UserOut, tags=("users",)),
         Route("POST", f"{P}/tokens", token_create, "api.tokens.create", ALL_ROLES,
               "Create an API token for yourself", body=TokenIn, response=TokenOut, status=201,
+              tags=("users",)),
+        Route("GET", f"{P}/tokens", token_list, "api.tokens.list", ALL_ROLES,
+              "Your API tokens (admins: any user's), never their values",
+              query=tokens.TokenQuery, response=tokens.TokenList, tags=("users",)),
+        Route("DELETE", f"{P}/tokens/{{id}}", token_revoke, "api.tokens.revoke", ALL_ROLES,
+              "Revoke an API token (yours; admins: any)", response=tokens.TokenInfo,
               tags=("users",)),
         Route("GET", f"{P}/disclosures", disclosure_list, "api.disclosures.list", COORDINATOR,
               "Restricted disclosure records (audited)", response=DisclosureList,
