@@ -3,8 +3,22 @@
 File format (JSON, one object): `{"format": "peernet-keyfile-v1", "kdf": "argon2id",
 "salt": b64u, "opslimit": int, "memlimit": int, "nonce_in_box": true, "box": b64u}` where
 `box` is a SecretBox (XSalsa20-Poly1305) of the canonical JSON secret payload under a key from
-argon2id(passphrase, salt, opslimit, memlimit). The limits live in the header so a file
-written with stronger limits still opens, and tests can use the interactive limits.
+argon2id(passphrase, salt, opslimit, memlimit).
+
+Cost: the limits live in the header so a file written with stronger limits still opens, but
+the header is not authenticated before the KDF runs, so it is held to a range: at least
+libsodium's INTERACTIVE limits (`COST_FLOOR`; a copied file whose header names a tiny cost
+would make a stolen file cheap to guess) -> `weak_keyfile`, at most SENSITIVE's
+(`COST_CEILING`; a header naming terabytes would exhaust the machine) -> `bad_keyfile`.
+Files written before the floor existed used INTERACTIVE and still open. Key files live for
+years and are opened once per server start, so they are sealed with MODERATE
+(`KEYFILE_COST`, about 0.4 s and 256 MiB once per start), stronger than login passwords
+(`federation.passwords`, INTERACTIVE per login); tests may pass `cost=COST_FLOOR`.
+
+`write_private` never writes through a link or into a file someone else prepared: a fresh
+temp name in the target's directory, created with O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600
+(fchmod'ed, whatever the umask), then an atomic rename over the target (a rename replaces a
+symlink at the target rather than following it).
 
 A node's keys: an Ed25519 signing key with a version (`ed25519:<version>`) and a separate
 X25519 encryption key; old signing keys stay in the file after a rotation so that what they
@@ -15,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +46,20 @@ from protocol.encoding import b64u, unb64u
 from protocol.ids import key_id
 
 FORMAT = "peernet-keyfile-v1"
-# Moderate limits: about 0.1 s and 64 MiB on this class of machine.
-OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
-MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+_A = nacl.pwhash.argon2id
+
+
+@dataclass(frozen=True)
+class KdfCost:
+    """argon2id limits: passes and memory in bytes."""
+
+    opslimit: int
+    memlimit: int
+
+
+COST_FLOOR = KdfCost(_A.OPSLIMIT_INTERACTIVE, _A.MEMLIMIT_INTERACTIVE)
+COST_CEILING = KdfCost(_A.OPSLIMIT_SENSITIVE, _A.MEMLIMIT_SENSITIVE)
+KEYFILE_COST = KdfCost(_A.OPSLIMIT_MODERATE, _A.MEMLIMIT_MODERATE)
 
 
 class KeystoreError(Exception):
@@ -45,18 +71,32 @@ class KeystoreError(Exception):
         self.message = message
 
 
-def seal_secret(payload: dict[str, Any], passphrase: str) -> bytes:
-    salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
-    key = nacl.pwhash.argon2id.kdf(
+def _check_cost(cost: KdfCost) -> None:
+    if cost.opslimit < COST_FLOOR.opslimit or cost.memlimit < COST_FLOOR.memlimit:
+        raise KeystoreError(
+            "weak_keyfile",
+            "key file names an argon2id cost below the minimum (INTERACTIVE); "
+            "it was not written by peernet",
+        )
+    if cost.opslimit > COST_CEILING.opslimit or cost.memlimit > COST_CEILING.memlimit:
+        raise KeystoreError("bad_keyfile", "key file names an argon2id cost above the maximum")
+
+
+def seal_secret(
+    payload: dict[str, Any], passphrase: str, *, cost: KdfCost = KEYFILE_COST
+) -> bytes:
+    _check_cost(cost)
+    salt = nacl.utils.random(_A.SALTBYTES)
+    key = _A.kdf(
         nacl.secret.SecretBox.KEY_SIZE, passphrase.encode("utf-8"), salt,
-        opslimit=OPSLIMIT, memlimit=MEMLIMIT,
+        opslimit=cost.opslimit, memlimit=cost.memlimit,
     )
     box = nacl.secret.SecretBox(key).encrypt(
         json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("utf-8")
     )
     doc = {
         "format": FORMAT, "kdf": "argon2id", "salt": b64u(salt),
-        "opslimit": OPSLIMIT, "memlimit": MEMLIMIT, "box": b64u(bytes(box)),
+        "opslimit": cost.opslimit, "memlimit": cost.memlimit, "box": b64u(bytes(box)),
     }
     return (json.dumps(doc, sort_keys=True, indent=1) + "\n").encode("utf-8")
 
@@ -66,9 +106,11 @@ def open_secret(blob: bytes, passphrase: str) -> dict[str, Any]:
         doc = json.loads(blob)
         if doc.get("format") != FORMAT or doc.get("kdf") != "argon2id":
             raise KeystoreError("bad_keyfile", "not a peernet key file")
-        key = nacl.pwhash.argon2id.kdf(
+        cost = KdfCost(int(doc["opslimit"]), int(doc["memlimit"]))
+        _check_cost(cost)  # before the KDF: the header is not authenticated
+        key = _A.kdf(
             nacl.secret.SecretBox.KEY_SIZE, passphrase.encode("utf-8"), unb64u(doc["salt"]),
-            opslimit=int(doc["opslimit"]), memlimit=int(doc["memlimit"]),
+            opslimit=cost.opslimit, memlimit=cost.memlimit,
         )
         plain = nacl.secret.SecretBox(key).decrypt(unb64u(doc["box"]))
     except nacl.exceptions.CryptoError:
@@ -82,14 +124,31 @@ def open_secret(blob: bytes, passphrase: str) -> dict[str, Any]:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write a file readable by its owner only, replacing atomically."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write a file readable by its owner only, replacing `path` atomically (see the module
+    docstring: fresh exclusive temp file, no symlink followed, mode 0600 whatever exists)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:  # someone holds that name: take another
+            continue
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 @dataclass
@@ -158,8 +217,8 @@ class NodeKeys:
             {int(v): SigningKey(unb64u(k)) for v, k in p.get("old_signing_keys", {}).items()},
         )
 
-    def save(self, path: Path, passphrase: str) -> None:
-        write_private(path, seal_secret(self.to_payload(), passphrase))
+    def save(self, path: Path, passphrase: str, *, cost: KdfCost = KEYFILE_COST) -> None:
+        write_private(path, seal_secret(self.to_payload(), passphrase, cost=cost))
 
     @classmethod
     def load(cls, path: Path, passphrase: str) -> NodeKeys:
@@ -172,10 +231,12 @@ class NodeKeys:
         return cls.from_payload(open_secret(blob, passphrase))
 
 
-def rotate_key_file(path: Path, passphrase: str) -> NodeKeys:
+def rotate_key_file(
+    path: Path, passphrase: str, *, cost: KdfCost = KEYFILE_COST
+) -> NodeKeys:
     """Add the next signing key version to a sealed key file, the old keys kept (they
-    signed what is already stored and queued); the file is replaced atomically. The keys
-    as written."""
+    signed what is already stored and queued); the file is replaced atomically (and sealed
+    with today's cost). The keys as written."""
     keys = NodeKeys.load(path, passphrase).rotated()
-    keys.save(path, passphrase)
+    keys.save(path, passphrase, cost=cost)
     return keys
