@@ -20,14 +20,15 @@ and the new board otherwise) and only then writes the signed roster.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
 from pydantic import ValidationError
 
+from federation.board_keys import check_passphrase, load_board_key, write_board_key
 from federation.errors import FedCode, FederationError
-from federation.keystore import KeystoreError, open_secret, seal_secret, write_private
 from federation.roster import (
     MAX_OLD_SIGN_KEYS,
     Board,
@@ -100,18 +101,6 @@ def read_pin(path: Path) -> BoardPin:
     return BoardPin(board.key_bytes(), board.threshold)
 
 
-def load_board_key(path: Path, passphrase: str) -> SigningKey:
-    try:
-        payload = open_secret(path.read_bytes(), passphrase)
-    except OSError as exc:
-        raise FederationError(FedCode.NOT_FOUND, f"cannot read {path}: {exc.strerror}") from None
-    except KeystoreError as exc:
-        raise _bad(f"{path}: {exc.message}") from None
-    if payload.get("kind") != "board-key":
-        raise _bad(f"{path} does not hold a board key")
-    return SigningKey(unb64u(payload["signing_key"]))
-
-
 class BoardDir:
     """Operations on a board directory (see module docstring)."""
 
@@ -140,26 +129,28 @@ class BoardDir:
         *,
         keys: int,
         threshold: int,
-        passphrase: str,
+        passphrase: str | Sequence[str],
         now_ms: int,
         validity_days: int = DEFAULT_VALIDITY_DAYS,
     ) -> list[Path]:
+        """Keys (key i sealed under `passphrase`, or `passphrase[i - 1]`: one per holder)
+        and the draft of version 1; everything is checked before anything is written."""
         if self.board_file.exists():
             raise FederationError(FedCode.CONFLICT, f"{self.root} already holds a board")
         if not 1 <= threshold <= keys <= 64:
             raise _bad("need 1 <= threshold <= keys <= 64", "threshold")
+        phrases = [passphrase] * keys if isinstance(passphrase, str) else list(passphrase)
+        if len(phrases) != keys:
+            raise _bad(f"need one passphrase per key ({keys}), got {len(phrases)}", "passphrase")
+        for phrase in phrases:
+            check_passphrase(phrase)
         signing = [SigningKey.generate() for _ in range(keys)]
         board = Board(keys=[b64u(bytes(k.verify_key)) for k in signing], threshold=threshold)
         (self.root / "keys").mkdir(parents=True, exist_ok=True)
         paths = []
         for i, key in enumerate(signing, start=1):
             path = self.root / "keys" / f"board-key-{i}.json"
-            write_private(
-                path,
-                seal_secret(
-                    {"kind": "board-key", "index": i, "signing_key": b64u(bytes(key))}, passphrase
-                ),
-            )
+            write_board_key(path, i, key, phrases[i - 1])
             paths.append(path)
         _write_json(self.board_file, {"format": BOARD_FORMAT, **board.model_dump(mode="json")})
         draft = Roster(

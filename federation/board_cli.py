@@ -2,7 +2,9 @@
 
 Passphrases for board key files come from the environment variable named by
 `--passphrase-env` (default `PEERNET_BOARD_PASSPHRASE`) or, when it is unset, from a hidden
-prompt. Expected failures print one line (`error: <code>: <message>`) and exit 1.
+prompt. Each holder may use their own: `board init --passphrase-per-key` takes key i's from
+`<env>_<i>` (or a prompt per key), and `board reseal --key FILE` changes one file's.
+Expected failures print one line (`error: <code>: <message>`) and exit 1.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from federation.board import DAY_MS, BoardDir, load_board_key, read_pin, verify_roster_file
+from federation.board import DAY_MS, BoardDir, read_pin, verify_roster_file
+from federation.board_keys import load_board_key, reseal_board_key
 from federation.clock import SystemClock
 from federation.errors import FederationError
 from federation.roster import parse_node_info
@@ -47,12 +50,12 @@ def _now() -> int:
     return SystemClock().now_ms()
 
 
-def _passphrase(env: str, confirm: bool = False) -> str:
+def _passphrase(env: str, confirm: bool = False, what: str = "Board key passphrase") -> str:
     value = os.environ.get(env)
     if value:
         return value
     entered: str = click.prompt(
-        "Board key passphrase", hide_input=True, confirmation_prompt=confirm
+        f"{what} (or set {env})", hide_input=True, confirmation_prompt=confirm
     )
     return entered
 
@@ -83,23 +86,55 @@ def board_group() -> None:
     "--keys", "n_keys", type=int, default=5, show_default=True, help="Number of board keys."
 )
 @click.option("--threshold", type=int, default=3, show_default=True, help="Signatures needed.")
-@click.option("--validity-days", type=int, default=90, show_default=True)
+@click.option("--validity-days", type=int, default=90, show_default=True,
+              help="Days the first roster stays valid.")
 @_PASS_ENV
+@click.option("--passphrase-per-key", is_flag=True,
+              help="Seal key i under its holder's own passphrase: from the variable "
+              "<passphrase-env>_<i> (e.g. PEERNET_BOARD_PASSPHRASE_2) or a prompt per key.")
 @_expected
 def init_cmd(
-    directory: Path, n_keys: int, threshold: int, validity_days: int, passphrase_env: str
+    directory: Path, n_keys: int, threshold: int, validity_days: int, passphrase_env: str,
+    passphrase_per_key: bool,
 ) -> None:
-    """Create board keys (sealed at rest) and the draft of roster version 1."""
+    """Create board keys (sealed at rest) and the draft of roster version 1.
+
+    Passphrases need at least 12 characters."""
+    phrases: str | list[str]
+    if passphrase_per_key:
+        phrases = [_passphrase(f"{passphrase_env}_{i}", confirm=True,
+                               what=f"Passphrase of board key {i}'s holder")
+                   for i in range(1, n_keys + 1)]
+    else:
+        phrases = _passphrase(passphrase_env, confirm=True)
     paths = BoardDir(directory).init(
         keys=n_keys,
         threshold=threshold,
-        passphrase=_passphrase(passphrase_env, confirm=True),
+        passphrase=phrases,
         now_ms=_now(),
         validity_days=validity_days,
     )
     click.echo(f"board of {n_keys} keys, threshold {threshold}: {directory / 'board.json'}")
     for p in paths:
         click.echo(f"key file: {p}")
+
+
+@board_group.command("reseal")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The board key file to re-seal (yours).")
+@_PASS_ENV
+@click.option("--new-passphrase-env", default="PEERNET_BOARD_NEW_PASSPHRASE", show_default=True,
+              help="Environment variable holding the new passphrase (else a prompt).")
+@_expected
+def reseal_cmd(key_file: Path, passphrase_env: str, new_passphrase_env: str) -> None:
+    """Seal one board key file under a new passphrase (its holder's own).
+
+    The current passphrase must open the file; a wrong one changes nothing. The new one needs
+    at least 12 characters."""
+    old = _passphrase(passphrase_env, what="Current passphrase")
+    new = _passphrase(new_passphrase_env, confirm=True, what="New passphrase")
+    index = reseal_board_key(key_file, old, new)
+    click.echo(f"board key {index} re-sealed under the new passphrase: {key_file}")
 
 
 @board_group.command("add-node")
