@@ -6,9 +6,9 @@ Every server is the real application (node and hub `create_app`, SQLite, loopbac
 one event loop; the network of `tests/federation/network.py`) with the background outbox
 workers on and the system clock. Each responder auto-offers through the service API: its
 `activation_request` handler applies the request and then calls
-`activation_service.make_offer` in the same inbox transaction (so the offer is queued with
+`activation_responder.make_offer` in the same inbox transaction (so the offer is queued with
 it). One round: the requester's coordinator creates a request to all N agencies
-(`activation_service.create_request`, committed) and the clock stops when the requester's
+(`activation_requester.create_request`, committed) and the clock stops when the requester's
 inbox has applied the N-th offer. Everything between is real: envelope building (sealed and
 signed per recipient), delivery, verification, the inbox transactions on both sides, the
 offers' way back, plus the `activation_status` reports to the hub's log sent alongside.
@@ -47,7 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import SystemClock
 from federation.server_process import freeze_heap
-from node import activation_service as svc
+from node import activation_requester as requesting
+from node import activation_responder as responding
 from node.activation_api import ACTIVATIONS
 from node.activation_federation import handler_for, inbound_of
 from node.activation_models import OfferIn, RequestIn
@@ -101,7 +102,7 @@ def _auto_offer(node: Any) -> None:
     async def handle(conn: AsyncConnection, opened: Opened) -> None:
         await base(conn, opened)
         m = inbound_of(opened)
-        await svc.make_offer(conn, ctx, m.thread_id or m.msg_id, offer, requester=m.sender)
+        await responding.make_offer(conn, ctx, m.thread_id or m.msg_id, offer, requester=m.sender)
 
     node.on(MessageType.ACTIVATION_REQUEST, handle)
 
@@ -292,7 +293,7 @@ async def _rounds(requester: Any, targets: list[str], n: int, rounds: int) -> li
     for i in range(rounds + 1):  # round 0 warms up connections and caches
         t0 = time.perf_counter()
         async with requester.db.write() as conn:
-            act = await svc.create_request(conn, rctx, _request(targets, rctx.now()),
+            act = await requesting.create_request(conn, rctx, _request(targets, rctx.now()),
                                            user_id=None)
             done = asyncio.Event()
             waiting[act.activation_id] = [0, done]

@@ -23,7 +23,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from node import activation_service as svc
+from node import activation_ending as ending
+from node import activation_requester as requesting
+from node import activation_responder as responding
+from node import activation_rows as act_rows
+from node import activation_views as views
 from node import audit, handoff
 from node.access import Principal
 from node.activation_context import ActivationContext
@@ -133,7 +137,7 @@ async def list_view(request: web.Request) -> web.Response:
     q = query_params(request, ListQuery)
     ctx = activation_context(request.app)
     async with _db(request).read() as conn:
-        items = await svc.list_activations(conn, ctx, q.side, q.limit)
+        items = await views.list_activations(conn, ctx, q.side, q.limit)
     return _dump(ActivationList(items=items))
 
 
@@ -142,7 +146,7 @@ async def create(request: web.Request) -> web.Response:
     ctx = activation_context(request.app)
     p = principal(request)
     async with _db(request).write() as conn:
-        out = await svc.create_request(conn, ctx, data, user_id=p.user_id)
+        out = await requesting.create_request(conn, ctx, data, user_id=p.user_id)
         await _audit(conn, ctx, p, "activation.request", out.activation_id,
                      state=out.state.value, targets=len(out.legs))
     return _dump(out, 201)
@@ -151,7 +155,7 @@ async def create(request: web.Request) -> web.Response:
 async def targets_view(request: web.Request) -> web.Response:
     q = query_params(request, TargetQuery)
     ctx = activation_context(request.app)
-    items = svc.targets(ctx, discipline=q.discipline.value if q.discipline else None,
+    items = views.targets(ctx, discipline=q.discipline.value if q.discipline else None,
                         region=q.region or None)
     return _dump(TargetList(items=items))
 
@@ -159,7 +163,7 @@ async def targets_view(request: web.Request) -> web.Response:
 async def get_view(request: web.Request) -> web.Response:
     ctx = activation_context(request.app)
     async with _db(request).read() as conn:
-        out = await svc.get(conn, ctx, _aid(request), _requester(request))
+        out = await views.get(conn, ctx, _aid(request), _requester(request))
     return _dump(out)
 
 
@@ -176,7 +180,7 @@ async def _act(request: web.Request, action: str, op: Any) -> ActivationOut:
 
 async def submit(request: web.Request) -> web.Response:
     async def op(conn: Any, ctx: ActivationContext, aid: str, _r: str | None) -> ActivationOut:
-        return await svc.submit(conn, ctx, aid)
+        return await requesting.submit(conn, ctx, aid)
 
     return _dump(await _act(request, "activation.submit", op))
 
@@ -186,7 +190,7 @@ async def offer(request: web.Request) -> web.Response:
     uid = principal(request).user_id
 
     async def op(conn: Any, ctx: ActivationContext, aid: str, r: str | None) -> ActivationOut:
-        return await svc.make_offer(conn, ctx, aid, data, requester=r, user_id=uid)
+        return await responding.make_offer(conn, ctx, aid, data, requester=r, user_id=uid)
 
     return _dump(await _act(request, "activation.offer", op))
 
@@ -197,7 +201,7 @@ async def accept(request: web.Request) -> web.Response:
     p = principal(request)
     aid = _aid(request)
     async with _db(request).write() as conn:
-        out = await svc.accept_offer(conn, ctx, aid, data.offer_msg_id)
+        out = await requesting.accept_offer(conn, ctx, aid, data.offer_msg_id)
         if not out.repeated:
             await _audit(conn, ctx, p, "activation.accept", aid, responder=out.responder)
     return _dump(out)
@@ -207,13 +211,13 @@ async def decline(request: web.Request) -> web.Response:
     data = await json_body(request, DeclineIn)
 
     async def op(conn: Any, ctx: ActivationContext, aid: str, r: str | None) -> ActivationOut:
-        act = await svc.find(conn, aid, r)
+        act = await act_rows.find(conn, aid, r)
         if act.side is Side.OUT:
             if data.responder is None:
                 raise ActivationError(ActivationCode.INVALID_INPUT,
                                       "name the responder whose offer you decline", "responder")
-            return await svc.decline_offer(conn, ctx, aid, data.responder, data.reason)
-        return await svc.decline_request(conn, ctx, aid, data.reason, requester=r)
+            return await requesting.decline_offer(conn, ctx, aid, data.responder, data.reason)
+        return await responding.decline_request(conn, ctx, aid, data.reason, requester=r)
 
     return _dump(await _act(request, "activation.decline", op))
 
@@ -222,7 +226,7 @@ async def update(request: web.Request) -> web.Response:
     data = await json_body(request, UpdateIn)
 
     async def op(conn: Any, ctx: ActivationContext, aid: str, r: str | None) -> ActivationOut:
-        return await svc.send_update(conn, ctx, aid, data.stage, requester=r)
+        return await responding.send_update(conn, ctx, aid, data.stage, requester=r)
 
     return _dump(await _act(request, "activation.update", op))
 
@@ -231,7 +235,7 @@ async def cancel(request: web.Request) -> web.Response:
     data = await json_body(request, CancelIn)
 
     async def op(conn: Any, ctx: ActivationContext, aid: str, r: str | None) -> ActivationOut:
-        return await svc.cancel(conn, ctx, aid, data.reason, requester=r,
+        return await ending.cancel(conn, ctx, aid, data.reason, requester=r,
                                 responder=data.responder)
 
     return _dump(await _act(request, "activation.cancel", op))
@@ -239,7 +243,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def close(request: web.Request) -> web.Response:
     async def op(conn: Any, ctx: ActivationContext, aid: str, r: str | None) -> ActivationOut:
-        return await svc.close(conn, ctx, aid, requester=r)
+        return await ending.close(conn, ctx, aid, requester=r)
 
     return _dump(await _act(request, "activation.close", op))
 

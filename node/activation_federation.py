@@ -29,7 +29,7 @@ from federation.clock import Clock
 from federation.errors import FederationError
 from federation.service import Outgoing
 from federation.worker import stop_task
-from node import activation_service as svc
+from node import activation_ending as ending
 from node import handoff
 from node.activation_api import ACTIVATIONS
 from node.activation_context import ActivationContext, DirectoryEntry, derive_note_key
@@ -176,7 +176,7 @@ async def sweep(app: web.Application) -> int:
     """Expire what is due now (the background task calls this; tests call it directly)."""
     ctx = app[ACTIVATIONS]
     async with app[DB].write() as conn:
-        return await svc.expire_due(conn, ctx)
+        return await ending.expire_due(conn, ctx)
 
 
 async def _sweeper(app: web.Application, interval_s: float) -> None:

@@ -13,7 +13,7 @@ Order independence. Federation delivers each message exactly once but not in ord
 message travels direct or through the hub, and a retried one is overtaken by later ones
 of the same thread. So a valid message is never refused for arriving at the wrong moment;
 it is merged into the leg (`activation_states.merge`, written by
-`activation_service.merge_leg`): forward along the lifecycle even over skipped steps
+`activation_writes.merge_leg`): forward along the lifecycle even over skipped steps
 (recorded in the history with a note), stale with no change when behind, and terminal
 states win (a late request or offer on a cancelled leg is kept cancelled, never shown as
 open). Both copies of a leg therefore end in the same state whatever the arrival order.
@@ -24,7 +24,7 @@ offer, which the responder makes only after storing the request). It is accepted
 in `activation_early` by (sender, thread id); the request, when it arrives, is stored and
 the early messages are applied in the same transaction, so the request is stored
 cancelled and never offered on. An early message whose request never comes is swept when
-its delivery window has passed (`activation_service.expire_due`).
+its delivery window has passed (`activation_ending.expire_due`).
 
 Routing by thread: every message names the activation in `thread_id` (a request with a null
 thread id, as another implementation may send to a single agency, uses its own msg_id).
@@ -61,24 +61,10 @@ from federation.prepared import Prepared
 from node.activation_context import ActivationContext, Db, dialect_of
 from node.activation_db import Side
 from node.activation_errors import ActivationCode, ActivationError
-from node.activation_service import (
-    EARLY,
-    STAGE_EVENTS,
-    A,
-    ActRow,
-    L,
-    LegRow,
-    _dumps,
-    _one_row,
-    _step,
-    leg_of,
-    legs_of,
-    load,
-    merge_leg,
-    record_event,
-    report,
-)
+from node.activation_responder import STAGE_EVENTS
+from node.activation_rows import EARLY, A, ActRow, L, LegRow, json_text, leg_of, legs_of, load
 from node.activation_states import Event
+from node.activation_writes import merge_leg, record_event, report, require_one_row, step_or_refuse
 from protocol.envelope import SKEW_MS
 from protocol.messages import (
     BODY_MODELS,
@@ -224,7 +210,7 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     key = uuid.uuid4()
     await _INSERT_ACTIVATION.run(db, {
         "key": key, "activation_id": aid, "requester": m.sender, "side": Side.IN.value,
-        "own_state": S.REQUESTED.value, "request": _dumps(wire_json(body)),
+        "own_state": S.REQUESTED.value, "request": json_text(wire_json(body)),
         "incident_ref": body.incident_ref, "incident_type": body.incident_type.value,
         "event_ts": body.event_ts, "expires_ts": body.expires_ts,
         "peers_needed": body.peers_needed, "affected_total": sum(body.affected.values()),
@@ -246,7 +232,7 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     await _apply_early(db, ctx, m.sender, aid)
 
 
-# Statements of the request path, built once (as in `activation_service`).
+# Statements of the request path, built once (as in `activation_rows`).
 _INSERT_ACTIVATION = Prepared(insert(A))
 _INSERT_LEG = Prepared(insert(L))
 _EARLY_OF = Prepared(
@@ -267,7 +253,7 @@ async def _keep_early(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         insert(EARLY).values(
             peer=m.sender, thread_id=m.thread_id, msg_id=m.msg_id, msg_type=m.msg_type.value,
             created_ts=m.created_ts, in_reply_to=m.in_reply_to,
-            body=_dumps(wire_json(m.body)), received_at=ctx.now(), expires_ts=until,
+            body=json_text(wire_json(m.body)), received_at=ctx.now(), expires_ts=until,
         )
     )
 
@@ -298,13 +284,13 @@ async def _on_offer(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     body: ActivationOfferBody = m.body
     act, leg = await _as_requester(db, ctx, m)
     if leg.state is S.DRAFT:
-        _step(leg.state, Event.OFFER, f"an offer from {m.sender}")  # refuses: never asked
+        step_or_refuse(leg.state, Event.OFFER, f"an offer from {m.sender}")  # refuses: never asked
     if leg.offer_msg_id is not None:
         raise _illegal(f"{m.sender} already made an offer in this activation")
     _in_time(act, m)
     await merge_leg(
         db, ctx, act, leg, Event.OFFER, actor=m.sender, msg_id=m.msg_id, what="an offer",
-        offer_msg_id=m.msg_id, offer=_dumps(wire_json(body)), offer_peers=body.peers,
+        offer_msg_id=m.msg_id, offer=json_text(wire_json(body)), offer_peers=body.peers,
     )
 
 
@@ -336,7 +322,7 @@ async def _on_accept(db: Db, ctx: ActivationContext, m: Inbound) -> None:
             .values(state=S.ACCEPTED.value, updated_at=now, accept_msg_id=m.msg_id,
                     accepted_at=now)
         )
-        _one_row(res)
+        require_one_row(res)
         await record_event(
             db, ctx, act, S.ACCEPTED, responder=leg.responder, actor=m.sender,
             msg_id=m.msg_id,
@@ -357,7 +343,7 @@ async def _on_update(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     event = STAGE_EVENTS[body.stage]
     if leg.accept_msg_id is None:
         # A responder moves only after our acceptance: this one was never accepted.
-        _step(leg.state, event, f"an update from {m.sender}")
+        step_or_refuse(leg.state, event, f"an update from {m.sender}")
         raise _illegal("an update before any acceptance")  # pragma: no cover - step refused
     await merge_leg(
         db, ctx, act, leg, event, actor=m.sender, msg_id=m.msg_id,
@@ -378,7 +364,7 @@ async def _on_decline(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     else:
         act, leg = await _as_requester(db, ctx, m)
         if leg.state is S.DRAFT:
-            _step(leg.state, Event.DECLINE, "a decline")  # refuses: never asked
+            step_or_refuse(leg.state, Event.DECLINE, "a decline")  # refuses: never asked
         # A responder declines before it mobilizes (it may cross our acceptance).
         if leg.state in _AFTER_ACCEPTED:
             raise _illegal(f"{m.sender} reported {leg.state.value}; it cannot decline now")
@@ -398,7 +384,7 @@ async def _on_cancel(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         found = await _as_requester(db, ctx, m)
     act, leg = found
     if leg.state is S.DRAFT:
-        _step(leg.state, Event.CANCEL, "a cancellation")
+        step_or_refuse(leg.state, Event.CANCEL, "a cancellation")
         raise _illegal("this request was never sent")
     await merge_leg(
         db, ctx, act, leg, Event.CANCEL, actor=m.sender, msg_id=m.msg_id,

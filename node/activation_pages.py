@@ -22,7 +22,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from node import activation_service as svc
+from node import activation_ending as ending
+from node import activation_requester as requesting
+from node import activation_responder as responding
+from node import activation_views as views
 from node import audit, handoff
 from node.activation_api import activation_context
 from node.activation_context import ActivationContext
@@ -108,7 +111,7 @@ def _requester_q(request: web.Request) -> str | None:
 async def list_page(request: web.Request) -> web.Response:
     ctx = activation_context(request.app)
     async with request.app[DB].read() as conn:
-        items = await svc.list_activations(conn, ctx)
+        items = await views.list_activations(conn, ctx)
     return render(request, "activations.html", {
         **_common(request),
         "incoming": [a for a in items if a.side == Side.IN.value],
@@ -138,8 +141,8 @@ def _new_page(request: web.Request, ctx: ActivationContext, values: dict[str, An
     region = request.query.get("region") or None
     if discipline is not None and discipline not in Discipline._value2member_map_:
         discipline = None
-    targets = svc.targets(ctx, discipline=discipline, region=region)
-    regions = sorted({t.region for t in svc.targets(ctx)})
+    targets = views.targets(ctx, discipline=discipline, region=region)
+    regions = sorted({t.region for t in views.targets(ctx)})
     return render(request, "activation_new.html", {
         **_common(request), "v": v, "error": error, "targets": targets,
         "regions": regions, "filter": {"discipline": discipline or "", "region": region or ""},
@@ -195,7 +198,7 @@ async def new_post(request: web.Request) -> web.Response:
         except ValidationError as exc:
             raise validation_error(exc) from None
         async with request.app[DB].write() as conn:
-            out = await svc.create_request(conn, ctx, data, user_id=p.user_id)
+            out = await requesting.create_request(conn, ctx, data, user_id=p.user_id)
             await audit.append(conn, ts=ctx.now(), action="activation.request", actor=p,
                                target_type="activation", target_id=out.activation_id,
                                detail={"state": out.state.value, "targets": len(out.legs)})
@@ -213,7 +216,7 @@ async def _detail(request: web.Request, error: NodeError | None = None) -> web.R
     ctx = activation_context(request.app)
     aid = _aid(request)
     async with request.app[DB].read() as conn:
-        act = await svc.get(conn, ctx, aid, _requester_q(request))
+        act = await views.get(conn, ctx, aid, _requester_q(request))
     legs = act.legs
     mine = legs[0] if act.side == Side.IN.value and legs else None
     return render(request, "activation.html", {
@@ -261,14 +264,14 @@ async def action_post(request: web.Request) -> web.Response:
 async def _apply(conn: Any, ctx: ActivationContext, aid: str, requester: str | None, op: str,
                  f: dict[str, str], form: Any, user_id: uuid.UUID) -> None:
     if op == "submit":
-        await svc.submit(conn, ctx, aid)
+        await requesting.submit(conn, ctx, aid)
     elif op == "accept":
-        await svc.accept_offer(conn, ctx, aid, f.get("offer_msg_id", ""))
+        await requesting.accept_offer(conn, ctx, aid, f.get("offer_msg_id", ""))
     elif op == "decline_offer":
-        await svc.decline_offer(conn, ctx, aid, f.get("responder", ""),
+        await requesting.decline_offer(conn, ctx, aid, f.get("responder", ""),
                                 DeclineReason(f.get("reason", "other")))
     elif op == "decline":
-        await svc.decline_request(conn, ctx, aid, DeclineReason(f.get("reason", "other")),
+        await responding.decline_request(conn, ctx, aid, DeclineReason(f.get("reason", "other")),
                                   requester=requester)
     elif op == "offer":
         counts = {d.value: int(f[f"offer_{d.value}"]) for d in Discipline
@@ -277,14 +280,14 @@ async def _apply(conn: Any, ctx: ActivationContext, aid: str, requester: str | N
             "disciplines": counts, "eta_minutes": int(f.get("eta_minutes") or 0),
             "conditions": [str(c) for c in form.getall("conditions", [])],
         })
-        await svc.make_offer(conn, ctx, aid, offer, requester=requester, user_id=user_id)
+        await responding.make_offer(conn, ctx, aid, offer, requester=requester, user_id=user_id)
     elif op == "update":
-        await svc.send_update(conn, ctx, aid, Stage(f.get("stage", "")), requester=requester)
+        await responding.send_update(conn, ctx, aid, Stage(f.get("stage", "")), requester=requester)
     elif op == "cancel":
-        await svc.cancel(conn, ctx, aid, CancelReason(f.get("reason", "other")),
+        await ending.cancel(conn, ctx, aid, CancelReason(f.get("reason", "other")),
                          requester=requester, responder=f.get("responder") or None)
     elif op == "close":
-        await svc.close(conn, ctx, aid, requester=requester)
+        await ending.close(conn, ctx, aid, requester=requester)
     elif op == "handoff":
         data = HandoffIn.model_validate({
             "to": f.get("to", ""), "due": f.get("due", ""),

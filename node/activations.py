@@ -6,7 +6,10 @@ inbox handlers, the context and the expiry sweep (`node.activation_federation`).
 
 Module map: `activation_states` (the pure transition table), `activation_guardrails`
 (timing warnings), `activation_db` (tables), `activation_models` (API models),
-`activation_service` (operations of both sides), `activation_inbound` (inbound rules),
+`activation_rows` (row types and reads), `activation_views` (what is shown),
+`activation_writes` (how a change is written), `activation_requester` /
+`activation_responder` / `activation_ending` (the operations of each side and of both),
+`activation_inbound` (inbound rules),
 `handoff` (follow-up hand-off, notes encrypted at rest), `activation_cli` (the CLI client).
 """
 

@@ -34,7 +34,7 @@ from node.activation_db import Handoff, HandoffDirection, HandoffStatus, Side
 from node.activation_errors import ActivationCode, ActivationError
 from node.activation_inbound import Inbound, settle_for_handoff
 from node.activation_models import HandoffIn, HandoffOut
-from node.activation_service import ActRow, LegRow, find, legs_of, load, wire_body
+from node.activation_rows import ActRow, LegRow, find, legs_of, load, wire_body
 from node.db import User, table_of
 from node.vocabulary import Role
 from protocol.messages import ActivationState, FollowupHandoffBody, MessageType, wire_json

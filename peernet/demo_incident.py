@@ -36,7 +36,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from node import activation_service as svc
+from node import activation_ending as ending
+from node import activation_requester as requesting
+from node import activation_responder as responding
+from node import activation_views as views
 from node import handoff
 from node.activation_api import ACTIVATIONS
 from node.activation_db import ActivationEvent
@@ -114,7 +117,7 @@ async def play_incident(
         expires_in_ms=30 * MIN, targets=[ems.node_id], draft=False,
     )
     async with _db(doc).write() as conn:
-        out = await svc.create_request(conn, _ctx(doc), req, user_id=users[doc.node_id]
+        out = await requesting.create_request(conn, _ctx(doc), req, user_id=users[doc.node_id]
                                        .coordinator.user_id)
     res.activations["corrections staff assault"] = out.activation_id
     await _settle(net, "the corrections request")
@@ -132,13 +135,13 @@ async def play_incident(
     )
     le_coord = users[le.node_id].coordinator
     async with _db(le).write() as conn:
-        out = await svc.create_request(conn, _ctx(le), req, user_id=le_coord.user_id)
+        out = await requesting.create_request(conn, _ctx(le), req, user_id=le_coord.user_id)
     aid = out.activation_id
     res.activations["festival shooting"] = aid
     progress(f"{le.node_id} drafts a request for 8 peers (mass casualty, 46 officers and "
              "9 call-takers affected)")
     async with _db(le).write() as conn:
-        await svc.submit(conn, _ctx(le), aid)
+        await requesting.submit(conn, _ctx(le), aid)
     await _settle(net, "the request")
     progress(f"{le.node_id} submits it to {', '.join(targets)}: sealed, signed, acked")
 
@@ -150,10 +153,10 @@ async def play_incident(
         offer = OfferIn.model_validate({"disciplines": disc, "eta_minutes": eta,
                                         "conditions": cond})
         async with _db(server).write() as conn:
-            await svc.make_offer(conn, _ctx(server), aid, offer, requester=le.node_id,
+            await responding.make_offer(conn, _ctx(server), aid, offer, requester=le.node_id,
                                  user_id=users[server.node_id].coordinator.user_id)
     async with _db(doc).write() as conn:
-        await svc.decline_request(conn, _ctx(doc), aid, DeclineReason.NO_CAPACITY,
+        await responding.decline_request(conn, _ctx(doc), aid, DeclineReason.NO_CAPACITY,
                                   requester=le.node_id)
     await _settle(net, "the offers")
     progress(f"offers: {fire.node_id} 3 peers (ETA 45 min), {ems.node_id} 3 (30 min), "
@@ -161,11 +164,11 @@ async def play_incident(
 
     net.clock.advance(5 * MIN)
     async with _db(le).read() as conn:
-        view = await svc.get(conn, _ctx(le), aid)
+        view = await views.get(conn, _ctx(le), aid)
     for leg in view.legs:
         if leg.offer is not None:
             async with _db(le).write() as conn:
-                await svc.accept_offer(conn, _ctx(le), aid, leg.offer.msg_id)
+                await requesting.accept_offer(conn, _ctx(le), aid, leg.offer.msg_id)
     await _settle(net, "the acceptances")
     progress(f"{le.node_id} accepts the three offers (8 peers)")
 
@@ -178,19 +181,19 @@ async def play_incident(
         expires_in_ms=4 * HOUR, targets=[fire.node_id], draft=False,
     )
     async with _db(d911).write() as conn:
-        out = await svc.create_request(conn, _ctx(d911), req,
+        out = await requesting.create_request(conn, _ctx(d911), req,
                                        user_id=users[d911.node_id].coordinator.user_id)
     aid_911 = out.activation_id
     res.activations["911 call-takers"] = aid_911
     await _settle(net, "the 911 request")
     async with _db(fire).write() as conn:
-        await svc.make_offer(conn, _ctx(fire), aid_911,
+        await responding.make_offer(conn, _ctx(fire), aid_911,
                              OfferIn.model_validate({"disciplines": {"fire": 1},
                                                      "eta_minutes": 90}),
                              requester=d911.node_id)
     await _settle(net, "the fire offer to 911")
     async with _db(d911).write() as conn:
-        await svc.cancel(conn, _ctx(d911), aid_911, CancelReason.RESOLVED_LOCALLY)
+        await ending.cancel(conn, _ctx(d911), aid_911, CancelReason.RESOLVED_LOCALLY)
     await _settle(net, "the 911 cancellation")
     progress(f"{d911.node_id} asks {fire.node_id} for its call-takers, gets an offer, "
              "cancels (resolved locally)")
@@ -206,7 +209,7 @@ async def play_incident(
                      "on their own nodes (interagency, recipients pseudonymized at home)")
         for server in responders:
             async with _db(server).write() as conn:
-                await svc.send_update(conn, _ctx(server), aid, stage, requester=le.node_id)
+                await responding.send_update(conn, _ctx(server), aid, stage, requester=le.node_id)
         await _settle(net, f"the {words} updates")
         progress(f"fire, EMS and 911 peers {words}")
 
@@ -236,10 +239,10 @@ async def play_incident(
 
     net.clock.advance(30 * MIN)
     async with _db(le).write() as conn:
-        await svc.close(conn, _ctx(le), aid)
+        await ending.close(conn, _ctx(le), aid)
     for server in responders:
         async with _db(server).write() as conn:
-            await svc.close(conn, _ctx(server), aid, requester=le.node_id)
+            await ending.close(conn, _ctx(server), aid, requester=le.node_id)
     await _settle(net, "the close")
     progress(f"{le.node_id} closes the activation; the hub's log has every step")
     return res

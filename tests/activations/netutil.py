@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 
 from hub.activation_log import list_entries
-from node import activation_service as svc
+from node import activation_responder as responding
+from node import activation_views as views
 from node.accounts import create_token, create_user
 from node.activation_api import ACTIVATIONS
 from node.activation_context import ActivationContext
@@ -40,7 +41,7 @@ async def add_user(node: NodeHandle, username: str, role: Role) -> tuple[uuid.UU
 
 async def view(node: NodeHandle, aid: str, requester: str | None = None) -> ActivationOut:
     async with node.db.read() as conn:
-        return await svc.get(conn, actx(node), aid, requester)
+        return await views.get(conn, actx(node), aid, requester)
 
 
 async def state_of(node: NodeHandle, aid: str, requester: str | None = None) -> ActivationState:
@@ -50,7 +51,7 @@ async def state_of(node: NodeHandle, aid: str, requester: str | None = None) -> 
 async def offer(node: NodeHandle, aid: str, requester: str, counts: dict[str, int],
                 eta: int = 45) -> ActivationOut:
     async with node.db.write() as conn:
-        return await svc.make_offer(conn, actx(node), aid, OfferIn.model_validate(
+        return await responding.make_offer(conn, actx(node), aid, OfferIn.model_validate(
             {"disciplines": counts, "eta_minutes": eta, "conditions": []}), requester=requester)
 
 

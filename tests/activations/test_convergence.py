@@ -27,7 +27,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from federation.clock import FakeClock
-from node import activation_service as svc
+from node import activation_ending as ending
+from node import activation_requester as requesting
+from node import activation_responder as responding
+from node import activation_rows as act_rows
+from node import activation_views as views
 from node import handoff
 from node.activation_context import ActivationContext
 from node.activation_db import ActivationEarly
@@ -90,7 +94,7 @@ class Run:
     async def leg(self, peer: Peer) -> S | None:
         async with peer.db.read() as conn:
             try:
-                view = await svc.get(conn, peer.ctx, self.aid, REQ)
+                view = await views.get(conn, peer.ctx, self.aid, REQ)
             except ActivationError:
                 return None  # the request has not arrived
         return view.legs[0].state
@@ -125,45 +129,45 @@ class Run:
         open_time = self.clock.now_ms() <= T0 + 4 * HOUR
         if a is S.OFFERED and open_time:
             async with rq.db.read() as conn:
-                offer = (await svc.get(conn, rq.ctx, self.aid)).legs[0].offer
+                offer = (await views.get(conn, rq.ctx, self.aid)).legs[0].offer
             assert offer is not None
-            out.append((rq, "accept", lambda c: svc.accept_offer(c, rq.ctx, self.aid,
+            out.append((rq, "accept", lambda c: requesting.accept_offer(c, rq.ctx, self.aid,
                                                                  offer.msg_id)))
         if a is S.DEMOBILIZED:
-            out.append((rq, "close", lambda c: svc.close(c, rq.ctx, self.aid)))
+            out.append((rq, "close", lambda c: ending.close(c, rq.ctx, self.aid)))
         if req_interrupt == "cancel" and "cancel" not in self.used and a not in TERMINAL_STATES:
-            out.append((rq, "cancel", lambda c: svc.cancel(
+            out.append((rq, "cancel", lambda c: ending.cancel(
                 c, rq.ctx, self.aid, CancelReason.NO_LONGER_NEEDED)))
         if req_interrupt == "decline" and "decline" not in self.used and a is S.OFFERED:
-            out.append((rq, "decline", lambda c: svc.decline_offer(
+            out.append((rq, "decline", lambda c: requesting.decline_offer(
                 c, rq.ctx, self.aid, RESP, DeclineReason.OTHER)))
         if b is S.REQUESTED and open_time:
-            out.append((rs, "offer", lambda c: svc.make_offer(c, rs.ctx, self.aid, OFFER_IN,
+            out.append((rs, "offer", lambda c: responding.make_offer(c, rs.ctx, self.aid, OFFER_IN,
                                                               requester=REQ)))
         stage = {S.ACCEPTED: Stage.MOBILIZED, S.MOBILIZED: Stage.ON_SCENE,
                  S.ON_SCENE: Stage.DEMOBILIZED}.get(b)  # type: ignore[arg-type]
         if stage is not None:
-            out.append((rs, stage.value, lambda c: svc.send_update(
+            out.append((rs, stage.value, lambda c: responding.send_update(
                 c, rs.ctx, self.aid, stage, requester=REQ)))
         if b in (S.DEMOBILIZED, S.CLOSED) and "handoff" not in self.used:
             out.append((rs, "handoff", lambda c: handoff.send_handoff(
                 c, rs.ctx, self.aid, HANDOFF, requester=REQ)))
         if b is S.DEMOBILIZED:
-            out.append((rs, "close", lambda c: svc.close(c, rs.ctx, self.aid, requester=REQ)))
+            out.append((rs, "close", lambda c: ending.close(c, rs.ctx, self.aid, requester=REQ)))
         if resp_interrupt == "withdraw" and "withdraw" not in self.used and (
                 b is not None and b not in TERMINAL_STATES):
-            out.append((rs, "withdraw", lambda c: svc.cancel(
+            out.append((rs, "withdraw", lambda c: ending.cancel(
                 c, rs.ctx, self.aid, CancelReason.OTHER, requester=REQ)))
         if resp_interrupt == "decline" and "decline_r" not in self.used and (
                 b in (S.REQUESTED, S.OFFERED)):
-            out.append((rs, "decline_r", lambda c: svc.decline_request(
+            out.append((rs, "decline_r", lambda c: responding.decline_request(
                 c, rs.ctx, self.aid, DeclineReason.NO_CAPACITY, requester=REQ)))
         if expiry and "expire" not in self.used:
             out.append((rq, "expire", self._expire))
         if not open_time:
             for p, x in ((rq, a), (rs, b)):
                 if x in (S.REQUESTED, S.OFFERED):
-                    out.append((p, "sweep", lambda c, p=p: svc.expire_due(c, p.ctx)))
+                    out.append((p, "sweep", lambda c, p=p: ending.expire_due(c, p.ctx)))
         return out
 
     async def _expire(self, conn: Any) -> None:
@@ -174,7 +178,7 @@ async def play(run: Run, choices: list[int], req_interrupt: str | None,
                resp_interrupt: str | None, expiry: bool) -> None:
     run.clock.set(T0)
     async with run.req.db.write() as conn:
-        act = await svc.create_request(conn, run.req.ctx, request_in([RESP]), user_id=None)
+        act = await requesting.create_request(conn, run.req.ctx, request_in([RESP]), user_id=None)
     run.aid = act.activation_id
     run.collect(run.req)
     pick = itertools.chain(choices, itertools.repeat(0))
@@ -219,9 +223,9 @@ async def two_nodes(tmp: Path) -> AsyncIterator[Run]:
 async def finish(run: Run) -> tuple[S | None, S | None, S]:
     for p in (run.req, run.resp):  # the periodic sweep, once everything is delivered
         async with p.db.write() as conn:
-            await svc.expire_due(conn, p.ctx)
+            await ending.expire_due(conn, p.ctx)
     async with run.req.db.read() as conn:
-        summary = (await svc.get(conn, run.req.ctx, run.aid)).state
+        summary = (await views.get(conn, run.req.ctx, run.aid)).state
     return await run.leg(run.req), await run.leg(run.resp), summary
 
 
@@ -269,36 +273,36 @@ async def test_every_order_of_the_responder_progress_converges(
     async with two_nodes(tmp_path) as run:
         rq, rs = run.req, run.resp
         async with rq.db.write() as conn:
-            run.aid = (await svc.create_request(conn, rq.ctx, request_in([RESP]),
+            run.aid = (await requesting.create_request(conn, rq.ctx, request_in([RESP]),
                                                 user_id=None)).activation_id
         run.collect(rq)
         await run.deliver(0)
-        await run.act(rs, "offer", lambda c: svc.make_offer(c, rs.ctx, run.aid, OFFER_IN,
+        await run.act(rs, "offer", lambda c: responding.make_offer(c, rs.ctx, run.aid, OFFER_IN,
                                                             requester=REQ))
         await run.deliver(0)
         offer = rs.rec.of(MT.ACTIVATION_OFFER)[-1].msg_id
-        await run.act(rq, "accept", lambda c: svc.accept_offer(c, rq.ctx, run.aid, offer))
+        await run.act(rq, "accept", lambda c: requesting.accept_offer(c, rq.ctx, run.aid, offer))
         await run.deliver(0)
         # the responder goes all the way to its hand-off before anything reaches agency-a
         for stage in (Stage.MOBILIZED, Stage.ON_SCENE, Stage.DEMOBILIZED):
-            await run.act(rs, stage.value, lambda c, s=stage: svc.send_update(
+            await run.act(rs, stage.value, lambda c, s=stage: responding.send_update(
                 c, rs.ctx, run.aid, s, requester=REQ))
         await run.act(rs, "handoff", lambda c: handoff.send_handoff(
             c, rs.ctx, run.aid, HANDOFF, requester=REQ))
-        await run.act(rs, "close", lambda c: svc.close(c, rs.ctx, run.aid, requester=REQ))
+        await run.act(rs, "close", lambda c: ending.close(c, rs.ctx, run.aid, requester=REQ))
         flight = list(run.flight)
         run.flight = [flight[i] for i in order]
         while run.flight:
             await run.deliver(0)
         async with run.req.db.write() as conn:
-            await svc.close(conn, run.req.ctx, run.aid)
+            await ending.close(conn, run.req.ctx, run.aid)
         a, b, summary = await finish(run)
         check_converged(run, a, b, summary)
         assert a is S.CLOSED
         async with run.req.db.read() as conn:
             events = (await conn.execute(
-                select(svc.E.c.state, svc.E.c.note).where(svc.E.c.responder == RESP)
-                .order_by(svc.E.c.id))).all()
+                select(act_rows.E.c.state, act_rows.E.c.note).where(act_rows.E.c.responder == RESP)
+                .order_by(act_rows.E.c.id))).all()
             assert len((await conn.execute(select(handoff.H))).all()) == 1
         # each stage once as a change (maybe implied), later copies kept as stale
         changes = [e.state for e in events if not (e.note or "").startswith("stale")]

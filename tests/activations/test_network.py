@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from node import activation_service as svc
+from node import activation_ending as ending
+from node import activation_requester as requesting
+from node import activation_responder as responding
+from node import activation_views as views
 from node import handoff
 from node.activation_db import ActivationEarly, Handoff
 from node.activation_models import CancelIn, HandoffIn
@@ -29,7 +32,7 @@ async def test_full_lifecycle_across_nodes(tmp_path: Path) -> None:
         coord_a, _ = await add_user(a, "coord", Role.COORDINATOR)
         # 1. agency-1 asks three agencies
         async with a.db.write() as conn:
-            act = await svc.create_request(
+            act = await requesting.create_request(
                 conn, actx(a), request_in(["agency-2", "agency-3", "agency-4"]), user_id=coord_a)
         aid = act.activation_id
         await net.settle()
@@ -46,12 +49,14 @@ async def test_full_lifecycle_across_nodes(tmp_path: Path) -> None:
         # 3. accept one (twice: the same outcome), decline the other
         offer_b = legs["agency-2"].offer.msg_id
         async with a.db.write() as conn:
-            first = await svc.accept_offer(conn, actx(a), aid, offer_b)
+            first = await requesting.accept_offer(conn, actx(a), aid, offer_b)
         async with a.db.write() as conn:
-            second = await svc.accept_offer(conn, actx(a), aid, offer_b)
+            second = await requesting.accept_offer(conn, actx(a), aid, offer_b)
         assert second.repeated and second.accept_msg_id == first.accept_msg_id
         async with a.db.write() as conn:
-            await svc.decline_offer(conn, actx(a), aid, "agency-3", DeclineReason.NO_CAPACITY)
+            await requesting.decline_offer(
+                conn, actx(a), aid, "agency-3", DeclineReason.NO_CAPACITY
+            )
         await net.settle()
         assert await state_of(b, aid, "agency-1") is S.ACCEPTED
         assert await state_of(c, aid, "agency-1") is S.DECLINED
@@ -64,7 +69,7 @@ async def test_full_lifecycle_across_nodes(tmp_path: Path) -> None:
         # 5. the responder's updates
         for stage in (Stage.MOBILIZED, Stage.ON_SCENE, Stage.DEMOBILIZED):
             async with b.db.write() as conn:
-                await svc.send_update(conn, actx(b), aid, stage)
+                await responding.send_update(conn, actx(b), aid, stage)
             await net.settle()
             assert await state_of(a, aid) is S(stage.value)
         # 6. hand-off of a follow-up to the requester, sealed end to end
@@ -77,9 +82,9 @@ async def test_full_lifecycle_across_nodes(tmp_path: Path) -> None:
         assert got.contact_note == NOTE and got.peer == "agency-2"
         # 7. close on both sides
         async with a.db.write() as conn:
-            closed = await svc.close(conn, actx(a), aid)
+            closed = await ending.close(conn, actx(a), aid)
         async with b.db.write() as conn:
-            await svc.close(conn, actx(b), aid)
+            await ending.close(conn, actx(b), aid)
         await net.settle()
         assert closed.state is S.CLOSED
         assert {leg.responder: leg.state for leg in closed.legs} == {
@@ -117,8 +122,9 @@ async def test_recipient_down_then_restarted_is_delivered_once(tmp_path: Path) -
         a, b = net.node("agency-1"), net.node("agency-2")
         await b.stop()
         async with a.db.write() as conn:
-            act = await svc.create_request(conn, actx(a), request_in(["agency-2", "agency-3"]),
-                                           user_id=None)
+            act = await requesting.create_request(
+                conn, actx(a), request_in(["agency-2", "agency-3"]), user_id=None
+            )
         aid = act.activation_id
         await net.settle()
         assert await state_of(net.node("agency-3"), aid, "agency-1") is S.REQUESTED
@@ -130,7 +136,7 @@ async def test_recipient_down_then_restarted_is_delivered_once(tmp_path: Path) -
             await net.settle()
         assert await state_of(b, aid, "agency-1") is S.REQUESTED
         async with b.db.read() as conn:
-            incoming = await svc.list_activations(conn, actx(b))
+            incoming = await views.list_activations(conn, actx(b))
         assert [x.activation_id for x in incoming] == [aid]  # exactly once
         # and the restarted node can answer
         await offer(b, aid, "agency-1", {"law_enforcement": 1})
@@ -153,7 +159,9 @@ async def test_handoff_note_encrypted_at_rest_visible_to_assignee_purged(tmp_pat
         coord, token = await add_user(a, "coord", Role.COORDINATOR)
         _, other_token = await add_user(a, "coord2", Role.COORDINATOR)
         async with a.db.write() as conn:
-            act = await svc.create_request(conn, actx(a), request_in(["agency-2"]), user_id=coord)
+            act = await requesting.create_request(
+                conn, actx(a), request_in(["agency-2"]), user_id=coord
+            )
         aid = act.activation_id
         await net.settle()
         await offer(b, aid, "agency-1", {"law_enforcement": 1})
@@ -161,7 +169,7 @@ async def test_handoff_note_encrypted_at_rest_visible_to_assignee_purged(tmp_pat
         (leg,) = (await view(a, aid)).legs
         assert leg.offer is not None
         async with a.db.write() as conn:
-            await svc.accept_offer(conn, actx(a), aid, leg.offer.msg_id)
+            await requesting.accept_offer(conn, actx(a), aid, leg.offer.msg_id)
         await net.settle()
         # a hand-off before demobilization is refused, nothing stored
         async with b.db.write() as conn:
@@ -173,7 +181,7 @@ async def test_handoff_note_encrypted_at_rest_visible_to_assignee_purged(tmp_pat
                 assert getattr(exc, "code", None) == "illegal_transition"
         for stage in (Stage.MOBILIZED, Stage.ON_SCENE, Stage.DEMOBILIZED):
             async with b.db.write() as conn:
-                await svc.send_update(conn, actx(b), aid, stage)
+                await responding.send_update(conn, actx(b), aid, stage)
         async with b.db.write() as conn:
             await handoff.send_handoff(conn, actx(b), aid, HandoffIn(
                 to="agency-1", due="2026-06-01", discipline="fire", contact_note=NOTE))
@@ -283,7 +291,7 @@ async def test_refused_inbound_messages_are_acked_with_codes_and_change_nothing(
     try:
         a, b, c = net.node("agency-1"), net.node("agency-2"), net.node("agency-3")
         async with a.db.write() as conn:
-            act = await svc.create_request(conn, actx(a), request_in(["agency-2"]),
+            act = await requesting.create_request(conn, actx(a), request_in(["agency-2"]),
                                            user_id=None)
         aid = act.activation_id
         await net.settle()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from node import activation_service as svc
+from node import activation_ending as ending
+from node import activation_requester as requesting
+from node import activation_responder as responding
+from node import activation_rows as act_rows
+from node import activation_views as views
 from node.activation_db import ActivationEarly
 from node.activation_errors import ActivationError
 from node.activation_inbound import EARLY_WINDOW_MS, apply_inbound
@@ -29,7 +33,8 @@ def _request_body() -> dict[str, object]:
 
 async def _history(db: Database) -> list[tuple[str, str | None]]:
     async with db.read() as conn:
-        rows = (await conn.execute(select(svc.E.c.state, svc.E.c.note).order_by(svc.E.c.id)))
+        events = act_rows.E
+        rows = (await conn.execute(select(events.c.state, events.c.note).order_by(events.c.id)))
         return [(r.state, r.note) for r in rows.all()]
 
 
@@ -47,12 +52,12 @@ async def test_cancel_before_request_is_kept_and_the_request_is_stored_cancelled
             kept = (await conn.execute(select(EARLY))).all()
             assert [(r.peer, r.thread_id, r.msg_id) for r in kept] == [
                 ("agency-a", aid, cancel.msg_id)]
-            assert (await conn.execute(select(svc.A))).all() == []  # no activation yet
+            assert (await conn.execute(select(act_rows.A))).all() == []  # no activation yet
         async with db.write() as conn:
             await apply_inbound(conn, ctx, inbound(
                 MT.ACTIVATION_REQUEST, "agency-a", _request_body(), thread=aid))
         async with db.read() as conn:
-            view = await svc.get(conn, ctx, aid, "agency-a")
+            view = await views.get(conn, ctx, aid, "agency-a")
             assert (await conn.execute(select(EARLY))).all() == []
         assert view.state is S.CANCELLED and view.legs[0].state is S.CANCELLED
         assert view.legs[0].cancelled_by == "agency-a"
@@ -64,7 +69,7 @@ async def test_cancel_before_request_is_kept_and_the_request_is_stored_cancelled
         before = await snapshot(db)
         with pytest.raises(ActivationError) as info:  # and never offered on
             async with db.write() as conn:
-                await svc.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN),
+                await responding.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN),
                                      requester="agency-a")
         assert str(info.value.code) == "terminal_state" and await snapshot(db) == before
         assert rec.of(MT.ACTIVATION_OFFER) == []
@@ -72,7 +77,7 @@ async def test_cancel_before_request_is_kept_and_the_request_is_stored_cancelled
 
 async def _list(db: Database, ctx: object) -> list[S]:
     async with db.read() as conn:
-        return [a.state for a in await svc.list_activations(conn, ctx)]  # type: ignore[arg-type]
+        return [a.state for a in await views.list_activations(conn, ctx)]  # type: ignore[arg-type]
 
 
 async def test_an_early_message_whose_request_never_comes_is_swept(db_url: str) -> None:
@@ -84,22 +89,22 @@ async def test_an_early_message_whose_request_never_comes_is_swept(db_url: str) 
                 thread=new_ulid(T0, b"\x06" * 10)))
         ctx.clock.advance(EARLY_WINDOW_MS - 1)  # type: ignore[attr-defined]
         async with db.write() as conn:
-            await svc.expire_due(conn, ctx)
+            await ending.expire_due(conn, ctx)
             assert len((await conn.execute(select(EARLY))).all()) == 1  # may still come
         ctx.clock.advance(2)  # type: ignore[attr-defined]
         async with db.write() as conn:
-            await svc.expire_due(conn, ctx)
+            await ending.expire_due(conn, ctx)
             assert (await conn.execute(select(EARLY))).all() == []
 
 
 async def _accepted(db: Database, ctx: object) -> str:
     """A requester activation to agency-b whose offer was accepted."""
     async with db.write() as conn:
-        aid = (await svc.create_request(conn, ctx, request_in(["agency-b"]),  # type: ignore[arg-type]
+        aid = (await requesting.create_request(conn, ctx, request_in(["agency-b"]),  # type: ignore[arg-type]
                                         user_id=None)).activation_id
         offer = inbound(MT.ACTIVATION_OFFER, "agency-b", OFFER, thread=aid)
         await apply_inbound(conn, ctx, offer)  # type: ignore[arg-type]
-        await svc.accept_offer(conn, ctx, aid, offer.msg_id)  # type: ignore[arg-type]
+        await requesting.accept_offer(conn, ctx, aid, offer.msg_id)  # type: ignore[arg-type]
     return aid
 
 
@@ -112,7 +117,7 @@ async def test_on_scene_before_mobilized_implies_it_and_the_late_one_is_stale(
         on_scene = inbound(MT.ACTIVATION_UPDATE, "agency-b", {"stage": "on_scene"}, thread=aid)
         async with db.write() as conn:
             await apply_inbound(conn, ctx, on_scene)
-            assert (await svc.get(conn, ctx, aid)).legs[0].state is S.ON_SCENE
+            assert (await views.get(conn, ctx, aid)).legs[0].state is S.ON_SCENE
         hist = await _history(db)
         assert hist[-2:] == [
             ("mobilized", "implied by the on_scene update (that message had not arrived)"),
@@ -180,23 +185,23 @@ async def test_concurrent_terminals_settle_on_the_same_state(db_url: str) -> Non
     ctx_a, _ = make_ctx("agency-a")
     async with node_db(db_url) as db:
         async with db.write() as conn:
-            aid = (await svc.create_request(conn, ctx_a, request_in(["agency-b"]),
+            aid = (await requesting.create_request(conn, ctx_a, request_in(["agency-b"]),
                                             user_id=None)).activation_id
-            await svc.cancel(conn, ctx_a, aid, CancelReason.OTHER)
+            await ending.cancel(conn, ctx_a, aid, CancelReason.OTHER)
             await apply_inbound(conn, ctx_a, inbound(
                 MT.ACTIVATION_DECLINE, "agency-b", {"reason": "no_capacity"}, thread=aid))
-            assert (await svc.get(conn, ctx_a, aid)).legs[0].state is S.CANCELLED
+            assert (await views.get(conn, ctx_a, aid)).legs[0].state is S.CANCELLED
     ctx_b, _ = make_ctx("agency-b")
     async with node_db(db_url) as db:
         aid = new_ulid(T0, b"\x08" * 10)
         async with db.write() as conn:
             await apply_inbound(conn, ctx_b, inbound(
                 MT.ACTIVATION_REQUEST, "agency-a", _request_body(), thread=aid))
-            await svc.decline_request(conn, ctx_b, aid, DeclineReason.NO_CAPACITY,
+            await responding.decline_request(conn, ctx_b, aid, DeclineReason.NO_CAPACITY,
                                       requester="agency-a")
             await apply_inbound(conn, ctx_b, inbound(
                 MT.ACTIVATION_CANCEL, "agency-a", {"reason": "other"}, thread=aid))
-            leg = (await svc.get(conn, ctx_b, aid, "agency-a")).legs[0]
+            leg = (await views.get(conn, ctx_b, aid, "agency-a")).legs[0]
         assert leg.state is S.CANCELLED and leg.cancelled_by == "agency-a"
 
 
@@ -207,17 +212,17 @@ async def test_timely_acceptance_undoes_the_responders_own_expiry(db_url: str) -
         async with db.write() as conn:
             await apply_inbound(conn, ctx, inbound(
                 MT.ACTIVATION_REQUEST, "agency-a", _request_body(), thread=aid))
-            out = await svc.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN),
+            out = await responding.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN),
                                        requester="agency-a")
         offer_id = out.legs[0].offer.msg_id  # type: ignore[union-attr]
         ctx.clock.set(T0 + 5 * HOUR)  # type: ignore[attr-defined]
         async with db.write() as conn:
-            assert await svc.expire_due(conn, ctx) == 1
+            assert await ending.expire_due(conn, ctx) == 1
         late = inbound(MT.ACTIVATION_ACCEPT, "agency-a", {"offer_msg_id": offer_id},
                        thread=aid, created=T0 + 3 * HOUR)
         async with db.write() as conn:
             await apply_inbound(conn, ctx, late)
-            leg = (await svc.get(conn, ctx, aid, "agency-a")).legs[0]
+            leg = (await views.get(conn, ctx, aid, "agency-a")).legs[0]
         assert leg.state is S.ACCEPTED and leg.accept_msg_id == late.msg_id
         assert (await _history(db))[-1] == (
             "accepted", "accepted before the expiry: the local expiry is undone")

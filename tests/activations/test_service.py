@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from node import activation_service as svc
+from node import activation_ending as ending
+from node import activation_requester as requesting
+from node import activation_responder as responding
+from node import activation_rows as act_rows
+from node import activation_views as views
 from node.activation_db import Side
 from node.activation_errors import ActivationError
 from node.activation_inbound import Inbound, apply_inbound
@@ -57,7 +61,7 @@ async def test_requester_lifecycle(db_url: str) -> None:
     async with node_db(db_url) as db:
         async with db.write() as conn:
             uid = await add_user(conn, "coord")
-            act = await svc.create_request(
+            act = await requesting.create_request(
                 conn, ctx, request_in(["agency-b", "agency-c", "agency-d"]), user_id=uid)
         aid = act.activation_id
         assert act.state is S.REQUESTED
@@ -75,29 +79,29 @@ async def test_requester_lifecycle(db_url: str) -> None:
             await apply_inbound(conn, ctx, ob)
             await apply_inbound(conn, ctx, oc)
         async with db.write() as conn:
-            first = await svc.accept_offer(conn, ctx, aid, ob.msg_id)
+            first = await requesting.accept_offer(conn, ctx, aid, ob.msg_id)
         async with db.write() as conn:
-            again = await svc.accept_offer(conn, ctx, aid, ob.msg_id)
+            again = await requesting.accept_offer(conn, ctx, aid, ob.msg_id)
         assert not first.repeated and again.repeated
         assert again.accept_msg_id == first.accept_msg_id and again.responder == "agency-b"
         assert len(rec.of(MT.ACTIVATION_ACCEPT)) == 1
         async with db.write() as conn:
-            await svc.decline_offer(conn, ctx, aid, "agency-c", DeclineReason.NO_CAPACITY)
+            await requesting.decline_offer(conn, ctx, aid, "agency-c", DeclineReason.NO_CAPACITY)
         ctx.clock.advance(5 * HOUR)  # type: ignore[attr-defined]
         async with db.write() as conn:
-            assert await svc.expire_due(conn, ctx) == 1
-            assert await svc.expire_due(conn, ctx) == 0
+            assert await ending.expire_due(conn, ctx) == 1
+            assert await ending.expire_due(conn, ctx) == 0
         for stage in (Stage.MOBILIZED, Stage.ON_SCENE, Stage.DEMOBILIZED):
             async with db.write() as conn:
                 await apply_inbound(conn, ctx, inbound(
                     MT.ACTIVATION_UPDATE, "agency-b", {"stage": stage.value}, thread=aid))
         async with db.read() as conn:
-            view = await svc.get(conn, ctx, aid)
+            view = await views.get(conn, ctx, aid)
         assert view.state is S.DEMOBILIZED
         assert {leg.responder: leg.state for leg in view.legs} == {
             "agency-b": S.DEMOBILIZED, "agency-c": S.DECLINED, "agency-d": S.EXPIRED}
         async with db.write() as conn:
-            closed = await svc.close(conn, ctx, aid)
+            closed = await ending.close(conn, ctx, aid)
         assert closed.state is S.CLOSED
         statuses = [(s.body["responder"], s.body["state"]) for s in rec.of(MT.ACTIVATION_STATUS)]
         # The submit's one report names every agency asked; the later ones one leg each.
@@ -127,10 +131,10 @@ async def test_responder_side(db_url: str) -> None:
         async with db.write() as conn:
             await apply_inbound(conn, ctx, req)
         async with db.read() as conn:
-            incoming = await svc.list_activations(conn, ctx, Side.IN)
+            incoming = await views.list_activations(conn, ctx, Side.IN)
         assert [(a.activation_id, a.state) for a in incoming] == [(aid, S.REQUESTED)]
         async with db.write() as conn:
-            await svc.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN))
+            await responding.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN))
         (offer,) = rec.of(MT.ACTIVATION_OFFER)
         assert offer.to == "agency-a" and offer.in_reply_to == req.msg_id
         assert offer.body == OFFER  # counts by discipline only
@@ -145,11 +149,11 @@ async def test_responder_side(db_url: str) -> None:
         assert await snapshot(db) == before
         for stage in (Stage.MOBILIZED, Stage.ON_SCENE, Stage.DEMOBILIZED):
             async with db.write() as conn:
-                await svc.send_update(conn, ctx, aid, stage)
+                await responding.send_update(conn, ctx, aid, stage)
         assert [s.body["stage"] for s in rec.of(MT.ACTIVATION_UPDATE)] == [
             "mobilized", "on_scene", "demobilized"]
         async with db.write() as conn:
-            done = await svc.close(conn, ctx, aid)
+            done = await ending.close(conn, ctx, aid)
         assert done.state is S.CLOSED
         assert rec.of(MT.ACTIVATION_STATUS) == []  # the requester reports, not the responder
 
@@ -158,7 +162,7 @@ async def test_inbound_refusals_change_nothing(db_url: str) -> None:
     ctx, rec = make_ctx("agency-a")
     async with node_db(db_url) as db:
         async with db.write() as conn:
-            act = await svc.create_request(conn, ctx, request_in(["agency-b"]), user_id=None)
+            act = await requesting.create_request(conn, ctx, request_in(["agency-b"]), user_id=None)
         aid = act.activation_id
         before = await snapshot(db)
         bad = [
@@ -189,7 +193,7 @@ async def test_illegal_operations_are_refused_with_codes(db_url: str) -> None:
     ctx, rec = make_ctx("agency-a")
     async with node_db(db_url) as db:
         async with db.write() as conn:
-            act = await svc.create_request(conn, ctx, request_in(["agency-b"]), user_id=None)
+            act = await requesting.create_request(conn, ctx, request_in(["agency-b"]), user_id=None)
         aid = act.activation_id
         before = await snapshot(db)
         sent = len(rec.sent)
@@ -202,30 +206,36 @@ async def test_illegal_operations_are_refused_with_codes(db_url: str) -> None:
             assert info.value.body()["error"]["code"] == code
             assert await snapshot(db) == before and len(rec.sent) == sent
 
-        await refused(lambda c: svc.submit(c, ctx, aid), "illegal_transition", 409)
-        await refused(lambda c: svc.close(c, ctx, aid), "illegal_transition", 409)
-        await refused(lambda c: svc.accept_offer(c, ctx, aid, aid), "unknown_offer", 404)
-        await refused(lambda c: svc.decline_offer(c, ctx, aid, "agency-b",
+        await refused(lambda c: requesting.submit(c, ctx, aid), "illegal_transition", 409)
+        await refused(lambda c: ending.close(c, ctx, aid), "illegal_transition", 409)
+        await refused(lambda c: requesting.accept_offer(c, ctx, aid, aid), "unknown_offer", 404)
+        await refused(lambda c: requesting.decline_offer(c, ctx, aid, "agency-b",
                                                   DeclineReason.OTHER), "illegal_transition", 409)
-        await refused(lambda c: svc.make_offer(c, ctx, aid, OfferIn.model_validate(OFFER_IN)),
-                      "wrong_side", 409)
-        await refused(lambda c: svc.send_update(c, ctx, aid, Stage.MOBILIZED), "wrong_side", 409)
-        await refused(lambda c: svc.create_request(c, ctx, request_in(["agency-a"]),
+        await refused(
+            lambda c: responding.make_offer(c, ctx, aid, OfferIn.model_validate(OFFER_IN)),
+            "wrong_side", 409,
+        )
+        await refused(
+            lambda c: responding.send_update(c, ctx, aid, Stage.MOBILIZED), "wrong_side", 409
+        )
+        await refused(lambda c: requesting.create_request(c, ctx, request_in(["agency-a"]),
                                                    user_id=None), "bad_target", 422)
-        await refused(lambda c: svc.create_request(c, ctx, request_in(["agency-x"]),
+        await refused(lambda c: requesting.create_request(c, ctx, request_in(["agency-x"]),
                                                    user_id=None), "bad_target", 422)
-        await refused(lambda c: svc.get(c, ctx, new_ulid(T0, b"q" * 10)), "not_found", 404)
+        await refused(lambda c: views.get(c, ctx, new_ulid(T0, b"q" * 10)), "not_found", 404)
         async with db.write() as conn:
-            await svc.cancel(conn, ctx, aid, CancelReason.RESOLVED_LOCALLY)
+            await ending.cancel(conn, ctx, aid, CancelReason.RESOLVED_LOCALLY)
         before = await snapshot(db)
         sent = len(rec.sent)
-        await refused(lambda c: svc.cancel(c, ctx, aid, CancelReason.OTHER), "terminal_state", 409)
+        await refused(
+            lambda c: ending.cancel(c, ctx, aid, CancelReason.OTHER), "terminal_state", 409
+        )
 
 
 async def _to_state(db: Database, ctx: Any, target: S) -> str:
     """A requester activation with one leg (agency-b) driven to `target`."""
     async with db.write() as conn:
-        act = await svc.create_request(
+        act = await requesting.create_request(
             conn, ctx, request_in(["agency-b"], draft=target is S.DRAFT), user_id=None)
     aid = act.activation_id
     path = [S.REQUESTED, S.OFFERED, S.ACCEPTED, S.MOBILIZED, S.ON_SCENE, S.DEMOBILIZED]
@@ -238,7 +248,7 @@ async def _to_state(db: Database, ctx: Any, target: S) -> str:
                 await apply_inbound(conn, ctx, m)
                 offer_id = m.msg_id
             elif state is S.ACCEPTED:
-                await svc.accept_offer(conn, ctx, aid, offer_id)
+                await requesting.accept_offer(conn, ctx, aid, offer_id)
             else:
                 stage = {S.MOBILIZED: "mobilized", S.ON_SCENE: "on_scene",
                          S.DEMOBILIZED: "demobilized"}[state]
@@ -254,9 +264,9 @@ async def test_cancel_from_each_open_state(sqlite_url: str, state: S) -> None:
     async with node_db(sqlite_url) as db:
         aid = await _to_state(db, ctx, state)
         async with db.read() as conn:
-            assert (await svc.get(conn, ctx, aid)).state is state
+            assert (await views.get(conn, ctx, aid)).state is state
         async with db.write() as conn:
-            out = await svc.cancel(conn, ctx, aid, CancelReason.NO_LONGER_NEEDED)
+            out = await ending.cancel(conn, ctx, aid, CancelReason.NO_LONGER_NEEDED)
         assert out.state is S.CANCELLED and out.legs[0].state is S.CANCELLED
         cancels = rec.of(MT.ACTIVATION_CANCEL)
         assert len(cancels) == (0 if state is S.DRAFT else 1)
@@ -273,7 +283,7 @@ async def test_responder_cancel_reaches_requester(db_url: str) -> None:
         async with db.write() as conn:
             await apply_inbound(conn, ctx, inbound(
                 MT.ACTIVATION_CANCEL, "agency-b", {"reason": "other"}, thread=aid))
-            view = await svc.get(conn, ctx, aid)
+            view = await views.get(conn, ctx, aid)
         assert view.legs[0].state is S.CANCELLED and view.legs[0].cancelled_by == "agency-b"
         assert view.state is S.CANCELLED
 
@@ -282,14 +292,14 @@ async def test_warnings_and_targets(db_url: str) -> None:
     ctx, _ = make_ctx("agency-a")
     async with node_db(db_url) as db:
         async with db.write() as conn:
-            act = await svc.create_request(conn, ctx, request_in(
+            act = await requesting.create_request(conn, ctx, request_in(
                 ["agency-b"], interventions=["defusing", "debriefing"],
                 event_ts=T0 - 13 * HOUR), user_id=None)
         assert [w.code for w in act.warnings] == [
             "defusing_band_passed", "debriefing_window_early"]
-    got = svc.targets(ctx, discipline="ems")
+    got = views.targets(ctx, discipline="ems")
     assert [t.node_id for t in got] == ["agency-b"]  # not ourselves, not the hub
-    assert [t.node_id for t in svc.targets(ctx, region="south")] == ["agency-c", "agency-d"]
+    assert [t.node_id for t in views.targets(ctx, region="south")] == ["agency-c", "agency-d"]
 
 
 async def test_events_record_history(sqlite_url: str) -> None:
@@ -297,8 +307,8 @@ async def test_events_record_history(sqlite_url: str) -> None:
     async with node_db(sqlite_url) as db:
         aid = await _to_state(db, ctx, S.ON_SCENE)
         async with db.read() as conn:
-            rows = (await conn.execute(select(svc.E.c.state, svc.E.c.responder)
-                                       .order_by(svc.E.c.id))).all()
+            rows = (await conn.execute(select(act_rows.E.c.state, act_rows.E.c.responder)
+                                       .order_by(act_rows.E.c.id))).all()
         assert [r.state for r in rows] == ["draft", "requested", "requested", "offered",
                                            "accepted", "mobilized", "on_scene"]
         assert aid
@@ -335,7 +345,7 @@ async def test_inbound_requests_refused_by_policy_or_mismatch(db_url: str) -> No
         assert str(info.value.code) == "conflict" and await snapshot(db) == before
         # an acceptance naming some other offer
         async with db.write() as conn:
-            await svc.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN))
+            await responding.make_offer(conn, ctx, aid, OfferIn.model_validate(OFFER_IN))
         before = await snapshot(db)
         with pytest.raises(ActivationError) as info:
             async with db.write() as conn:
@@ -351,7 +361,7 @@ async def test_concurrent_acceptances_of_one_offer_send_one_accept(db_url: str) 
     ctx, rec = make_ctx("agency-a")
     async with node_db(db_url) as db:
         async with db.write() as conn:
-            act = await svc.create_request(conn, ctx, request_in(["agency-b"]), user_id=None)
+            act = await requesting.create_request(conn, ctx, request_in(["agency-b"]), user_id=None)
         aid = act.activation_id
         m = inbound(MT.ACTIVATION_OFFER, "agency-b", OFFER, thread=aid)
         async with db.write() as conn:
@@ -359,7 +369,7 @@ async def test_concurrent_acceptances_of_one_offer_send_one_accept(db_url: str) 
 
         async def accept() -> Any:
             async with db.write() as conn:
-                out = await svc.accept_offer(conn, ctx, aid, m.msg_id)
+                out = await requesting.accept_offer(conn, ctx, aid, m.msg_id)
                 await asyncio.sleep(0.05)  # hold the transaction open a moment
                 return out
 
@@ -375,13 +385,13 @@ async def test_concurrent_submits_of_one_draft_send_once(db_url: str) -> None:
     ctx, rec = make_ctx("agency-a")
     async with node_db(db_url) as db:
         async with db.write() as conn:
-            act = await svc.create_request(conn, ctx, request_in(["agency-b"], draft=True),
+            act = await requesting.create_request(conn, ctx, request_in(["agency-b"], draft=True),
                                            user_id=None)
 
         async def submit() -> str:
             try:
                 async with db.write() as conn:
-                    await svc.submit(conn, ctx, act.activation_id)
+                    await requesting.submit(conn, ctx, act.activation_id)
                     await asyncio.sleep(0.05)
                 return "ok"
             except ActivationError as exc:
@@ -390,5 +400,5 @@ async def test_concurrent_submits_of_one_draft_send_once(db_url: str) -> None:
         results = sorted(await asyncio.gather(submit(), submit()))
         assert results[1] == "ok" and results[0] in ("illegal_transition", "conflict")
         async with db.read() as conn:
-            legs = (await svc.get(conn, ctx, act.activation_id)).legs
+            legs = (await views.get(conn, ctx, act.activation_id)).legs
         assert [leg.state for leg in legs] == [S.REQUESTED]

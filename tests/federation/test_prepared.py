@@ -19,10 +19,12 @@ import federation.outbox
 import federation.service
 import hub.activation_log
 import node.activation_inbound
-import node.activation_service
+import node.activation_rows
+import node.activation_writes
 from federation.database import Database, make_engine
 from federation.prepared import Prepared, RawResult
-from node import activation_service as svc
+from node import activation_requester as requesting
+from node import activation_views as views
 from node.vocabulary import Role
 from tests.activations.helpers import request_in
 from tests.activations.netutil import actx, add_user, offer
@@ -216,7 +218,7 @@ async def test_a_refused_statement_raises_as_sqlalchemy_and_changes_nothing(db_u
 
 def _project_statements() -> list[Prepared]:
     modules = (federation.inbox, federation.outbox, federation.service, hub.activation_log,
-               node.activation_inbound, node.activation_service)
+               node.activation_inbound, node.activation_rows, node.activation_writes)
     found = [v for m in modules for v in vars(m).values() if isinstance(v, Prepared)]
     assert len(found) >= 20
     return found
@@ -233,8 +235,9 @@ async def test_the_federation_hot_path_runs_every_statement_on_the_shortcut(
         a, b, c = (net.node(f"agency-{i}") for i in (1, 2, 3))
         coord, _ = await add_user(a, "coord", Role.COORDINATOR)
         async with a.db.write() as conn:
-            act = await svc.create_request(conn, actx(a), request_in(["agency-2", "agency-3"]),
-                                           user_id=coord)
+            act = await requesting.create_request(
+                conn, actx(a), request_in(["agency-2", "agency-3"]), user_id=coord
+            )
         await net.settle()
         await offer(b, act.activation_id, "agency-1", {"fire": 2})
         await offer(c, act.activation_id, "agency-1", {"ems": 1})
@@ -251,4 +254,4 @@ async def test_the_federation_hot_path_runs_every_statement_on_the_shortcut(
 
 async def svc_view(node: Any, aid: str) -> Any:
     async with node.db.read() as conn:
-        return await svc.get(conn, actx(node), aid, None)
+        return await views.get(conn, actx(node), aid, None)
