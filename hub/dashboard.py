@@ -36,6 +36,7 @@ import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from federation.field_errors import sentence
 from federation.websecurity import (
     clear_cookie,
     csrf_equal,
@@ -113,6 +114,7 @@ def setup(app: web.Application) -> None:
     app.router.add_static("/static/", HERE / "static", name="static")
     app.router.add_get("/", _home)
     app.router.add_get("/login", _login_get)
+    app.router.add_get("/favicon.ico", _favicon)
     app.router.add_post("/login", _login_post)
     app.router.add_post("/logout", _logout)
     app.router.add_get("/dashboard", _dashboard)
@@ -130,7 +132,7 @@ def _ts(ms: Any) -> str:
         "%Y-%m-%d %H:%M UTC")
 
 
-_FILTERS.update({"label": label, "month_name": _month_name, "ts": _ts})
+_FILTERS.update({"label": label, "month_name": _month_name, "ts": _ts, "sentence": sentence})
 
 
 def _is_page(request: web.Request) -> bool:
@@ -166,6 +168,12 @@ def render(request: web.Request, template: str, context: Mapping[str, Any],
 
 def _no_query(request: web.Request) -> None:
     parse_query(request.query, _NoQuery)
+
+
+async def _favicon(request: web.Request) -> web.StreamResponse:
+    """A small icon, so a browser's automatic /favicon.ico request is not a 404."""
+    return web.FileResponse(HERE / "static" / "favicon.ico", headers={
+        "Content-Type": "image/x-icon", "Cache-Control": "public, max-age=86400"})
 
 
 # --- login ------------------------------------------------------------------------------
@@ -309,6 +317,7 @@ async def _dashboard(request: web.Request) -> web.Response:
                    "referral": referral_rows, "on_time": on_time_rows},
         "latest": latest, "reporting": reporting, "missing": missing,
         "entries": entries, "csv_url": _csv_url(f),
+        "nothing_reported": not any(m["nodes_reporting"] for m in months),
     })
 
 

@@ -19,7 +19,8 @@
   optional `region`, `discipline` (comma-separated) and `node` (comma-separated) filters;
   the query string is validated by `hub.stats_models.StatsQuery` (unknown, repeated or bad
   parameter: 400 `invalid_input` naming it).
-- `GET /api/v1/stats.csv`: the same figures, one row per month and metric.
+- `GET /api/v1/stats.csv`: the same figures, one row per month and metric, rounded and
+  clamped exactly as the dashboard shows them (blank where no agency reported).
 - `GET /api/v1/stats/alarms` (operator): the conflicting-release alarms.
 """
 
@@ -192,6 +193,15 @@ _CSV_METRICS = ("encounters", "referrals", "follow_ups_due", "follow_ups_on_time
                 "referral_rate", "follow_up_on_time_rate")
 
 
+def _shown(fig: dict[str, Any]) -> list[Any]:
+    """Estimate and interval exactly as the dashboard shows them: the `display` figures
+    (`hub.stats.Estimate`: counts rounded and clamped at zero, rates clamped to [0, 1] and
+    rounded to 3 places), so a spreadsheet and the page never disagree. The raw, unbiased
+    figures stay in the JSON API (`/api/v1/stats`)."""
+    d = fig["display"]
+    return [d["estimate"], d["interval"][0], d["interval"][1]]
+
+
 async def _stats_csv(request: web.Request) -> web.Response:
     await request.app[AUTHORIZE](request, READERS)
     f = filter_from_query(request.query, request.app[CLOCK].now_ms())
@@ -202,16 +212,13 @@ async def _stats_csv(request: web.Request) -> web.Response:
     for m in doc["months"]:
         for metric in _CSV_METRICS:
             fig = m[metric]
-            if fig is None:
+            if fig is None or not m["nodes_reporting"]:  # a gap on the page too
                 w.writerow([m["month"], metric, "", "", "", m["nodes_reporting"]])
                 continue
-            w.writerow([m["month"], metric, f"{fig['estimate']:.6g}",
-                        f"{fig['interval'][0]:.6g}", f"{fig['interval'][1]:.6g}",
-                        m["nodes_reporting"]])
+            w.writerow([m["month"], metric, *_shown(fig), m["nodes_reporting"]])
         for d, fig in m["by_discipline"].items():
-            w.writerow([m["month"], f"encounters.{d}", f"{fig['estimate']:.6g}",
-                        f"{fig['interval'][0]:.6g}", f"{fig['interval'][1]:.6g}",
-                        m["nodes_reporting"]])
+            shown = _shown(fig) if m["nodes_reporting"] else ["", "", ""]
+            w.writerow([m["month"], f"encounters.{d}", *shown, m["nodes_reporting"]])
     return web.Response(
         text=buf.getvalue(), content_type="text/csv",
         headers={"Content-Disposition": 'attachment; filename="peernet-stats.csv"'},
