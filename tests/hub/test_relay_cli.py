@@ -88,4 +88,6 @@ def test_hub_init_board_listing_and_roster_install(tmp_path: Path) -> None:
         ["install-roster", "--config", str(cfg), str(other / "rosters" / "roster-000001.json")],
         env=ENV,
     )
-    assert res.exit_code == 1 and "split_view" in res.output
+    # (Not a split view: it was never validly signed by the pinned board; issue 13 item 8.)
+    assert res.exit_code == 1 and "roster_threshold" in res.output
+    assert "split_view" not in res.output
