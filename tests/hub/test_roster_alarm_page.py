@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
+from bench.reliability_report import record
 from federation import passwords
 from federation.errors import FederationError
 from federation.roster import parse_signed_roster
@@ -140,3 +141,11 @@ async def test_operator_page_shows_and_acknowledges_a_split_view(hubnet: Network
     assert acked.acknowledged_ts is not None
     listed = await store.list_alarms()
     assert [(a["id"], a["active"]) for a in listed] == [(aid, False)]
+    engine = "postgresql" if net.hub.db_url.startswith("postgresql") else "sqlite"
+    record(f"security-alarm-ack-page-{engine}", area="security",
+           case=f"acknowledging a roster alarm on the hub operator page ({engine})",
+           how="POST /operator/alarms/{id}/ack as a board analyst, without and with a forged "
+               "CSRF token, with a blank note, an unknown field, an unknown id, then twice",
+           result="403 forbidden / 403 csrf_failed / 400 / 404, nothing changed; one "
+                  "acknowledgement stored with who and note; the second is 409 conflict",
+           figures={"refused": 7, "acknowledged": 1})

@@ -20,6 +20,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from bench.reliability_report import record
 from federation.database import make_engine
 from federation.store import alarms, rosters
 from hub.cli import hub_group
@@ -85,6 +86,13 @@ def test_tampered_roster_file_is_bad_signatures_and_raises_no_alarm(
     assert _snapshot(db_url) == before and before["fed_alarm"] == []
     res = _cli(["alarm", "list", "--config", str(cfg)])
     assert res.exit_code == 0 and res.output.strip() == "no alarms"
+    engine = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    record(f"roster-edited-file-{engine}", area="bad-input",
+           case=f"an edited roster file installed on the hub ({engine})",
+           how="peernet hub install-roster on a copy of the installed v1 with a later expiry "
+               "and on an edited v2, signatures kept, on a real hub database",
+           result="refused as bad_signatures; no split-view alarm; fed_roster and fed_alarm "
+                  "unchanged", figures={"files": 2, "alarms": 0})
 
 
 def test_genuine_split_view_raises_one_alarm_acknowledged_through_the_cli(
