@@ -18,11 +18,13 @@
 
 It talks to a running node (`--url`, default `PEERNET_NODE_URL` or http://127.0.0.1:8080)
 with a coordinator's API token (`--token`, default `PEERNET_TOKEN`; see `peernet node token
-create`), so every rule, audit entry and federation message is the server's. Output is the
-JSON answer; a refusal prints one line `Error: <code>: <message>` and exits 1.
+create`), so every rule, audit entry and federation message is the server's. Output is text
+for a person (tables, local times with their zone: `node.activation_output`); `--json` (on
+the group or any command) prints the node's JSON answer unchanged, for scripts. A refusal
+prints one line `Error: <code>: <message>` and exits 1.
 
-Times: ISO 8601 (`2026-11-26T08:00Z`, `2026-11-26T08:00:00+02:00`), integer milliseconds,
-or relative to now (`+4h`, `-30m`, `+2d`).
+Times given: ISO 8601 (`2026-11-26T08:00Z`, `2026-11-26T08:00:00+02:00`; without a zone:
+UTC), integer epoch milliseconds, or relative to now (`+4h`, `-30m`, `+2d`).
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import click
 
+from node.activation_output import render
 from protocol.messages import (
     AgencyRole,
     CancelReason,
@@ -108,28 +112,49 @@ async def _call(url: str, token: str, method: str, path: str, body: Any = None) 
 
 
 class _Api:
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(self, url: str, token: str | None, as_json: bool = False) -> None:
         if not token:
             raise click.ClickException("set PEERNET_TOKEN or pass --token (a coordinator's)")
         self.url = url
         self.token = token
+        self.as_json = as_json
 
     def __call__(self, method: str, path: str, body: Any = None) -> None:
         try:
             doc = asyncio.run(_call(self.url, self.token, method, path, body))
         except aiohttp.ClientError as exc:
             raise click.ClickException(f"node unreachable at {self.url}: {exc}") from None
-        json.dump(doc, sys.stdout, indent=2, sort_keys=True)
-        sys.stdout.write("\n")
+        if self.as_json:
+            json.dump(doc, sys.stdout, indent=2, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            click.echo(render(doc))
+
+
+_JSON_KEY = "peernet.activation.json"
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_JSON_KEY] = True
+
+
+def _json_option(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
+                        help="Print the node's JSON answer unchanged (epoch-ms times), "
+                        "for scripts.")(fn)
 
 
 P = "/api/v1/activations"
+_TIME_FORMAT = ("ISO 8601 (2026-11-26T08:00Z, 2026-11-26T08:00-05:00; no zone means UTC), "
+                "epoch milliseconds, or relative to now (-2h, +30m, +1d)")
 
 
 @click.group("activation")
 @click.option("--url", envvar="PEERNET_NODE_URL", default="http://127.0.0.1:8080",
               show_default=True, help="The node's base URL.")
 @click.option("--token", envvar="PEERNET_TOKEN", default=None, help="A coordinator's API token.")
+@_json_option
 @click.pass_context
 def activation_group(ctx: click.Context, url: str, token: str | None) -> None:
     """Interagency activation: request, offer, accept, decline, update, cancel, list."""
@@ -138,7 +163,7 @@ def activation_group(ctx: click.Context, url: str, token: str | None) -> None:
 
 def _api(ctx: click.Context) -> _Api:
     url, token = ctx.find_object(tuple) or ("http://127.0.0.1:8080", None)
-    return _Api(url, token)
+    return _Api(url, token, as_json=bool(ctx.meta.get(_JSON_KEY)))
 
 
 def _q(requester: str | None) -> str:
@@ -148,6 +173,7 @@ def _q(requester: str | None) -> str:
 @activation_group.command("targets")
 @click.option("--discipline", type=_choice(Discipline), default=None)
 @click.option("--region", default=None)
+@_json_option
 @click.pass_context
 def targets_cmd(ctx: click.Context, discipline: str | None, region: str | None) -> None:
     """Agencies this node may ask."""
@@ -158,11 +184,13 @@ def targets_cmd(ctx: click.Context, discipline: str | None, region: str | None) 
 @activation_group.command("request")
 @click.option("--incident-ref", required=True)
 @click.option("--incident-type", type=_choice(IncidentType), required=True)
-@click.option("--event", "event", required=True, help="When the incident happened.")
+@click.option("--event", "event", required=True,
+              help=f"When the incident happened: {_TIME_FORMAT}.")
 @click.option("--affected", multiple=True, required=True, help="discipline=count (repeat).")
 @click.option("--intervention", multiple=True, required=True, type=_choice(Intervention))
-@click.option("--window-start", required=True)
-@click.option("--window-end", required=True)
+@click.option("--window-start", required=True,
+              help=f"Start of the support window: {_TIME_FORMAT}.")
+@click.option("--window-end", required=True, help=f"End of the support window: {_TIME_FORMAT}.")
 @click.option("--peers", type=int, required=True)
 @click.option("--location", required=True,
               help="Reporting location as a code, e.g. STA-7 (no names or addresses).")
@@ -172,9 +200,11 @@ def targets_cmd(ctx: click.Context, discipline: str | None, region: str | None) 
 @click.option("--contact-phone", required=True)
 @click.option("--approver", type=_choice(AgencyRole), required=True,
               help="Role of whoever approved the request, never a name.")
-@click.option("--expires", required=True, help="When the request lapses (e.g. +4h).")
+@click.option("--expires", required=True,
+              help=f"When the request lapses unanswered: {_TIME_FORMAT}.")
 @click.option("--target", multiple=True, required=True, help="Agency node id (repeat).")
 @click.option("--draft", is_flag=True, help="Keep as a draft; send later.")
+@_json_option
 @click.pass_context
 def request_cmd(ctx: click.Context, /, **o: Any) -> None:
     """Request peer support from other agencies."""
@@ -198,6 +228,7 @@ def request_cmd(ctx: click.Context, /, **o: Any) -> None:
 @click.option("--eta", type=int, required=True, help="Minutes until peers can arrive.")
 @click.option("--condition", multiple=True, type=_choice(OfferCondition))
 @click.option("--requester", default=None)
+@_json_option
 @click.pass_context
 def offer_cmd(ctx: click.Context, activation_id: str, discipline: tuple[str, ...], eta: int,
               condition: tuple[str, ...], requester: str | None) -> None:
@@ -210,6 +241,7 @@ def offer_cmd(ctx: click.Context, activation_id: str, discipline: tuple[str, ...
 @activation_group.command("accept")
 @click.argument("activation_id")
 @click.argument("offer_msg_id")
+@_json_option
 @click.pass_context
 def accept_cmd(ctx: click.Context, activation_id: str, offer_msg_id: str) -> None:
     """Accept an offer (naming its msg_id); repeating returns the first outcome."""
@@ -221,6 +253,7 @@ def accept_cmd(ctx: click.Context, activation_id: str, offer_msg_id: str) -> Non
 @click.option("--reason", type=_choice(DeclineReason), required=True)
 @click.option("--responder", default=None, help="Requester: whose offer to decline.")
 @click.option("--requester", default=None)
+@_json_option
 @click.pass_context
 def decline_cmd(ctx: click.Context, activation_id: str, reason: str, responder: str | None,
                 requester: str | None) -> None:
@@ -233,6 +266,7 @@ def decline_cmd(ctx: click.Context, activation_id: str, reason: str, responder: 
 @click.argument("activation_id")
 @click.argument("stage", type=_choice(Stage))
 @click.option("--requester", default=None)
+@_json_option
 @click.pass_context
 def update_cmd(ctx: click.Context, activation_id: str, stage: str,
                requester: str | None) -> None:
@@ -245,6 +279,7 @@ def update_cmd(ctx: click.Context, activation_id: str, stage: str,
 @click.option("--reason", type=_choice(CancelReason), required=True)
 @click.option("--responder", default=None, help="Requester: cancel only this agency's leg.")
 @click.option("--requester", default=None)
+@_json_option
 @click.pass_context
 def cancel_cmd(ctx: click.Context, activation_id: str, reason: str, responder: str | None,
                requester: str | None) -> None:
@@ -256,6 +291,7 @@ def cancel_cmd(ctx: click.Context, activation_id: str, reason: str, responder: s
 @activation_group.command("close")
 @click.argument("activation_id")
 @click.option("--requester", default=None)
+@_json_option
 @click.pass_context
 def close_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> None:
     """Close after demobilization."""
@@ -264,6 +300,7 @@ def close_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> 
 
 @activation_group.command("list")
 @click.option("--side", type=click.Choice(["in", "out"]), default=None)
+@_json_option
 @click.pass_context
 def list_cmd(ctx: click.Context, side: str | None) -> None:
     """Activations this node requested (out) or received (in)."""
@@ -273,6 +310,7 @@ def list_cmd(ctx: click.Context, side: str | None) -> None:
 @activation_group.command("show")
 @click.argument("activation_id")
 @click.option("--requester", default=None)
+@_json_option
 @click.pass_context
 def show_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> None:
     """One activation with its legs and timing warnings."""
@@ -280,6 +318,7 @@ def show_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> N
 
 
 @activation_group.command("handoffs")
+@_json_option
 @click.pass_context
 def handoffs_cmd(ctx: click.Context) -> None:
     """Follow-up hand-offs (notes only for the assigned coordinator)."""

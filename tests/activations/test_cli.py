@@ -10,22 +10,27 @@ from typing import Any
 from click.testing import CliRunner
 
 from node.activation_cli import parse_time
+from node.activation_output import local_time, render
 from node.vocabulary import Role
 from peernet.cli import main
 from tests.activations.netutil import add_user, state_of
 from tests.federation.network import NodeHandle, make_network
 
 
-async def cli(node: NodeHandle, token: str, *args: str) -> tuple[int, Any]:
+async def cli_text(node: NodeHandle, token: str, *args: str) -> tuple[int, str]:
     def run() -> Any:
         return CliRunner().invoke(
             main, ["node", "activation", "--url", node.url, "--token", token, *args]
         )
 
     result = await asyncio.to_thread(run)
-    if result.exit_code == 0:
-        return 0, json.loads(result.output)
     return result.exit_code, result.output.strip()
+
+
+async def cli(node: NodeHandle, token: str, *args: str) -> tuple[int, Any]:
+    """The machine form: `--json` before the subcommand (or after it, the same)."""
+    code, out = await cli_text(node, token, "--json", *args)
+    return (0, json.loads(out)) if code == 0 else (code, out)
 
 
 def test_parse_time() -> None:
@@ -88,5 +93,52 @@ async def test_cli_drives_request_offer_accept_decline_update_cancel(tmp_path: P
         assert (await state_of(b, aid, "agency-1")).value == "cancelled"
         code, out = await cli(a, ta, "targets", "--discipline", "corrections")
         assert [t["node_id"] for t in out["items"]] == ["agency-4"]
+    finally:
+        await net.close()
+
+
+def test_local_time_names_the_zone() -> None:
+    from zoneinfo import ZoneInfo
+
+    assert local_time(1_780_272_000_000, ZoneInfo("America/Chicago")) == "2026-05-31 19:00 CDT"
+    assert local_time(1_780_272_000_000, ZoneInfo("UTC")) == "2026-06-01 00:00 UTC"
+    text = render({"items": [{"node_id": "a", "expires_ts": 0, "allowed": True}]},
+                  ZoneInfo("UTC"))
+    assert text.splitlines() == ["NODE ID  EXPIRES               ALLOWED",
+                                 "a        1970-01-01 00:00 UTC  yes"]
+    assert render({"items": []}) == "(none)"
+
+
+async def test_cli_prints_text_by_default_and_json_on_request(tmp_path: Path) -> None:
+    net = await make_network(2, tmp_path=tmp_path)
+    try:
+        a = net.node("agency-1")
+        _, ta = await add_user(a, "coord", Role.COORDINATOR)
+        now = net.clock.now_ms()
+        code, out = await cli_text(
+            a, ta, "request", "--incident-ref", "INC-7", "--incident-type", "mass_casualty",
+            "--event", str(now - 3_600_000), "--affected", "fire=3", "--intervention",
+            "defusing", "--window-start", str(now), "--window-end", str(now + 3_600_000),
+            "--peers", "2", "--location", "STA-7", "--contact-role", "coordinator",
+            "--contact-phone", "+1 555 0100", "--approver", "chief",
+            "--expires", str(now + 7_200_000), "--target", "agency-2")
+        assert code == 0, out
+        assert "state:" in out and "requested" in out and "legs:" in out
+        assert local_time(now - 3_600_000) in out  # the event, in local time with its zone
+        assert str(now) not in out and "{" not in out  # no epoch ms, no JSON
+        aid = out.split("activation id:", 1)[1].split()[0]
+        # --json prints the API's answer unchanged, before or after the subcommand.
+        code1, before = await cli_text(a, ta, "--json", "show", aid)
+        code2, after = await cli_text(a, ta, "show", aid, "--json")
+        assert (code1, code2) == (0, 0) and before == after
+        doc = json.loads(before)
+        assert before == json.dumps(doc, indent=2, sort_keys=True)
+        assert doc["request"]["event_ts"] == now - 3_600_000
+        code, listed = await cli_text(a, ta, "list", "--side", "out")
+        assert code == 0 and listed.splitlines()[0].startswith("ACTIVATION ID")
+        assert aid in listed and "INC-7" in listed
+        # A refusal is one line, whatever the output form.
+        code, out = await cli_text(a, ta, "show", "01NOTANACTIVATION0000000000")
+        assert code == 1 and out.startswith("Error: ") and len(out.splitlines()) == 1
     finally:
         await net.close()
