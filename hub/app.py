@@ -44,7 +44,7 @@ from federation.errors import FederationError, error_body
 from federation.keystore import KeystoreError, NodeKeys
 from federation.roster import BoardPin
 from federation.service import FederationService
-from federation.websecurity import body_limit
+from federation.websecurity import body_limit, security_headers
 from hub import dashboard, openapi, stats_api, users
 from hub.activation_log import list_entries, record_status
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, RELAY, SETTINGS
@@ -121,7 +121,9 @@ def create_app(
     keys = keys or load_keys(settings)
     clock = clock or SystemClock()
     limit = body_limit(settings.max_body_bytes, exempt_prefix="/fed/")  # batches: own limit
-    app = web.Application(middlewares=[_error_middleware, limit],
+    # Security headers outermost, so the JSON errors answered by the error middleware and
+    # the body limit carry them too (they used to come only from the dashboard's, inside).
+    app = web.Application(middlewares=[security_headers(), _error_middleware, limit],
                           client_max_size=settings.max_body_bytes)
     db = Database(make_engine(settings.db_url))
     fed = FederationService(
