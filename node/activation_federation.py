@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import Clock
 from federation.errors import FederationError
-from federation.service import Outgoing
+from federation.sending import Outgoing
 from federation.worker import stop_task
 from node import activation_ending as ending
 from node import handoff

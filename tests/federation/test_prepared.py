@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
 
+import federation.delivery
 import federation.inbox
 import federation.outbox
-import federation.service
 import hub.activation_log
 import node.activation_inbound
 import node.activation_rows
@@ -217,7 +217,7 @@ async def test_a_refused_statement_raises_as_sqlalchemy_and_changes_nothing(db_u
 
 
 def _project_statements() -> list[Prepared]:
-    modules = (federation.inbox, federation.outbox, federation.service, hub.activation_log,
+    modules = (federation.delivery, federation.inbox, federation.outbox, hub.activation_log,
                node.activation_inbound, node.activation_rows, node.activation_writes)
     found = [v for m in modules for v in vars(m).values() if isinstance(v, Prepared)]
     assert len(found) >= 20
