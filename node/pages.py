@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from node import accounts, encounters, followups, report
 from node.appkeys import LOGIN_SECRET, SETTINGS, THROTTLE
 from node.charts import hbars, month_bars
 from node.context import NodeContext
+from node.encounter_paging import count_mine, page_of, requested_page
 from node.errors import Code, NodeError
 from node.routes import ALL_ROLES, NavItem, Route, add_nav, add_routes
 from node.schemas import (
@@ -135,6 +137,15 @@ def _see_other(path: str) -> web.HTTPSeeOther:
 
 def _choices(enum: Any) -> list[tuple[str, str]]:
     return [(m.value, LABELS.get(m.value, m.value)) for m in enum]
+
+
+_ICON = Path(__file__).resolve().parent / "static" / "favicon.ico"
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """A small icon, so a browser's automatic /favicon.ico request is not a 404."""
+    return web.FileResponse(_ICON, headers={"Content-Type": "image/x-icon",
+                                            "Cache-Control": "public, max-age=86400"})
 
 
 # --- login ------------------------------------------------------------------------------
@@ -270,8 +281,12 @@ async def encounter_post(request: web.Request) -> web.Response:
 
 
 async def encounter_list(request: web.Request) -> web.Response:
-    items = await encounters.list_encounters(_ctx(request), principal(request), "mine", 50)
-    return render(request, "encounters.html", {"items": items, "labels": LABELS})
+    ctx, p = _ctx(request), principal(request)
+    wanted = requested_page(request.query)
+    page = page_of(wanted, await count_mine(ctx, p))
+    items = await encounters.list_encounters(ctx, p, "mine", page.size, page.offset)
+    return render(request, "encounters.html", {"items": items, "labels": LABELS,
+                                               "page": page})
 
 
 async def encounter_view(request: web.Request) -> web.Response:
@@ -401,6 +416,7 @@ def setup(app: web.Application) -> None:
     add_routes(app, [
         Route("GET", "/", home, "page.home", ALL_ROLES, "Home"),
         Route("GET", "/login", login_get, "page.login", None, "Log in"),
+        Route("GET", "/favicon.ico", favicon, "page.favicon", None, "Icon"),
         Route("POST", "/login", login_post, "page.login.post", None, "Log in", csrf=False),
         Route("POST", "/logout", logout_post, "page.logout", ALL_ROLES, "Log out"),
         Route("GET", "/encounters/new", encounter_new, "page.encounters.new", SUPPORTERS,

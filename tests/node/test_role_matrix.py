@@ -46,6 +46,7 @@ EXPECTED: dict[str, set[str] | str] = {
     # pages
     "page.home": ALL,
     "page.login": "public",
+    "page.favicon": "public",
     "page.login.post": "public",
     "page.logout": ALL,
     "page.encounters.new": SUPPORTERS,
