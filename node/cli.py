@@ -38,7 +38,7 @@ from federation.database import make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.server_process import run_server
-from node import activation_cli, audit, release_cli, retention
+from node import activation_cli, alarms_cli, audit, release_cli, retention
 from node.accounts import create_token, create_user
 from node.config import NodeSettings
 from node.context import NodeContext
@@ -371,3 +371,4 @@ def purge_cmd(config_path: Path, days: int | None) -> None:
 
 release_cli.register(node_group)  # `node release --month`, `node ledger`
 node_group.add_command(activation_cli.activation_group)  # `node activation ...`
+node_group.add_command(alarms_cli.alarm_group)  # `node alarm list|ack`
