@@ -45,7 +45,7 @@ from federation.keystore import KeystoreError, NodeKeys
 from federation.roster import BoardPin
 from federation.service import FederationService
 from federation.websecurity import body_limit, security_headers
-from hub import dashboard, openapi, stats_api, users
+from hub import audit_anchors, dashboard, openapi, stats_api, users
 from hub.activation_log import list_entries, record_status
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, RELAY, SETTINGS
 from hub.config import HubSettings
@@ -63,7 +63,8 @@ log = logging.getLogger("peernet.hub")
 Setup = Callable[[web.Application], None]
 
 # Feature setups run in this order after the core's; append yours here (one line).
-FEATURES: list[Setup] = [stats_api.setup, users.setup, dashboard.setup, openapi.setup]
+FEATURES: list[Setup] = [stats_api.setup, users.setup, dashboard.setup, openapi.setup,
+                         audit_anchors.setup]
 
 ROLES = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})

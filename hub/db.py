@@ -28,7 +28,8 @@ __all__ = ["TABLE_MODULES", "Base", "Database", "import_table_modules"]
 
 
 # Modules defining tables on Base.metadata (imported by migrations/env.py).
-TABLE_MODULES: list[str] = ["hub.relay", "hub.activation_log", "hub.aggregates", "hub.users"]
+TABLE_MODULES: list[str] = ["hub.relay", "hub.activation_log", "hub.aggregates", "hub.users",
+                            "hub.audit_anchors"]
 
 
 class Base(DeclarativeBase):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from federation.openapi import Operation, build_document
 from node import accounts, disclosures, encounters, followups, report, retention, tokens
 from node import audit as audit_log
+from node import audit_verify as audit_verify_mod
 from node.appkeys import ROUTES, SETTINGS
 from node.context import NodeContext
 from node.db import AuditEntry, table_of
@@ -217,7 +218,9 @@ async def audit_list(request: web.Request) -> web.Response:
 async def audit_verify(request: web.Request) -> web.Response:
     ctx = NodeContext.of(request.app)
     async with ctx.db.read() as conn:
-        rep = await audit_log.verify(conn, ctx.keys, ctx.settings.node_id)
+        rep = await audit_verify_mod.verify(
+            conn, ctx.keys, ctx.settings.node_id, now_ms=ctx.clock.now_ms(),
+            sign_interval_ms=ctx.settings.audit_sign_interval_s * 1000)
     return _dump(AuditVerifyOut(**rep.as_dict()))
 
 

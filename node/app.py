@@ -40,7 +40,7 @@ from federation.login_throttle import LoginThrottle
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.websecurity import body_limit, security_headers
 from federation.worker import stop_task
-from node import activations, audit, federation_service, release_service
+from node import activations, audit, audit_anchor, federation_service, release_service
 from node.appkeys import (
     CLOCK,
     DB,
@@ -77,7 +77,8 @@ def _core_features() -> list[Setup]:
 
 
 # Feature setups run in this order after the core's; append yours here (one line).
-FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup]
+FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup,
+                         audit_anchor.setup]
 
 
 def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
@@ -174,6 +175,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sign_head(app: web.Application) -> None:
+    async with app[DB].read() as conn:
+        if not await audit.head_moved(conn):
+            return  # the common case on an idle node: no write lock taken
     async with app[DB].write() as conn:
         await audit.sign_head(conn, app[KEYS], app[SETTINGS].node_id, app[CLOCK].now_ms())
 

@@ -21,20 +21,17 @@ still holds with a guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another proc
 makes it match nothing, and the head row is read instead). `record` (the encounter write)
 does the whole transaction in one call on the driver's thread.
 
-Head signature: the node signs `b"peernet/v1/audit-head\\0" + canonical_bytes({"node_id",
-"seq", "hash", "signed_at"})` with its Ed25519 signing key (a plain Ed25519 signature, not a
-`protocol.signing` context: the head never travels on the wire) and stores it in the head
-row with the key id. The app signs on start, every `audit_sign_interval_s` when the head
-moved, and on shutdown.
+Head signature (`protocol.audit_head`): the node signs the head's own `seq` and `hash` with
+its node id and the time, with its Ed25519 signing key, and stores it in the head row with
+the key id. The app signs as the head moves: on start, every `audit_sign_interval_s` (a few
+seconds) when the head moved (`head_moved` is a plain read, so an idle node takes no write
+lock), and on shutdown; CLI commands that append sign when the passphrase is at hand. Not on
+every append: that would put a signature and a head-row write on the hot path (the group
+commit below). Signed heads are anchored at the hub (`node.audit_anchor`).
 
-`verify` walks the chain in `seq` order and names the first problem:
-- `missing`: a gap in `seq` (a deleted entry);
-- `altered`: a row whose bytes no longer hash to its stored `hash` (an edited or moved row);
-- `broken_link`: a row whose `prev_hash` is not the previous row's `hash` (an edited row
-  whose `hash` was recomputed, or rows swapped wholesale);
-- `head_mismatch`: the head row does not name the last entry (entries cut from the end);
-- `bad_signature` / `signed_entry_changed`: the signed head is not valid, or the entry it
-  names is gone or different.
+`node.audit_verify` walks the chain and names the first problem (missing, altered,
+broken_link, head_mismatch, unsigned_head, stale_signature, bad_signature, ...);
+`peernet node audit verify` adds the hub's anchor (behind_anchor, anchor_mismatch).
 """
 
 from __future__ import annotations
@@ -46,38 +43,34 @@ import sqlite3
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import nacl.exceptions
-import nacl.signing
 from sqlalchemy import Pool, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
 from node.access import Principal
-from node.db import GENESIS_HASH, AuditEntry, AuditHead, Database, table_of
+from node.db import AuditEntry, AuditHead, Database, table_of
+from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
 from protocol.canonical import canonical_bytes
-from protocol.encoding import b64u, sha256_b64u, unb64u
+from protocol.encoding import b64u, sha256_b64u
 
 __all__ = [
     "HEAD_CONTEXT",
-    "AuditReport",
     "append",
-    "record",
+    "detail_of",
     "entry_bytes",
+    "head_moved",
     "head_signing_input",
+    "record",
     "sign_head",
-    "verify",
 ]
 
-HEAD_CONTEXT = b"peernet/v1/audit-head\0"
 # Last head this process wrote, per SQLite connection pool (see `append`): an engine and
 # the option proxies made of it (`Database` writes through one) share their pool.
 _HEADS: weakref.WeakKeyDictionary[Pool, tuple[int, str]] = weakref.WeakKeyDictionary()
 _entries = table_of(AuditEntry)
 _head = table_of(AuditHead)
-_BATCH = 1000
 
 
 def entry_bytes(row: Mapping[Any, Any]) -> bytes:
@@ -378,102 +371,27 @@ def _link(row: dict[str, Any], seq: int, prev_hash: str) -> None:
     row["hash"] = sha256_b64u(entry_bytes(row))
 
 
-def head_signing_input(node_id: str, seq: int, hash_: str, signed_at: int) -> bytes:
-    return HEAD_CONTEXT + canonical_bytes(
-        {"node_id": node_id, "seq": seq, "hash": hash_, "signed_at": signed_at}
-    )
+async def head_moved(conn: AsyncConnection) -> bool:
+    """True when the head moved past its signature (a plain read: the signer's cheap check)."""
+    head = (await conn.execute(
+        select(_head.c.seq, _head.c.hash, _head.c.signed_seq, _head.c.signed_hash)
+        .where(_head.c.id == 1)
+    )).one_or_none()
+    return head is not None and (head.signed_seq, head.signed_hash) != (head.seq, head.hash)
 
 
 async def sign_head(conn: AsyncConnection, keys: NodeKeys, node_id: str, now_ms: int) -> bool:
-    """Sign the current head if it moved since the last signature; True when it signed."""
+    """Sign the current head (its own seq and hash, the node id and the time) if it moved
+    since the last signature; True when it signed."""
     head = (await conn.execute(select(_head).where(_head.c.id == 1).with_for_update())).one()
     if head.signed_seq == head.seq and head.signed_hash == head.hash:
         return False
-    sig = keys.signing_key.sign(head_signing_input(node_id, head.seq, head.hash, now_ms)).signature
+    sig = sign_head_bytes(keys.signing_key, node_id, head.seq, head.hash, now_ms)
     await conn.execute(update(_head).where(_head.c.id == 1).values(
         signed_seq=head.seq, signed_hash=head.hash, signed_at=now_ms, key_id=keys.key_id,
         signature=b64u(sig),
     ))
     return True
-
-
-@dataclass(frozen=True)
-class AuditReport:
-    ok: bool
-    entries: int
-    head_seq: int
-    signed_seq: int | None
-    first_broken: int | None = None
-    problem: str | None = None
-    message: str = "audit log intact"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok, "entries": self.entries, "head_seq": self.head_seq,
-            "signed_seq": self.signed_seq, "first_broken": self.first_broken,
-            "problem": self.problem, "message": self.message,
-        }
-
-
-def _verify_key_for(keys: NodeKeys, key_id: str | None) -> nacl.signing.VerifyKey | None:
-    if key_id == keys.key_id:
-        return keys.signing_key.verify_key
-    for version, sk in keys.old_signing_keys.items():
-        if key_id == f"ed25519:{version}":
-            return sk.verify_key
-    return None
-
-
-async def verify(conn: AsyncConnection, keys: NodeKeys | None, node_id: str) -> AuditReport:
-    """Walk the whole chain; report the first broken link (see module docstring)."""
-    head = (await conn.execute(select(_head).where(_head.c.id == 1))).one()
-    signed_hash_at: str | None = None
-    prev_seq, prev_hash, count, last = 0, GENESIS_HASH, 0, 0
-
-    def broken(seq: int, problem: str, message: str) -> AuditReport:
-        return AuditReport(False, count, head.seq, head.signed_seq, seq, problem, message)
-
-    while True:
-        rows = (await conn.execute(
-            select(_entries).where(_entries.c.seq > last).order_by(_entries.c.seq).limit(_BATCH)
-        )).mappings().all()
-        if not rows:
-            break
-        for row in rows:
-            seq = row["seq"]
-            if seq != prev_seq + 1:
-                return broken(prev_seq + 1, "missing", f"entry {prev_seq + 1} is missing")
-            if sha256_b64u(entry_bytes(row)) != row["hash"]:
-                return broken(seq, "altered", f"entry {seq} was altered")
-            if row["prev_hash"] != prev_hash:
-                return broken(seq, "broken_link",
-                              f"entry {seq} does not follow entry {seq - 1}")
-            if seq == head.signed_seq:
-                signed_hash_at = row["hash"]
-            prev_seq, prev_hash, last = seq, row["hash"], seq
-            count += 1
-    if head.seq != prev_seq or head.hash != prev_hash:
-        first = min(head.seq, prev_seq) + 1
-        return broken(first, "head_mismatch",
-                      f"the head names entry {head.seq} but the log ends at entry {prev_seq}")
-    if head.signed_seq is not None:
-        if signed_hash_at is None and head.signed_seq != 0 or (
-            head.signed_seq and signed_hash_at != head.signed_hash
-        ):
-            return broken(head.signed_seq, "signed_entry_changed",
-                          f"the signed head names entry {head.signed_seq}, which changed")
-        if keys is not None:
-            vk = _verify_key_for(keys, head.key_id)
-            data = head_signing_input(node_id, head.signed_seq, head.signed_hash or "",
-                                      head.signed_at or 0)
-            try:
-                if vk is None:
-                    raise nacl.exceptions.BadSignatureError
-                vk.verify(data, unb64u(head.signature or ""))
-            except Exception:
-                return broken(head.signed_seq, "bad_signature",
-                              "the signed audit head does not verify under the node key")
-    return AuditReport(True, count, head.seq, head.signed_seq)
 
 
 def detail_of(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -64,6 +64,7 @@ __all__ = [
     "ActivationState",
     "ActivationStatusBody",
     "ActivationStatusesBody",
+    "AuditAnchorBody",
     "ActivationUpdateBody",
     "AggregateReleaseBody",
     "BatchResponse",
@@ -137,6 +138,7 @@ class MessageType(StrEnum):
     ACTIVATION_STATUS = "activation_status"
     AGGREGATE_RELEASE = "aggregate_release"
     ACTIVATION_STATUSES = "activation_statuses"
+    AUDIT_ANCHOR = "audit_anchor"
 
 
 class Discipline(StrEnum):
@@ -567,6 +569,16 @@ class AggregateReleaseBody(WireModel):
     sig: Signature
 
 
+class AuditAnchorBody(WireModel):
+    """A node's signed audit head, for the hub to keep (`protocol.audit_head`): `sig`
+    signs the head of the envelope's `from` at `seq`/`hash`/`signed_at`. No record content."""
+
+    seq: Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+    hash: Sha256
+    signed_at: Ts
+    sig: Signature
+
+
 BODY_MODELS: dict[MessageType, type[WireModel]] = {
     MessageType.ACTIVATION_REQUEST: ActivationRequestBody,
     MessageType.ACTIVATION_OFFER: ActivationOfferBody,
@@ -579,6 +591,7 @@ BODY_MODELS: dict[MessageType, type[WireModel]] = {
     MessageType.ACTIVATION_STATUS: ActivationStatusBody,
     MessageType.AGGREGATE_RELEASE: AggregateReleaseBody,
     MessageType.ACTIVATION_STATUSES: ActivationStatusesBody,
+    MessageType.AUDIT_ANCHOR: AuditAnchorBody,
 }
 
 @dataclass(frozen=True)

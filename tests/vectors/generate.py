@@ -50,6 +50,7 @@ from protocol import (
     signing_input,
     wire_json,
 )
+from protocol.audit_head import head_signing_input, sign_head_bytes
 
 HERE = Path(__file__).resolve().parent
 
@@ -159,7 +160,28 @@ def sample_bodies() -> dict[MessageType, dict[str, Any]]:
                                             "peers_offered": 1},
              "incident_type": "line_of_duty_death", "ts": T0 + HOUR + 1500},
         ]},
+        MessageType.AUDIT_ANCHOR: _audit_anchor_body(),
     }
+
+
+# The audit head a node signs and anchors at the hub (WIRE section 12).
+_HEAD_NODE, _HEAD_SEQ, _HEAD_SIGNED_AT = "agency-a", 1234, T0 + 2 * HOUR
+_HEAD_HASH = sha256_b64u(b"audit entry 1234")
+
+
+def _audit_anchor_body() -> dict[str, Any]:
+    sig = sign_head_bytes(signing_key(_HEAD_NODE), _HEAD_NODE, _HEAD_SEQ, _HEAD_HASH,
+                          _HEAD_SIGNED_AT)
+    return {"seq": _HEAD_SEQ, "hash": _HEAD_HASH, "signed_at": _HEAD_SIGNED_AT,
+            "sig": {"key_id": "ed25519:1", "value": b64u(sig)}}
+
+
+def _audit_anchor() -> dict[str, Any]:
+    data = head_signing_input(_HEAD_NODE, _HEAD_SEQ, _HEAD_HASH, _HEAD_SIGNED_AT)
+    return {"cases": [{"signer": _HEAD_NODE,
+                       "head": {"node_id": _HEAD_NODE, "seq": _HEAD_SEQ, "hash": _HEAD_HASH,
+                                "signed_at": _HEAD_SIGNED_AT},
+                       "signing_input_b64u": b64u(data), "body": _audit_anchor_body()}]}
 
 
 # Who sends which type to whom in the envelope vectors.
@@ -175,6 +197,7 @@ ROUTES: dict[MessageType, tuple[str, str]] = {
     MessageType.ACTIVATION_STATUS: ("agency-a", "hub-east"),
     MessageType.AGGREGATE_RELEASE: ("agency-a", "hub-east"),
     MessageType.ACTIVATION_STATUSES: ("agency-a", "hub-east"),
+    MessageType.AUDIT_ANCHOR: ("agency-a", "hub-east"),
 }
 
 
@@ -373,7 +396,8 @@ def _envelope_case(
 def _envelopes() -> dict[str, Any]:
     # Types in the order of the first published vectors (their bytes depend on the index);
     # types added later get the indexes after the submit's status.
-    first = [t for t in MessageType if t is not MessageType.ACTIVATION_STATUSES]
+    later = (MessageType.ACTIVATION_STATUSES, MessageType.AUDIT_ANCHOR)
+    first = [t for t in MessageType if t not in later]
     cases = [_envelope_case(msg_type.value, msg_type, 10 + i) for i, msg_type in enumerate(first)]
     # The submit's status: responder null, state requested, and the agencies asked.
     submit = {**sample_bodies()[MessageType.ACTIVATION_STATUS], "responder": None,
@@ -384,6 +408,8 @@ def _envelopes() -> dict[str, Any]:
                                 10 + len(first), submit))
     cases.append(_envelope_case(MessageType.ACTIVATION_STATUSES.value,
                                 MessageType.ACTIVATION_STATUSES, 11 + len(first)))
+    cases.append(_envelope_case(MessageType.AUDIT_ANCHOR.value, MessageType.AUDIT_ANCHOR,
+                                12 + len(first)))
     return {"cases": cases}
 
 
@@ -668,6 +694,7 @@ def build() -> dict[str, Any]:
         "refusals.json": _refusals(),
         "requests.json": _requests(),
         "releases.json": _releases(),
+        "audit_anchor.json": _audit_anchor(),
     }
 
 
