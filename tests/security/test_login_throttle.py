@@ -369,3 +369,25 @@ async def _node_audit_count(url: str, action: str) -> int:
                                                 ":a"), {"a": action})).scalar_one())
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("server", ["node", "hub"])
+async def test_migration_matches_the_table(db_url: str, server: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from federation.login_throttle import METADATA
+
+    def diff(conn: Any) -> list[Any]:
+        ctx = MigrationContext.configure(conn, opts={
+            "compare_type": False,
+            "include_name": lambda n, t, _p: t != "table" or n in METADATA.tables})
+        return list(compare_metadata(ctx, METADATA))
+
+    engine = make_engine(db_url)
+    try:
+        await migrate(engine, f"{server}:migrations")
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
