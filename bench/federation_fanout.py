@@ -73,9 +73,9 @@ def _request(targets: list[str], now: int) -> RequestIn:
         "incident_ref": "BENCH-1", "incident_type": "mass_casualty", "event_ts": now - HOUR,
         "affected": {"fire": 40, "ems": 12}, "interventions": ["defusing"],
         "window_start_ts": now, "window_end_ts": now + 6 * HOUR, "peers_needed": 10,
-        "reporting_location": "Staging area B", "priority": "urgent",
-        "contact": {"role": "Peer team coordinator", "phone": "+1 555 0100"},
-        "approver": "Deputy Chief", "expires_ts": now + 4 * HOUR, "targets": targets,
+        "reporting_location": "STAGING-B", "priority": "urgent",
+        "contact": {"role": "coordinator", "phone": "+1 555 0100"},
+        "approver": "deputy_chief", "expires_ts": now + 4 * HOUR, "targets": targets,
     })
 
 

@@ -213,7 +213,9 @@ class ActivationOut(BaseModel):
     requester: str
     side: str
     state: ActivationState
-    own_state: ActivationState
+    own_state: ActivationState = Field(
+        description="Where this node's own part stands: a responder's leg (offered, "
+        "accepted, ...), a requester's activation as a whole")
     request: RequestOut
     legs: list[LegOut]
     warnings: list[WarningOut]

@@ -18,10 +18,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from federation.field_errors import field_label
 from node import activation_ending as ending
 from node import activation_requester as requesting
 from node import activation_responder as responding
@@ -40,6 +42,7 @@ from node.vocabulary import Role
 from node.web import principal, render, validation_error
 from protocol.ids import is_msg_id
 from protocol.messages import (
+    AgencyRole,
     CancelReason,
     DeclineReason,
     Discipline,
@@ -71,7 +74,8 @@ def _zone(request: web.Request) -> Any:
 
 
 def _fmt(request: web.Request, ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, _zone(request)).strftime("%b %d %H:%M")
+    """A time in the node's zone (setting `timezone`), with the zone's abbreviation."""
+    return datetime.fromtimestamp(ms / 1000, _zone(request)).strftime("%b %d %H:%M %Z")
 
 
 def _local_input(request: web.Request, ms: int) -> str:
@@ -82,15 +86,27 @@ def _parse_local(request: web.Request, value: str, field: str) -> int:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        raise ActivationError(ActivationCode.INVALID_INPUT, f"{field}: not a date and time",
-                              field) from None
+        raise ActivationError(ActivationCode.INVALID_INPUT,
+                              f"{field_label(field)}: choose a date and time.", field) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=_zone(request))
     return int(dt.timestamp() * 1000)
 
 
 def _common(request: web.Request) -> dict[str, Any]:
-    return {"label": label, "fmt": lambda ms: _fmt(request, ms)}
+    names = {n.node_id: n.name for n in activation_context(request.app).directory.nodes()}
+    return {"label": label, "fmt": lambda ms: _fmt(request, ms),
+            "agency": lambda node_id: names.get(node_id, node_id),
+            "zone_name": request.app[SETTINGS].timezone}
+
+
+def _enum(enum: Any, value: str, field: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ActivationError(ActivationCode.INVALID_INPUT,
+                              f"{field_label(field)}: choose one of the offered options.",
+                              field) from None
 
 
 def _aid(request: web.Request) -> str:
@@ -132,7 +148,7 @@ def _new_page(request: web.Request, ctx: ActivationContext, values: dict[str, An
         "window_end": _local_input(request, now + 12 * 3_600_000),
         "interventions": [Intervention.DEFUSING.value, Intervention.ONE_ON_ONE.value],
         "peers_needed": "4", "reporting_location": "", "priority": Priority.URGENT.value,
-        "contact_role": "Peer team coordinator", "contact_phone": "", "approver": "",
+        "contact_role": AgencyRole.COORDINATOR.value, "contact_phone": "", "approver": "",
         "expires_in": "4", "targets": [],
         **{f"affected_{d.value}": "" for d in Discipline},
     }
@@ -148,6 +164,7 @@ def _new_page(request: web.Request, ctx: ActivationContext, values: dict[str, An
         "regions": regions, "filter": {"discipline": discipline or "", "region": region or ""},
         "disciplines": _choices(Discipline), "incident_types": _choices(IncidentType),
         "interventions": _choices(Intervention), "priorities": _choices(Priority),
+        "roles": _choices(AgencyRole),
         "expiries": [("2", "2 hours"), ("4", "4 hours"), ("12", "12 hours"),
                      ("24", "1 day")],
     }, status=422 if error else 200)
@@ -185,8 +202,8 @@ async def new_post(request: web.Request) -> web.Response:
                                                 "window_start"),
                 "window_end_ts": _parse_local(request, values.get("window_end", ""),
                                               "window_end"),
-                "peers_needed": int(values.get("peers_needed") or 0),
-                "reporting_location": values.get("reporting_location", ""),
+                "peers_needed": values.get("peers_needed") or None,
+                "reporting_location": values.get("reporting_location", "").strip().upper(),
                 "priority": values.get("priority", ""),
                 "contact": {"role": values.get("contact_role", ""),
                             "phone": values.get("contact_phone", "")},
@@ -206,7 +223,8 @@ async def new_post(request: web.Request) -> web.Response:
         if exc.status in (409, 422):
             return _new_page(request, ctx, values, exc)
         raise
-    raise web.HTTPSeeOther(f"/activations/{out.activation_id}?sent=1")
+    done = "draft=1" if data.draft else f"sent={len(out.legs)}"
+    raise web.HTTPSeeOther(f"/activations/{out.activation_id}?{done}")
 
 
 # --- one activation ---------------------------------------------------------------------
@@ -221,7 +239,7 @@ async def _detail(request: web.Request, error: NodeError | None = None) -> web.R
     mine = legs[0] if act.side == Side.IN.value and legs else None
     return render(request, "activation.html", {
         **_common(request), "a": act, "mine": mine, "error": error,
-        "sent": "sent" in request.query, "events": {
+        "notice": _notice(request.query), "events": {
             leg.responder: [e.value for e in allowed_events(leg.state)] for leg in legs},
         "disciplines": _choices(Discipline), "conditions": _choices(OfferCondition),
         "decline_reasons": _choices(DeclineReason), "cancel_reasons": _choices(CancelReason),
@@ -231,6 +249,28 @@ async def _detail(request: web.Request, error: NodeError | None = None) -> web.R
                         + timedelta(days=3)).isoformat(),
         "qs": f"?requester={act.requester}" if act.side == Side.IN.value else "",
     }, status=error.status if error else 200)
+
+
+def _notice(query: Any) -> str | None:
+    """What the last action did, in words (after the redirect that follows a form)."""
+    if query.get("draft"):
+        return "Saved as a draft. Nothing was sent yet."
+    sent = query.get("sent", "")
+    if sent.isdigit():
+        n = int(sent)
+        return f"Request sent to {n} {'agency' if n == 1 else 'agencies'}."
+    done = query.get("done", "")
+    return _DONE.get(done)
+
+
+_DONE = {
+    "submit": "Request sent.", "accept": "Offer accepted. The agency has been told.",
+    "decline_offer": "Offer declined. The agency has been told.",
+    "decline": "Request declined. The requesting agency has been told.",
+    "offer": "Offer sent to the requesting agency.", "update": "Update sent.",
+    "cancel": "Cancelled. The other agencies have been told.",
+    "close": "Activation closed.", "handoff": "Follow-up handed off.",
+}
 
 
 async def detail_page(request: web.Request) -> web.Response:
@@ -257,8 +297,9 @@ async def action_post(request: web.Request) -> web.Response:
         if exc.status in (403, 404, 409, 422):
             return await _detail(request, exc)
         raise
-    back = f"/activations/{aid}" + (f"?requester={requester}" if requester else "")
-    raise web.HTTPSeeOther(back)
+    query = urlencode({**({"requester": requester} if requester else {}),
+                       "done": op if op in _DONE else ""})
+    raise web.HTTPSeeOther(f"/activations/{aid}?{query}")
 
 
 async def _apply(conn: Any, ctx: ActivationContext, aid: str, requester: str | None, op: str,
@@ -269,22 +310,23 @@ async def _apply(conn: Any, ctx: ActivationContext, aid: str, requester: str | N
         await requesting.accept_offer(conn, ctx, aid, f.get("offer_msg_id", ""))
     elif op == "decline_offer":
         await requesting.decline_offer(conn, ctx, aid, f.get("responder", ""),
-                                DeclineReason(f.get("reason", "other")))
+                                       _enum(DeclineReason, f.get("reason", ""), "reason"))
     elif op == "decline":
-        await responding.decline_request(conn, ctx, aid, DeclineReason(f.get("reason", "other")),
-                                  requester=requester)
+        reason = _enum(DeclineReason, f.get("reason", ""), "reason")
+        await responding.decline_request(conn, ctx, aid, reason, requester=requester)
     elif op == "offer":
         counts = {d.value: int(f[f"offer_{d.value}"]) for d in Discipline
                   if f.get(f"offer_{d.value}", "").isdigit() and int(f[f"offer_{d.value}"]) > 0}
         offer = OfferIn.model_validate({
-            "disciplines": counts, "eta_minutes": int(f.get("eta_minutes") or 0),
+            "disciplines": counts, "eta_minutes": f.get("eta_minutes") or None,
             "conditions": [str(c) for c in form.getall("conditions", [])],
         })
         await responding.make_offer(conn, ctx, aid, offer, requester=requester, user_id=user_id)
     elif op == "update":
-        await responding.send_update(conn, ctx, aid, Stage(f.get("stage", "")), requester=requester)
+        stage = _enum(Stage, f.get("stage", ""), "stage")
+        await responding.send_update(conn, ctx, aid, stage, requester=requester)
     elif op == "cancel":
-        await ending.cancel(conn, ctx, aid, CancelReason(f.get("reason", "other")),
+        await ending.cancel(conn, ctx, aid, _enum(CancelReason, f.get("reason", ""), "reason"),
                          requester=requester, responder=f.get("responder") or None)
     elif op == "close":
         await ending.close(conn, ctx, aid, requester=requester)

@@ -84,6 +84,16 @@ def overall_state(act: ActRow, legs: Iterable[LegRow]) -> ActivationState:
     return summarize(act.own_state, [leg.state for leg in legs])
 
 
+def own_part(act: ActRow, legs: list[LegRow]) -> ActivationState:
+    """Where this node's own part stands. The `own_state` column holds only the steps of the
+    activation itself (draft, requested, cancelled, closed): offers and acceptances live on
+    the legs, so shown raw it stayed `requested` after an accept. A responder's part is its
+    one leg; a requester's part is the activation as a whole."""
+    if act.side is Side.IN and legs:
+        return summarize(act.own_state, [legs[0].state])
+    return overall_state(act, legs)
+
+
 async def view(db: Db, ctx: ActivationContext, act: ActRow) -> ActivationOut:
     legs = await legs_of(db, act.key)
     return ActivationOut(
@@ -91,7 +101,7 @@ async def view(db: Db, ctx: ActivationContext, act: ActRow) -> ActivationOut:
         requester=act.requester,
         side=act.side.value,
         state=overall_state(act, legs),
-        own_state=act.own_state,
+        own_state=own_part(act, legs),
         request=_request_out(act.request),
         legs=[_leg_out(leg) for leg in legs],
         warnings=_warnings(ctx, act.request),

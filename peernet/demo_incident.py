@@ -93,8 +93,8 @@ def _request(
         "event_ts": now - event_ago_ms, "affected": affected, "interventions": interventions,
         "window_start_ts": now + HOUR, "window_end_ts": now + 72 * HOUR,
         "peers_needed": peers, "reporting_location": location, "priority": priority,
-        "contact": {"role": "Peer team coordinator", "phone": "+1 555 0100"},
-        "approver": "Deputy Chief of Operations", "expires_ts": now + expires_in_ms,
+        "contact": {"role": "coordinator", "phone": "+1 555 0100"},
+        "approver": "deputy_chief", "expires_ts": now + expires_in_ms,
         "targets": targets, "draft": draft,
     })
 
@@ -113,7 +113,7 @@ async def play_incident(
     req = _request(
         net, incident_ref="DOC-S-4471", incident_type="violent_incident",
         event_ago_ms=2 * HOUR, affected={"corrections": 6}, interventions=["defusing"],
-        peers=2, location="South Facility staff entrance", priority="routine",
+        peers=2, location="SOUTH-FAC", priority="routine",
         expires_in_ms=30 * MIN, targets=[ems.node_id], draft=False,
     )
     async with _db(doc).write() as conn:
@@ -130,7 +130,7 @@ async def play_incident(
         net, incident_ref="RPD-2024-118803", incident_type="mass_casualty",
         event_ago_ms=3 * HOUR, affected={"law_enforcement": 46, "dispatch_911": 9},
         interventions=["defusing", "debriefing", "one_on_one"], peers=8,
-        location="River City PD Training Center, 400 Main St", priority="urgent",
+        location="PD-TRAINING", priority="urgent",
         expires_in_ms=6 * HOUR, targets=targets, draft=True,
     )
     le_coord = users[le.node_id].coordinator
@@ -177,7 +177,7 @@ async def play_incident(
     req = _request(
         net, incident_ref="TC-2024-0932", incident_type="mass_casualty",
         event_ago_ms=3 * HOUR, affected={"dispatch_911": 9}, interventions=["defusing"],
-        peers=2, location="Metro 911 Communications, 2nd floor", priority="urgent",
+        peers=2, location="METRO-911", priority="urgent",
         expires_in_ms=4 * HOUR, targets=[fire.node_id], draft=False,
     )
     async with _db(d911).write() as conn:

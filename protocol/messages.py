@@ -12,10 +12,12 @@ Conventions:
 - decimals are strings in plain notation (`protocol.encoding.format_decimal`);
 - enumerations are `StrEnum`s; on the wire they are their string values (only `str` input
   is accepted, matched exactly);
-- counts are bounded non-negative integers; free text is short, bounded and has no control
-  characters. Nothing in a body names or describes a supported person: contacts are a role
-  and a phone number, and the only note (`followup_handoff.contact_note`) is sealed to the
-  receiving node.
+- counts are bounded non-negative integers. Nothing in a body names or describes a person:
+  who to call and who approved are roles from a fixed list (`AgencyRole`), where to report
+  is a short upper-case code (`LocationCode`, e.g. `STA-7`), and the only note
+  (`followup_handoff.contact_note`, `ContactNote`) is at most 140 characters of letters,
+  digits, spaces and `.,:;/#()+-` (no `@`, quotes or line breaks), sealed to the receiving
+  node. Sealed is not a licence for narrative: fixed choices wherever a choice fits.
 - Python attribute `from_` is the wire field `from` (a keyword in Python). Models accept
   only the wire names; `model_dump()` emits wire names.
 
@@ -66,17 +68,20 @@ __all__ = [
     "ActivationStatusesBody",
     "AuditAnchorBody",
     "ActivationUpdateBody",
+    "AgencyRole",
     "AggregateReleaseBody",
     "BatchResponse",
     "BatchResult",
     "Bounds",
     "CancelReason",
     "Contact",
+    "ContactNote",
     "DeclineReason",
     "Discipline",
     "FollowupHandoffBody",
     "IncidentType",
     "InnerMessage",
+    "LocationCode",
     "Intervention",
     "Measure",
     "Mechanism",
@@ -210,6 +215,20 @@ class CancelReason(StrEnum):
     OTHER = "other"
 
 
+class AgencyRole(StrEnum):
+    """Who to call and who approved a request: a role, never a person's name."""
+
+    COORDINATOR = "coordinator"
+    TEAM_LEAD = "team_lead"
+    CLINICIAN = "clinician"
+    CHAPLAIN = "chaplain"
+    DUTY_OFFICER = "duty_officer"
+    SUPERVISOR = "supervisor"
+    CHIEF = "chief"
+    DEPUTY_CHIEF = "deputy_chief"
+    EMERGENCY_MANAGER = "emergency_manager"
+
+
 class Stage(StrEnum):
     MOBILIZED = "mobilized"
     ON_SCENE = "on_scene"
@@ -283,6 +302,7 @@ OfferConditionField = Annotated[OfferCondition, _WireEnum(OfferCondition)]
 DeclineReasonField = Annotated[DeclineReason, _WireEnum(DeclineReason)]
 CancelReasonField = Annotated[CancelReason, _WireEnum(CancelReason)]
 StageField = Annotated[Stage, _WireEnum(Stage)]
+AgencyRoleField = Annotated[AgencyRole, _WireEnum(AgencyRole)]
 ActivationStateField = Annotated[ActivationState, _WireEnum(ActivationState)]
 AckStatusField = Annotated[AckStatus, _WireEnum(AckStatus)]
 MeasureField = Annotated[Measure, _WireEnum(Measure)]
@@ -305,6 +325,12 @@ Text64 = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_
 Text200 = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_NO_CONTROL)]
 Text280 = Annotated[str, StringConstraints(min_length=1, max_length=280, pattern=_NO_CONTROL)]
 IncidentRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$")]
+# A station, staging area or post as a code (no street addresses, no names).
+LOCATION_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,15}$"
+LocationCode = Annotated[str, StringConstraints(pattern=LOCATION_CODE_PATTERN)]
+# Callback logistics only; no '@', quotes or line breaks leave little room for narrative.
+CONTACT_NOTE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 .,:;/#()+-]{0,139}$"
+ContactNote = Annotated[str, StringConstraints(pattern=CONTACT_NOTE_PATTERN)]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ().x-]{2,31}$")]
 DateStr = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 MonthStr = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
@@ -377,9 +403,9 @@ class InnerMessage(WireModel):
 
 
 class Contact(WireModel):
-    """A role and a phone number (e.g. "Peer team coordinator"), never a narrative."""
+    """A role from a fixed list and a phone number, never a name."""
 
-    role: Text64
+    role: AgencyRoleField
     phone: Phone
 
 
@@ -395,10 +421,10 @@ class ActivationRequestBody(WireModel):
     window_start_ts: Ts
     window_end_ts: Ts
     peers_needed: PeerCount
-    reporting_location: Text200
+    reporting_location: LocationCode
     priority: PriorityField
     contact: Contact
-    approver: Text64
+    approver: AgencyRoleField
     expires_ts: Ts
 
     _interventions_unique = field_validator("interventions")(_unique)
@@ -449,7 +475,7 @@ class FollowupHandoffBody(WireModel):
 
     activation_id: MsgId
     due: DateStr
-    contact_note: Text280
+    contact_note: ContactNote
     discipline: DisciplineField
 
     @field_validator("due")
