@@ -18,7 +18,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from federation.db_url import parse_db_url
 from federation.sqlite_inline import InlineConnection, inline_creator
 
 # Constraint names both servers use, so migrations name the same things on both engines.
@@ -40,20 +41,18 @@ NAMING = {
 
 
 def async_url(url: str) -> str:
-    """Map a plain database URL to the async driver this project uses."""
-    u = make_url(url)
-    backend = u.get_backend_name()
-    if backend == "sqlite":
+    """Map a plain database URL to the async driver this project uses; an unsupported or
+    unreadable URL raises `FederationError(db_url)` naming it without its password."""
+    u = parse_db_url(url)
+    if u.get_backend_name() == "sqlite":
         u = u.set(drivername="sqlite+aiosqlite")
-    elif backend == "postgresql":
-        u = u.set(drivername="postgresql+asyncpg")
     else:
-        raise ValueError(f"unsupported database backend: {backend}")
+        u = u.set(drivername="postgresql+asyncpg")
     return u.render_as_string(hide_password=False)
 
 
 def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+    return parse_db_url(url).get_backend_name() == "sqlite"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

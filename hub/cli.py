@@ -7,33 +7,37 @@
   already held raises the split-view alarm: `peernet hub alarm list|ack`);
 - `serve`: run the hub (uvloop when installed).
 
-Expected failures print one line and exit non-zero.
+Expected failures print one line `Error: <sentence> [code]` and exit 1
+(`federation.cli_errors`). `init` checks the config and data directories, the passphrase and
+the database (reachable and writable) before it writes; a key file left by an init that did
+not finish is reused when it opens with the same passphrase, and the config file is written
+last (0600), so running the same init again after a failure completes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import click
-from sqlalchemy.exc import DBAPIError
 
 from federation.board import read_pin
+from federation.cli_errors import guard
+from federation.cli_prompts import ask_passphrase
 from federation.clock import SystemClock
 from federation.database import make_engine, migrate
-from federation.errors import FederationError
+from federation.db_errors import probe_database
+from federation.init_checks import check_passphrase, leftover_keys, prepare_config_path, prepare_dir
 from federation.keystore import KeystoreError, NodeKeys, rotate_key_file
 from federation.roster import node_info_document
 from federation.roster_sync import RosterStore
 from federation.server_process import run_server
+from federation.settings import write_config
 from hub.config import HubSettings
 from hub.db import Database
-from hub.errors import HubError
 from protocol.encoding import b64u
 
 __all__ = ["hub_group"]
@@ -49,29 +53,13 @@ _config_option = click.option(
 )
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except (HubError, FederationError) as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from None
-    except (DBAPIError, ConnectionError) as exc:  # expected: one line, no traceback
-        raise click.ClickException(f"database unreachable or refused: {_short(exc)}") from None
-    except OSError as exc:
-        what = "address already in use" if exc.errno == errno.EADDRINUSE else "error"
-        raise click.ClickException(f"{what}: {_short(exc)}") from None
-
-
-def _short(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    return (str(inner).strip().splitlines() or [type(inner).__name__])[0][:200]
+def _guard(fn: Callable[[], T], db_url: str | None = None) -> T:
+    """Expected failures as one line (`Error: <sentence> [code]`), exit status 1."""
+    return guard(fn, db_url)
 
 
 def _passphrase(confirm: bool = False) -> str:
-    value = os.environ.get("PEERNET_HUB_PASSPHRASE")
-    if value:
-        return value
-    entered: str = click.prompt("Hub key passphrase", hide_input=True, confirmation_prompt=confirm)
-    return entered
+    return ask_passphrase("PEERNET_HUB_PASSPHRASE", what="Hub key passphrase", confirm=confirm)
 
 
 @click.group("hub")
@@ -110,9 +98,8 @@ def init_cmd(
     public_url: str,
     board_file: Path,
 ) -> None:
-    """Create the hub's keys, config and public info."""
-    if config_path.exists():
-        raise click.ClickException(f"config file already exists: {config_path}")
+    """Create the hub's keys, config and public info (checks first; safe to re-run)."""
+    _guard(lambda: prepare_config_path(config_path))
     pin = _guard(lambda: read_pin(board_file))
     board_doc = json.loads(board_file.read_text(encoding="utf-8"))
     settings = _guard(
@@ -130,14 +117,18 @@ def init_cmd(
             board_threshold=pin.threshold,
         )
     )
-    if settings.key_path.exists():
-        raise click.ClickException(f"key file already exists: {settings.key_path}")
-    keys = NodeKeys.generate()
     phrase = _passphrase(confirm=True)
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    keys.save(settings.key_path, phrase)
-    config_path.write_text(settings.to_toml(), encoding="utf-8")
-    info_path = _write_info(settings, keys)
+    check_passphrase(phrase)
+    prepare_dir(settings.data_dir, "data directory")
+    prepare_dir(settings.key_path.parent, "key directory")
+    leftover = leftover_keys(settings.key_path, phrase)
+    _guard(lambda: asyncio.run(probe_database(settings.db_url)), settings.db_url)
+    # Checks done: the key, the public info, then the config file (its presence = finished).
+    keys = leftover or NodeKeys.generate()
+    if leftover is None:
+        _guard(lambda: keys.save(settings.key_path, phrase))
+    info_path = _guard(lambda: _write_info(settings, keys))
+    _guard(lambda: write_config(config_path, settings.to_toml()))
     click.echo(f"hub {hub_id} initialised: {config_path}")
     click.echo(f"  signing key {keys.key_id}: {b64u(keys.verify_key_bytes)}")
     click.echo(f"  public info for the board: {info_path}")
@@ -209,7 +200,7 @@ def install_roster_cmd(config_path: Path, roster_file: Path) -> None:
         finally:
             await engine.dispose()
 
-    accepted = _guard(lambda: asyncio.run(run()))
+    accepted = _guard(lambda: asyncio.run(run()), settings.db_url)
     click.echo(f"accepted roster versions: {accepted or 'none new'}")
 
 
@@ -226,6 +217,8 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
         from pydantic import SecretStr
 
         settings = settings.model_copy(update={"passphrase": SecretStr(_passphrase())})
+    # Name the database in one line when it cannot be reached or written.
+    _guard(lambda: asyncio.run(probe_database(settings.db_url)), settings.db_url)
     app = _guard(lambda: create_app(settings))
     _guard(lambda: run_server(  # a port in use or an unreachable database: one line
         app, host=host or settings.host, port=port or settings.port,

@@ -1,9 +1,10 @@
 """`HubSettings`: one pydantic-settings model for a hub, from a TOML file plus environment.
 
 Precedence (highest first): keyword arguments, `PEERNET_HUB_*` environment variables, the TOML
-file. Secrets (`passphrase` for the key file, `operator_token`) come from the environment
-only. Empty paths derive from `data_dir`: `db_url` -> `sqlite:///<data_dir>/hub.db`,
-`key_file` -> `<data_dir>/hub.key`.
+file. Secrets (`passphrase` for the key file, `operator_token`, `db_password`) come from the
+environment only; the database password may also come from `db_password_file` (merged into
+`db_url` in memory only, never written back). Empty paths derive from `data_dir`:
+`db_url` -> `sqlite:///<data_dir>/hub.db`, `key_file` -> `<data_dir>/hub.key`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from federation.settings import TomlSettings
+from federation.db_url import check_db_url
+from federation.settings import TomlSettings, apply_db_password
 from hub.errors import Code, HubError
 from protocol.ids import NODE_ID_PATTERN
 
@@ -22,7 +24,8 @@ __all__ = ["HubSettings"]
 
 
 class HubSettings(TomlSettings):
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"passphrase", "operator_token"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"passphrase", "operator_token", "db_password"})
     toml_header: ClassVar[str] = (
         "# peernet hub configuration. Secrets come from PEERNET_HUB_PASSPHRASE."
     )
@@ -36,6 +39,7 @@ class HubSettings(TomlSettings):
     region: str = Field(default="state", max_length=63)
     data_dir: Path = Path("./peernet-hub")
     db_url: str = ""
+    db_password_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=0, le=65535)
     public_url: str = ""
@@ -45,6 +49,7 @@ class HubSettings(TomlSettings):
     # Secrets and tuning (environment, not the TOML file).
     passphrase: SecretStr | None = None
     operator_token: SecretStr | None = None
+    db_password: SecretStr | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     relay_poll_ms: int = Field(default=1_000, ge=10)
 
@@ -56,6 +61,8 @@ class HubSettings(TomlSettings):
     def _derive_paths(self) -> HubSettings:
         if not self.db_url:
             object.__setattr__(self, "db_url", f"sqlite:///{self.data_dir / 'hub.db'}")
+        apply_db_password(self, check_db_url(self.db_url), self.db_password,
+                          self.db_password_file)
         if self.key_file is None:
             object.__setattr__(self, "key_file", self.data_dir / "hub.key")
         return self

@@ -10,41 +10,45 @@
     peernet node audit verify
     peernet node purge [--days N]
 
-The passphrase that opens the key files comes from `PEERNET_PASSPHRASE` or a hidden prompt;
-new passwords come from a hidden prompt (or `--password-stdin`). The config file defaults to
-`$PEERNET_NODE_CONFIG` or `./peernet-node.toml`.
+The passphrase that opens the key files comes from `PEERNET_PASSPHRASE` or a hidden prompt
+that names it; new passwords come from a hidden prompt (or `--password-stdin`). The config
+file defaults to `$PEERNET_NODE_CONFIG` or `./peernet-node.toml`.
 
 Expected failures (missing config, wrong passphrase, unreachable database, port in use, a
-refused value) print one line `error: ...` on stderr and exit with status 1; a traceback
-means a bug.
+refused value) print one line `Error: <sentence> [code]` on stderr and exit with status 1
+(`federation.cli_errors`); a traceback means a bug. `init` checks everything before it
+writes, and a retry after a failure completes (`node.init_flow`); `serve` refuses a database
+that was never initialised.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 from pydantic import SecretStr, ValidationError
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from federation.cli_errors import CliError, guard
+from federation.cli_prompts import ask_passphrase, read_password
 from federation.clock import SystemClock
 from federation.database import make_engine, migrate
-from federation.keystore import KeystoreError, NodeKeys
+from federation.init_checks import check_passphrase, prepare_config_path, prepare_dir
+from federation.keystore import NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.server_process import run_server
-from node import activation_cli, alarms_cli, audit, audit_cli, release_cli, retention
+from federation.settings import write_config
+from node import activation_cli, alarms_cli, audit, release_cli, retention
 from node.accounts import create_token, create_user
 from node.config import NodeSettings
 from node.context import NodeContext
 from node.db import Database
 from node.errors import Code, NodeError
-from node.pseudonym import Pseudonymizer, create_key_file
+from node.init_flow import check_database, load_leftovers, require_initialised, write_node
+from node.pseudonym import Pseudonymizer
 from node.schemas import TokenIn, UserIn
 from node.vocabulary import RecipientDiscipline, Role
 
@@ -52,36 +56,20 @@ __all__ = ["node_group"]
 
 T = TypeVar("T")
 DEFAULT_CONFIG = "peernet-node.toml"
-MIN_PASSPHRASE = 12
+PASSPHRASE_ENV = "PEERNET_PASSPHRASE"  # noqa: S105 - the variable's name
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+def _fail(message: str, code: str = "failed") -> NoReturn:
+    raise CliError(message, code)
+
+
+# The database of the command's settings (set by `_load`), named in database errors.
+_DB_URL: list[str] = []
 
 
 def _guard(fn: Callable[[], T]) -> T:
     """Run `fn`, turning expected failures into one line on stderr and exit status 1."""
-    try:
-        return fn()
-    except NodeError as exc:
-        _fail(exc.message)
-    except KeystoreError as exc:
-        _fail(exc.message)
-    except DBAPIError as exc:
-        _fail(f"database unreachable or refused the request: {_short(exc.orig or exc)}")
-    except ConnectionError as exc:  # the database driver could not connect at all
-        _fail(f"database unreachable: {_short(exc)}")
-    except SQLAlchemyError as exc:
-        _fail(f"database error: {_short(exc)}")
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            _fail(f"address already in use: {_short(exc)}")
-        _fail(f"{exc.strerror or _short(exc)}")
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    return guard(fn, _DB_URL[-1] if _DB_URL else None)
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -101,23 +89,16 @@ def _config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _passphrase(confirm: bool = False) -> str:
-    env = os.environ.get("PEERNET_PASSPHRASE")
-    if env:
-        return env
-    value: str = click.prompt("Key passphrase", hide_input=True,
-                              confirmation_prompt=confirm, err=True)
-    return value
+    return ask_passphrase(PASSPHRASE_ENV, confirm=confirm)
 
 
 def _password(stdin: bool, prompt: str = "Password") -> str:
-    if stdin:
-        return sys.stdin.readline().rstrip("\n")
-    value: str = click.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
-    return value
+    return read_password(stdin, prompt)
 
 
 def _load(config_path: Path, with_passphrase: bool = False) -> NodeSettings:
     settings = _guard(lambda: NodeSettings.load(config_path))
+    _DB_URL.append(settings.db_url)
     if with_passphrase and settings.passphrase is None:
         phrase = _passphrase()
         settings = settings.model_copy(update={"passphrase": SecretStr(phrase)})
@@ -132,16 +113,13 @@ def _secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
 
 async def _with_context(settings: NodeSettings, fn: Callable[[NodeContext], Awaitable[T]],
                         keys: NodeKeys | None = None,
-                        pseudonyms: Pseudonymizer | None = None, *, sign: bool = True) -> T:
+                        pseudonyms: Pseudonymizer | None = None) -> T:
     db = Database(make_engine(settings.db_url))
     try:
         await migrate(db.engine, "node:migrations")
         ctx = NodeContext(db, SystemClock(), settings, pseudonyms or Pseudonymizer.generate(),
                           PasswordHasher(INTERACTIVE), keys)
-        out = await fn(ctx)
-        if sign:  # the entries it appended (never after verify: it would bless what it read)
-            await audit_cli.sign_moved_head(db, settings, keys, ctx.now())
-        return out
+        return await fn(ctx)
     finally:
         await db.dispose()
 
@@ -170,37 +148,32 @@ def node_group() -> None:
 def init_cmd(config_path: Path, node_id: str, name: str, data_dir: Path, db_url: str,
              disciplines: tuple[str, ...], region: str, timezone: str, host: str, port: int,
              admin_name: str, password_stdin: bool) -> None:
-    """Create the config file, key files, database and first admin."""
-    if config_path.exists():
-        _fail(f"config file already exists: {config_path}")
+    """Create the config file, key files, database and first admin.
+
+    Everything is checked before anything is written (directories, passphrase, database
+    reachable, writable and empty); the config file is written last. After a failure, run
+    the same command again: it reuses what the failed run left, or says what to remove."""
     data_dir = data_dir.resolve()
     settings = _guard(lambda: NodeSettings.load(
         None, node_id=node_id, name=name, data_dir=data_dir, db_url=db_url,
         disciplines=list(disciplines), region=region, timezone=timezone, host=host, port=port,
     ))
-    for path in (settings.key_path, settings.pseudonym_key_path):
-        if path.exists():
-            _fail(f"key file already exists: {path}")
+    _DB_URL.append(settings.db_url)
+    _guard(lambda: prepare_config_path(config_path))
     admin = _guard(lambda: _user_in(admin_name, "x" * 10, Role.ADMIN.value, "main"))
     phrase = _passphrase(confirm=True)
-    if len(phrase) < MIN_PASSPHRASE:
-        _fail(f"passphrase must have at least {MIN_PASSPHRASE} characters")
+    check_passphrase(phrase)
     password = _password(password_stdin, f"Password for {admin.username}")
     admin = _guard(lambda: _user_in(admin_name, password, Role.ADMIN.value, "main"))
-    _guard(lambda: data_dir.mkdir(mode=0o700, parents=True, exist_ok=True))
-    keys = NodeKeys.generate()
-
-    async def setup(ctx: NodeContext) -> None:
-        await create_user(ctx, None, admin)
-        async with ctx.db.write() as conn:
-            await audit.append(conn, ts=ctx.now(), action="node.init",
-                               detail={"key_id": keys.key_id})
-            await audit.sign_head(conn, keys, settings.node_id, ctx.now())
-
-    _run(_with_context(settings, setup))
-    _guard(lambda: keys.save(settings.key_path, phrase))
-    _guard(lambda: create_key_file(settings.pseudonym_key_path, phrase))
-    _guard(lambda: config_path.write_text(settings.to_toml(), encoding="utf-8"))
+    prepare_dir(data_dir, "data directory")
+    for path in (settings.key_path, settings.pseudonym_key_path):
+        prepare_dir(path.parent, "key directory")
+    plan = _guard(lambda: load_leftovers(settings, phrase))
+    _run(check_database(settings, plan, admin.username))
+    # Checks done: write keys, database, then the config file (its presence = finished).
+    _run(write_node(settings, plan, admin, phrase))
+    _guard(lambda: write_config(config_path, settings.to_toml()))
+    keys = plan.keys
     from protocol.encoding import b64u
 
     click.echo(f"node {settings.node_id} initialised")
@@ -233,9 +206,10 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
 
     settings = _load(config_path, with_passphrase=True)
     keys, pseudonyms = _secrets(settings)
+    _run(require_initialised(settings, config_path))  # never create an empty node silently
     app = _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms))
-    _guard(lambda: run_server(app, host=host or settings.host, port=port or settings.port,
-                              echo=lambda m: click.echo(m, err=True)))
+    guard(lambda: run_server(app, host=host or settings.host, port=port or settings.port,
+                             echo=lambda m: click.echo(m, err=True)))
 
 
 @node_group.group("user")
@@ -342,29 +316,21 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @_config_option
-@click.option("--offline", is_flag=True,
-              help="Check only the local log, without the hub's anchor (a log cut back to an "
-                   "older signed head then goes unnoticed).")
-def audit_verify_cmd(config_path: Path, offline: bool) -> None:
-    """Check the hash chain, the signed head and the hub's anchor; exit 1 naming the first
-    failed check (problem code and entry)."""
+def audit_verify_cmd(config_path: Path) -> None:
+    """Check the hash chain and the signed head; exit 1 at the first broken link."""
     settings = _load(config_path, with_passphrase=True)
     keys, _ = _secrets(settings)
 
-    async def check(ctx: NodeContext) -> audit_cli.VerifyOutcome:
-        return await audit_cli.verify_all(ctx.db, settings, keys, ctx.clock, offline=offline)
+    async def check(ctx: NodeContext) -> audit.AuditReport:
+        async with ctx.db.read() as conn:
+            return await audit.verify(conn, keys, settings.node_id)
 
-    out = _run(_with_context(settings, check, keys=keys, sign=False))
-    report = out.report
+    report = _run(_with_context(settings, check))
     if not report.ok:
         _fail(f"audit log broken at entry {report.first_broken} ({report.problem}): "
               f"{report.message}")
-    if out.unavailable is not None:
-        _fail(f"audit log intact locally, but the hub's anchor could not be checked "
-              f"({out.unavailable}); a log cut back to an older signed head would go "
-              "unnoticed. Retry when the hub is reachable, or use --offline")
     click.echo(f"audit log intact: {report.entries} entries, head {report.head_seq}, "
-               f"signed through {report.signed_seq}; {out.anchor_note}")
+               f"signed through {report.signed_seq}")
 
 
 @node_group.command("purge")

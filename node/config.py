@@ -2,9 +2,11 @@
 
 Precedence (highest first): keyword arguments, `PEERNET_*` environment variables, the TOML
 file. Secrets never go in the TOML file: the key-file passphrase comes from
-`PEERNET_PASSPHRASE` (or a prompt in the CLI). Paths left empty derive from `data_dir`:
-`db_url` -> `sqlite:///<data_dir>/node.db`, `key_file` -> `<data_dir>/node.key`,
-`pseudonym_key_file` -> `<data_dir>/pseudonym.key`.
+`PEERNET_PASSPHRASE` (or a prompt in the CLI), the database password from
+`PEERNET_DB_PASSWORD` or `db_password_file` (merged into `db_url` in memory only). Paths
+left empty derive from `data_dir`: `db_url` -> `sqlite:///<data_dir>/node.db`,
+`key_file` -> `<data_dir>/node.key`, `pseudonym_key_file` -> `<data_dir>/pseudonym.key`.
+`secure_cookies` is written to the file only when given: left out, it follows `public_url`.
 
 Unknown keys in the TOML file are refused (a typo must not silently fall back to a default).
 """
@@ -18,7 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from federation.settings import TomlSettings
+from federation.db_url import check_db_url
+from federation.settings import TomlSettings, apply_db_password
 from node.errors import Code, NodeError
 from node.vocabulary import RecipientDiscipline
 from protocol.ids import NODE_ID_PATTERN
@@ -27,7 +30,8 @@ __all__ = ["NodeSettings"]
 
 
 class NodeSettings(TomlSettings):
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"passphrase"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"passphrase", "db_password"})
+    written_when_set: ClassVar[frozenset[str]] = frozenset({"secure_cookies"})
     toml_header: ClassVar[str] = (
         "# peernet node configuration. Secrets come from PEERNET_PASSPHRASE."
     )
@@ -42,6 +46,7 @@ class NodeSettings(TomlSettings):
     region: str = Field(default="", max_length=80)
     data_dir: Path = Path("./peernet-node")
     db_url: str = ""
+    db_password_file: Path | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_url: str = ""
@@ -54,9 +59,10 @@ class NodeSettings(TomlSettings):
     board_threshold: int | None = Field(default=None, ge=1)
     # Secrets and tuning (environment, not the TOML file).
     passphrase: SecretStr | None = None
+    db_password: SecretStr | None = None
     session_hours: int = Field(default=12, ge=1, le=168)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    audit_sign_interval_s: int = Field(default=5, ge=1)
+    audit_sign_interval_s: int = Field(default=60, ge=1)
     secure_cookies: bool | None = None  # default: on when public_url is https
     db_pool_size: int = Field(default=20, ge=1, le=500)
 
@@ -78,6 +84,8 @@ class NodeSettings(TomlSettings):
         d = self.data_dir
         if not self.db_url:
             object.__setattr__(self, "db_url", f"sqlite:///{d / 'node.db'}")
+        apply_db_password(self, check_db_url(self.db_url), self.db_password,
+                          self.db_password_file)
         if self.key_file is None:
             object.__setattr__(self, "key_file", d / "node.key")
         if self.pseudonym_key_file is None:

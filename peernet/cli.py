@@ -2,14 +2,18 @@
 
 Subcommand groups live beside what they drive (`node.cli`, `hub.cli`, `federation.board_cli`)
 and are attached here, the one place allowed to import both the node and the hub. Expected
-failures print one line and exit non-zero; tracebacks are for bugs only.
+failures print one line, `Error: <plain sentence> [code]`, and exit 1 (`_OneErrorStyle`);
+tracebacks are for bugs only.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
+
+from federation.cli_errors import cli_error
 
 # (command name, module, attribute); a group whose module is not importable yet is skipped so
 # that the rest of the CLI keeps working while a package is being built.
@@ -22,7 +26,21 @@ _GROUPS = [
 ]
 
 
-@click.group()
+class _OneErrorStyle(click.Group):
+    """Every subcommand's expected failure in one style (`federation.cli_errors`):
+    `Error: <plain sentence> [code]`, exit 1; bugs keep their traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            err = cli_error(exc)
+            if err is None or err is exc:
+                raise
+            raise err from None
+
+
+@click.group(cls=_OneErrorStyle)
 @click.version_option(package_name="peernet")
 def main() -> None:
     """peernet: federated peer support for fire, EMS, 911, law enforcement and corrections."""

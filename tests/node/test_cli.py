@@ -36,8 +36,8 @@ def test_init_then_manage_and_verify(tmp_path: Path, db_url: str) -> None:
     assert r.exit_code == 0 and r.output.startswith("pn_"), r.output
     r = runner.invoke(node_group, ["purge", "--config", str(cfg), "--days", "30"])
     assert r.exit_code == 0 and "purged 0" in r.output, r.output
-    r = runner.invoke(node_group, ["audit", "verify", "--config", str(cfg)],
-                      env={"PEERNET_PASSPHRASE": PHRASE})
+    r = runner.invoke(node_group, ["audit", "verify", "--config", str(cfg), "--offline"],
+                      env={"PEERNET_PASSPHRASE": PHRASE})  # no hub in this test
     assert r.exit_code == 0 and "audit log intact" in r.output, r.output
 
 
@@ -47,7 +47,7 @@ def test_wrong_passphrase_is_one_line(tmp_path: Path, sqlite_url: str) -> None:
     r = runner.invoke(node_group, ["audit", "verify", "--config", str(cfg)],
                       env={"PEERNET_PASSPHRASE": "not the passphrase"})
     assert r.exit_code == 1
-    assert r.output.strip() == "error: wrong passphrase for key file"
+    assert r.output.strip() == "Error: wrong passphrase for key file [keys]"
     assert "Traceback" not in r.output
 
 
@@ -56,7 +56,8 @@ def test_missing_config_is_one_line(tmp_path: Path, args: list[str]) -> None:
     r = CliRunner().invoke(node_group, [*args, "--config", str(tmp_path / "none.toml")],
                            env={"PEERNET_PASSPHRASE": PHRASE})
     assert r.exit_code == 1
-    assert r.output.strip().startswith("error: config file not found")
+    assert r.output.strip().startswith("Error: config file not found")
+    assert r.output.strip().endswith("[config]")
     assert len(r.output.strip().splitlines()) == 1
 
 
@@ -66,7 +67,8 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
                    'db_url = "postgresql://nobody@127.0.0.1:1/none"\n')
     r = CliRunner().invoke(node_group, ["purge", "--config", str(cfg)])
     assert r.exit_code == 1
-    assert r.output.startswith("error: ") and len(r.output.strip().splitlines()) == 1
+    assert r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1
+    assert "[db_unreachable]" in r.output and "127.0.0.1" in r.output
 
 
 def test_port_in_use_is_one_line(tmp_path: Path, sqlite_url: str) -> None:
@@ -89,5 +91,71 @@ def test_init_refuses_short_passphrase(tmp_path: Path, sqlite_url: str) -> None:
         "--data-dir", str(tmp_path / "d"), "--db-url", sqlite_url, "--password-stdin",
     ], input="admin password 1\n", env={"PEERNET_PASSPHRASE": "short"})
     assert r.exit_code == 1
-    assert r.output.strip() == "error: passphrase must have at least 12 characters"
+    assert r.output.strip() == (
+        "Error: the passphrase must have at least 12 characters [weak_passphrase]")
     assert not (tmp_path / "n.toml").exists()
+
+
+def test_init_leaves_secure_cookies_to_the_public_url(tmp_path: Path, sqlite_url: str) -> None:
+    """Issue 13 item 10: init used to write `secure_cookies = false`, so moving public_url to
+    https later kept cookies insecure. Now the key is absent and derived on every load; set
+    explicitly, it still wins."""
+    from node.config import NodeSettings
+
+    cfg = _init(CliRunner(), tmp_path, sqlite_url)
+    text = cfg.read_text()
+    assert "secure_cookies" not in text
+    assert NodeSettings.load(cfg).secure_cookies is False
+    cfg.write_text(text.replace('public_url = ""', 'public_url = "https://node.example"'))
+    assert NodeSettings.load(cfg).secure_cookies is True
+    cfg.write_text(cfg.read_text() + "secure_cookies = false\n")
+    assert NodeSettings.load(cfg).secure_cookies is False
+    rewritten = NodeSettings.load(cfg).to_toml()
+    assert "secure_cookies = false" in rewritten
+
+
+def test_config_file_is_owner_only_and_replaces_a_planted_link(tmp_path: Path) -> None:
+    from federation.settings import write_config
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep")
+    link = tmp_path / "node.toml"
+    link.symlink_to(target)
+    write_config(link, "x = 1\n")
+    assert target.read_text() == "keep" and not link.is_symlink()
+    assert link.stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_refuses_a_database_never_initialised(tmp_path: Path, db_url: str) -> None:
+    """Issue 13 item 7: serve used to create an empty schema and start with no users."""
+    from sqlalchemy import inspect
+
+    from federation.database import make_engine
+
+    cfg = _init(CliRunner(), tmp_path, sqlite_url_for(tmp_path))
+    fresh = db_url
+    text = cfg.read_text().replace(
+        f'db_url = "{sqlite_url_for(tmp_path)}"', f'db_url = "{fresh}"')
+    cfg.write_text(text)
+    r = CliRunner().invoke(node_group, ["serve", "--config", str(cfg), "--port", "1"],
+                           env={"PEERNET_PASSPHRASE": PHRASE})
+    assert r.exit_code == 1, r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1 and line.endswith("[not_initialised]"), line
+    assert "peernet node init" in line
+
+    async def tables() -> list[str]:
+        engine = make_engine(fresh)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(lambda c: inspect(c).get_table_names())
+        finally:
+            await engine.dispose()
+
+    import asyncio
+
+    assert asyncio.run(tables()) == []  # nothing was created
+
+
+def sqlite_url_for(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'first.db'}"
