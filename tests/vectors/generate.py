@@ -682,6 +682,12 @@ def _releases() -> dict[str, Any]:
     }
 
 
+def _roster() -> dict[str, Any]:
+    from tests.vectors import roster_vectors  # it builds on this module's keys
+
+    return roster_vectors.build()
+
+
 def build() -> dict[str, Any]:
     """File name -> JSON content of every vector file."""
     return {
@@ -694,6 +700,7 @@ def build() -> dict[str, Any]:
         "refusals.json": _refusals(),
         "requests.json": _requests(),
         "releases.json": _releases(),
+        "roster.json": _roster(),
         "audit_anchor.json": _audit_anchor(),
     }
 
