@@ -26,7 +26,7 @@ START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
 
 # Settings read only from the environment: secrets never go in the TOML file.
-SECRETS = {"passphrase", "operator_token"}
+SECRETS = {"passphrase", "operator_token", "db_password"}
 
 MEANINGS: dict[str, dict[str, str]] = {
     "node": {
@@ -36,8 +36,13 @@ MEANINGS: dict[str, dict[str, str]] = {
                        "corrections, other).",
         "region": "Region named in the roster (activation rules and statistics filter by it).",
         "data_dir": "Directory for key files (and the SQLite database by default).",
-        "db_url": "`sqlite:///path` or `postgresql://user:pass@host/db`; empty: "
+        "db_url": "`sqlite:///path` or `postgresql://user@host/db` (password from "
+                  "`db_password` or `db_password_file`, not the URL); empty: "
                   "`<data_dir>/node.db`.",
+        "db_password_file": "File whose first line is the database password (e.g. a "
+                            "container secret); read at start, never written back.",
+        "db_password": "Database password, merged into `db_url` in memory. Environment "
+                       "only.",
         "host": "Listen address.",
         "port": "Listen port.",
         "public_url": "URL peers and the hub reach this node at (listed in the roster); "
@@ -55,8 +60,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "max_body_bytes": "Largest page/API request body (federation batches have their own "
                           "limit).",
         "audit_sign_interval_s": "How often the node signs its audit log head.",
-        "secure_cookies": "Force the cookie `Secure` flag; empty: on when `public_url` is "
-                          "https.",
+        "secure_cookies": "Force the cookie `Secure` flag; empty (init does not write it): "
+                          "follows `public_url`, on for https.",
         "db_pool_size": "Database connection pool size (PostgreSQL).",
     },
     "hub": {
@@ -64,8 +69,13 @@ MEANINGS: dict[str, dict[str, str]] = {
         "name": "Hub name.",
         "region": "Region the hub serves (`state` for a state hub).",
         "data_dir": "Directory for the key file (and the SQLite database by default).",
-        "db_url": "`sqlite:///path` or `postgresql://user:pass@host/db`; empty: "
+        "db_url": "`sqlite:///path` or `postgresql://user@host/db` (password from "
+                  "`db_password` or `db_password_file`, not the URL); empty: "
                   "`<data_dir>/hub.db`.",
+        "db_password_file": "File whose first line is the database password (e.g. a "
+                            "container secret); read at start, never written back.",
+        "db_password": "Database password, merged into `db_url` in memory. Environment "
+                       "only.",
         "host": "Listen address.",
         "port": "Listen port.",
         "public_url": "URL nodes reach the hub at (listed in the roster).",
