@@ -316,7 +316,7 @@ async def build_network(
             data_dir=n.directory, db_url=f"sqlite:///{n.directory / 'node.db'}",
             public_url=n.url, port=n.port, hub_url=hub.url,
             board_keys=pin["keys"], board_threshold=pin["threshold"],
-            audit_sign_interval_s=3600,
+            audit_sign_interval_s=5,
         )
         (n.directory / "node.toml").write_text(n.settings.to_toml(), encoding="utf-8")
         await n.start(create_node_app(n.settings, clock=clock, keys=n.keys,

@@ -144,7 +144,7 @@ async def test_kill9_hub_responder_requester(tmp_path: Path, pg_admin_url: str) 
         handoffs_in = len(await checks.rows(
             cluster, cluster.node(REQUESTER), "SELECT id FROM handoffs WHERE direction = 'in'"))
         audits = [await asyncio.to_thread(
-            invoke, ["node", "audit", "verify", "--config", str(n.config)],
+            invoke, ["node", "audit", "verify", "--config", str(n.config), "--offline"],
             {"PEERNET_PASSPHRASE": NODE_PASSPHRASE}) for n in cluster.nodes]
         logs = cluster.logs()
         secrets = [*traffic.typed, CONTACT_NOTE, NODE_PASSPHRASE, HUB_PASSPHRASE, PASSWORD,
