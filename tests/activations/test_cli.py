@@ -60,7 +60,7 @@ async def test_cli_drives_request_offer_accept_decline_update_cancel(tmp_path: P
             "--target", "agency-3",
         ]
         code, out = await cli(a, sup, *request)
-        assert code == 1 and out.startswith("Error: forbidden:")
+        assert code == 1 and out.startswith("Error: ") and out.endswith("[forbidden]")
         code, out = await cli(a, ta, *request)
         assert code == 0 and out["state"] == "requested", out
         aid = out["activation_id"]

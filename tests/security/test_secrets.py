@@ -79,7 +79,7 @@ def test_key_files_need_the_passphrase(tmp_path: Path) -> None:
         capture_output=True, timeout=120, check=False)
     err_text = res.stderr.decode()
     assert res.returncode == 1 and "Traceback" not in err_text, err_text
-    assert err_text.strip().count("\n") == 0 and err_text.startswith("error:"), err_text
+    assert err_text.strip().count("\n") == 0 and err_text.startswith("Error: "), err_text
     record("security-key-files", area="security",
            case="key files not readable without the passphrase",
            how="node, pseudonym, hub and board key files made by `peernet ... init`: mode "
