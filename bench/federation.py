@@ -10,7 +10,7 @@ handler in a savepoint and queues an ack intent. Measured from the first request
 response, so everything counted is durable in the receiver's database. Run on SQLite and on
 PostgreSQL (a throwaway server unless `PEERNET_PG_URL` is set).
 
-Open: `protocol.envelope.open_envelope` over the same envelopes, in the same process, right
+Open: `protocol.envelope_open.open_envelope` over the same envelopes, in the same process, right
 before; `ingest_to_open` = ingest (SQLite) / open, the goal is >= 0.5.
 
 Fan-out: `bench.federation_fanout` (one requester, the hub, N responder nodes, time from the
@@ -50,7 +50,8 @@ from federation.transport import HopClient
 from hub.db import Database
 from protocol.canonical import canonical_bytes
 from protocol.encoding import b64u
-from protocol.envelope import MAX_BATCH, Opened, Sender, build_envelope, open_envelope
+from protocol.envelope import MAX_BATCH, Opened, Sender, build_envelope
+from protocol.envelope_open import open_envelope
 from protocol.ids import new_ulid
 from protocol.messages import MessageType
 

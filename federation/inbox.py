@@ -2,7 +2,7 @@
 
 For one batch from one verified hop:
 
-1. every envelope is opened (`protocol.envelope.open_envelope` against the `RosterState`):
+1. every envelope is opened (`protocol.envelope_open.open_envelope` against the `RosterState`):
    a protocol refusal becomes that position's `refused` result and changes nothing stored
    (a split-view alarm raised meanwhile is persisted in its own transaction);
 2. one write transaction for the whole batch (batch inserts; one commit per batch):
@@ -49,7 +49,9 @@ from federation.outbox import RESET_ALL, RESET_ONE, enqueue_many, follow_carrier
 from federation.prepared import Prepared
 from federation.roster_sync import RosterStore
 from federation.store import OutboxState, inbox, outbox
-from protocol.envelope import SKEW_MS, Opened, open_envelope, refusal
+from protocol.batch import refusal
+from protocol.envelope import SKEW_MS, Opened
+from protocol.envelope_open import open_envelope
 from protocol.errors import Code, ProtocolError
 from protocol.ids import new_ulid
 from protocol.messages import AckBody, AckStatus, BatchResult, MessageType

@@ -7,16 +7,14 @@ Receiving (`send_handler`, used by the node and the hub):
 2. the per-hop request signature (`protocol.request_auth.verify_request`) is checked first,
    before any envelope is looked at: `destination` must be this server, the signer a roster
    member, `ts` within the skew window -> 401/403/421 with the protocol code;
-3. the batch is parsed (`protocol.envelope.parse_batch`): not `{"envelopes": [...]}` ->
+3. the batch is parsed (`protocol.batch.parse_batch`): not `{"envelopes": [...]}` ->
    400 `malformed`; more than 50 -> 413 `batch_too_large` (the whole request);
 4. the `BatchReceiver` (the inbox, or the hub's relay + inbox) returns one result per
    envelope, in batch order: `{"results": [{"msg_id", "status", "code"}, ...]}`.
 
 Whole-request refusals answer the JSON error shape with the protocol's HTTP status table.
 The `txn_id` is the sender's retry key for the HTTP request only (idempotency comes from the
-inbox's `UNIQUE(from, msg_id)`), so it is only checked for shape: 1..64 of `[A-Za-z0-9_-]`
-as sent (percent-encoding is not decoded first), else 400 `malformed` before the body is
-read. Senders use a fresh ULID.
+inbox's `UNIQUE(from, msg_id)`), so it is only checked for shape.
 
 Sending (`HopClient.send_batch`): signs the request as this server for the hop's
 destination (the final recipient when direct, the hub when relayed), never follows a
@@ -43,14 +41,14 @@ from federation.clock import Clock
 from federation.errors import FedCode, FederationError, error_body
 from federation.keystore import NodeKeys
 from federation.websecurity import BODY_READ_TIMEOUT_S
-from protocol.envelope import (
+from protocol.batch import (
     MAX_BATCH_BYTES,
-    KeyResolver,
     build_batch,
     build_batch_response,
     parse_batch,
     parse_batch_response,
 )
+from protocol.envelope import KeyResolver
 from protocol.errors import HTTP_STATUS, Code, ProtocolError
 from protocol.ids import new_ulid
 from protocol.messages import BatchResult
@@ -109,10 +107,7 @@ def send_handler(
     """The aiohttp handler of `PUT /fed/v1/send/{txn_id}` (see module docstring)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        # The grammar holds for the path as sent: "%41" is not "A" (the per-hop signature
-        # covers the raw path, and a txn_id has one spelling).
-        raw_txn = request.raw_path.split("?", 1)[0].rsplit("/", 1)[-1]
-        if _TXN.fullmatch(raw_txn) is None:
+        if _TXN.fullmatch(request.match_info.get("txn_id", "")) is None:
             return _refuse(Code.MALFORMED, "txn_id must be 1-64 base64url characters")
         try:  # a slow body must not hold the handler (slowloris)
             async with asyncio.timeout(BODY_READ_TIMEOUT_S):

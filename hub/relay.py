@@ -1,7 +1,7 @@
 """Store-and-forward relay: the hub holds outer envelopes per destination and delivers them.
 
 What the hub can and cannot do: it checks each envelope with
-`protocol.envelope.check_outer` (size, shape, freshness, the sender's outer signature under
+`protocol.envelope_outer.check_outer` (size, shape, freshness, the sender's outer signature under
 the roster, `ct_sha256`, the roster reference) and that `to` is a roster member. It cannot
 open the sealed inner message (it has no recipient key) and cannot re-address one: `to` is
 under the sender's outer signature and the inner signature covers `from` and `to`, so a
@@ -55,8 +55,10 @@ from federation.roster_sync import RosterStore
 from federation.transport import HopClient, PeerError
 from federation.worker import PassLoop, drain
 from hub.db import Base
+from protocol.batch import refusal
 from protocol.canonical import canonical_bytes_of_parsed
-from protocol.envelope import MAX_BATCH, SKEW_MS, check_outer, refusal
+from protocol.envelope import MAX_BATCH, SKEW_MS
+from protocol.envelope_outer import check_outer
 from protocol.errors import Code, ProtocolError
 from protocol.messages import AckStatus, BatchResult
 

@@ -7,12 +7,21 @@ specified for other implementations in docs/WIRE.md (golden vectors in tests/vec
 Modules: `errors` (the one exception root and stable codes), `encoding` (base64url,
 decimals), `canonical` (canonical JSON and the strict parser), `ids` (node ids, ULIDs, key
 ids), `signing` (domain-separated Ed25519), `sealing` (padding and sealed boxes),
-`messages` (pydantic models), `envelope` (build/check/open envelopes, batches),
+`messages` (pydantic models), `envelope` (limits, parties, building envelopes),
+`envelope_outer` (`check_outer`), `envelope_open` (`open_envelope`), `batch` (batch bodies),
 `request_auth` (per-hop request signatures), `release` (signed aggregate releases).
 """
 
 from __future__ import annotations
 
+from protocol.batch import (
+    MAX_BATCH_BYTES,
+    build_batch,
+    build_batch_response,
+    parse_batch,
+    parse_batch_response,
+    refusal,
+)
 from protocol.canonical import (
     MAX_DEPTH,
     MAX_SAFE_INT,
@@ -32,24 +41,18 @@ from protocol.encoding import (
 )
 from protocol.envelope import (
     MAX_BATCH,
-    MAX_BATCH_BYTES,
     MAX_ENVELOPE_BYTES,
     SKEW_MS,
     KeyResolver,
     Opened,
     RosterChecker,
     Sender,
-    build_batch,
-    build_batch_response,
     build_envelope,
     build_inner,
-    check_outer,
-    open_envelope,
-    parse_batch,
-    parse_batch_response,
-    refusal,
     seal_outer,
 )
+from protocol.envelope_open import open_envelope
+from protocol.envelope_outer import check_outer
 from protocol.errors import (
     HTTP_STATUS,
     Code,

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from federation.keystore import NodeKeys
 from federation.store import alarms, inbox, outbox
 from hub.relay import relay_queue
-from protocol.envelope import Opened, Sender, build_batch, build_envelope
+from protocol.batch import build_batch
+from protocol.envelope import Opened, Sender, build_envelope
 from protocol.ids import new_ulid
 from protocol.messages import MessageType
 from protocol.request_auth import sign_request

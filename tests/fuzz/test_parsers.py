@@ -30,8 +30,9 @@ from federation.errors import FederationError
 from federation.keystore import NodeKeys
 from federation.roster import parse_node_info, parse_signed_roster
 from federation.roster_state import RosterState
+from protocol.batch import parse_batch, parse_batch_response
 from protocol.canonical import canonical_bytes, parse_json
-from protocol.envelope import check_outer, parse_batch, parse_batch_response
+from protocol.envelope_outer import check_outer
 from protocol.errors import Code, ProtocolError
 from protocol.messages import MessageType
 from protocol.release import verify_release

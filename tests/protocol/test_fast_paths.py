@@ -39,13 +39,8 @@ from protocol import (
 )
 from protocol.canonical import canonical_object_or_none
 from protocol.encoding import _unb64u_binascii, unb64u
-from protocol.envelope import (
-    _check_inner,
-    _match_canonical,
-    _match_canonical_inner,
-    _parse_inner,
-    _unsigned_bytes,
-)
+from protocol.envelope_open import _check_inner, _match_canonical_inner, _parse_inner
+from protocol.envelope_outer import _match_canonical, _unsigned_bytes
 from tests.protocol.factories import (
     T0,
     Directory,
