@@ -49,17 +49,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from node.db import Base, Database, Encounter, FollowUp
 from node.errors import Code, NodeError
-from node.release import (
-    UNIT,
-    EncounterColumns,
-    EncounterFacts,
-    ReleasePolicy,
-    SignedRelease,
-    build_release,
-    encode,
-    month_bounds_ms,
-    month_of_ms,
-)
+from node.release import SignedRelease, build_release, month_bounds_ms, month_of_ms
+from node.release_noise import EncounterColumns, EncounterFacts, encode
+from node.release_schema import UNIT, ReleasePolicy
 from node.vocabulary import FollowUpStatus
 
 __all__ = [

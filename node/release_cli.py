@@ -23,7 +23,7 @@ from federation.roster import Policy
 from node.db import Database
 from node.errors import NodeError
 from node.ledger import ledger_entries, record_release
-from node.release import ReleasePolicy
+from node.release_schema import ReleasePolicy
 
 __all__ = ["ledger_command", "register", "release_command"]
 

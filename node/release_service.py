@@ -34,7 +34,7 @@ from node.db import Database
 from node.errors import NodeError
 from node.federation_service import FEDERATION
 from node.ledger import LedgerEntry, deliver_pending, due_month, record_release
-from node.release import ReleasePolicy
+from node.release_schema import ReleasePolicy
 from protocol.canonical import parse_json
 from protocol.messages import MessageType
 

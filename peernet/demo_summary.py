@@ -24,7 +24,7 @@ import aiohttp
 
 from node.appkeys import DB
 from node.ledger import LedgerEntry, ledger_entries, record_release
-from node.release import ReleasePolicy
+from node.release_schema import ReleasePolicy
 from peernet.demo_network import HUB_ID, OPERATOR_TOKEN, DemoNetwork
 from protocol.canonical import parse_json
 from protocol.messages import MessageType

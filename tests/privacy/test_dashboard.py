@@ -19,7 +19,8 @@ from hub import users
 from hub.activation_log import activation_log
 from hub.aggregates import accept_release
 from hub.appkeys import CLOCK
-from node.release import ReleasePolicy, build_release
+from node.release import build_release
+from node.release_schema import ReleasePolicy
 from tests.conftest import ARTIFACTS
 from tests.federation.network import Network, make_network
 from tests.privacy.synthetic import synthetic_columns

@@ -16,7 +16,8 @@ from federation import passwords
 from hub import users
 from hub.aggregates import accept_release
 from hub.appkeys import CLOCK, DB
-from node.release import ReleasePolicy, build_release
+from node.release import build_release
+from node.release_schema import ReleasePolicy
 from tests.federation.network import Network, make_network
 from tests.privacy.synthetic import synthetic_columns
 from tests.privacy.test_dashboard import PASSWORD, client, code_of, login

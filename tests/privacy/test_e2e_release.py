@@ -23,7 +23,8 @@ from node import accounts, encounters
 from node.access import Principal
 from node.context import NodeContext
 from node.ledger import ledger_entries
-from node.release import ReleasePolicy, build_release
+from node.release import build_release
+from node.release_schema import ReleasePolicy
 from node.release_service import run_once
 from node.schemas import EncounterIn, UserIn
 from node.vocabulary import (

@@ -21,7 +21,7 @@ from hub.aggregates import (
 )
 from hub.stats import CELL_KEYS, summarise
 from hub.stats_query import StatsFilter, load_month_sums
-from node.release import ReleasePolicy
+from node.release_schema import ReleasePolicy
 from protocol.encoding import format_decimal
 from protocol.release import sign_release
 from tests.privacy.hub_fixtures import Keys, make_hub_store, node_key, release_body

@@ -17,8 +17,9 @@ from hub.stats import (
     release_variance,
     summarise,
 )
-from node.release import CELL_KEYS as NODE_CELL_KEYS
-from node.release import ReleasePolicy, calibrate, truncated_counts
+from node.release_noise import calibrate, truncated_counts
+from node.release_schema import CELL_KEYS as NODE_CELL_KEYS
+from node.release_schema import ReleasePolicy
 from protocol.messages import Measure
 from tests.privacy.synthetic import synthetic_columns
 

@@ -20,7 +20,8 @@ from node.ledger import (
     month_columns,
     record_release,
 )
-from node.release import CELL_KEYS, ReleasePolicy, month_bounds_ms
+from node.release import month_bounds_ms
+from node.release_schema import CELL_KEYS, ReleasePolicy
 from protocol.canonical import parse_json
 from tests.privacy.node_records import add_encounters, make_node_db
 

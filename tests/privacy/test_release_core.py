@@ -12,19 +12,17 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from node.release import (
-    CELL_KEYS,
-    FAMILIES,
+from node.release import build_release
+from node.release_noise import (
     EncounterColumns,
     EncounterFacts,
-    ReleasePolicy,
-    build_release,
     calibrate,
     encode,
     noisy_counts,
     sensitivity,
     truncated_counts,
 )
+from node.release_schema import CELL_KEYS, FAMILIES, ReleasePolicy
 from protocol.canonical import canonical_bytes
 from protocol.encoding import unb64u
 from protocol.messages import Measure

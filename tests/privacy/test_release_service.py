@@ -10,7 +10,7 @@ from typing import Any
 from federation.keystore import NodeKeys
 from federation.roster import Policy
 from node.ledger import ledger_entries, record_release
-from node.release import ReleasePolicy
+from node.release_schema import ReleasePolicy
 from node.release_service import run_once
 from protocol.canonical import canonical_bytes
 from protocol.messages import MessageType
