@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import text
 
 from federation.database import async_url, is_sqlite, make_engine
+from federation.errors import FederationError
 
 
 async def test_engine_round_trip_on_both_databases(db_url: str) -> None:
@@ -24,5 +25,6 @@ async def test_engine_round_trip_on_both_databases(db_url: str) -> None:
 def test_async_url_maps_drivers_and_refuses_others() -> None:
     assert async_url("sqlite:///x.db").startswith("sqlite+aiosqlite:///")
     assert async_url("postgresql://u@h/db").startswith("postgresql+asyncpg://")
-    with pytest.raises(ValueError, match="unsupported"):
-        async_url("mysql://u@h/db")
+    with pytest.raises(FederationError, match="unsupported") as err:  # one CLI line
+        async_url("mysql://u:pw@h/db")
+    assert err.value.code == "db_url" and "pw" not in err.value.message
