@@ -173,7 +173,8 @@ def remove_node_cmd(directory: Path, node_id: str) -> None:
 @board_group.command("revoke")
 @_DIR
 @click.option("--key", required=True, help="The revoked public key (base64url).")
-@click.option("--reason", required=True)
+@click.option("--reason", required=True,
+              help="Why, in a few words (it is published in the roster).")
 @_expected
 def revoke_cmd(directory: Path, key: str, reason: str) -> None:
     """Revoke a signing key (by its bytes) in the draft."""
@@ -183,7 +184,8 @@ def revoke_cmd(directory: Path, key: str, reason: str) -> None:
 
 @board_group.command("renew")
 @_DIR
-@click.option("--validity-days", type=int, default=90, show_default=True)
+@click.option("--validity-days", type=int, default=90, show_default=True,
+              help="Days the next roster version stays valid.")
 @_expected
 def renew_cmd(directory: Path, validity_days: int) -> None:
     """Start (or re-time) the next version's draft: issued now, valid N days."""
@@ -221,8 +223,10 @@ def policy_show_cmd(directory: Path) -> None:
 
 @board_group.command("sign")
 @_DIR
-@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Your board key file.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the signature file (hand it to whoever combines).")
 @_PASS_ENV
 @_expected
 def sign_cmd(directory: Path, key_file: Path, out: Path, passphrase_env: str) -> None:

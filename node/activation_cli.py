@@ -146,6 +146,10 @@ def _json_option(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 P = "/api/v1/activations"
+_REQUESTER = click.option(
+    "--requester", default=None,
+    help="The requesting agency's node id, when this node holds the activation from more "
+    "than one side.")
 _TIME_FORMAT = ("ISO 8601 (2026-11-26T08:00Z, 2026-11-26T08:00-05:00; no zone means UTC), "
                 "epoch milliseconds, or relative to now (-2h, +30m, +1d)")
 
@@ -171,8 +175,9 @@ def _q(requester: str | None) -> str:
 
 
 @activation_group.command("targets")
-@click.option("--discipline", type=_choice(Discipline), default=None)
-@click.option("--region", default=None)
+@click.option("--discipline", type=_choice(Discipline), default=None,
+              help="Only agencies with peers of this discipline.")
+@click.option("--region", default=None, help="Only agencies in this region.")
 @_json_option
 @click.pass_context
 def targets_cmd(ctx: click.Context, discipline: str | None, region: str | None) -> None:
@@ -182,22 +187,27 @@ def targets_cmd(ctx: click.Context, discipline: str | None, region: str | None) 
 
 
 @activation_group.command("request")
-@click.option("--incident-ref", required=True)
-@click.option("--incident-type", type=_choice(IncidentType), required=True)
+@click.option("--incident-ref", required=True,
+              help="Your incident number (a reference, not a description).")
+@click.option("--incident-type", type=_choice(IncidentType), required=True,
+              help="Kind of incident.")
 @click.option("--event", "event", required=True,
               help=f"When the incident happened: {_TIME_FORMAT}.")
 @click.option("--affected", multiple=True, required=True, help="discipline=count (repeat).")
-@click.option("--intervention", multiple=True, required=True, type=_choice(Intervention))
+@click.option("--intervention", multiple=True, required=True, type=_choice(Intervention),
+              help="Support asked for (repeat).")
 @click.option("--window-start", required=True,
               help=f"Start of the support window: {_TIME_FORMAT}.")
 @click.option("--window-end", required=True, help=f"End of the support window: {_TIME_FORMAT}.")
-@click.option("--peers", type=int, required=True)
+@click.option("--peers", type=int, required=True, help="Number of peer supporters needed.")
 @click.option("--location", required=True,
               help="Reporting location as a code, e.g. STA-7 (no names or addresses).")
-@click.option("--priority", type=_choice(Priority), default="urgent", show_default=True)
+@click.option("--priority", type=_choice(Priority), default="urgent", show_default=True,
+              help="How soon peers are needed.")
 @click.option("--contact-role", type=_choice(AgencyRole), required=True,
               help="Who to call: a role, never a name.")
-@click.option("--contact-phone", required=True)
+@click.option("--contact-phone", required=True,
+              help="Phone number of the contact role (a duty line, not a personal one).")
 @click.option("--approver", type=_choice(AgencyRole), required=True,
               help="Role of whoever approved the request, never a name.")
 @click.option("--expires", required=True,
@@ -226,8 +236,9 @@ def request_cmd(ctx: click.Context, /, **o: Any) -> None:
 @click.argument("activation_id")
 @click.option("--discipline", multiple=True, required=True, help="discipline=count (repeat).")
 @click.option("--eta", type=int, required=True, help="Minutes until peers can arrive.")
-@click.option("--condition", multiple=True, type=_choice(OfferCondition))
-@click.option("--requester", default=None)
+@click.option("--condition", multiple=True, type=_choice(OfferCondition),
+              help="A condition of the offer (repeat).")
+@_REQUESTER
 @_json_option
 @click.pass_context
 def offer_cmd(ctx: click.Context, activation_id: str, discipline: tuple[str, ...], eta: int,
@@ -250,9 +261,10 @@ def accept_cmd(ctx: click.Context, activation_id: str, offer_msg_id: str) -> Non
 
 @activation_group.command("decline")
 @click.argument("activation_id")
-@click.option("--reason", type=_choice(DeclineReason), required=True)
+@click.option("--reason", type=_choice(DeclineReason), required=True,
+              help="Why (a fixed reason).")
 @click.option("--responder", default=None, help="Requester: whose offer to decline.")
-@click.option("--requester", default=None)
+@_REQUESTER
 @_json_option
 @click.pass_context
 def decline_cmd(ctx: click.Context, activation_id: str, reason: str, responder: str | None,
@@ -265,7 +277,7 @@ def decline_cmd(ctx: click.Context, activation_id: str, reason: str, responder: 
 @activation_group.command("update")
 @click.argument("activation_id")
 @click.argument("stage", type=_choice(Stage))
-@click.option("--requester", default=None)
+@_REQUESTER
 @_json_option
 @click.pass_context
 def update_cmd(ctx: click.Context, activation_id: str, stage: str,
@@ -276,9 +288,10 @@ def update_cmd(ctx: click.Context, activation_id: str, stage: str,
 
 @activation_group.command("cancel")
 @click.argument("activation_id")
-@click.option("--reason", type=_choice(CancelReason), required=True)
+@click.option("--reason", type=_choice(CancelReason), required=True,
+              help="Why (a fixed reason).")
 @click.option("--responder", default=None, help="Requester: cancel only this agency's leg.")
-@click.option("--requester", default=None)
+@_REQUESTER
 @_json_option
 @click.pass_context
 def cancel_cmd(ctx: click.Context, activation_id: str, reason: str, responder: str | None,
@@ -290,7 +303,7 @@ def cancel_cmd(ctx: click.Context, activation_id: str, reason: str, responder: s
 
 @activation_group.command("close")
 @click.argument("activation_id")
-@click.option("--requester", default=None)
+@_REQUESTER
 @_json_option
 @click.pass_context
 def close_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> None:
@@ -299,7 +312,8 @@ def close_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> 
 
 
 @activation_group.command("list")
-@click.option("--side", type=click.Choice(["in", "out"]), default=None)
+@click.option("--side", type=click.Choice(["in", "out"]), default=None,
+              help="out: requested by this node; in: received from others (default both).")
 @_json_option
 @click.pass_context
 def list_cmd(ctx: click.Context, side: str | None) -> None:
@@ -309,7 +323,7 @@ def list_cmd(ctx: click.Context, side: str | None) -> None:
 
 @activation_group.command("show")
 @click.argument("activation_id")
-@click.option("--requester", default=None)
+@_REQUESTER
 @_json_option
 @click.pass_context
 def show_cmd(ctx: click.Context, activation_id: str, requester: str | None) -> None:
