@@ -218,9 +218,11 @@ async def audit_list(request: web.Request) -> web.Response:
 async def audit_verify(request: web.Request) -> web.Response:
     ctx = NodeContext.of(request.app)
     async with ctx.db.read() as conn:
+        # Stale means: unsigned although the signer ran since (see SignerPasses).
+        passed = request.app[audit_verify_mod.SIGNER_PASSES].last_ms
         rep = await audit_verify_mod.verify(
-            conn, ctx.keys, ctx.settings.node_id, now_ms=ctx.clock.now_ms(),
-            sign_interval_ms=ctx.settings.audit_sign_interval_s * 1000)
+            conn, ctx.keys, ctx.settings.node_id,
+            now_ms=ctx.clock.now_ms() if passed is None else passed, sign_interval_ms=0)
     return _dump(AuditVerifyOut(**rep.as_dict()))
 
 

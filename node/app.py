@@ -55,6 +55,7 @@ from node.appkeys import (
     SETTINGS,
     THROTTLE,
 )
+from node.audit_verify import SIGNER_PASSES, SignerPasses
 from node.config import NodeSettings
 from node.db import Database
 from node.errors import Code, NodeError
@@ -145,6 +146,7 @@ def create_app(
     app[LOGIN_SECRET] = secrets.token_bytes(32)
     app[ROUTES] = RouteTable()
     app[NAV] = []
+    app[SIGNER_PASSES] = SignerPasses()
 
     aiohttp_jinja2.setup(
         app,
@@ -175,6 +177,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sign_head(app: web.Application) -> None:
+    app[SIGNER_PASSES].last_ms = app[CLOCK].now_ms()
     async with app[DB].read() as conn:
         if not await audit.head_moved(conn):
             return  # the common case on an idle node: no write lock taken

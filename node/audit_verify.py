@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import nacl.signing
+from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,12 +43,25 @@ from protocol.audit_head import verify_head
 from protocol.encoding import sha256_b64u, unb64u
 from protocol.errors import ProtocolError
 
-__all__ = ["STALE_GRACE_MS", "AuditReport", "check_anchor", "verify"]
+__all__ = ["SIGNER_PASSES", "STALE_GRACE_MS", "AuditReport", "SignerPasses", "check_anchor",
+           "verify"]
 
 STALE_GRACE_MS = 60_000
 _BATCH = 1000
 _entries = table_of(AuditEntry)
 _head = table_of(AuditHead)
+
+
+@dataclass
+class SignerPasses:
+    """When the running node's head signer last ran (app clock), for the API's verify: an
+    entry written well before a signing pass that is still unsigned is stale, whatever
+    the wall clock says (tests move a fake clock by days between passes)."""
+
+    last_ms: int | None = None
+
+
+SIGNER_PASSES = web.AppKey("peernet_audit_signer_passes", SignerPasses)
 
 
 @dataclass(frozen=True)
