@@ -41,7 +41,7 @@ from federation.keystore import NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.server_process import run_server
 from federation.settings import write_config
-from node import activation_cli, alarms_cli, audit, release_cli, retention
+from node import activation_cli, alarms_cli, audit_cli, release_cli, retention
 from node.accounts import create_token, create_user
 from node.config import NodeSettings
 from node.context import NodeContext
@@ -113,13 +113,16 @@ def _secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
 
 async def _with_context(settings: NodeSettings, fn: Callable[[NodeContext], Awaitable[T]],
                         keys: NodeKeys | None = None,
-                        pseudonyms: Pseudonymizer | None = None) -> T:
+                        pseudonyms: Pseudonymizer | None = None, *, sign: bool = True) -> T:
     db = Database(make_engine(settings.db_url))
     try:
         await migrate(db.engine, "node:migrations")
         ctx = NodeContext(db, SystemClock(), settings, pseudonyms or Pseudonymizer.generate(),
                           PasswordHasher(INTERACTIVE), keys)
-        return await fn(ctx)
+        out = await fn(ctx)
+        if sign:  # the entries it appended (never after verify: it would bless what it read)
+            await audit_cli.sign_moved_head(db, settings, keys, ctx.now())
+        return out
     finally:
         await db.dispose()
 
@@ -316,21 +319,29 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @_config_option
-def audit_verify_cmd(config_path: Path) -> None:
-    """Check the hash chain and the signed head; exit 1 at the first broken link."""
+@click.option("--offline", is_flag=True,
+              help="Check only the local log, without the hub's anchor (a log cut back to an "
+                   "older signed head then goes unnoticed).")
+def audit_verify_cmd(config_path: Path, offline: bool) -> None:
+    """Check the hash chain, the signed head and the hub's anchor; exit 1 naming the first
+    failed check (problem code and entry)."""
     settings = _load(config_path, with_passphrase=True)
     keys, _ = _secrets(settings)
 
-    async def check(ctx: NodeContext) -> audit.AuditReport:
-        async with ctx.db.read() as conn:
-            return await audit.verify(conn, keys, settings.node_id)
+    async def check(ctx: NodeContext) -> audit_cli.VerifyOutcome:
+        return await audit_cli.verify_all(ctx.db, settings, keys, ctx.clock, offline=offline)
 
-    report = _run(_with_context(settings, check))
+    out = _run(_with_context(settings, check, keys=keys, sign=False))
+    report = out.report
     if not report.ok:
         _fail(f"audit log broken at entry {report.first_broken} ({report.problem}): "
               f"{report.message}")
+    if out.unavailable is not None:
+        _fail(f"audit log intact locally, but the hub's anchor could not be checked "
+              f"({out.unavailable}); a log cut back to an older signed head would go "
+              "unnoticed. Retry when the hub is reachable, or use --offline")
     click.echo(f"audit log intact: {report.entries} entries, head {report.head_seq}, "
-               f"signed through {report.signed_seq}")
+               f"signed through {report.signed_seq}; {out.anchor_note}")
 
 
 @node_group.command("purge")
