@@ -62,7 +62,7 @@ class NodeSettings(TomlSettings):
     db_password: SecretStr | None = None
     session_hours: int = Field(default=12, ge=1, le=168)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    audit_sign_interval_s: int = Field(default=60, ge=1)
+    audit_sign_interval_s: int = Field(default=5, ge=1)
     secure_cookies: bool | None = None  # default: on when public_url is https
     db_pool_size: int = Field(default=20, ge=1, le=500)
 
