@@ -50,6 +50,7 @@ _config_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("hub.toml"),
     show_default=True,
+    help="Hub config file (TOML).",
 )
 
 
@@ -69,15 +70,16 @@ def hub_group() -> None:
 
 @hub_group.command("init")
 @_config_option
-@click.option("--hub-id", required=True)
-@click.option("--name", required=True)
-@click.option("--region", default="state", show_default=True)
+@click.option("--hub-id", required=True, help="Roster id of the hub, e.g. state-hub.")
+@click.option("--name", required=True, help="Name shown on pages.")
+@click.option("--region", default="state", show_default=True, help="The hub's region.")
 @click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("./peernet-hub")
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("./peernet-hub"),
+    help="Where the hub keeps its key file, hub-info.json and (by default) its SQLite database.",
 )
-@click.option("--db-url", default="")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8090, show_default=True, type=int)
+@click.option("--db-url", default="", help="Database URL (default: SQLite in data dir).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8090, show_default=True, type=int, help="Port to listen on.")
 @click.option("--public-url", required=True, help="URL nodes reach this hub at.")
 @click.option(
     "--board",
@@ -206,8 +208,8 @@ def install_roster_cmd(config_path: Path, roster_file: Path) -> None:
 
 @hub_group.command("serve")
 @_config_option
-@click.option("--host", default=None)
-@click.option("--port", default=None, type=int)
+@click.option("--host", default=None, help="Override the configured host.")
+@click.option("--port", default=None, type=int, help="Override the configured port.")
 def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     """Serve the hub (relay, roster, activation log, API)."""
     from hub.app import create_app

@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("hub.toml"), show_default=True,
+    default=Path("hub.toml"), show_default=True, help="Hub config file (TOML).",
 )
 
 
@@ -62,7 +62,8 @@ def user_group() -> None:
 @user_group.command("add")
 @_config_option
 @click.argument("username")
-@click.option("--role", type=click.Choice([r.value for r in users.HubRole]), required=True)
+@click.option("--role", type=click.Choice([r.value for r in users.HubRole]), required=True,
+              help="operator: the roster and alarms; board_analyst: the statistics.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def add_cmd(config_path: Path, username: str, role: str, password_stdin: bool) -> None:
     """Add a hub user."""
@@ -79,7 +80,8 @@ def add_cmd(config_path: Path, username: str, role: str, password_stdin: bool) -
 @user_group.command("token")
 @_config_option
 @click.argument("username")
-@click.option("--label", default="script", show_default=True)
+@click.option("--label", default="script", show_default=True,
+              help="A name to tell tokens apart.")
 @click.option("--days", type=click.IntRange(1, 3650), default=None,
               help="Expire after this many days (default: never).")
 def token_cmd(config_path: Path, username: str, label: str, days: int | None) -> None:

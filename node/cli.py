@@ -137,14 +137,17 @@ def node_group() -> None:
 @click.option("--node-id", required=True, help="Roster id, e.g. metro-fire.")
 @click.option("--name", required=True, help="Agency name shown on pages.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("./peernet-node"), show_default=True)
+              default=Path("./peernet-node"), show_default=True,
+              help="Where the node keeps its key file and (by default) its SQLite database.")
 @click.option("--db-url", default="", help="Database URL (default: SQLite in data dir).")
 @click.option("--discipline", "disciplines", multiple=True,
-              type=click.Choice([d.value for d in RecipientDiscipline]))
-@click.option("--region", default="")
-@click.option("--timezone", default="UTC", show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+              type=click.Choice([d.value for d in RecipientDiscipline]),
+              help="A discipline the agency's peers serve (repeat).")
+@click.option("--region", default="", help="The agency's region, as the board names it.")
+@click.option("--timezone", default="UTC", show_default=True,
+              help="IANA zone for times on pages, e.g. America/Chicago.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--admin", "admin_name", default="admin", show_default=True,
               help="Username of the first admin.")
 @click.option("--password-stdin", is_flag=True, help="Read the admin password from stdin.")
@@ -223,8 +226,9 @@ def user_group() -> None:
 @user_group.command("add")
 @_config_option
 @click.argument("username")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
-@click.option("--team", default="main", show_default=True)
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]),
+              help="What the user may do.")
+@click.option("--team", default="main", show_default=True, help="The user's peer team.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 def user_add_cmd(config_path: Path, username: str, role: str, team: str,
                  password_stdin: bool) -> None:
@@ -243,9 +247,11 @@ def token_group() -> None:
 
 @token_group.command("create")
 @_config_option
-@click.option("--user", "username", required=True)
-@click.option("--label", default="cli", show_default=True)
-@click.option("--expires-days", type=int, default=None)
+@click.option("--user", "username", required=True, help="Whose token (their role applies).")
+@click.option("--label", default="cli", show_default=True,
+              help="A name to tell tokens apart in `token list`.")
+@click.option("--expires-days", type=int, default=None,
+              help="Days until the token stops working (default: never).")
 def token_create_cmd(config_path: Path, username: str, label: str,
                      expires_days: int | None) -> None:
     """Create an API token for a user; printed once, stored only as a hash."""

@@ -81,7 +81,8 @@ async def _ledger(config: str | None) -> list[dict[str, Any]]:
 
 @click.command("release")
 @click.option("--month", required=True, help="Calendar month to release, YYYY-MM (UTC).")
-@click.option("--config", type=click.Path(dir_okay=False), default=None)
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Node config file (default: none, settings from PEERNET_* variables).")
 def release_command(month: str, config: str | None) -> None:
     """Record the month's differentially private release in the ledger."""
     try:
@@ -94,7 +95,8 @@ def release_command(month: str, config: str | None) -> None:
 
 
 @click.command("ledger")
-@click.option("--config", type=click.Path(dir_okay=False), default=None)
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Node config file (default: none, settings from PEERNET_* variables).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def ledger_command(config: str | None, as_json: bool) -> None:
     """List the privacy ledger: one line per released month."""
