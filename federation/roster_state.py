@@ -85,13 +85,16 @@ class RosterState:
     def known_hash(self, version: int) -> str | None:
         return self._hashes.get(version)
 
-    def offer(self, chain: list[SignedRoster], source: str | None = None) -> list[SignedRoster]:
+    def offer(
+        self, chain: list[SignedRoster], source: str | None = None, *, partial: bool = False
+    ) -> list[SignedRoster]:
         """Check newer versions (in order, consecutive) against the acceptance rules and
         adopt them. A version already known with another hash is checked as a twin of the
         held one (`_check_twin`): only if it passes is it a split view (alarm and
         `split_view` error); otherwise its own refusal is raised and nothing is alarmed.
         Returns the newly accepted versions, oldest first; nothing is adopted unless the
-        whole chain passes."""
+        whole chain passes. `partial`: the chain stops short of the newest (a catch-up in
+        steps), so its last link is not checked for expiry either."""
         chain = sorted(chain, key=lambda s: s.version)
         now = self.clock.now_ms()
         fresh: list[SignedRoster] = []
@@ -110,7 +113,8 @@ class RosterState:
             return []
         prev = self.current
         for i, signed in enumerate(fresh):
-            check_link(signed, prev, self.pin, now, check_expiry=i == len(fresh) - 1)
+            last = not partial and i == len(fresh) - 1
+            check_link(signed, prev, self.pin, now, check_expiry=last)
             prev = signed
         for signed in fresh:
             self._remember(signed)

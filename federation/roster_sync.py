@@ -5,9 +5,9 @@
   document bytes it arrived as, so the same bytes are served onwards.
 - Newer versions come from the hub (`GET /fed/v1/roster`, `GET /fed/v1/roster/{version}`) or
   from any peer serving the same routes: `fetch_from(base_url)` reads the newest, walks the
-  missing versions in between (bounded, each link checked as it arrives, no redirects:
-  `federation.roster_fetch`), and offers the chain to the acceptance rules; nothing is
-  stored unless the whole chain passes.
+  missing versions in between (at most 64 per fetch, continued by the next; each link
+  checked as it arrives, no redirects: `federation.roster_fetch`), and offers the chain to
+  the acceptance rules; nothing is stored unless the whole chain passes.
 - `roster_routes(store)` serves the accepted versions (public: the roster is signed and holds
   only public keys and endpoints).
 
@@ -73,11 +73,12 @@ class RosterStore:
         self.state.load(parse_signed_roster(bytes(r.document)) for r in rows)
 
     async def accept(
-        self, chain: list[SignedRoster], source: str | None = None
+        self, chain: list[SignedRoster], source: str | None = None, *, partial: bool = False
     ) -> list[SignedRoster]:
-        """Offer `chain` to the acceptance rules; store and adopt what passes."""
+        """Offer `chain` to the acceptance rules; store and adopt what passes (`partial`:
+        a step of a catch-up, its last link not the newest: `RosterState.offer`)."""
         try:
-            fresh = self.state.offer(chain, source)
+            fresh = self.state.offer(chain, source, partial=partial)
         finally:
             await self.flush_alarms()
         if fresh:
@@ -148,17 +149,19 @@ class RosterStore:
     async def fetch_from(
         self, http: aiohttp.ClientSession, base_url: str, source: str | None = None
     ) -> list[SignedRoster]:
-        """Fetch newer versions from a hub or peer at `base_url` (bounded in versions,
-        bytes and time, each link checked as it arrives: `federation.roster_fetch`) and
-        accept them."""
-        chain = await fetch_chain(http, base_url, self.state)
+        """Fetch newer versions from a hub or peer at `base_url` (at most `MAX_ROSTER_GAP`
+        past ours, bounded in bytes and time, each link checked as it arrives:
+        `federation.roster_fetch`) and accept them. A server further behind stores the
+        links that verified and continues from there on its next fetch."""
+        got = await fetch_chain(http, base_url, self.state)
+        chain = got.links
         if len(chain) == 1 and chain[0].version <= self.state.version:
             # Same version: compare hashes (a different one is a split view).
             latest = chain[0]
             if self.state.known_hash(latest.version) not in (None, latest.sha256):
                 return await self.accept([latest], source)
             return []
-        return await self.accept(chain, source)
+        return await self.accept(chain, source, partial=got.partial)
 
 
 def roster_routes(store: RosterStore) -> list[web.RouteDef]:

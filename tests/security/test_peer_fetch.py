@@ -2,8 +2,11 @@
 
 Each peer is a real aiohttp server on an ephemeral port that answers as an attacker would:
 
-- a roster claiming version 2^53-1: refused at once (`roster_gap`) after one request, nothing
-  stored, no walk (before: one request per version up to 2^53, every document kept);
+- a roster claiming version 2^53-1: one walk of at most 64 versions per fetch, never a
+  loop (before: one request per version up to 2^53, every document kept); when every answer
+  is the claim itself, refused at the first link (`roster_version`), nothing stored;
+- a server 70 versions behind catches up in two fetches of at most 64 versions each (before
+  the step-wise walk: `roster_gap` for ever);
 - a roster whose first missing link is bad: the walk ends at that link (`roster_threshold`)
   instead of fetching every version first;
 - a roster answer over the size limit: `bad_roster`, nothing stored;
@@ -32,7 +35,7 @@ from federation.clock import FakeClock
 from federation.database import make_engine
 from federation.errors import FedCode, FederationError
 from federation.keystore import NodeKeys
-from federation.roster import Roster
+from federation.roster import Roster, SignedRoster
 from federation.roster_fetch import MAX_ROSTER_BYTES, MAX_ROSTER_GAP
 from federation.roster_sync import RosterStore
 from federation.service import PEER_ROSTER_FETCH_MS
@@ -48,6 +51,7 @@ from tests.federation.helpers import TEST_BODY, TEST_TYPE, put_batch, sender_of
 from tests.federation.network import Network, _bound_socket, network_factory
 
 NOW = 1_780_000_000_000
+DAY = 86_400_000
 NetworkFactory = Callable[..., Awaitable[Network]]
 
 
@@ -128,28 +132,92 @@ async def _refused(store: RosterStore, url: str, seconds: float = 5.0) -> Federa
     return e.value
 
 
-async def test_a_roster_claiming_version_2_53_is_refused_at_once(
+def _claim_2_53(board: TestBoard, v1: SignedRoster) -> SignedRoster:
+    value = board.next(v1, now=NOW).model_dump(mode="json")
+    value["version"] = MAX_SAFE_INT
+    return board.sign(Roster.model_validate(value))
+
+
+def _chain_server(
+    board: TestBoard, v1: SignedRoster, newest: SignedRoster | None, *, old_until: int = 0
+) -> Answer:
+    """A peer holding a genuine chain after `v1`, signed as asked (so any version exists),
+    naming `newest` (or the genuine version 70) as its newest. Versions up to `old_until`
+    expired long ago: links of a chain, not its newest."""
+    chain = {1: v1}
+
+    def link(v: int) -> SignedRoster:
+        for n in range(len(chain) + 1, v + 1):
+            now = NOW - 100 * DAY if n <= old_until else NOW
+            chain[n] = board.sign(board.next(chain[n - 1], now=now))
+        return chain[v]
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        tail = request.path.rsplit("/", 1)[-1]
+        doc = link(int(tail)) if tail.isdigit() else (newest or link(70))
+        return web.Response(body=doc.to_bytes(), content_type="application/json")
+
+    return answer
+
+
+async def test_a_roster_claiming_version_2_53_costs_one_bounded_walk(
     store: RosterStore, peer: Callable[[Answer], Awaitable[Peer]]
 ) -> None:
     board: TestBoard = store.board  # type: ignore[attr-defined]
     v1 = store.state.require()
-    value = board.next(v1, now=NOW).model_dump(mode="json")
-    value["version"] = MAX_SAFE_INT
-    claim = board.sign(Roster.model_validate(value))
-    # Every version the walk might ask for is answered, so a walk never ends by itself.
-    evil = await peer(_doc(claim.to_bytes()))
+    claim = _claim_2_53(board, v1)
+    # Every version the walk might ask for exists, genuinely signed: only the cap ends it.
+    evil = await peer(_chain_server(board, v1, claim))
     t0 = time.perf_counter()
-    err = await _refused(store, evil.url)
+    async with aiohttp.ClientSession() as http, asyncio.timeout(20):
+        got = await store.fetch_from(http, evil.url, source="peer-x")
     elapsed = time.perf_counter() - t0
-    assert err.code == FedCode.ROSTER_GAP
-    assert evil.seen == ["GET /fed/v1/roster"]
+    assert len(evil.seen) == 1 + MAX_ROSTER_GAP  # the claim, then versions 2..65
+    assert evil.seen[-1] == f"GET /fed/v1/roster/{1 + MAX_ROSTER_GAP}"
+    assert [s.version for s in got] == list(range(2, 2 + MAX_ROSTER_GAP))
+    assert store.state.version == 1 + MAX_ROSTER_GAP  # what verified, never the claim
+    assert store.state.known_hash(MAX_SAFE_INT) is None
+    assert await store.count_alarms() == 0
     record("security-roster-gap", area="security",
            case="a peer's roster claiming version 2^53-1",
            how="a real aiohttp peer serves a signed-looking roster claiming version "
-               "2^53-1 and answers every version the walk asks for",
-           result=f"roster_gap after 1 request in {elapsed:.2f} s, nothing stored",
+               "2^53-1 and a genuine chain for every version the walk asks for",
+           result=f"one walk of {MAX_ROSTER_GAP} versions ({len(evil.seen)} requests) in "
+                  f"{elapsed:.2f} s, the genuine links stored, the claim not",
            figures={"requests": len(evil.seen), "max_gap": MAX_ROSTER_GAP},
            duration_s=elapsed)
+
+
+async def test_a_claim_answered_for_every_version_is_refused_at_the_first_link(
+    store: RosterStore, peer: Callable[[Answer], Awaitable[Peer]]
+) -> None:
+    board: TestBoard = store.board  # type: ignore[attr-defined]
+    claim = _claim_2_53(board, store.state.require())
+    evil = await peer(_doc(claim.to_bytes()))
+    err = await _refused(store, evil.url)
+    assert err.code == FedCode.ROSTER_VERSION
+    assert evil.seen == ["GET /fed/v1/roster", "GET /fed/v1/roster/2"]
+
+
+async def test_a_server_70_versions_behind_catches_up_in_two_fetches(
+    store: RosterStore, peer: Callable[[Answer], Awaitable[Peer]]
+) -> None:
+    board: TestBoard = store.board  # type: ignore[attr-defined]
+    v1 = store.state.require()
+    # Versions 2..66 expired long ago: the first fetch's last link is one of them.
+    honest = await peer(_chain_server(board, v1, None, old_until=66))
+    async with aiohttp.ClientSession() as http, asyncio.timeout(20):
+        first = await store.fetch_from(http, honest.url, source="peer-x")
+        assert [s.version for s in first] == list(range(2, 2 + MAX_ROSTER_GAP))
+        assert store.state.version == 1 + MAX_ROSTER_GAP
+        honest.seen.clear()
+        second = await store.fetch_from(http, honest.url, source="peer-x")
+        assert [s.version for s in second] == list(range(2 + MAX_ROSTER_GAP, 71))
+        assert honest.seen[1] == f"GET /fed/v1/roster/{2 + MAX_ROSTER_GAP}"
+        assert await store.fetch_from(http, honest.url, source="peer-x") == []
+    assert store.state.version == 70
+    assert await store.document(70) is not None and await store.document(2) is not None
+    assert await store.count_alarms() == 0
 
 
 async def test_a_bad_link_ends_the_walk_at_once(
