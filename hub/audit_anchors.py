@@ -10,8 +10,14 @@ key id (no entry, no record content), in `hub_audit_anchor`, one row per node. A
 
 - must be signed (`protocol.audit_head`) by a key the current roster lists for the sender:
   else refused `bad_signature` (or the roster's `unknown_key` / `revoked_key`);
-- with a lower `seq` than the one held is refused `bad_body` (reason `anchor_behind`): the
-  hub never moves an anchor back, whoever signs;
+- with a lower `seq` than the one held is accepted and ignored (`behind`): the held,
+  higher anchor stays as it is, so the hub never moves an anchor back, whoever signs.
+  Anchors travel through the outbox, so an older one may legitimately arrive after a newer
+  one (a retry, a node killed and restarted); refusing it would turn that ordinary
+  reordering into a business refusal. Ignoring it loses no protection: a log cut back is
+  caught by the node's verify against the held, higher anchor (`behind_anchor`), and a
+  different hash at the held seq still raises the conflict alarm below. The signature is
+  checked first, so a forged lower anchor is still refused;
 - with the held `seq` and the held hash is a repeat (accepted, nothing changes);
 - with the held `seq` and another hash is accepted as a message but changes nothing and
   raises an alarm (`fed_alarm`, kind `audit_anchor_conflict`, shown with the roster alarms):
@@ -77,8 +83,8 @@ class AnchorRefused(Exception):
 
 async def accept_anchor(conn: AsyncConnection, *, node_id: str, body: AuditAnchorBody,
                         state: RosterState, now_ms: int) -> str:
-    """Check and keep one anchor (module docstring); returns `anchored`, `repeat` or
-    `conflict`, or raises `AnchorRefused` with nothing written."""
+    """Check and keep one anchor (module docstring); returns `anchored`, `repeat`,
+    `behind` or `conflict`, or raises `AnchorRefused` with nothing written."""
     try:
         key = state.verify_key(node_id, body.sig.key_id, now_ms)
         verify_head(key, node_id, body.seq, body.hash, body.signed_at, unb64u(body.sig.value))
@@ -94,7 +100,7 @@ async def accept_anchor(conn: AsyncConnection, *, node_id: str, body: AuditAncho
         await conn.execute(insert(anchors).values(node_id=node_id, **row))
         return "anchored"
     if body.seq < held.seq:
-        raise AnchorRefused(Code.BAD_BODY, "anchor_behind")
+        return "behind"  # a late older anchor: signed, but the held one is newer
     if body.seq == held.seq:
         if body.hash == held.hash:
             return "repeat"

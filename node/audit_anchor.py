@@ -14,7 +14,8 @@ signed like every other message, and the hub's inbox already dedupes and acknowl
 A pass (`anchor_once`) runs every `ANCHOR_INTERVAL_MS` and queues the head when its
 signature moved since the last anchor; before anchoring a newer head it checks the entry it
 anchored last still has the anchored hash (it will not move the hub's anchor over a
-rewritten history). The hub keeps the newest anchor per node and refuses an older one.
+rewritten history). The hub keeps the newest anchor per node and ignores an older one that
+arrives late (accepted, so the outbox does not count it as a refusal).
 
 Reading back: `GET /fed/v1/audit-anchor`, signed per hop by the node like every
 node-to-hub request (`protocol.request_auth`); the hub answers with the anchor of the
