@@ -38,6 +38,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from federation.client_address import TRUSTED_PROXIES, parse_trusted
 from federation.clock import Clock, SystemClock
 from federation.database import make_engine, migrate
 from federation.errors import FederationError, error_body
@@ -160,6 +161,7 @@ def create_app(
     app[FEDERATION] = fed
     app[RELAY] = relay
     app[AUTHORIZE] = _token_authorize(settings)
+    app[TRUSTED_PROXIES] = parse_trusted(settings.trusted_proxies)  # the throttle's address
     app.add_routes(fed.routes())
     app.add_routes(
         [

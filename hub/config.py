@@ -12,9 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from federation.client_address import parse_trusted
 from federation.db_url import check_db_url
 from federation.settings import TomlSettings, apply_db_password
 from hub.errors import Code, HubError
@@ -52,10 +53,17 @@ class HubSettings(TomlSettings):
     db_password: SecretStr | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     relay_poll_ms: int = Field(default=1_000, ge=10)
+    trusted_proxies: list[str] = Field(default_factory=list)  # federation.client_address
 
     @classmethod
     def config_error(cls, message: str, field: str | None = None) -> Exception:
         return HubError(Code.CONFIG, message, field)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, v: list[str]) -> list[str]:
+        parse_trusted(v)  # ValueError names the bad entry
+        return v
 
     @model_validator(mode="after")
     def _derive_paths(self) -> HubSettings:

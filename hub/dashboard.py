@@ -36,6 +36,7 @@ import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from federation.client_address import client_address
 from federation.field_errors import sentence
 from federation.websecurity import (
     clear_cookie,
@@ -211,7 +212,7 @@ async def _login_post(request: web.Request) -> web.Response:
     try:
         session = await users.login(
             app[DB], app[users.HASHER], app[users.THROTTLE], username=username,
-            password=password, address=request.remote or "unknown", now_ms=app[CLOCK].now_ms())
+            password=password, address=client_address(request), now_ms=app[CLOCK].now_ms())
     except HubError as exc:
         if exc.code in (Code.BAD_CREDENTIALS, Code.THROTTLED):
             page = _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",

@@ -33,6 +33,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from federation.client_address import TRUSTED_PROXIES, parse_trusted
 from federation.clock import Clock, SystemClock
 from federation.database import is_sqlite, make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
@@ -143,6 +144,7 @@ def create_app(
     app[PSEUDONYMS] = pseudonyms
     app[HASHER] = hasher or PasswordHasher(INTERACTIVE)
     app[THROTTLE] = LoginThrottle()  # counters in the database
+    app[TRUSTED_PROXIES] = parse_trusted(settings.trusted_proxies)  # the throttle's address
     app[LOGIN_SECRET] = secrets.token_bytes(32)
     app[ROUTES] = RouteTable()
     app[NAV] = []

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from federation.client_address import parse_trusted
 from federation.db_url import check_db_url
 from federation.settings import TomlSettings, apply_db_password
 from node.errors import Code, NodeError
@@ -65,10 +66,17 @@ class NodeSettings(TomlSettings):
     audit_sign_interval_s: int = Field(default=5, ge=1)
     secure_cookies: bool | None = None  # default: on when public_url is https
     db_pool_size: int = Field(default=20, ge=1, le=500)
+    trusted_proxies: list[str] = Field(default_factory=list)  # federation.client_address
 
     @classmethod
     def config_error(cls, message: str, field: str | None = None) -> Exception:
         return NodeError(Code.CONFIG, message, field)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, v: list[str]) -> list[str]:
+        parse_trusted(v)  # ValueError names the bad entry
+        return v
 
     @field_validator("timezone")
     @classmethod

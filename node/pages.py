@@ -17,6 +17,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from federation.client_address import client_address
 from federation.websecurity import (
     clear_cookie,
     csrf_equal,
@@ -184,7 +185,7 @@ async def login_post(request: web.Request) -> web.Response:
         return _login_page(request, "Enter your username and password.", 422)
     try:
         session = await accounts.login(_ctx(request), request.app[THROTTLE], username, password,
-                                       request.remote or "unknown")
+                                       client_address(request))
     except NodeError as exc:
         if exc.code in (Code.BAD_CREDENTIALS, Code.THROTTLED):
             page = _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",

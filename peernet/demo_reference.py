@@ -49,7 +49,9 @@ MEANINGS: dict[str, dict[str, str]] = {
                       "https turns on secure cookies.",
         "key_file": "Sealed Ed25519 + X25519 key file; empty: `<data_dir>/node.key`.",
         "pseudonym_key_file": "Sealed pseudonym secret; empty: `<data_dir>/pseudonym.key`.",
-        "timezone": "IANA zone for due dates and overdue follow-ups.",
+        "timezone": "IANA zone (e.g. `America/Chicago`) for due dates, overdue follow-ups "
+                    "and every time the pages show (printed with the zone, e.g. "
+                    "`Jan 01 10:00 CST`).",
         "retention_days": "Encounters older than this are purged (bounded by the roster "
                           "policy's maximum).",
         "hub_url": "The hub this node fetches rosters from and relays through.",
@@ -63,6 +65,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "secure_cookies": "Force the cookie `Secure` flag; empty (init does not write it): "
                           "follows `public_url`, on for https.",
         "db_pool_size": "Database connection pool size (PostgreSQL).",
+        "trusted_proxies": "Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the "
+                           "client for the login throttle; from any other peer the header is "
+                           "ignored.",
     },
     "hub": {
         "hub_id": "Roster id of the hub.",
@@ -90,6 +95,9 @@ MEANINGS: dict[str, dict[str, str]] = {
         "secure_cookies": "Force the cookie `Secure` flag; empty: on when `public_url` is "
                           "https.",
         "db_pool_size": "Database connection pool size (PostgreSQL).",
+        "trusted_proxies": "Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the "
+                           "client for the login throttle; from any other peer the header is "
+                           "ignored.",
     },
 }
 
