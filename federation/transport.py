@@ -14,7 +14,9 @@ Receiving (`send_handler`, used by the node and the hub):
 
 Whole-request refusals answer the JSON error shape with the protocol's HTTP status table.
 The `txn_id` is the sender's retry key for the HTTP request only (idempotency comes from the
-inbox's `UNIQUE(from, msg_id)`), so it is only checked for shape.
+inbox's `UNIQUE(from, msg_id)`), so it is only checked for shape: 1..64 of `[A-Za-z0-9_-]`
+as sent (percent-encoding is not decoded first), else 400 `malformed` before the body is
+read. Senders use a fresh ULID.
 
 Sending (`HopClient.send_batch`): signs the request as this server for the hop's
 destination (the final recipient when direct, the hub when relayed), never follows a
@@ -107,7 +109,10 @@ def send_handler(
     """The aiohttp handler of `PUT /fed/v1/send/{txn_id}` (see module docstring)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        if _TXN.fullmatch(request.match_info.get("txn_id", "")) is None:
+        # The grammar holds for the path as sent: "%41" is not "A" (the per-hop signature
+        # covers the raw path, and a txn_id has one spelling).
+        raw_txn = request.raw_path.split("?", 1)[0].rsplit("/", 1)[-1]
+        if _TXN.fullmatch(raw_txn) is None:
             return _refuse(Code.MALFORMED, "txn_id must be 1-64 base64url characters")
         try:  # a slow body must not hold the handler (slowloris)
             async with asyncio.timeout(BODY_READ_TIMEOUT_S):
