@@ -41,6 +41,7 @@ from typing import Any
 
 import click
 
+from federation.cli_errors import CliError
 from peernet.demo_deploy import register as _register_public_info
 from peernet.demo_incident import play_incident, states_reached
 from peernet.demo_network import (
@@ -308,8 +309,8 @@ def demo_command(directory: Path | None, nodes: int, serve: bool, json_path: Pat
         temp = tempfile.mkdtemp(prefix="peernet-demo-")
         directory = Path(temp)
     elif directory.exists() and any(directory.iterdir()):
-        click.echo(f"error: {directory} is not empty; give a new or empty directory", err=True)
-        sys.exit(1)
+        raise CliError(f"{directory} is not empty; give a new or empty directory",
+                       "dir_not_empty")
     opts = DemoOptions(directory.resolve(), nodes, months, per_month, seed, serve, budget)
     try:
         summary = _run(run_demo(opts, click.echo,
@@ -324,5 +325,4 @@ def demo_command(directory: Path | None, nodes: int, serve: bool, json_path: Pat
                              encoding="utf-8")
         click.echo(f"summary written to {json_path}")
     if summary["undelivered"]:
-        click.echo(f"error: {summary['undelivered']} messages were not delivered", err=True)
-        sys.exit(1)
+        raise CliError(f"{summary['undelivered']} messages were not delivered", "undelivered")

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import NoReturn
 
 import click
 
+from federation.cli_errors import CliError
 from federation.errors import FederationError
 from federation.keystore import KeystoreError, NodeKeys, rotate_key_file
 from federation.roster import node_info_document
@@ -37,9 +37,9 @@ from protocol.encoding import b64u
 __all__ = ["public_info_command", "register", "rotate_key_command"]
 
 
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
+def _fail(message: str, code: object = "failed") -> NoReturn:
+    """The CLI's one error style (`federation.cli_errors`): `Error: <message> [code]`."""
+    raise CliError(message, str(getattr(code, "value", code)))
 
 
 _CONFIG = click.option(
@@ -58,7 +58,7 @@ def public_info_command(config_path: Path, out: Path | None) -> None:
     try:
         keys = NodeKeys.load(settings.key_path, _phrase(settings))
     except KeystoreError as exc:
-        _fail(exc.message)
+        _fail(exc.message, exc.code)
     path = _write_info(settings, keys, out)
     click.echo(f"node info for the board: {path}")
 
@@ -67,9 +67,10 @@ def _settings(config_path: Path) -> NodeSettings:
     try:
         settings = NodeSettings.load(config_path)
     except NodeError as exc:
-        _fail(exc.message)
+        _fail(exc.message, exc.code)
     if not settings.public_url:
-        _fail("set public_url in the config (or PEERNET_PUBLIC_URL): the roster lists it")
+        _fail("set public_url in the config (or PEERNET_PUBLIC_URL): the roster lists it",
+              "config")
     return settings
 
 
@@ -96,7 +97,7 @@ def rotate_key_command(config_path: Path, out: Path | None) -> None:
     try:
         keys = rotate_key_file(settings.key_path, _phrase(settings))
     except KeystoreError as exc:
-        _fail(exc.message)
+        _fail(exc.message, exc.code)
     path = _write_info(settings, keys, out)
     click.echo(f"new signing key {keys.key_id}: {b64u(keys.verify_key_bytes)}")
     click.echo(f"node info for the board (add-node --replace): {path}")
@@ -111,12 +112,12 @@ def _write_info(settings: NodeSettings, keys: NodeKeys, out: Path | None) -> Pat
             verify_key=keys.verify_key_bytes, enc_public_key=keys.enc_public_bytes,
         )
     except FederationError as exc:
-        _fail(exc.message)
+        _fail(exc.message, exc.code)
     path = out or settings.data_dir / "node-info.json"
     try:
         path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {path}: {exc.strerror}")
+        _fail(f"cannot write {path}: {exc.strerror}", "os_error")
     return path
 
 

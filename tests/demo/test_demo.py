@@ -82,7 +82,7 @@ def test_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["demo", "--dir", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
-        f"error: {tmp_path} is not empty; give a new or empty directory"]
+        f"Error: {tmp_path} is not empty; give a new or empty directory [dir_not_empty]"]
 
 
 def test_demo_needs_one_node_per_discipline() -> None:
@@ -139,3 +139,14 @@ async def test_serve_mode_logins_work_for_every_role(tmp_path: Path) -> None:
     wrong = seen.pop("node/wrong")
     assert wrong not in (302, 303)
     assert all(status in (302, 303) for status in seen.values()), seen
+
+
+def test_public_info_without_public_url_fails_in_the_cli_style(tmp_path: Path) -> None:
+    cfg = tmp_path / "node.toml"
+    cfg.write_text(f'node_id = "agency-1"\nname = "Agency"\ndata_dir = "{tmp_path}"\n')
+    result = CliRunner().invoke(main, ["node", "public-info", "--config", str(cfg)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: set public_url in the config (or PEERNET_PUBLIC_URL): the roster lists it "
+        "[config]"]
+    assert not (tmp_path / "node-info.json").exists()
