@@ -114,6 +114,7 @@ def _secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
 async def _with_context(settings: NodeSettings, fn: Callable[[NodeContext], Awaitable[T]],
                         keys: NodeKeys | None = None,
                         pseudonyms: Pseudonymizer | None = None, *, sign: bool = True) -> T:
+    await require_initialised(settings, None)  # never create an empty node silently
     db = Database(make_engine(settings.db_url))
     try:
         await migrate(db.engine, "node:migrations")

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from federation.cli_errors import CliError
 from federation.clock import SystemClock
@@ -33,7 +33,7 @@ from node import audit
 from node.accounts import create_user
 from node.config import NodeSettings
 from node.context import NodeContext
-from node.db import Database, User, table_of
+from node.db import AuditEntry, Database, User, table_of
 from node.pseudonym import Pseudonymizer, create_key_file, load_key_file
 from node.schemas import UserIn
 
@@ -126,12 +126,18 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(u.database)
 
 
-async def require_initialised(settings: NodeSettings, config_path: Path) -> None:
-    """Refuse to serve a database that holds no node."""
+def _has_table(conn: Connection, name: str) -> bool:
+    return bool(conn.dialect.has_table(conn, name))
+
+
+async def require_initialised(settings: NodeSettings, config_path: Path | None) -> None:
+    """Refuse to serve, or run any other command on, a database that holds no node (every
+    command but `init` would otherwise create the schema and act on an empty node)."""
     where = redact(settings.db_url)
+    in_config = f"in {config_path}" if config_path is not None else "in the config file"
     hint = (f"the database {where} holds no node (it was never initialised): create the "
             f"node with `peernet node init --config <new file> --db-url ...`, or point db_url "
-            f"in {config_path} at this node's database")
+            f"{in_config} at this node's database")
     path = _sqlite_file(settings.db_url)
     if path is not None and not path.exists():
         raise CliError(hint, "not_initialised")  # connecting would create the file
@@ -139,13 +145,13 @@ async def require_initialised(settings: NodeSettings, config_path: Path) -> None
         engine = make_engine(settings.db_url)
         try:
             async with engine.connect() as conn:
-                has_users = await conn.run_sync(
-                    lambda c: c.dialect.has_table(c, "users"))
                 count = 0
-                if has_users:
-                    users = table_of(User)
-                    count = (await conn.execute(select(func.count()).select_from(users))
-                             ).scalar_one()
+                # A node holds its users or, at least, its audit log (init's first entry).
+                for model in (User, AuditEntry):
+                    table = table_of(model)
+                    if not count and await conn.run_sync(_has_table, table.name):
+                        count = (await conn.execute(
+                            select(func.count()).select_from(table))).scalar_one()
         finally:
             await engine.dispose()
     if not count:

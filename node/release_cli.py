@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +23,7 @@ from federation.database import make_engine, migrate
 from federation.roster import Policy
 from node.db import Database
 from node.errors import NodeError
+from node.init_flow import require_initialised
 from node.ledger import ledger_entries, record_release
 from node.release_schema import ReleasePolicy
 
@@ -29,11 +31,13 @@ __all__ = ["ledger_command", "register", "release_command"]
 
 
 def _settings(config: str | None) -> Any:
-    from pathlib import Path
-
     from node.config import NodeSettings
 
     return NodeSettings.load(Path(config) if config else None)
+
+
+def _config_path(config: str | None) -> Path | None:
+    return Path(config) if config else None
 
 
 async def _roster_view(db: Database, node_id: str) -> tuple[ReleasePolicy, dict[str, str] | None]:
@@ -55,6 +59,7 @@ async def _release(config: str | None, month: str) -> dict[str, Any]:
 
     settings = _settings(config)
     keys, _ = load_secrets(settings)
+    await require_initialised(settings, _config_path(config))
     db = Database(make_engine(settings.db_url))
     try:
         await migrate(db.engine, "node:migrations")
@@ -71,6 +76,7 @@ async def _release(config: str | None, month: str) -> dict[str, Any]:
 
 async def _ledger(config: str | None) -> list[dict[str, Any]]:
     settings = _settings(config)
+    await require_initialised(settings, _config_path(config))
     db = Database(make_engine(settings.db_url))
     try:
         await migrate(db.engine, "node:migrations")

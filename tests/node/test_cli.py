@@ -159,3 +159,39 @@ def test_serve_refuses_a_database_never_initialised(tmp_path: Path, db_url: str)
 
 def sqlite_url_for(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'first.db'}"
+
+
+@pytest.mark.parametrize("args", [
+    ["user", "add", "sam", "--role", "peer_supporter", "--password-stdin"],
+    ["token", "create", "--user", "admin"],
+    ["release", "--month", "2026-01"],
+])
+def test_other_commands_refuse_a_database_never_initialised(
+        tmp_path: Path, db_url: str, args: list[str]) -> None:
+    """Issue 13 item 7 for every command but init and serve: they used to create the schema
+    on a database never initialised and act on an empty node (user add made its first user)."""
+    from sqlalchemy import inspect
+
+    from federation.database import make_engine
+
+    cfg = _init(CliRunner(), tmp_path, sqlite_url_for(tmp_path))
+    cfg.write_text(cfg.read_text().replace(
+        f'db_url = "{sqlite_url_for(tmp_path)}"', f'db_url = "{db_url}"'))
+    r = CliRunner().invoke(node_group, [*args, "--config", str(cfg)],
+                           input="sam password 12\n", env={"PEERNET_PASSPHRASE": PHRASE})
+    assert r.exit_code == 1, r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1 and line.endswith("[not_initialised]"), line
+    assert "peernet node init" in line
+
+    async def tables() -> list[str]:
+        engine = make_engine(db_url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(lambda c: inspect(c).get_table_names())
+        finally:
+            await engine.dispose()
+
+    import asyncio
+
+    assert asyncio.run(tables()) == []  # nothing was created

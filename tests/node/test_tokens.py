@@ -122,8 +122,11 @@ async def test_token_routes_are_in_the_openapi_document(make_node: MakeNode) -> 
 def test_cli_token_list_and_revoke(tmp_path: Path, db_url: str) -> None:
     runner = CliRunner()
     cfg = tmp_path / "node.toml"
-    cfg.write_text(f'node_id = "metro-fire"\nname = "Metro Fire"\n'
-                   f'data_dir = "{tmp_path}"\ndb_url = "{db_url}"\n', encoding="utf-8")
+    r = runner.invoke(node_group, [  # a node command refuses a database never initialised
+        "init", "--config", str(cfg), "--node-id", "metro-fire", "--name", "Metro Fire",
+        "--data-dir", str(tmp_path / "data"), "--db-url", db_url, "--password-stdin",
+    ], input=PASSWORD + "\n", env={"PEERNET_PASSPHRASE": "a long enough passphrase"})
+    assert r.exit_code == 0, r.output
     r = runner.invoke(node_group, ["user", "add", "--config", str(cfg), "sam",
                                    "--role", "peer_supporter", "--password-stdin"],
                       input=PASSWORD + "\n")

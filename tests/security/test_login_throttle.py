@@ -338,8 +338,11 @@ def test_cli_unlock_hub(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyP
 def test_cli_unlock_node(tmp_path: Path, db_url: str) -> None:
     runner = CliRunner()
     node_cfg = tmp_path / "node.toml"
-    node_cfg.write_text(f'node_id = "metro-fire"\nname = "Metro Fire"\n'
-                        f'data_dir = "{tmp_path}"\ndb_url = "{db_url}"\n', encoding="utf-8")
+    r = runner.invoke(node_group, [  # a node command refuses a database never initialised
+        "init", "--config", str(node_cfg), "--node-id", "metro-fire", "--name", "Metro Fire",
+        "--data-dir", str(tmp_path / "data"), "--db-url", db_url, "--password-stdin",
+    ], input=PASSWORD + "\n", env={"PEERNET_PASSPHRASE": "a long enough passphrase"})
+    assert r.exit_code == 0, r.output
     r = runner.invoke(node_group, ["user", "add", "--config", str(node_cfg), "sam",
                                    "--role", "peer_supporter", "--password-stdin"],
                       input=PASSWORD + "\n")
