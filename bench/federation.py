@@ -43,7 +43,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from federation.clock import SystemClock
 from federation.database import make_engine
 from federation.keystore import NodeKeys
-from federation.roster import Board, BoardPin, Policy, Roster, build_signed, roster_signature
+from federation.roster import Board, Policy, Roster, build_signed, roster_signature
+from federation.roster_acceptance import BoardPin
 from federation.service import FederationService
 from federation.store import METADATA
 from federation.transport import HopClient

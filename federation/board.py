@@ -32,19 +32,17 @@ from federation.errors import FedCode, FederationError
 from federation.roster import (
     MAX_OLD_SIGN_KEYS,
     Board,
-    BoardPin,
     NodeEntry,
     Policy,
     Revocation,
     Roster,
     RosterSignature,
     SignedRoster,
-    accept_first,
-    accept_next,
     build_signed,
     parse_signed_roster,
     roster_signature,
 )
+from federation.roster_acceptance import BoardPin, accept_first, accept_next
 from protocol.canonical import canonical_bytes, parse_json
 from protocol.encoding import b64u, sha256_b64u, unb64u
 from protocol.errors import ProtocolError

@@ -22,7 +22,7 @@ from federation.board import DAY_MS, BoardDir, read_pin, verify_roster_file
 from federation.board_keys import load_board_key, reseal_board_key
 from federation.clock import SystemClock
 from federation.errors import FederationError
-from federation.roster import parse_node_info
+from federation.node_info import parse_node_info
 from protocol.canonical import parse_json
 from protocol.errors import ProtocolError
 

@@ -1,4 +1,5 @@
-"""The signed roster: the state board's list of members, keys and policy (DESIGN section 5).
+"""The signed roster document: the state board's list of members, keys and policy
+(DESIGN section 5), its strict parsing and its signatures.
 
 Document on the wire and on disk:
 
@@ -9,21 +10,8 @@ received (never a re-serialized model). `roster.sha256` (the hash every envelope
 unpadded base64url SHA-256 of those same bytes, and a version's `prev_sha256` is that hash of
 the previous version.
 
-Acceptance rules (`accept_first`, `accept_next`):
-
-- version 1 needs a threshold of the board keys pinned at install (and of its own board, so a
-  roster can never name a board it was not signed by), and `prev_sha256 = null`;
-- version N+1 must be exactly N+1, name version N's hash in `prev_sha256`, and be signed by a
-  threshold of version N's board AND a threshold of N+1's board;
-- signatures count by distinct key bytes (two signatures by one key count once; key ids play
-  no part); a key revoked in either roster does not count;
-- `expires_ts` and `valid_until` are inclusive milliseconds: a roster is expired when
-  `now > expires_ts`. When catching up over several versions only the newest must be
-  unexpired (the older ones are links of the chain);
-- a roster issued more than the skew window in the future is refused.
-
-A node's published key material is exchanged with the board as "node info" JSON
-(`node_info_document` / `parse_node_info`), which `peernet board add-node` reads.
+Whether a signed roster may replace the current one is `federation.roster_acceptance`; the
+node-info document a node hands the board is `federation.node_info`.
 """
 
 from __future__ import annotations
@@ -49,16 +37,14 @@ from protocol.canonical import MAX_SAFE_INT, canonical_bytes, canonical_bytes_of
 from protocol.encoding import DECIMAL_PATTERN, b64u, sha256_b64u, unb64u
 from protocol.errors import ProtocolError
 from protocol.ids import KeyId, NodeId
-from protocol.messages import SHA256_PATTERN, SIGNATURE_PATTERN, Discipline, Measure
-from protocol.signing import Context, sign, verify
+from protocol.signing import Context, sign
+from protocol.vocabulary import Discipline, Measure
+from protocol.wire_types import SHA256_PATTERN, SIGNATURE_PATTERN
 
 __all__ = [
     "MAX_OLD_SIGN_KEYS",
-    "NODE_INFO_FORMAT",
-    "SKEW_MS",
     "ActivationRule",
     "Board",
-    "BoardPin",
     "NodeEntry",
     "NodeRole",
     "Policy",
@@ -69,19 +55,10 @@ __all__ = [
     "RosterSignature",
     "SignKey",
     "SignedRoster",
-    "accept_first",
-    "accept_next",
     "build_signed",
-    "check_time",
-    "node_info_document",
-    "parse_node_info",
     "parse_signed_roster",
     "roster_signature",
-    "valid_signers",
 ]
-
-SKEW_MS = 5 * 60 * 1000
-NODE_INFO_FORMAT = "peernet-node-info-v1"
 
 
 # 32 bytes in unpadded base64url has the same shape as a SHA-256.
@@ -105,7 +82,6 @@ Selector = Annotated[
         pattern=r"^(\*|[a-z0-9][a-z0-9-]{2,62}|region:[a-z0-9][a-z0-9-]{0,62}|discipline:[a-z0-9_]{1,32})$"
     ),
 ]
-
 
 def _member_of(cls: type[StrEnum]) -> Any:
     """A strict string that must be one of the enum's values (kept as a plain `str`)."""
@@ -345,159 +321,3 @@ def roster_signature(key: nacl.signing.SigningKey, roster_bytes: bytes) -> Roste
     """One board member's signature over the canonical roster bytes."""
     value = sign(key, Context.ROSTER, roster_bytes)
     return RosterSignature(key=b64u(bytes(key.verify_key)), value=b64u(value))
-
-
-def valid_signers(
-    signed: SignedRoster, allowed: frozenset[bytes], revoked: frozenset[bytes] = frozenset()
-) -> frozenset[bytes]:
-    """Distinct allowed, unrevoked keys whose signature over the roster bytes verifies."""
-    good: set[bytes] = set()
-    for s in signed.signatures:
-        key = unb64u(s.key)
-        if key not in allowed or key in revoked or key in good:
-            continue
-        try:
-            verify(key, Context.ROSTER, signed.roster_bytes, unb64u(s.value))
-        except ProtocolError:
-            continue
-        good.add(key)
-    return frozenset(good)
-
-
-@dataclass(frozen=True)
-class BoardPin:
-    """The board keys and threshold pinned in a server's config at install."""
-
-    keys: frozenset[bytes]
-    threshold: int
-
-    @classmethod
-    def from_strings(cls, keys: list[str], threshold: int) -> BoardPin:
-        decoded = frozenset(unb64u(k) for k in keys)
-        if threshold < 1 or threshold > len(decoded):
-            raise FederationError(FedCode.BAD_INPUT, "pinned board threshold out of range")
-        return cls(decoded, threshold)
-
-
-def check_time(signed: SignedRoster, now_ms: int) -> None:
-    r = signed.roster
-    if now_ms > r.expires_ts:
-        raise FederationError(FedCode.ROSTER_EXPIRED, f"roster version {r.version} has expired")
-    if r.issued_ts > now_ms + SKEW_MS:
-        raise FederationError(
-            FedCode.ROSTER_NOT_YET_VALID, f"roster version {r.version} is issued in the future"
-        )
-
-
-def _threshold(signed: SignedRoster, board: Board, revoked: frozenset[bytes], which: str) -> None:
-    n = len(valid_signers(signed, board.key_bytes(), revoked))
-    if n < board.threshold:
-        raise FederationError(
-            FedCode.ROSTER_THRESHOLD,
-            f"roster version {signed.version} has {n} valid signatures of {which}, "
-            f"needs {board.threshold}",
-        )
-
-
-def accept_first(
-    signed: SignedRoster, pin: BoardPin, now_ms: int, *, check_expiry: bool = True
-) -> None:
-    """Raise unless `signed` is an acceptable version 1 under the pinned board."""
-    r = signed.roster
-    if r.version != 1:
-        raise FederationError(FedCode.ROSTER_VERSION, "the first roster must be version 1")
-    if check_expiry:
-        check_time(signed, now_ms)
-    revoked = r.revoked_keys()
-    n = len(valid_signers(signed, pin.keys, revoked))
-    if n < pin.threshold:
-        raise FederationError(
-            FedCode.ROSTER_THRESHOLD,
-            f"roster version 1 has {n} valid signatures of the pinned board, needs {pin.threshold}",
-        )
-    _threshold(signed, r.board, revoked, "its own board")
-
-
-def accept_next(
-    current: SignedRoster, nxt: SignedRoster, now_ms: int, *, check_expiry: bool = True
-) -> None:
-    """Raise unless `nxt` is an acceptable successor of `current`."""
-    if nxt.version != current.version + 1:
-        raise FederationError(
-            FedCode.ROSTER_VERSION,
-            f"expected roster version {current.version + 1}, got {nxt.version}",
-        )
-    if nxt.roster.prev_sha256 != current.sha256:
-        raise FederationError(
-            FedCode.ROSTER_CHAIN, f"roster version {nxt.version} does not follow the current one"
-        )
-    if check_expiry:
-        check_time(nxt, now_ms)
-    revoked = nxt.roster.revoked_keys() | current.roster.revoked_keys()
-    _threshold(nxt, current.roster.board, revoked, f"version {current.version}'s board")
-    _threshold(nxt, nxt.roster.board, revoked, "its own board")
-
-
-# --- node info: what a node hands the board to be listed ----------------------------------
-
-
-def node_info_document(
-    *,
-    node_id: str,
-    name: str,
-    disciplines: list[str],
-    region: str,
-    endpoint: str,
-    key_id: str,
-    verify_key: bytes,
-    enc_public_key: bytes,
-    roles: list[str] | None = None,
-) -> dict[str, Any]:
-    """The public info JSON a node (or hub) gives the board (`peernet board add-node`).
-
-    `{"format": "peernet-node-info-v1", "node": <a roster node entry>}`; validated here so a
-    bad value is caught on the node's side before it reaches the board.
-    """
-    entry = {
-        "node_id": node_id,
-        "name": name,
-        "disciplines": disciplines,
-        "region": region,
-        "roles": roles or ["agency"],
-        "endpoint": endpoint,
-        "sign_keys": {key_id: {"key": b64u(verify_key), "valid_until": None}},
-        "old_sign_keys": {},
-        "enc_key": b64u(enc_public_key),
-    }
-    try:
-        NodeEntry.model_validate(entry)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise FederationError(
-            FedCode.BAD_INPUT, f"invalid node info at {loc}: {first['msg']}", loc
-        ) from None
-    return {"format": NODE_INFO_FORMAT, "node": entry}
-
-
-def parse_node_info(data: bytes) -> NodeEntry:
-    try:
-        doc = parse_json(data)
-    except ProtocolError as exc:
-        raise FederationError(
-            FedCode.BAD_INPUT, f"node info is not strict JSON: {exc.detail}"
-        ) from None
-    if (
-        not isinstance(doc, dict)
-        or doc.get("format") != NODE_INFO_FORMAT
-        or set(doc) != {"format", "node"}
-    ):
-        raise FederationError(FedCode.BAD_INPUT, f"not a {NODE_INFO_FORMAT} document")
-    try:
-        return NodeEntry.model_validate(doc["node"])
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise FederationError(
-            FedCode.BAD_INPUT, f"invalid node info at {loc}: {first['msg']}", loc
-        ) from None

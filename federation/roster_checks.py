@@ -18,7 +18,8 @@ what it already holds, so a document is judged on its own signatures first:
 from __future__ import annotations
 
 from federation.errors import FedCode, FederationError
-from federation.roster import BoardPin, SignedRoster, accept_first, accept_next
+from federation.roster import SignedRoster
+from federation.roster_acceptance import BoardPin, accept_first, accept_next
 from protocol.encoding import unb64u
 from protocol.errors import ProtocolError
 from protocol.signing import Context, verify

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from federation.errors import FedCode, FederationError
-from federation.roster import SignedRoster, accept_first, accept_next, parse_signed_roster
+from federation.roster import SignedRoster, parse_signed_roster
+from federation.roster_acceptance import accept_first, accept_next
 from federation.roster_state import RosterState
 from federation.transport import read_bounded
 

@@ -35,7 +35,8 @@ from collections.abc import Iterable
 
 from federation.clock import Clock
 from federation.errors import FedCode, FederationError
-from federation.roster import BoardPin, NodeEntry, NodeRole, Policy, SignedRoster
+from federation.roster import NodeEntry, NodeRole, Policy, SignedRoster
+from federation.roster_acceptance import BoardPin
 from federation.roster_alarms import Alarm, split_view_reason
 from federation.roster_checks import check_link
 from protocol.encoding import unb64u

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from federation.clock import Clock
 from federation.errors import FedCode, FederationError, error_body
-from federation.roster import BoardPin, SignedRoster, parse_signed_roster
+from federation.roster import SignedRoster, parse_signed_roster
+from federation.roster_acceptance import BoardPin
 from federation.roster_alarms import list_alarms as list_alarm_rows
 from federation.roster_alarms import store_alarms
 from federation.roster_fetch import ROSTER_PATH, fetch_chain

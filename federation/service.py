@@ -39,7 +39,7 @@ from federation.delivery import OutboxDelivery
 from federation.errors import FedCode, FederationError
 from federation.inbox import Handler, HandlerRegistry, Inbox, WriteTx
 from federation.keystore import NodeKeys
-from federation.roster import BoardPin
+from federation.roster_acceptance import BoardPin
 from federation.roster_sync import RosterStore, roster_routes
 from federation.sending import BATCH_LINGER_MS, OutboxSending
 from federation.store import OutboxState, outbox

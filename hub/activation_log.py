@@ -5,7 +5,7 @@ opens them), several at once as one `activation_statuses` after a burst. The han
 each body's fields plus who reported it and when; a node may only report activations it is
 a party to (`from` must be the requester or the responder), anything else is refused as
 `bad_body`. Nothing here can hold a name, a narrative or a record: the body model
-(`protocol.messages.ActivationStatusBody`) has no such field.
+(`protocol.hub_bodies.ActivationStatusBody`) has no such field.
 
 Operators (and board analysts) read it through `GET /api/v1/activation-log`.
 """
@@ -22,7 +22,7 @@ from federation.prepared import Prepared
 from hub.db import Base
 from protocol.envelope import Opened
 from protocol.errors import Code
-from protocol.messages import ActivationStatusBody, ActivationStatusesBody
+from protocol.hub_bodies import ActivationStatusBody, ActivationStatusesBody
 
 __all__ = ["activation_log", "list_entries", "record_status"]
 

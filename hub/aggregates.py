@@ -54,8 +54,9 @@ from protocol.canonical import canonical_bytes
 from protocol.encoding import sha256_b64u
 from protocol.envelope import KeyResolver
 from protocol.errors import ProtocolError
-from protocol.messages import AggregateReleaseBody, Measure
+from protocol.hub_bodies import AggregateReleaseBody
 from protocol.release import verify_release
+from protocol.vocabulary import Measure
 
 __all__ = [
     "AggregateAlarm",

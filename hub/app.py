@@ -43,7 +43,7 @@ from federation.clock import Clock, SystemClock
 from federation.database import make_engine, migrate
 from federation.errors import FederationError, error_body
 from federation.keystore import KeystoreError, NodeKeys
-from federation.roster import BoardPin
+from federation.roster_acceptance import BoardPin
 from federation.service import FederationService
 from federation.websecurity import body_limit, security_headers
 from hub import audit_anchors, dashboard, openapi, stats_api, users

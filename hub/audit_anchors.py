@@ -48,7 +48,8 @@ from protocol.audit_head import verify_head
 from protocol.encoding import unb64u
 from protocol.envelope import Opened
 from protocol.errors import Code, ProtocolError
-from protocol.messages import AuditAnchorBody, MessageType
+from protocol.hub_bodies import AuditAnchorBody
+from protocol.messages import MessageType
 from protocol.request_auth import verify_request
 
 __all__ = ["ANCHOR_PATH", "CONFLICT_KIND", "AnchorRefused", "accept_anchor", "anchors",

@@ -32,7 +32,7 @@ from federation.database import make_engine, migrate
 from federation.db_errors import probe_database
 from federation.init_checks import check_passphrase, leftover_keys, prepare_config_path, prepare_dir
 from federation.keystore import KeystoreError, NodeKeys, rotate_key_file
-from federation.roster import node_info_document
+from federation.node_info import node_info_document
 from federation.roster_sync import RosterStore
 from federation.server_process import run_server
 from federation.settings import write_config
@@ -191,7 +191,7 @@ def install_roster_cmd(config_path: Path, roster_file: Path) -> None:
         engine = make_engine(settings.db_url)
         try:
             await migrate(engine, "hub:migrations")
-            from federation.roster import BoardPin
+            from federation.roster_acceptance import BoardPin
 
             pin = BoardPin.from_strings(
                 settings.board_keys, settings.board_threshold or len(settings.board_keys)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from protocol.messages import Discipline, Intervention, Mechanism
+from protocol.vocabulary import Discipline, Intervention, Mechanism
 
 __all__ = [
     "ACTIVATION_TYPES",

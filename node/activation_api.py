@@ -54,7 +54,7 @@ from node.routes import Route, add_routes
 from node.vocabulary import Role
 from node.web import json_body, principal
 from protocol.ids import NodeId, is_msg_id
-from protocol.messages import Discipline
+from protocol.vocabulary import Discipline
 
 __all__ = [
     "ACTIVATIONS",

@@ -42,7 +42,7 @@ import aiohttp
 import click
 
 from node.activation_output import render
-from protocol.messages import (
+from protocol.vocabulary import (
     AgencyRole,
     CancelReason,
     DeclineReason,

@@ -48,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from node.db import Base, enum_column
-from protocol.messages import ActivationState, Discipline
+from protocol.vocabulary import ActivationState, Discipline
 
 __all__ = [
     "Activation",

@@ -22,13 +22,10 @@ from node.activation_rows import EARLY, A, ActRow, L, S, find, leg_of, legs_of
 from node.activation_states import OPEN_STATES, Event, step
 from node.activation_views import overall_state, view
 from node.activation_writes import apply_leg, record_event, report, set_own_state, step_or_refuse
-from protocol.messages import (
-    ActivationCancelBody,
-    ActivationState,
-    CancelReason,
-    MessageType,
-    wire_json,
-)
+from protocol.activation_bodies import ActivationCancelBody
+from protocol.messages import MessageType
+from protocol.vocabulary import ActivationState, CancelReason
+from protocol.wire_types import wire_json
 
 __all__ = [
     "cancel",

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from protocol.messages import Intervention
+from protocol.vocabulary import Intervention
 
 __all__ = [
     "DAY_MS",

@@ -65,19 +65,18 @@ from node.activation_responder import STAGE_EVENTS
 from node.activation_rows import EARLY, A, ActRow, L, LegRow, json_text, leg_of, legs_of, load
 from node.activation_states import Event
 from node.activation_writes import merge_leg, record_event, report, require_one_row, step_or_refuse
-from protocol.envelope import SKEW_MS
-from protocol.messages import (
-    BODY_MODELS,
+from protocol.activation_bodies import (
     ActivationAcceptBody,
     ActivationCancelBody,
     ActivationDeclineBody,
     ActivationOfferBody,
     ActivationRequestBody,
-    ActivationState,
     ActivationUpdateBody,
-    MessageType,
-    wire_json,
 )
+from protocol.envelope import SKEW_MS
+from protocol.messages import BODY_MODELS, MessageType
+from protocol.vocabulary import ActivationState
+from protocol.wire_types import wire_json
 
 __all__ = [
     "ACTIVATION_TYPES",

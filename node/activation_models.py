@@ -13,25 +13,22 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocol.activation_bodies import Contact
+from protocol.hub_bodies import MAX_STATUS_RESPONDERS
 from protocol.ids import MsgId, NodeId
-from protocol.messages import (
-    MAX_STATUS_RESPONDERS,
+from protocol.vocabulary import (
     ActivationState,
     AgencyRole,
     CancelReason,
-    Contact,
-    ContactNote,
     DeclineReason,
     Discipline,
-    IncidentRef,
     IncidentType,
     Intervention,
-    LocationCode,
     OfferCondition,
     Priority,
     Stage,
-    Ts,
 )
+from protocol.wire_types import ContactNote, IncidentRef, LocationCode, Ts
 
 __all__ = [
     "AcceptIn",

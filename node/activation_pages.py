@@ -41,7 +41,7 @@ from node.routes import NavItem, Route, add_nav, add_routes
 from node.vocabulary import Role
 from node.web import principal, render, validation_error
 from protocol.ids import is_msg_id
-from protocol.messages import (
+from protocol.vocabulary import (
     AgencyRole,
     CancelReason,
     DeclineReason,

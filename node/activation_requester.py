@@ -34,14 +34,14 @@ from node.activation_writes import (
     set_own_state,
     step_or_refuse,
 )
-from protocol.messages import (
+from protocol.activation_bodies import (
     ActivationAcceptBody,
     ActivationDeclineBody,
     ActivationRequestBody,
-    DeclineReason,
-    MessageType,
-    wire_json,
 )
+from protocol.messages import MessageType
+from protocol.vocabulary import DeclineReason
+from protocol.wire_types import wire_json
 
 __all__ = [
     "accept_offer",

@@ -18,15 +18,14 @@ from node.activation_rows import find, json_text, legs_of, wire_body
 from node.activation_states import Event
 from node.activation_views import view
 from node.activation_writes import apply_leg, require_open_request, require_side, step_or_refuse
-from protocol.messages import (
+from protocol.activation_bodies import (
     ActivationDeclineBody,
     ActivationOfferBody,
     ActivationUpdateBody,
-    DeclineReason,
-    MessageType,
-    Stage,
-    wire_json,
 )
+from protocol.messages import MessageType
+from protocol.vocabulary import DeclineReason, Stage
+from protocol.wire_types import wire_json
 
 __all__ = [
     "STAGE_EVENTS",

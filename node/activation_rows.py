@@ -28,7 +28,8 @@ from node.activation_db import (
     Side,
 )
 from node.activation_errors import ActivationCode, ActivationError
-from protocol.messages import ActivationOfferBody, ActivationRequestBody, ActivationState
+from protocol.activation_bodies import ActivationOfferBody, ActivationRequestBody
+from protocol.vocabulary import ActivationState
 
 __all__ = [
     "A",

@@ -49,7 +49,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
-from protocol.messages import ActivationState
+from protocol.vocabulary import ActivationState
 
 __all__ = [
     "EVENT_TARGETS",

@@ -27,7 +27,9 @@ from node.activation_models import (
 )
 from node.activation_rows import A, ActRow, L, LegRow, find, legs_of
 from node.activation_states import summarize
-from protocol.messages import ActivationRequestBody, ActivationState, wire_json
+from protocol.activation_bodies import ActivationRequestBody
+from protocol.vocabulary import ActivationState
+from protocol.wire_types import wire_json
 
 __all__ = [
     "get",

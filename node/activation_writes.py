@@ -29,13 +29,10 @@ from node.activation_states import (
     merge,
     step,
 )
-from protocol.messages import (
-    ActivationState,
-    ActivationStatusBody,
-    MessageType,
-    StatusCounts,
-    wire_json,
-)
+from protocol.hub_bodies import ActivationStatusBody, StatusCounts
+from protocol.messages import MessageType
+from protocol.vocabulary import ActivationState
+from protocol.wire_types import wire_json
 
 __all__ = [
     "apply_leg",

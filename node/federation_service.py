@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from federation.roster import BoardPin
+from federation.roster_acceptance import BoardPin
 from federation.service import FederationService
 from federation.transport import SEND_PATH
 from node.appkeys import CLOCK, DB, KEYS, SETTINGS

@@ -37,7 +37,10 @@ from node.activation_models import HandoffIn, HandoffOut
 from node.activation_rows import ActRow, LegRow, find, legs_of, load, wire_body
 from node.db import User, table_of
 from node.vocabulary import Role
-from protocol.messages import ActivationState, FollowupHandoffBody, MessageType, wire_json
+from protocol.activation_bodies import FollowupHandoffBody
+from protocol.messages import MessageType
+from protocol.vocabulary import ActivationState
+from protocol.wire_types import wire_json
 
 __all__ = [
     "apply_handoff",

@@ -26,8 +26,8 @@ from node.release_schema import CELL_KEYS, SCHEMA, TRUNCATION, UNIT, ReleasePoli
 from protocol.canonical import canonical_bytes
 from protocol.encoding import format_decimal, sha256_b64u
 from protocol.ids import new_ulid
-from protocol.messages import wire_json
 from protocol.release import sign_release
+from protocol.wire_types import wire_json
 
 __all__ = [
     "SignedRelease",

@@ -86,7 +86,7 @@ from node.release_schema import (
     SCHEMA,
     ReleasePolicy,
 )
-from protocol.messages import Measure, Mechanism
+from protocol.vocabulary import Measure, Mechanism
 
 __all__ = [
     "Calibration",

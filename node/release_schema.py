@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from node.vocabulary import ActivationType, Intervention, RecipientDiscipline, Referral
-from protocol.messages import Measure, Mechanism
+from protocol.vocabulary import Measure, Mechanism
 
 __all__ = [
     "ACTIVATION_TYPES",

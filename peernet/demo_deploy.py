@@ -2,7 +2,7 @@
 agency hands its state board, and a signing key rotation that produces the next one.
 
 `peernet board add-node --info FILE` reads a `peernet-node-info-v1` document
-(`federation.roster.node_info_document`): node id, name, disciplines, region, endpoint and
+(`federation.node_info.node_info_document`): node id, name, disciplines, region, endpoint and
 the public halves of the node's keys. `peernet hub init` writes the hub's; nothing in the
 node CLI wrote a node's yet, so the README's deployment steps and the Docker entrypoint
 had no way to list a node. This command fills that gap from the node's config and key file
@@ -29,7 +29,7 @@ import click
 from federation.cli_errors import CliError
 from federation.errors import FederationError
 from federation.keystore import KeystoreError, NodeKeys, rotate_key_file
-from federation.roster import node_info_document
+from federation.node_info import node_info_document
 from node.config import NodeSettings
 from node.errors import NodeError
 from protocol.encoding import b64u

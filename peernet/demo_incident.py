@@ -51,7 +51,7 @@ from node.encounters import create_encounter
 from node.schemas import EncounterIn
 from peernet.demo_network import DemoNetwork, Server
 from peernet.demo_seed import UserSet
-from protocol.messages import CancelReason, DeclineReason, Stage
+from protocol.vocabulary import CancelReason, DeclineReason, Stage
 
 __all__ = ["IncidentResult", "play_incident", "states_reached"]
 

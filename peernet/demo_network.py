@@ -3,7 +3,7 @@
 Everything is the real thing, wired the way an operator would wire it, only in-process:
 
 - the board is a `federation.board.BoardDir` (keys sealed at rest, a draft roster); each
-  server hands it a node-info document (`federation.roster.node_info_document`), the board
+  server hands it a node-info document (`federation.node_info.node_info_document`), the board
   adds it to the draft, a threshold of key holders sign it, `combine` checks the signatures
   against the acceptance rules and writes the signed roster, and `verify_roster_file`
   checks it once more against the pinned board, as `peernet roster verify` does;
@@ -35,8 +35,9 @@ from pydantic import SecretStr
 
 from federation.board import BoardDir, load_board_key, read_pin, verify_roster_file
 from federation.keystore import NodeKeys
+from federation.node_info import node_info_document, parse_node_info
 from federation.passwords import MIN, PasswordHasher
-from federation.roster import SignedRoster, node_info_document, parse_node_info
+from federation.roster import SignedRoster
 from federation.service import FederationService
 from federation.store import OutboxState
 from hub.app import create_app as create_hub_app

@@ -14,6 +14,16 @@ ids), `signing` (domain-separated Ed25519), `sealing` (padding and sealed boxes)
 
 from __future__ import annotations
 
+from protocol.activation_bodies import (
+    ActivationAcceptBody,
+    ActivationCancelBody,
+    ActivationDeclineBody,
+    ActivationOfferBody,
+    ActivationRequestBody,
+    ActivationUpdateBody,
+    Contact,
+    FollowupHandoffBody,
+)
 from protocol.batch import (
     MAX_BATCH_BYTES,
     build_batch,
@@ -58,6 +68,13 @@ from protocol.errors import (
     Code,
     ProtocolError,
 )
+from protocol.hub_bodies import (
+    ActivationStatusBody,
+    AggregateReleaseBody,
+    Bounds,
+    Release,
+    StatusCounts,
+)
 from protocol.ids import (
     CROCKFORD,
     KEY_ID_PATTERN,
@@ -79,43 +96,14 @@ from protocol.ids import (
 )
 from protocol.messages import (
     BODY_MODELS,
-    SHA256_PATTERN,
-    SIGNATURE_PATTERN,
     AckBody,
     AckStatus,
-    ActivationAcceptBody,
-    ActivationCancelBody,
-    ActivationDeclineBody,
-    ActivationOfferBody,
-    ActivationRequestBody,
-    ActivationState,
-    ActivationStatusBody,
-    ActivationUpdateBody,
-    AggregateReleaseBody,
     BatchResponse,
     BatchResult,
-    Bounds,
-    CancelReason,
-    Contact,
-    DeclineReason,
-    Discipline,
-    FollowupHandoffBody,
-    IncidentType,
     InnerMessage,
-    Intervention,
-    Measure,
-    Mechanism,
     MessageType,
-    OfferCondition,
     OuterEnvelope,
-    Priority,
-    Release,
     RosterRef,
-    Signature,
-    Stage,
-    StatusCounts,
-    WireModel,
-    wire_json,
 )
 from protocol.release import (
     sign_release,
@@ -145,6 +133,20 @@ from protocol.signing import (
     signing_input,
     verify,
 )
+from protocol.vocabulary import (
+    ActivationState,
+    CancelReason,
+    DeclineReason,
+    Discipline,
+    IncidentType,
+    Intervention,
+    Measure,
+    Mechanism,
+    OfferCondition,
+    Priority,
+    Stage,
+)
+from protocol.wire_types import SHA256_PATTERN, SIGNATURE_PATTERN, Signature, WireModel, wire_json
 
 __all__ = [
     "AckBody",

@@ -20,12 +20,8 @@ from protocol.canonical import (
 from protocol.envelope import MAX_BATCH, MAX_ENVELOPE_BYTES, malformed
 from protocol.errors import Code, ProtocolError
 from protocol.ids import is_msg_id
-from protocol.messages import (
-    AckStatus,
-    BatchResponse,
-    BatchResult,
-    wire_json,
-)
+from protocol.messages import AckStatus, BatchResponse, BatchResult
+from protocol.wire_types import wire_json
 
 __all__ = [
     "MAX_BATCH_BYTES",

@@ -35,17 +35,10 @@ from protocol.canonical import (
 from protocol.encoding import b64u, sha256_b64u
 from protocol.errors import Code, ProtocolError
 from protocol.ids import check_msg_id, check_node_id, key_id
-from protocol.messages import (
-    BODY_MODELS,
-    SHA256_PATTERN,
-    InnerMessage,
-    MessageType,
-    OuterEnvelope,
-    RosterRef,
-    wire_json,
-)
+from protocol.messages import BODY_MODELS, InnerMessage, MessageType, OuterEnvelope, RosterRef
 from protocol.sealing import pad, seal
 from protocol.signing import Context, sign
+from protocol.wire_types import SHA256_PATTERN, wire_json
 
 __all__ = [
     "KeyResolver",

@@ -55,13 +55,9 @@ from protocol.envelope import (
 )
 from protocol.errors import Code, ProtocolError
 from protocol.ids import is_key_id, is_msg_id, is_node_id
-from protocol.messages import (
-    SHA256_PATTERN,
-    OuterEnvelope,
-    RosterRef,
-    Signature,
-)
+from protocol.messages import OuterEnvelope, RosterRef
 from protocol.signing import SIGNATURE_BYTES, VERIFY_KEY_BYTES, Context, signing_input
+from protocol.wire_types import SHA256_PATTERN, Signature
 
 __all__ = [
     "check_outer",

@@ -19,9 +19,10 @@ from protocol.canonical import canonical_bytes
 from protocol.encoding import b64u, unb64u
 from protocol.envelope import KeyResolver
 from protocol.errors import Code, ProtocolError
+from protocol.hub_bodies import AggregateReleaseBody, Release
 from protocol.ids import is_key_id, is_node_id, key_id
-from protocol.messages import AggregateReleaseBody, Release, wire_json
 from protocol.signing import Context, sign, verify
+from protocol.wire_types import wire_json
 
 __all__ = ["sign_release", "verify_release"]
 

@@ -19,7 +19,7 @@ from node.activation_models import ActivationOut, OfferIn
 from node.context import NodeContext
 from node.schemas import TokenIn, UserIn
 from node.vocabulary import Role
-from protocol.messages import ActivationState
+from protocol.vocabulary import ActivationState
 from tests.federation.network import Network, NodeHandle
 
 PASSWORD = "correct horse battery"

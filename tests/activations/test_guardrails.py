@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.activation_guardrails import DAY_MS, WarningCode, timing_warnings
-from protocol.messages import Intervention as I
+from protocol.vocabulary import Intervention as I
 
 H = 3_600_000
 EVENT = 1_780_000_000_000

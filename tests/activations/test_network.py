@@ -16,7 +16,7 @@ from node import handoff
 from node.activation_db import ActivationEarly, Handoff
 from node.activation_models import CancelIn, HandoffIn
 from node.vocabulary import Role
-from protocol.messages import ActivationState, DeclineReason, Stage
+from protocol.vocabulary import ActivationState, DeclineReason, Stage
 from tests.activations.helpers import HOUR, request_in
 from tests.activations.netutil import actx, add_user, hub_log, offer, run_sweep, state_of, view
 from tests.federation.network import make_network

@@ -17,7 +17,8 @@ from node.activation_models import OfferIn
 from node.activation_states import Event, TransitionRefused, merge
 from node.db import Database
 from protocol.ids import new_ulid
-from protocol.messages import ActivationState, CancelReason, DeclineReason, MessageType
+from protocol.messages import MessageType
+from protocol.vocabulary import ActivationState, CancelReason, DeclineReason
 from tests.activations.helpers import HOUR, T0, make_ctx, node_db, request_in
 from tests.activations.test_service import OFFER, OFFER_IN, inbound, snapshot
 

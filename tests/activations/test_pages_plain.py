@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 
 from node.activation_db import Activation, Handoff
 from node.vocabulary import Role
-from protocol.messages import ActivationRequestBody, MessageType
+from protocol.activation_bodies import ActivationRequestBody
+from protocol.messages import MessageType
 from tests.activations.helpers import HOUR
 from tests.activations.netutil import PASSWORD, actx, add_user, offer, view
 from tests.federation.network import Network, NodeHandle, make_network

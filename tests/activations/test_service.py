@@ -18,14 +18,8 @@ from node.activation_inbound import Inbound, apply_inbound
 from node.activation_models import OfferIn
 from node.db import Database
 from protocol.ids import new_ulid
-from protocol.messages import (
-    BODY_MODELS,
-    ActivationState,
-    CancelReason,
-    DeclineReason,
-    MessageType,
-    Stage,
-)
+from protocol.messages import BODY_MODELS, MessageType
+from protocol.vocabulary import ActivationState, CancelReason, DeclineReason, Stage
 from tests.activations.helpers import HOUR, T0, add_user, make_ctx, node_db, request_in
 
 S = ActivationState

@@ -18,7 +18,7 @@ from node.activation_states import (
     step,
     summarize,
 )
-from protocol.messages import ActivationState as S
+from protocol.vocabulary import ActivationState as S
 
 LEGAL = {
     (S.DRAFT, Event.SUBMIT): S.REQUESTED,

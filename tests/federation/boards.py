@@ -16,7 +16,6 @@ from nacl.signing import SigningKey
 from federation.keystore import NodeKeys
 from federation.roster import (
     Board,
-    BoardPin,
     NodeEntry,
     Policy,
     Revocation,
@@ -25,6 +24,7 @@ from federation.roster import (
     build_signed,
     roster_signature,
 )
+from federation.roster_acceptance import BoardPin
 from protocol.canonical import canonical_bytes
 from protocol.encoding import b64u
 

@@ -12,7 +12,8 @@ from federation.board import BoardDir, read_pin
 from federation.board_cli import board_group, roster_group
 from federation.clock import SystemClock
 from federation.keystore import NodeKeys
-from federation.roster import node_info_document, parse_signed_roster
+from federation.node_info import node_info_document
+from federation.roster import parse_signed_roster
 from federation.roster_state import RosterState
 from protocol.encoding import b64u
 

@@ -7,14 +7,8 @@ import pytest
 from federation.clock import FakeClock
 from federation.errors import FedCode, FederationError
 from federation.keystore import NodeKeys
-from federation.roster import (
-    Revocation,
-    accept_first,
-    accept_next,
-    build_signed,
-    parse_signed_roster,
-    roster_signature,
-)
+from federation.roster import Revocation, build_signed, parse_signed_roster, roster_signature
+from federation.roster_acceptance import accept_first, accept_next
 from federation.roster_state import RosterState
 from protocol.encoding import b64u
 from protocol.errors import Code, ProtocolError

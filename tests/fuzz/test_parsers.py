@@ -28,7 +28,8 @@ from federation.clock import FakeClock
 from federation.errors import HTTP_STATUS as FED_STATUS
 from federation.errors import FederationError
 from federation.keystore import NodeKeys
-from federation.roster import parse_node_info, parse_signed_roster
+from federation.node_info import parse_node_info
+from federation.roster import parse_signed_roster
 from federation.roster_state import RosterState
 from protocol.batch import parse_batch, parse_batch_response
 from protocol.canonical import canonical_bytes, parse_json

@@ -20,7 +20,7 @@ from hub.stats import (
 from node.release_noise import calibrate, truncated_counts
 from node.release_schema import CELL_KEYS as NODE_CELL_KEYS
 from node.release_schema import ReleasePolicy
-from protocol.messages import Measure
+from protocol.vocabulary import Measure
 from tests.privacy.synthetic import synthetic_columns
 
 TRIALS = 300

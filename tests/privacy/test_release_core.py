@@ -25,8 +25,8 @@ from node.release_noise import (
 from node.release_schema import CELL_KEYS, FAMILIES, ReleasePolicy
 from protocol.canonical import canonical_bytes
 from protocol.encoding import unb64u
-from protocol.messages import Measure
 from protocol.signing import Context, verify
+from protocol.vocabulary import Measure
 from tests.privacy.synthetic import synthetic_columns
 
 TRIALS = 400  # releases of one fixed data set per measure

@@ -10,7 +10,8 @@ import pytest
 from protocol.audit_head import head_signing_input, verify_head
 from protocol.encoding import b64u, unb64u
 from protocol.errors import Code, ProtocolError
-from protocol.messages import BODY_MODELS, MessageType, wire_json
+from protocol.messages import BODY_MODELS, MessageType
+from protocol.wire_types import wire_json
 from tests.vectors.generate import signing_key
 
 CASES = json.loads((Path(__file__).parents[1] / "vectors" / "audit_anchor.json")

@@ -14,7 +14,8 @@ import nacl.signing
 import pytest
 
 from federation.errors import FederationError
-from federation.roster import BoardPin, accept_first, accept_next, parse_signed_roster
+from federation.roster import parse_signed_roster
+from federation.roster_acceptance import BoardPin, accept_first, accept_next
 from protocol import b64u, canonical_bytes, unb64u
 from tests.vectors import generate, roster_vectors
 

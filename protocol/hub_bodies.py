@@ -1,0 +1,156 @@
+"""Bodies a node sends the hub: activation status reports (one or batched), aggregate
+releases of noisy counts, and audit anchors. Metadata and noisy counts only: the hub never
+sees a record.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Self
+
+from pydantic import Field, model_validator
+
+from protocol.canonical import MAX_SAFE_INT
+from protocol.ids import MsgId, NodeId
+from protocol.vocabulary import (
+    ActivationState,
+    ActivationStateField,
+    IncidentTypeField,
+    Measure,
+    MeasureField,
+    Mechanism,
+    MechanismField,
+)
+from protocol.wire_types import (
+    CellKey,
+    Count,
+    DecimalStr,
+    MonthStr,
+    SafeInt,
+    SchemaName,
+    Sha256,
+    Signature,
+    Ts,
+    VersionStr,
+    WireModel,
+)
+
+__all__ = [
+    "MAX_BATCHED_STATUSES",
+    "MAX_STATUS_RESPONDERS",
+    "ActivationStatusBody",
+    "ActivationStatusesBody",
+    "AggregateReleaseBody",
+    "AuditAnchorBody",
+    "Bounds",
+    "Release",
+    "StatusCounts",
+]
+
+_MAX_CELLS = 4096
+
+
+class StatusCounts(WireModel):
+    affected: Count
+    peers_needed: Count
+    peers_offered: Count
+
+
+MAX_STATUS_RESPONDERS = 500  # the most agencies one request may go to (`RequestIn.targets`)
+
+
+class ActivationStatusBody(WireModel):
+    """Metadata only, for the hub's central activation log.
+
+    `responders` (absent unless set) lists the agencies a request went to, in the one
+    status a requester sends when it submits (`responder` null, state `requested`): the log
+    learns who was asked from one message instead of one per agency. Absent, the body has
+    exactly the seven fields of the other statuses (and the same bytes)."""
+
+    activation_id: MsgId
+    requester: NodeId
+    responder: NodeId | None
+    state: ActivationStateField
+    counts: StatusCounts
+    incident_type: IncidentTypeField
+    ts: Ts
+    responders: list[NodeId] | None = Field(
+        default=None, min_length=1, max_length=MAX_STATUS_RESPONDERS,
+        exclude_if=lambda v: v is None,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_responders(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "responders" in data and data["responders"] is None:
+            raise ValueError("responders is omitted, never null")
+        return data
+
+    @model_validator(mode="after")
+    def _responders(self) -> Self:
+        if self.responders is None:
+            return self
+        if self.responder is not None or self.state is not ActivationState.REQUESTED:
+            raise ValueError("responders goes only with responder null and state requested")
+        if len(set(self.responders)) != len(self.responders):
+            raise ValueError("responders must be unique")
+        if self.requester in self.responders:
+            raise ValueError("the requester is not its own responder")
+        return self
+
+
+MAX_BATCHED_STATUSES = 50
+
+
+class ActivationStatusesBody(WireModel):
+    """Several `activation_status` bodies in one message to the hub, each exactly as it would
+    travel alone. The hub logs each as if it had come by itself; if any one is refused, the
+    whole message is. Senders batch the reports of a burst (a fan-out's offers arriving)
+    instead of sealing, relaying and acknowledging one message per leg."""
+
+    statuses: list[ActivationStatusBody] = Field(min_length=1, max_length=MAX_BATCHED_STATUSES)
+
+
+class Bounds(WireModel):
+    per_person_month: Annotated[int, Field(ge=1, le=1_000)]
+    per_cell: Annotated[int, Field(ge=1, le=1_000)]
+
+
+class Release(WireModel):
+    """One node-month of noisy counts. Signed (context `release`) over its canonical bytes,
+    so the hub and the board can check the origin independently of the envelope."""
+
+    release_id: MsgId
+    node_id: NodeId
+    month: MonthStr
+    schema_: SchemaName = Field(alias="schema")
+    query_sha256: Sha256
+    measure: MeasureField
+    mechanism: MechanismField
+    scale: DecimalStr
+    budget_spent: DecimalStr
+    bounds: Bounds
+    opendp_version: VersionStr
+    cells: dict[CellKey, SafeInt] = Field(max_length=_MAX_CELLS)
+
+    @model_validator(mode="after")
+    def _pairing(self) -> Self:
+        expected = Mechanism.GAUSSIAN if self.measure is Measure.ZCDP else Mechanism.LAPLACE
+        if self.mechanism is not expected:
+            raise ValueError("zcdp goes with gaussian, pure_dp with laplace")
+        return self
+
+
+class AggregateReleaseBody(WireModel):
+    release: Release
+    sig: Signature
+
+
+class AuditAnchorBody(WireModel):
+    """A node's signed audit head, for the hub to keep (`protocol.audit_head`): `sig`
+    signs the head of the envelope's `from` at `seq`/`hash`/`signed_at`. No record content."""
+
+    seq: Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+    hash: Sha256
+    signed_at: Ts
+    sig: Signature
+
