@@ -47,11 +47,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import SystemClock
 from federation.server_process import freeze_heap
-from node import activation_requester as requesting
-from node import activation_responder as responding
-from node.activation_api import ACTIVATIONS
-from node.activation_federation import handler_for, inbound_of
-from node.activation_models import OfferIn, RequestIn
+from node.activation import requester as requesting
+from node.activation import responder as responding
+from node.activation.api import ACTIVATIONS
+from node.activation.models import OfferIn, RequestIn
+from node.activation.runtime import handler_for, inbound_of
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
@@ -155,7 +155,7 @@ def _child(specs: list[dict[str, Any]], conn: Any) -> None:
 
     async def main() -> None:
         from federation.keystore import NodeKeys
-        from node.config import NodeSettings
+        from node.core.config import NodeSettings
         from tests.federation.network import NodeHandle
 
         nodes = []
@@ -187,7 +187,7 @@ async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float
     import multiprocessing
 
     from federation.keystore import NodeKeys
-    from node.config import NodeSettings
+    from node.core.config import NodeSettings
     from tests.federation.boards import TestBoard, node_entry
     from tests.federation.network import HUB_ID, NodeHandle
 

@@ -71,12 +71,12 @@ async def _serve_node(db_url: str, data_dir: Path, ready: Path) -> None:
     from federation.clock import FakeClock
     from federation.keystore import NodeKeys
     from federation.passwords import MIN, PasswordHasher
-    from node.accounts import create_token, create_user
-    from node.app import create_app
-    from node.config import NodeSettings
-    from node.context import NodeContext
-    from node.schemas import TokenIn, UserIn
-    from node.vocabulary import Role
+    from node.accounts.users import create_token, create_user
+    from node.core.config import NodeSettings
+    from node.core.context import NodeContext
+    from node.core.schemas import TokenIn, UserIn
+    from node.core.vocabulary import Role
+    from node.web.app import create_app
 
     settings = NodeSettings.load(None, node_id="bench-node", name="Bench", data_dir=data_dir,
                                  db_url=db_url, audit_sign_interval_s=3600)

@@ -39,9 +39,9 @@ SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 def _child(n: int) -> dict[str, float]:
     import nacl.signing
 
-    from node.release import build_release
-    from node.release_noise import calibrate
-    from node.release_schema import ReleasePolicy
+    from node.privacy.noise import calibrate
+    from node.privacy.release import build_release
+    from node.privacy.schema import ReleasePolicy
     from tests.privacy.synthetic import synthetic_columns
 
     cols = synthetic_columns(n, max(n // 4, 1), seed=1)
@@ -79,9 +79,9 @@ def _run_child(n: int) -> dict[str, float]:
 async def _release_db(rows: int, tmp: Path) -> float:
     import nacl.signing
 
-    from node.ledger import record_release
-    from node.release_noise import calibrate
-    from node.release_schema import ReleasePolicy
+    from node.privacy.ledger import record_release
+    from node.privacy.noise import calibrate
+    from node.privacy.schema import ReleasePolicy
     from tests.privacy.node_records import add_encounters, make_node_db
 
     db = await make_node_db(f"sqlite:///{tmp / 'node.db'}")
@@ -103,11 +103,11 @@ async def _hub(nodes: int, months: int, queries: int, tmp: Path) -> dict[str, fl
     import numpy as np
     from sqlalchemy import insert
 
-    from hub.aggregates import AggregateRelease, AggregateTotal, receive_release
-    from hub.stats import CELL_KEYS, release_variance, summarise
-    from hub.stats_query import StatsFilter, load_month_sums
-    from node.release_noise import calibrate
-    from node.release_schema import ReleasePolicy
+    from hub.stats.aggregates import AggregateRelease, AggregateTotal, receive_release
+    from hub.stats.estimates import CELL_KEYS, release_variance, summarise
+    from hub.stats.query import StatsFilter, load_month_sums
+    from node.privacy.noise import calibrate
+    from node.privacy.schema import ReleasePolicy
     from tests.privacy.hub_fixtures import Keys, make_hub_store, release_body
 
     url = os.environ.get("PEERNET_PG_URL") or f"sqlite:///{tmp / 'hub.db'}"
@@ -208,7 +208,7 @@ async def _hub(nodes: int, months: int, queries: int, tmp: Path) -> dict[str, fl
 
 
 async def _reporting(engine: Any, month: str) -> int:
-    from hub.stats_query import StatsFilter, reporting
+    from hub.stats.query import StatsFilter, reporting
 
     async with engine.connect() as conn:
         return (await reporting(conn, StatsFilter(month, month))).get(month, 0)

@@ -2,7 +2,7 @@
 
 Wiring: the database (`hub.db.Database`, migrated to all heads on start), the federation
 runtime (`federation.service.FederationService` with `is_hub=True`: roster storage and
-serving, the inbox for envelopes addressed to the hub, acks), the relay (`hub.relay`) for
+serving, the inbox for envelopes addressed to the hub, acks), the relay (`hub.relay.forwarding`) for
 envelopes addressed to anyone else, the central activation log, and a small JSON API.
 
 Routes:
@@ -46,14 +46,18 @@ from federation.keystore import KeystoreError, NodeKeys
 from federation.roster_acceptance import BoardPin
 from federation.service import FederationService
 from federation.websecurity import body_limit, security_headers
-from hub import audit_anchors, dashboard, openapi, stats_api, users
-from hub.activation_log import list_entries, record_status
+from hub import openapi
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, RELAY, SETTINGS
 from hub.config import HubSettings
+from hub.dashboard import pages as dashboard
 from hub.db import Database
-from hub.directory import directory_listing
 from hub.errors import Code, HubError
-from hub.relay import Relay
+from hub.relay import audit_anchors
+from hub.relay.activation_log import list_entries, record_status
+from hub.relay.directory import directory_listing
+from hub.relay.forwarding import Relay
+from hub.stats import api as stats_api
+from hub.users import accounts as users
 from protocol.envelope import Opened
 from protocol.messages import BatchResult, MessageType
 

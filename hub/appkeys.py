@@ -17,7 +17,7 @@ from federation.keystore import NodeKeys
 from federation.service import FederationService
 from hub.config import HubSettings
 from hub.db import Database
-from hub.relay import Relay
+from hub.relay.forwarding import Relay
 
 __all__ = ["AUTHORIZE", "Authorize", "CLOCK", "DB", "FEDERATION", "KEYS", "RELAY", "SETTINGS"]
 

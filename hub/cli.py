@@ -228,8 +228,8 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     ))
 
 
-# `peernet hub user add|token|disable` (hub users; see hub.users_cli).
-from hub.users_cli import user_group  # noqa: E402
+# `peernet hub user add|token|disable` (hub users; see hub.users.cli).
+from hub.users.cli import user_group  # noqa: E402
 
 hub_group.add_command(user_group)
 

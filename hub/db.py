@@ -1,7 +1,7 @@
 """The hub's tables and its database handle.
 
-Tables of the core (revision `0001_hub_core`): the relay queue (`hub.relay`) and the central
-activation log (`hub.activation_log`), both on `Base.metadata`. The federation tables
+Tables of the core (revision `0001_hub_core`): the relay queue (`hub.relay.forwarding`) and the
+central activation log (`hub.relay.activation_log`), both on `Base.metadata`. The federation tables
 (inbox, outbox, roster, alarms; `federation.store`) come in the `federation` branch.
 
 Adding tables (other features, e.g. aggregates, stats, users): define them on `hub.db.Base`
@@ -28,8 +28,9 @@ __all__ = ["TABLE_MODULES", "Base", "Database", "import_table_modules"]
 
 
 # Modules defining tables on Base.metadata (imported by migrations/env.py).
-TABLE_MODULES: list[str] = ["hub.relay", "hub.activation_log", "hub.aggregates", "hub.users",
-                            "hub.audit_anchors"]
+TABLE_MODULES: list[str] = ["hub.relay.forwarding", "hub.relay.activation_log",
+                            "hub.stats.aggregates", "hub.users.accounts",
+                            "hub.relay.audit_anchors"]
 
 
 class Base(DeclarativeBase):

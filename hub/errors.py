@@ -25,7 +25,7 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     TOO_LARGE = "too_large"
     INTERNAL = "internal"
-    # hub users and pages (hub.users)
+    # hub users and pages (hub.users.accounts)
     BAD_CREDENTIALS = "bad_credentials"
     CSRF_FAILED = "csrf_failed"
     THROTTLED = "throttled"

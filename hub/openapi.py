@@ -1,7 +1,7 @@
 """The hub's OpenAPI 3.1 document, served at `GET /api/v1/openapi.json` (public).
 
 Built with the node's builder (`federation.openapi.build_document`) from the same pydantic
-models the handlers validate with (`hub.stats_models`), so the document names exactly the
+models the handlers validate with (`hub.stats.models`), so the document names exactly the
 query parameters the server accepts: anything else is a 400 `invalid_input`. Only the hub's
 own JSON API is described; the federation transport (`/fed/v1/...`) has its wire format in
 DESIGN section 4, and the pages are for browsers.
@@ -15,12 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
 from federation.openapi import Operation, build_document
-from hub.stats_models import (
-    ActivationLogQuery,
-    AggregateAlarmsOut,
-    StatsDocument,
-    StatsQuery,
-)
+from hub.stats.models import ActivationLogQuery, AggregateAlarmsOut, StatsDocument, StatsQuery
 
 __all__ = ["OPERATIONS", "hub_document", "setup"]
 

@@ -1,4 +1,4 @@
-"""`peernet node ...`: a thin click layer over `node.app.create_app` and the node services.
+"""`peernet node ...`: a thin click layer over `node.web.app.create_app` and the node services.
 
     peernet node init   --config node.toml --node-id metro-fire --name "Metro Fire" ...
     peernet node serve  --config node.toml
@@ -17,7 +17,7 @@ file defaults to `$PEERNET_NODE_CONFIG` or `./peernet-node.toml`.
 Expected failures (missing config, wrong passphrase, unreachable database, port in use, a
 refused value) print one line `Error: <sentence> [code]` on stderr and exit with status 1
 (`federation.cli_errors`); a traceback means a bug. `init` checks everything before it
-writes, and a retry after a failure completes (`node.init_flow`); `serve` refuses a database
+writes, and a retry after a failure completes (`node.commands.init`); `serve` refuses a database
 that was never initialised.
 """
 
@@ -41,16 +41,20 @@ from federation.keystore import NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.server_process import run_server
 from federation.settings import write_config
-from node import activation_cli, alarms_cli, audit_cli, release_cli, retention
-from node.accounts import create_token, create_user
-from node.config import NodeSettings
-from node.context import NodeContext
-from node.db import Database
-from node.errors import Code, NodeError
-from node.init_flow import check_database, load_leftovers, require_initialised, write_node
-from node.pseudonym import Pseudonymizer
-from node.schemas import TokenIn, UserIn
-from node.vocabulary import RecipientDiscipline, Role
+from node.accounts.users import create_token, create_user
+from node.activation import cli as activation_cli
+from node.commands import alarms as alarms_cli
+from node.commands import audit as audit_cli
+from node.commands.init import check_database, load_leftovers, require_initialised, write_node
+from node.core.config import NodeSettings
+from node.core.context import NodeContext
+from node.core.db import Database
+from node.core.errors import Code, NodeError
+from node.core.pseudonym import Pseudonymizer
+from node.core.schemas import TokenIn, UserIn
+from node.core.vocabulary import RecipientDiscipline, Role
+from node.privacy import cli as release_cli
+from node.records import retention
 
 __all__ = ["node_group"]
 
@@ -106,7 +110,7 @@ def _load(config_path: Path, with_passphrase: bool = False) -> NodeSettings:
 
 
 def _secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
-    from node.app import load_secrets
+    from node.web.app import load_secrets
 
     return _guard(lambda: load_secrets(settings))
 
@@ -209,7 +213,7 @@ def _user_in(username: str, password: str, role: str, team: str) -> UserIn:
 @click.option("--port", default=None, type=int, help="Override the configured port.")
 def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     """Serve the node's pages and API (uvloop when installed)."""
-    from node.app import create_app
+    from node.web.app import create_app
 
     settings = _load(config_path, with_passphrase=True)
     keys, pseudonyms = _secrets(settings)
@@ -258,7 +262,7 @@ def token_create_cmd(config_path: Path, username: str, label: str,
     """Create an API token for a user; printed once, stored only as a hash."""
     from sqlalchemy import select
 
-    from node.db import User, table_of
+    from node.core.db import User, table_of
 
     settings = _load(config_path)
     try:
@@ -284,7 +288,7 @@ def token_create_cmd(config_path: Path, username: str, label: str,
 def user_unlock_cmd(config_path: Path, username: str) -> None:
     """Clear a user's login delays (after wrong passwords), from every address; audited."""
     from federation.login_throttle import LoginThrottle
-    from node.accounts import unlock_login
+    from node.accounts.users import unlock_login
 
     settings = _load(config_path)
     n = _run(_with_context(settings, lambda ctx: unlock_login(ctx, LoginThrottle(), None,
@@ -297,7 +301,7 @@ def user_unlock_cmd(config_path: Path, username: str) -> None:
 @click.option("--user", "username", default=None, help="Only this user's tokens.")
 def token_list_cmd(config_path: Path, username: str | None) -> None:
     """List API tokens (id, user, label, state, times in UTC); never their values."""
-    from node.tokens import list_tokens
+    from node.accounts.tokens import list_tokens
 
     settings = _load(config_path)
     items = _run(_with_context(settings, lambda ctx: list_tokens(ctx, None, username)))
@@ -312,7 +316,7 @@ def token_list_cmd(config_path: Path, username: str | None) -> None:
 @click.argument("token_id", type=click.UUID)
 def token_revoke_cmd(config_path: Path, token_id: Any) -> None:
     """Revoke an API token by its id (see `token list`); audited."""
-    from node.tokens import revoke_token
+    from node.accounts.tokens import revoke_token
 
     settings = _load(config_path)
     out = _run(_with_context(settings, lambda ctx: revoke_token(ctx, None, token_id)))

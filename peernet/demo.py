@@ -225,10 +225,10 @@ def _figure(fig: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 async def _hub_users(net: DemoNetwork) -> dict[str, str]:
-    """Hub logins for both roles, when the hub has user accounts (`hub.users`)."""
+    """Hub logins for both roles, when the hub has user accounts (`hub.users.accounts`)."""
     try:
-        from hub import users as hub_users
         from hub.appkeys import DB as HUB_DB
+        from hub.users import accounts as hub_users
     except ImportError:
         return {}
     create: Any = getattr(hub_users, "create_user", None)

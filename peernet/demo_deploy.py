@@ -30,8 +30,8 @@ from federation.cli_errors import CliError
 from federation.errors import FederationError
 from federation.keystore import KeystoreError, NodeKeys, rotate_key_file
 from federation.node_info import node_info_document
-from node.config import NodeSettings
-from node.errors import NodeError
+from node.core.config import NodeSettings
+from node.core.errors import NodeError
 from protocol.encoding import b64u
 
 __all__ = ["public_info_command", "register", "rotate_key_command"]

@@ -36,19 +36,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from node import activation_ending as ending
-from node import activation_requester as requesting
-from node import activation_responder as responding
-from node import activation_views as views
-from node import handoff
-from node.activation_api import ACTIVATIONS
-from node.activation_db import ActivationEvent
-from node.activation_federation import sweep
-from node.activation_models import HandoffIn, OfferIn, RequestIn
-from node.appkeys import DB
-from node.context import NodeContext
-from node.encounters import create_encounter
-from node.schemas import EncounterIn
+from node.activation import ending, handoff, views
+from node.activation import requester as requesting
+from node.activation import responder as responding
+from node.activation.api import ACTIVATIONS
+from node.activation.db import ActivationEvent
+from node.activation.models import HandoffIn, OfferIn, RequestIn
+from node.activation.runtime import sweep
+from node.core.appkeys import DB
+from node.core.context import NodeContext
+from node.core.schemas import EncounterIn
+from node.records.encounters import create_encounter
 from peernet.demo_network import DemoNetwork, Server
 from peernet.demo_seed import UserSet
 from protocol.vocabulary import CancelReason, DeclineReason, Stage

@@ -44,10 +44,10 @@ from hub.app import create_app as create_hub_app
 from hub.appkeys import FEDERATION as HUB_FEDERATION
 from hub.appkeys import RELAY
 from hub.config import HubSettings
-from node.app import create_app as create_node_app
-from node.config import NodeSettings
-from node.federation_service import FEDERATION as NODE_FEDERATION
-from node.pseudonym import Pseudonymizer, create_key_file
+from node.core.config import NodeSettings
+from node.core.pseudonym import Pseudonymizer, create_key_file
+from node.web.app import create_app as create_node_app
+from node.web.federation import FEDERATION as NODE_FEDERATION
 
 __all__ = [
     "BOARD_KEYS",

@@ -1,6 +1,6 @@
 """The README's configuration reference, generated from the servers' settings models.
 
-`config_reference()` renders one Markdown table per settings model (`node.config.
+`config_reference()` renders one Markdown table per settings model (`node.core.config.
 NodeSettings`, `hub.config.HubSettings`): each field's TOML key, environment variable,
 type, default and meaning. The README holds the output between the markers
 `<!-- config-reference:start -->` and `<!-- config-reference:end -->`;
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic_settings import BaseSettings
 
 from hub.config import HubSettings
-from node.config import NodeSettings
+from node.core.config import NodeSettings
 
 __all__ = ["END", "MEANINGS", "START", "config_reference", "readme_section", "write_readme"]
 
@@ -105,7 +105,7 @@ MEANINGS: dict[str, dict[str, str]] = {
 def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) or str(annotation)
     text = str(annotation) if "[" in str(annotation) or "|" in str(annotation) else text
-    for noise in ("typing.", "pathlib.", "pydantic.types.", "node.vocabulary.",
+    for noise in ("typing.", "pathlib.", "pydantic.types.", "node.core.vocabulary.",
                   "<class '", "'>"):
         text = text.replace(noise, "")
     return text
@@ -150,7 +150,7 @@ def config_reference() -> str:
         "(`--config`). Unknown keys in the TOML file are refused. Lists in the environment "
         "are JSON (e.g. `PEERNET_BOARD_KEYS='[\"k1\",\"k2\"]'`).",
         "",
-        "Node (`peernet node ... --config node.toml`, `node.config.NodeSettings`):",
+        "Node (`peernet node ... --config node.toml`, `node.core.config.NodeSettings`):",
         "",
         *_table("node", NodeSettings),
         "",

@@ -1,9 +1,9 @@
 """Synthetic history for the demo: users, and months of encounters and follow-ups per node.
 
-Everything goes through the node services (`node.accounts.create_user`,
-`node.encounters.create_encounter`, `node.followups.complete`), so every record passes the
-same validation as one typed on a phone: the fixed vocabularies, the future-time check, the
-follow-up rules, the audit entry in the same transaction. Each node's history is replayed
+Everything goes through the node services (`node.accounts.users.create_user`,
+`node.records.encounters.create_encounter`, `node.records.followups.complete`), so every record
+passes the same validation as one typed on a phone: the fixed vocabularies, the future-time check,
+the follow-up rules, the audit entry in the same transaction. Each node's history is replayed
 in time order on a `FakeClock` of its own (a `NodeContext` over the running node's
 database), so `created_at`, follow-up completion times and audit timestamps fall when they
 would have, and on-time rates come out as they would in a real program.
@@ -29,13 +29,13 @@ from typing import Any
 
 from federation.clock import FakeClock
 from federation.passwords import MIN, PasswordHasher
-from node.access import Principal
-from node.accounts import create_user
-from node.context import NodeContext
-from node.encounters import create_encounter
-from node.followups import complete
-from node.schemas import EncounterIn, UserIn
-from node.vocabulary import Role
+from node.accounts.users import create_user
+from node.core.access import Principal
+from node.core.context import NodeContext
+from node.core.schemas import EncounterIn, UserIn
+from node.core.vocabulary import Role
+from node.records.encounters import create_encounter
+from node.records.followups import complete
 from peernet.demo_network import DemoNetwork, Server
 
 __all__ = [
@@ -93,7 +93,7 @@ def _principal(out: Any) -> Principal:
 
 
 def _context(server: Server, clock: FakeClock) -> NodeContext:
-    from node.appkeys import DB
+    from node.core.appkeys import DB
 
     assert server.app is not None and server.pseudonyms is not None
     return NodeContext(server.app[DB], clock, server.settings, server.pseudonyms,
@@ -241,7 +241,7 @@ async def seed_node(
         else:
             from sqlalchemy import select
 
-            from node.db import FollowUp, table_of
+            from node.core.db import FollowUp, table_of
 
             fu = table_of(FollowUp)
             eid = follow_up_of.get(f["_index"])

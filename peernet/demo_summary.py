@@ -1,9 +1,9 @@
 """The demo's last act: monthly releases, the state board's view, and the summary.
 
 Releases: each node records one release per seeded month through its privacy ledger
-(`node.ledger.record_release`, under the roster policy it holds) and, in the same
+(`node.privacy.ledger.record_release`, under the roster policy it holds) and, in the same
 transaction, queues it to the hub as an `aggregate_release` (the path of
-`node.release_service`): the ledger row and the outbox row commit together, and the outbox
+`node.privacy.runtime`): the ledger row and the outbox row commit together, and the outbox
 resends the stored bytes until the hub's signed ack comes back.
 
 The board's view is what a board analyst reads over HTTP: `GET /api/v1/stats` (estimates
@@ -22,9 +22,9 @@ from typing import Any
 
 import aiohttp
 
-from node.appkeys import DB
-from node.ledger import LedgerEntry, ledger_entries, record_release
-from node.release_schema import ReleasePolicy
+from node.core.appkeys import DB
+from node.privacy.ledger import LedgerEntry, ledger_entries, record_release
+from node.privacy.schema import ReleasePolicy
 from peernet.demo_network import HUB_ID, OPERATOR_TOKEN, DemoNetwork
 from protocol.canonical import parse_json
 from protocol.messages import MessageType

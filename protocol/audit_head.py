@@ -1,6 +1,6 @@
 """The signed head of a node's audit log, as the node stores it and as the hub anchors it.
 
-A node's audit log is a hash chain (`node.audit`); its head is the last entry's `seq` and
+A node's audit log is a hash chain (`node.core.audit`); its head is the last entry's `seq` and
 `hash`. The node signs
 
     b"peernet/v1/audit-head\\0" + canonical_bytes({"hash", "node_id", "seq", "signed_at"})

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import FakeClock
 from federation.database import make_engine, migrate
-from node.activation_context import ActivationContext
-from node.activation_models import RequestIn
-from node.db import Database, User, import_table_modules, table_of
-from node.vocabulary import Role
+from node.activation.context import ActivationContext
+from node.activation.models import RequestIn
+from node.core.db import Database, User, import_table_modules, table_of
+from node.core.vocabulary import Role
 from protocol.ids import new_ulid
 from protocol.messages import MessageType
 

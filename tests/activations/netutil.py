@@ -8,17 +8,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hub.activation_log import list_entries
-from node import activation_responder as responding
-from node import activation_views as views
-from node.accounts import create_token, create_user
-from node.activation_api import ACTIVATIONS
-from node.activation_context import ActivationContext
-from node.activation_federation import sweep
-from node.activation_models import ActivationOut, OfferIn
-from node.context import NodeContext
-from node.schemas import TokenIn, UserIn
-from node.vocabulary import Role
+from hub.relay.activation_log import list_entries
+from node.accounts.users import create_token, create_user
+from node.activation import responder as responding
+from node.activation import views
+from node.activation.api import ACTIVATIONS
+from node.activation.context import ActivationContext
+from node.activation.models import ActivationOut, OfferIn
+from node.activation.runtime import sweep
+from node.core.context import NodeContext
+from node.core.schemas import TokenIn, UserIn
+from node.core.vocabulary import Role
 from protocol.vocabulary import ActivationState
 from tests.federation.network import Network, NodeHandle
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from node.vocabulary import Role
+from node.core.vocabulary import Role
 from tests.activations.netutil import PASSWORD, add_user, state_of
 from tests.conftest import ARTIFACTS
 from tests.federation.network import NodeHandle, make_network

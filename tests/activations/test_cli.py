@@ -9,9 +9,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from node.activation_cli import parse_time
-from node.activation_output import local_time, render
-from node.vocabulary import Role
+from node.activation.cli import parse_time
+from node.activation.output import local_time, render
+from node.core.vocabulary import Role
 from peernet.cli import main
 from tests.activations.netutil import add_user, state_of
 from tests.federation.network import NodeHandle, make_network

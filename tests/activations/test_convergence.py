@@ -27,19 +27,17 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from federation.clock import FakeClock
-from node import activation_ending as ending
-from node import activation_requester as requesting
-from node import activation_responder as responding
-from node import activation_rows as act_rows
-from node import activation_views as views
-from node import handoff
-from node.activation_context import ActivationContext
-from node.activation_db import ActivationEarly
-from node.activation_errors import ActivationError
-from node.activation_inbound import Inbound, apply_inbound
-from node.activation_models import HandoffIn, OfferIn
-from node.activation_states import TERMINAL_STATES
-from node.db import Database
+from node.activation import ending, handoff, views
+from node.activation import requester as requesting
+from node.activation import responder as responding
+from node.activation import rows as act_rows
+from node.activation.context import ActivationContext
+from node.activation.db import ActivationEarly
+from node.activation.errors import ActivationError
+from node.activation.inbound import Inbound, apply_inbound
+from node.activation.models import HandoffIn, OfferIn
+from node.activation.states import TERMINAL_STATES
+from node.core.db import Database
 from protocol.messages import BODY_MODELS, MessageType
 from protocol.vocabulary import ActivationState, CancelReason, DeclineReason, Stage
 from tests.activations.helpers import HOUR, T0, Recorder, make_ctx, node_db, request_in

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from node.activation_guardrails import DAY_MS, WarningCode, timing_warnings
+from node.activation.guardrails import DAY_MS, WarningCode, timing_warnings
 from protocol.vocabulary import Intervention as I
 
 H = 3_600_000

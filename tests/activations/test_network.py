@@ -8,14 +8,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from node import activation_ending as ending
-from node import activation_requester as requesting
-from node import activation_responder as responding
-from node import activation_views as views
-from node import handoff
-from node.activation_db import ActivationEarly, Handoff
-from node.activation_models import CancelIn, HandoffIn
-from node.vocabulary import Role
+from node.activation import ending, handoff, views
+from node.activation import requester as requesting
+from node.activation import responder as responding
+from node.activation.db import ActivationEarly, Handoff
+from node.activation.models import CancelIn, HandoffIn
+from node.core.vocabulary import Role
 from protocol.vocabulary import ActivationState, DeclineReason, Stage
 from tests.activations.helpers import HOUR, request_in
 from tests.activations.netutil import actx, add_user, hub_log, offer, run_sweep, state_of, view

@@ -5,17 +5,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from node import activation_ending as ending
-from node import activation_requester as requesting
-from node import activation_responder as responding
-from node import activation_rows as act_rows
-from node import activation_views as views
-from node.activation_db import ActivationEarly
-from node.activation_errors import ActivationError
-from node.activation_inbound import EARLY_WINDOW_MS, apply_inbound
-from node.activation_models import OfferIn
-from node.activation_states import Event, TransitionRefused, merge
-from node.db import Database
+from node.activation import ending, views
+from node.activation import requester as requesting
+from node.activation import responder as responding
+from node.activation import rows as act_rows
+from node.activation.db import ActivationEarly
+from node.activation.errors import ActivationError
+from node.activation.inbound import EARLY_WINDOW_MS, apply_inbound
+from node.activation.models import OfferIn
+from node.activation.states import Event, TransitionRefused, merge
+from node.core.db import Database
 from protocol.ids import new_ulid
 from protocol.messages import MessageType
 from protocol.vocabulary import ActivationState, CancelReason, DeclineReason

@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from node.activation_db import Activation, Handoff
-from node.vocabulary import Role
+from node.activation.db import Activation, Handoff
+from node.core.vocabulary import Role
 from protocol.activation_bodies import ActivationRequestBody
 from protocol.messages import MessageType
 from tests.activations.helpers import HOUR

@@ -7,16 +7,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from node import activation_ending as ending
-from node import activation_requester as requesting
-from node import activation_responder as responding
-from node import activation_rows as act_rows
-from node import activation_views as views
-from node.activation_db import Side
-from node.activation_errors import ActivationError
-from node.activation_inbound import Inbound, apply_inbound
-from node.activation_models import OfferIn
-from node.db import Database
+from node.activation import ending, views
+from node.activation import requester as requesting
+from node.activation import responder as responding
+from node.activation import rows as act_rows
+from node.activation.db import Side
+from node.activation.errors import ActivationError
+from node.activation.inbound import Inbound, apply_inbound
+from node.activation.models import OfferIn
+from node.core.db import Database
 from protocol.ids import new_ulid
 from protocol.messages import BODY_MODELS, MessageType
 from protocol.vocabulary import ActivationState, CancelReason, DeclineReason, Stage

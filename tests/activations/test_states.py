@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from node.activation_states import (
+from node.activation.states import (
     OPEN_STATES,
     TERMINAL_STATES,
     TRANSITIONS,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from node.config import NodeSettings
-from node.init_flow import load_leftovers, write_node
-from node.schemas import UserIn
-from node.vocabulary import Role
+from node.commands.init import load_leftovers, write_node
+from node.core.config import NodeSettings
+from node.core.schemas import UserIn
+from node.core.vocabulary import Role
 from peernet.cli import main
 
 PHRASE = "node passphrase for tests"

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
 from federation.store import alarms, inbox, outbox
-from hub.relay import relay_queue
+from hub.relay.forwarding import relay_queue
 from protocol.batch import build_batch
 from protocol.envelope import Opened, Sender, build_envelope
 from protocol.ids import new_ulid

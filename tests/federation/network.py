@@ -1,6 +1,6 @@
 """`make_network`: a board, a signed roster, a hub and N nodes as real servers, for tests.
 
-Every server is the real application (`hub.app.create_app`, `node.app.create_app`) on its own
+Every server is the real application (`hub.app.create_app`, `node.web.app.create_app`) on its own
 ephemeral loopback port and its own database (SQLite files, or one fresh PostgreSQL database
 per server), all in the test's event loop, sharing one `FakeClock`:
 
@@ -53,11 +53,11 @@ from hub.appkeys import DB as HUB_DB
 from hub.appkeys import FEDERATION as HUB_FEDERATION
 from hub.appkeys import RELAY
 from hub.config import HubSettings
-from hub.relay import Relay
-from node.app import create_app as create_node_app
-from node.appkeys import DB as NODE_DB
-from node.config import NodeSettings
-from node.federation_service import FEDERATION as NODE_FEDERATION
+from hub.relay.forwarding import Relay
+from node.core.appkeys import DB as NODE_DB
+from node.core.config import NodeSettings
+from node.web.app import create_app as create_node_app
+from node.web.federation import FEDERATION as NODE_FEDERATION
 from peernet.throwaway_pg import create_database, drop_database
 from tests.federation.boards import TestBoard, node_entry
 

@@ -21,9 +21,9 @@ from federation.errors import FederationError
 from federation.roster import parse_signed_roster
 from federation.roster_sync import RosterStore
 from federation.store import alarms
-from node import audit
 from node.cli import node_group
-from node.config import NodeSettings
+from node.core import audit
+from node.core.config import NodeSettings
 from tests.federation.boards import TestBoard
 
 NOW = 1_780_000_000_000

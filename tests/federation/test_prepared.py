@@ -17,15 +17,15 @@ from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
 import federation.delivery
 import federation.inbox
 import federation.outbox
-import hub.activation_log
-import node.activation_inbound
-import node.activation_rows
-import node.activation_writes
+import hub.relay.activation_log
+import node.activation.inbound
+import node.activation.rows
+import node.activation.writes
 from federation.database import Database, make_engine
 from federation.prepared import Prepared, RawResult
-from node import activation_requester as requesting
-from node import activation_views as views
-from node.vocabulary import Role
+from node.activation import requester as requesting
+from node.activation import views
+from node.core.vocabulary import Role
 from tests.activations.helpers import request_in
 from tests.activations.netutil import actx, add_user, offer
 from tests.federation.network import make_network
@@ -217,8 +217,8 @@ async def test_a_refused_statement_raises_as_sqlalchemy_and_changes_nothing(db_u
 
 
 def _project_statements() -> list[Prepared]:
-    modules = (federation.delivery, federation.inbox, federation.outbox, hub.activation_log,
-               node.activation_inbound, node.activation_rows, node.activation_writes)
+    modules = (federation.delivery, federation.inbox, federation.outbox, hub.relay.activation_log,
+               node.activation.inbound, node.activation.rows, node.activation.writes)
     found = [v for m in modules for v in vars(m).values() if isinstance(v, Prepared)]
     assert len(found) >= 20
     return found

@@ -272,9 +272,9 @@ def test_batch_response(data: bytes, expected: int | None) -> None:
 
 def _api_models() -> list[tuple[str, Any]]:
     from federation.clock import FakeClock as _FC
-    from node.app import create_app
-    from node.appkeys import ROUTES
-    from node.config import NodeSettings
+    from node.core.appkeys import ROUTES
+    from node.core.config import NodeSettings
+    from node.web.app import create_app
 
     app = create_app(NodeSettings.load(None, node_id="fuzz-node", name="F", data_dir="/tmp",
                                        db_url="sqlite:////tmp/peernet-fuzz-never-opened.db"),

@@ -26,8 +26,8 @@ from federation import passwords
 from federation.errors import FederationError
 from federation.roster import parse_signed_roster
 from federation.store import alarms
-from hub import users
 from hub.appkeys import CLOCK, DB
+from hub.users import accounts as users
 from tests.federation.network import Network, make_network
 
 PASSWORD = "a long calm passphrase"

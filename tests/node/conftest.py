@@ -15,14 +15,14 @@ from aiohttp.test_utils import TestClient
 from federation.clock import FakeClock
 from federation.keystore import NodeKeys
 from federation.passwords import MIN, PasswordHasher
-from node.access import Principal
-from node.accounts import create_token, create_user
-from node.app import create_app
-from node.config import NodeSettings
-from node.context import NodeContext
-from node.pseudonym import Pseudonymizer
-from node.schemas import TokenIn, UserIn
-from node.vocabulary import Role
+from node.accounts.users import create_token, create_user
+from node.core.access import Principal
+from node.core.config import NodeSettings
+from node.core.context import NodeContext
+from node.core.pseudonym import Pseudonymizer
+from node.core.schemas import TokenIn, UserIn
+from node.core.vocabulary import Role
+from node.web.app import create_app
 
 # 2026-06-15 12:00 UTC
 START_MS = 1_781_524_800_000

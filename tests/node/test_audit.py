@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from node import audit
-from node.audit_verify import AuditReport, verify
+from node.core import audit
+from node.core.audit_verify import AuditReport, verify
 from protocol.encoding import sha256_b64u
 from tests.node.conftest import MakeNode, Node, encounter
 
@@ -118,7 +118,7 @@ async def test_another_process_appending_does_not_fork_the_chain(
     make_node: MakeNode, db_url: str
 ) -> None:
     from federation.database import make_engine
-    from node.db import Database
+    from node.core.db import Database
 
     node = await make_node()
     await _log_some(node, 1)  # this process now remembers the head

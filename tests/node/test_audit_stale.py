@@ -1,4 +1,4 @@
-"""The node API's stale-signature rule (`GET /api/v1/audit/verify`, `node.audit_verify`):
+"""The node API's stale-signature rule (`GET /api/v1/audit/verify`, `node.core.audit_verify`):
 an entry is stale when it is still unsigned although the node's head signer has run since
 it was written (`SignerPasses`, app clock, plus `STALE_GRACE_MS`), not merely because the
 clock moved on.
@@ -12,9 +12,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bench.reliability_report import record
-from node import audit
-from node.audit_verify import SIGNER_PASSES, STALE_GRACE_MS
-from node.db import AuditHead, table_of
+from node.core import audit
+from node.core.audit_verify import SIGNER_PASSES, STALE_GRACE_MS
+from node.core.db import AuditHead, table_of
 from tests.node.conftest import START_MS, MakeNode, Node
 
 _head = table_of(AuditHead)

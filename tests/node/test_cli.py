@@ -100,7 +100,7 @@ def test_init_leaves_secure_cookies_to_the_public_url(tmp_path: Path, sqlite_url
     """Issue 13 item 10: init used to write `secure_cookies = false`, so moving public_url to
     https later kept cookies insecure. Now the key is absent and derived on every load; set
     explicitly, it still wins."""
-    from node.config import NodeSettings
+    from node.core.config import NodeSettings
 
     cfg = _init(CliRunner(), tmp_path, sqlite_url)
     text = cfg.read_text()

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-from node.appkeys import ROUTES
+from node.core.appkeys import ROUTES
 from tests.node.conftest import MakeNode
 
 WHO = {"peer_supporter": "sup1", "coordinator": "coord", "admin": "admin", "auditor": "audit"}

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from federation.keystore import KeystoreError
-from node.pseudonym import Pseudonymizer, create_key_file, load_key_file, normalise
+from node.core.pseudonym import Pseudonymizer, create_key_file, load_key_file, normalise
 from tests.node.conftest import MakeNode, encounter
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from node.appkeys import ROUTES
+from node.core.appkeys import ROUTES
 from tests.node.conftest import MakeNode
 
 SUP, COORD, ADMIN, AUDIT = "sup1", "coord", "admin", "audit"

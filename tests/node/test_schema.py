@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from federation.database import make_engine, migrate
-from node.db import GENESIS_HASH, Base, import_table_modules
+from node.core.db import GENESIS_HASH, Base, import_table_modules
 from protocol.encoding import sha256_b64u
 
 

@@ -9,9 +9,9 @@ import nacl.signing
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from federation.database import make_engine, migrate
-from node.release import build_release
-from node.release_noise import EncounterColumns
-from node.release_schema import ReleasePolicy
+from node.privacy.noise import EncounterColumns
+from node.privacy.release import build_release
+from node.privacy.schema import ReleasePolicy
 from protocol.errors import Code, ProtocolError
 from tests.privacy.synthetic import synthetic_columns
 

@@ -9,9 +9,8 @@ from datetime import date
 from sqlalchemy import insert
 
 from federation.database import make_engine, migrate
-from node.db import Database, Encounter, FollowUp, User
-from node.release import month_bounds_ms
-from node.vocabulary import (
+from node.core.db import Database, Encounter, FollowUp, User
+from node.core.vocabulary import (
     ActivationType,
     DurationBucket,
     FollowUpStatus,
@@ -22,6 +21,7 @@ from node.vocabulary import (
     Role,
     Topic,
 )
+from node.privacy.release import month_bounds_ms
 
 
 async def make_node_db(url: str) -> Database:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from node.release_noise import EncounterColumns
-from node.release_schema import FAMILIES
+from node.privacy.noise import EncounterColumns
+from node.privacy.schema import FAMILIES
 
 N_ENC = len(FAMILIES[0].keys)  # 180
 _PER_DISC_ENC = N_ENC // 6

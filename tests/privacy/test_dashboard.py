@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from federation import passwords
-from hub import users
-from hub.activation_log import activation_log
-from hub.aggregates import accept_release
 from hub.appkeys import CLOCK
-from node.release import build_release
-from node.release_schema import ReleasePolicy
+from hub.relay.activation_log import activation_log
+from hub.stats.aggregates import accept_release
+from hub.users import accounts as users
+from node.privacy.release import build_release
+from node.privacy.schema import ReleasePolicy
 from tests.conftest import ARTIFACTS
 from tests.federation.network import Network, make_network
 from tests.privacy.synthetic import synthetic_columns

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from federation import passwords
-from hub import users
-from hub.aggregates import accept_release
 from hub.appkeys import CLOCK, DB
-from node.release import build_release
-from node.release_schema import ReleasePolicy
+from hub.stats.aggregates import accept_release
+from hub.users import accounts as users
+from node.privacy.release import build_release
+from node.privacy.schema import ReleasePolicy
 from tests.federation.network import Network, make_network
 from tests.privacy.synthetic import synthetic_columns
 from tests.privacy.test_dashboard import PASSWORD, client, code_of, login

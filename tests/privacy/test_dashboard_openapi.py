@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from hub.stats_models import StatsDocument
+from hub.stats.models import StatsDocument
 from tests.federation.network import OPERATOR_TOKEN, Network, make_network
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}

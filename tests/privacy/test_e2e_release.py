@@ -17,17 +17,13 @@ from sqlalchemy import func, select
 
 from federation.outbox import AWAIT_ACK_MS
 from federation.store import outbox
-from hub.aggregates import AggregateAlarm, AggregateRelease
-from hub.stats_models import StatsDocument
-from node import accounts, encounters
-from node.access import Principal
-from node.context import NodeContext
-from node.ledger import ledger_entries
-from node.release import build_release
-from node.release_schema import ReleasePolicy
-from node.release_service import run_once
-from node.schemas import EncounterIn, UserIn
-from node.vocabulary import (
+from hub.stats.aggregates import AggregateAlarm, AggregateRelease
+from hub.stats.models import StatsDocument
+from node.accounts import users as accounts
+from node.core.access import Principal
+from node.core.context import NodeContext
+from node.core.schemas import EncounterIn, UserIn
+from node.core.vocabulary import (
     ActivationType,
     DurationBucket,
     Intervention,
@@ -36,6 +32,11 @@ from node.vocabulary import (
     Referral,
     Role,
 )
+from node.privacy.ledger import ledger_entries
+from node.privacy.release import build_release
+from node.privacy.runtime import run_once
+from node.privacy.schema import ReleasePolicy
+from node.records import encounters
 from protocol.messages import MessageType
 from tests.federation.helpers import envelope, put_batch
 from tests.federation.network import OPERATOR_TOKEN, Network, NodeHandle, make_network

@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.aggregates import (
+from hub.stats.aggregates import (
     AggregateAlarm,
     AggregateError,
     AggregateRelease,
     AggregateTotal,
     receive_release,
 )
-from hub.stats import CELL_KEYS, summarise
-from hub.stats_query import StatsFilter, load_month_sums
-from node.release_schema import ReleasePolicy
+from hub.stats.estimates import CELL_KEYS, summarise
+from hub.stats.query import StatsFilter, load_month_sums
+from node.privacy.schema import ReleasePolicy
 from protocol.encoding import format_decimal
 from protocol.release import sign_release
 from tests.privacy.hub_fixtures import Keys, make_hub_store, node_key, release_body

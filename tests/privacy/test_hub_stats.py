@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from hub.stats import (
+from hub.stats.estimates import (
     CELL_KEYS,
     Estimate,
     MonthSums,
@@ -17,9 +17,9 @@ from hub.stats import (
     release_variance,
     summarise,
 )
-from node.release_noise import calibrate, truncated_counts
-from node.release_schema import CELL_KEYS as NODE_CELL_KEYS
-from node.release_schema import ReleasePolicy
+from node.privacy.noise import calibrate, truncated_counts
+from node.privacy.schema import CELL_KEYS as NODE_CELL_KEYS
+from node.privacy.schema import ReleasePolicy
 from protocol.vocabulary import Measure
 from tests.privacy.synthetic import synthetic_columns
 

@@ -14,10 +14,10 @@ from federation.database import make_engine, migrate
 from federation.login_throttle import LoginThrottle
 from federation.passwords import MIN, PasswordHasher
 from federation.websecurity import token_hash
-from hub import users
 from hub.cli import hub_group
 from hub.db import Database
 from hub.errors import HubError
+from hub.users import accounts as users
 
 PW = "a long calm passphrase"
 

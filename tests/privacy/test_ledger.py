@@ -10,9 +10,9 @@ import nacl.signing
 import pytest
 from sqlalchemy import func, select
 
-from node.db import Database
-from node.errors import Code, NodeError
-from node.ledger import (
+from node.core.db import Database
+from node.core.errors import Code, NodeError
+from node.privacy.ledger import (
     LedgerEntry,
     LedgerRow,
     deliver_pending,
@@ -20,8 +20,8 @@ from node.ledger import (
     month_columns,
     record_release,
 )
-from node.release import month_bounds_ms
-from node.release_schema import CELL_KEYS, ReleasePolicy
+from node.privacy.release import month_bounds_ms
+from node.privacy.schema import CELL_KEYS, ReleasePolicy
 from protocol.canonical import parse_json
 from tests.privacy.node_records import add_encounters, make_node_db
 

@@ -11,7 +11,8 @@ import sys
 # no other test's state counts.
 PROBE = """
 import json
-import node.release, node.app, node.cli, hub.app, hub.stats, peernet.cli, bench.privacy
+import node.privacy.release, node.web.app, node.cli, hub.app, hub.stats.estimates
+import peernet.cli, bench.privacy
 from opendp.mod import GLOBAL_FEATURES
 print(json.dumps(sorted(GLOBAL_FEATURES)))
 """

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from node.release import build_release
-from node.release_noise import (
+from node.privacy.noise import (
     EncounterColumns,
     EncounterFacts,
     calibrate,
@@ -22,7 +21,8 @@ from node.release_noise import (
     sensitivity,
     truncated_counts,
 )
-from node.release_schema import CELL_KEYS, FAMILIES, ReleasePolicy
+from node.privacy.release import build_release
+from node.privacy.schema import CELL_KEYS, FAMILIES, ReleasePolicy
 from protocol.canonical import canonical_bytes
 from protocol.encoding import unb64u
 from protocol.signing import Context, verify

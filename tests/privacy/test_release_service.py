@@ -9,9 +9,9 @@ from typing import Any
 
 from federation.keystore import NodeKeys
 from federation.roster import Policy
-from node.ledger import ledger_entries, record_release
-from node.release_schema import ReleasePolicy
-from node.release_service import run_once
+from node.privacy.ledger import ledger_entries, record_release
+from node.privacy.runtime import run_once
+from node.privacy.schema import ReleasePolicy
 from protocol.canonical import canonical_bytes
 from protocol.messages import MessageType
 from tests.privacy.node_records import add_encounters, make_node_db

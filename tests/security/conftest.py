@@ -20,17 +20,17 @@ from sqlalchemy import text
 from federation.clock import FakeClock
 from federation.keystore import NodeKeys
 from federation.passwords import MIN, PasswordHasher
-from hub import users as hub_users
 from hub.app import create_app as create_hub_app
 from hub.appkeys import DB as HUB_DB
 from hub.config import HubSettings
-from node.accounts import create_token, create_user
-from node.app import create_app as create_node_app
-from node.config import NodeSettings
-from node.context import NodeContext
-from node.pseudonym import Pseudonymizer
-from node.schemas import TokenIn, UserIn
-from node.vocabulary import Role
+from hub.users import accounts as hub_users
+from node.accounts.users import create_token, create_user
+from node.core.config import NodeSettings
+from node.core.context import NodeContext
+from node.core.pseudonym import Pseudonymizer
+from node.core.schemas import TokenIn, UserIn
+from node.core.vocabulary import Role
+from node.web.app import create_app as create_node_app
 
 START_MS = 1_781_524_800_000  # 2026-06-15 12:00 UTC
 PASSWORD = "correct horse battery"

@@ -20,12 +20,12 @@ from sqlalchemy import delete, insert, select, text, update
 from bench.reliability_report import record
 from federation.clock import FakeClock
 from federation.store import alarms
-from hub.audit_anchors import CONFLICT_KIND, anchors
-from node import audit
-from node.audit_anchor import anchor_once
+from hub.relay.audit_anchors import CONFLICT_KIND, anchors
 from node.cli import node_group
-from node.db import GENESIS_HASH, AuditEntry, AuditHead, table_of
-from node.pseudonym import create_key_file
+from node.core import audit
+from node.core.db import GENESIS_HASH, AuditEntry, AuditHead, table_of
+from node.core.pseudonym import create_key_file
+from node.web.audit_anchor import anchor_once
 from protocol.audit_head import sign_head_bytes
 from protocol.encoding import b64u, sha256_b64u
 from protocol.ids import key_id

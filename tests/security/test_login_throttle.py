@@ -33,20 +33,20 @@ from federation.database import make_engine, migrate
 from federation.keystore import NodeKeys
 from federation.login_throttle import LoginThrottle, login_throttle
 from federation.passwords import MIN, PasswordHasher
-from hub import users as hub_users
 from hub.app import create_app as create_hub_app
 from hub.appkeys import DB as HUB_DB
 from hub.cli import hub_group
 from hub.config import HubSettings
 from hub.db import Database as HubDatabase
-from node.accounts import create_user
-from node.app import create_app as create_node_app
+from hub.users import accounts as hub_users
+from node.accounts.users import create_user
 from node.cli import node_group
-from node.config import NodeSettings
-from node.context import NodeContext
-from node.pseudonym import Pseudonymizer
-from node.schemas import UserIn
-from node.vocabulary import Role
+from node.core.config import NodeSettings
+from node.core.context import NodeContext
+from node.core.pseudonym import Pseudonymizer
+from node.core.schemas import UserIn
+from node.core.vocabulary import Role
+from node.web.app import create_app as create_node_app
 
 START_MS = 1_781_524_800_000
 PASSWORD = "correct horse battery"
@@ -235,7 +235,7 @@ async def test_counters_are_shared_by_processes_and_unlock_clears_them(
 
 
 async def _node_unlock(srv: Server) -> int:
-    from node.accounts import unlock_login
+    from node.accounts.users import unlock_login
 
     return await unlock_login(NodeContext.of(srv.app), LoginThrottle(), None, "sup")
 

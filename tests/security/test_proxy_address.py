@@ -25,19 +25,19 @@ from federation.client_address import parse_trusted, pick_client
 from federation.clock import FakeClock
 from federation.keystore import NodeKeys
 from federation.passwords import MIN, PasswordHasher
-from hub import users as hub_users
 from hub.app import create_app as create_hub_app
 from hub.appkeys import DB as HUB_DB
 from hub.config import HubSettings
 from hub.errors import HubError
-from node.accounts import create_user
-from node.app import create_app as create_node_app
-from node.config import NodeSettings
-from node.context import NodeContext
-from node.errors import NodeError
-from node.pseudonym import Pseudonymizer
-from node.schemas import UserIn
-from node.vocabulary import Role
+from hub.users import accounts as hub_users
+from node.accounts.users import create_user
+from node.core.config import NodeSettings
+from node.core.context import NodeContext
+from node.core.errors import NodeError
+from node.core.pseudonym import Pseudonymizer
+from node.core.schemas import UserIn
+from node.core.vocabulary import Role
+from node.web.app import create_app as create_node_app
 from tests.security.test_login_throttle import (
     PASSWORD,
     START_MS,

@@ -23,7 +23,7 @@ import pytest
 
 from bench.reliability_report import record
 from federation.keystore import KeystoreError, NodeKeys
-from node.pseudonym import load_key_file
+from node.core.pseudonym import load_key_file
 from protocol.encoding import b64u
 from tests.chaos.cluster import LAUNCH, ROOT, child_env, invoke
 from tests.security.conftest import PASSWORD, MakeApp, login

@@ -14,8 +14,8 @@ from typing import Any
 
 from bench.reliability_report import record
 from hub.appkeys import DB as HUB_DB
-from node.appkeys import DB as NODE_DB
-from node.appkeys import ROUTES
+from node.core.appkeys import DB as NODE_DB
+from node.core.appkeys import ROUTES
 from tests.security.conftest import (
     HUB_ROLES,
     NODE_ROLES,

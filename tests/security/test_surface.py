@@ -25,8 +25,8 @@ import pytest
 from bench.reliability_report import record
 from federation import websecurity
 from hub.appkeys import DB as HUB_DB
-from node.appkeys import DB as NODE_DB
-from node.appkeys import ROUTES
+from node.core.appkeys import DB as NODE_DB
+from node.core.appkeys import ROUTES
 from tests.security.conftest import NODE_ROLES, MakeApp, fill, login, page_csrf, snapshot
 
 

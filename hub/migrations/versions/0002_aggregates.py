@@ -4,7 +4,7 @@ Revision ID: 0002_aggregates
 Revises: 0001_hub_core
 Create Date: 2026-11-26
 
-A branch of its own (`aggregates`) off the hub core; see `hub.aggregates`. No table here
+A branch of its own (`aggregates`) off the hub core; see `hub.stats.aggregates`. No table here
 can hold a raw record: only signed noisy releases and sums of them.
 """
 

@@ -1,4 +1,4 @@
-"""Audit anchors: the newest signed audit head each node sent (`hub.audit_anchors`).
+"""Audit anchors: the newest signed audit head each node sent (`hub.relay.audit_anchors`).
 
 Revision ID: audit_anchor_0001
 Revises: 0001_hub_core

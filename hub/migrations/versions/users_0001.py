@@ -4,7 +4,7 @@ Revision ID: users_0001
 Revises: 0001_hub_core
 Create Date: 2026-11-27
 
-A branch of its own (`users`) off the hub core; see `hub.users`. Sessions and tokens are
+A branch of its own (`users`) off the hub core; see `hub.users.accounts`. Sessions and tokens are
 stored as SHA-256 of their values only.
 """
 

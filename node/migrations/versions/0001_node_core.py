@@ -16,8 +16,8 @@ from enum import StrEnum
 import sqlalchemy as sa
 from alembic import op
 
-from node.db import GENESIS_HASH
-from node.vocabulary import (
+from node.core.db import GENESIS_HASH
+from node.core.vocabulary import (
     ActivationType,
     DisclosureCategory,
     DurationBucket,

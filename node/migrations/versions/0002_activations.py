@@ -4,7 +4,7 @@ Revision ID: 0002_activations
 Revises: 0001_node_core
 Create Date: 2026-11-26
 
-A branch of its own (`activations`) off the node core; see `node.activation_db`.
+A branch of its own (`activations`) off the node core; see `node.activation.db`.
 """
 
 from __future__ import annotations

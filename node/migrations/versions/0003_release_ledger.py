@@ -4,7 +4,7 @@ Revision ID: 0003_release_ledger
 Revises: 0001_node_core
 Create Date: 2026-11-26
 
-A branch of its own (`ledger`) off the node core; see `node.ledger`.
+A branch of its own (`ledger`) off the node core; see `node.privacy.ledger`.
 """
 
 from __future__ import annotations

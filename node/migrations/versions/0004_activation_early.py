@@ -5,7 +5,7 @@ Revises: 0002_activations
 Create Date: 2026-11-26
 
 On the `activations` branch. Federation delivers exactly once but not in order, so inbound
-activation messages are merged (see `node.activation_states.merge`): `activation_events`
+activation messages are merged (see `node.activation.states.merge`): `activation_events`
 gains a `note` (a skipped step, a stale message), and `activation_early` holds a message
 whose request has not arrived yet until it does (or its delivery window ends).
 """

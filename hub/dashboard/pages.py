@@ -1,0 +1,385 @@
+"""The state board's dashboard: server-rendered pages over the hub's privacy-protected figures.
+
+Pages (templates in `hub/templates/`, one stylesheet `hub/static/hub.css`, no JavaScript):
+
+- `GET /login`, `POST /login`, `POST /logout`: the login form is bound to a pre-session
+  cookie (`login_csrf`), logins are throttled (`hub.users.accounts.login`);
+- `GET /dashboard` (board_analyst, operator): encounters per month with 95% interval
+  whiskers (all disciplines, then one small chart per discipline on a shared scale),
+  referral and follow-up on-time rates per discipline with intervals, the nodes reporting
+  and missing for the last complete month, the latest activation log entries, a filter form
+  (month range, region, discipline) and a link to the same figures as CSV;
+- `GET /dashboard/about`: what the numbers protect and what the intervals mean, in plain
+  words for a state board;
+- `GET /dashboard/activations` (board_analyst, operator): the central activation log;
+- `GET /operator` (operator only): hub users, conflicting-release alarms, roster alarms (in
+  words, each with an acknowledge form: `hub.dashboard.alarm_pages`) and the relay queue;
+  `POST /operator/users` adds a user (CSRF checked by `app[AUTHORIZE]`).
+
+Filters are validated strictly (`DashboardQuery`: unknown, repeated or malformed parameters
+are a 400 `invalid_input` page naming the parameter). Errors on pages render `error.html`
+with the stable code in `data-code`; an unauthenticated page request goes to `/login`.
+Everything shown is a sum of noisy releases the hub received, or roster and activation-log
+metadata: the hub has nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from federation.client_address import client_address
+from federation.field_errors import sentence
+from federation.websecurity import (
+    clear_cookie,
+    csrf_equal,
+    login_csrf,
+    new_token,
+    security_headers,
+    set_session_cookie,
+)
+from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, RELAY, SETTINGS
+from hub.dashboard.alarm_pages import ACK_PATH, ack_alarm, roster_alarm_rows
+from hub.dashboard.charts import Point, interval_rows, interval_series, nice_top
+from hub.errors import Code, HubError
+from hub.relay.activation_log import list_entries
+from hub.stats.api import READERS, filter_from_query, list_alarms
+from hub.stats.estimates import DISCIPLINES, summarise
+from hub.stats.models import MONTH, parse_query
+from hub.stats.query import load_month_sums, reported_nodes
+from hub.users import accounts as users
+
+__all__ = ["DashboardQuery", "LABELS", "setup"]
+
+log = logging.getLogger("peernet.hub.dashboard")
+HERE = Path(__file__).resolve().parent.parent  # hub/: templates and static
+PRE_COOKIE = "peernet_hub_pre"
+OPERATOR = frozenset({"operator"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+LABELS: Mapping[str, str] = {
+    "fire": "Fire", "ems": "EMS", "dispatch_911": "911 / Dispatch",
+    "law_enforcement": "Law enforcement", "corrections": "Corrections", "other": "Other",
+    "operator": "Operator", "board_analyst": "Board analyst",
+}
+_PAGE_PREFIXES = ("/login", "/logout", "/dashboard", "/operator")
+
+
+class DashboardQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    month_from: Annotated[str | None, Field(pattern=MONTH)] = None
+    month_to: Annotated[str | None, Field(pattern=MONTH)] = None
+    region: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    discipline: Annotated[str | None, Field(pattern="^(" + "|".join(DISCIPLINES) + ")$")] = None
+
+
+class _NoQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def label(value: Any) -> str:
+    if value is None:
+        return "—"
+    return LABELS.get(value, value.replace("_", " ").capitalize())
+
+
+def _month_name(month: Any) -> str:
+    names = ("January", "February", "March", "April", "May", "June", "July", "August",
+             "September", "October", "November", "December")
+    return f"{names[int(month[5:]) - 1]} {month[:4]}"
+
+
+_FILTERS: dict[str, Callable[..., str]] = {}
+
+
+def setup(app: web.Application) -> None:
+    """Hub feature hook (after `hub.users.accounts.setup`, which provides the session check)."""
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("hub", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+        filters=_FILTERS,
+    )
+    app.middlewares.append(security_headers())
+    app.middlewares.append(page_errors)
+    app.router.add_static("/static/", HERE / "static", name="static")
+    app.router.add_get("/", _home)
+    app.router.add_get("/login", _login_get)
+    app.router.add_get("/favicon.ico", _favicon)
+    app.router.add_post("/login", _login_post)
+    app.router.add_post("/logout", _logout)
+    app.router.add_get("/dashboard", _dashboard)
+    app.router.add_get("/dashboard/about", _about)
+    app.router.add_get("/dashboard/activations", _activations)
+    app.router.add_get("/operator", _operator)
+    app.router.add_post("/operator/users", _add_user)
+    app.router.add_post(ACK_PATH, ack_alarm)
+
+
+def _ts(ms: Any) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).strftime(
+        "%Y-%m-%d %H:%M UTC")
+
+
+_FILTERS.update({"label": label, "month_name": _month_name, "ts": _ts, "sentence": sentence})
+
+
+def _is_page(request: web.Request) -> bool:
+    return request.path == "/" or request.path.startswith(_PAGE_PREFIXES)
+
+
+@web.middleware
+async def page_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """HubErrors on pages become an HTML page (or a redirect to the login form)."""
+    try:
+        return await handler(request)
+    except HubError as exc:
+        if not _is_page(request):
+            raise
+        if exc.code is Code.UNAUTHENTICATED:
+            raise web.HTTPSeeOther("/login") from None
+        return render(request, "error.html", {"error": exc}, status=exc.status)
+
+
+def render(request: web.Request, template: str, context: Mapping[str, Any],
+           status: int = 200) -> web.Response:
+    p = request.get(users.PRINCIPAL)
+    base = {
+        "me": p,
+        "csrf": p.csrf_token if p is not None else None,
+        "hub_name": request.app[SETTINGS].name,
+        "path": request.path,
+        "is_operator": p is not None and p.role is users.HubRole.OPERATOR,
+    }
+    return aiohttp_jinja2.render_template(template, request, {**base, **context},
+                                          status=status)
+
+
+def _no_query(request: web.Request) -> None:
+    parse_query(request.query, _NoQuery)
+
+
+async def _favicon(request: web.Request) -> web.StreamResponse:
+    """A small icon, so a browser's automatic /favicon.ico request is not a 404."""
+    return web.FileResponse(HERE / "static" / "favicon.ico", headers={
+        "Content-Type": "image/x-icon", "Cache-Control": "public, max-age=86400"})
+
+
+# --- login ------------------------------------------------------------------------------
+
+async def _home(request: web.Request) -> web.Response:
+    raise web.HTTPSeeOther("/dashboard")
+
+
+def _login_page(request: web.Request, error: str | None = None,
+                status: int = 200) -> web.Response:
+    pre = request.cookies.get(PRE_COOKIE) or new_token()
+    resp = render(request, "login.html", {
+        "error": error, "login_csrf": login_csrf(request.app[users.LOGIN_SECRET], pre)},
+        status=status)
+    set_session_cookie(resp, PRE_COOKIE, pre, max_age=3600,
+                       secure=users.secure_cookies(request.app[SETTINGS]))
+    return resp
+
+
+async def _login_get(request: web.Request) -> web.Response:
+    return _login_page(request)
+
+
+async def _login_post(request: web.Request) -> web.Response:
+    form = await request.post()
+    pre = request.cookies.get(PRE_COOKIE)
+    given = form.get("csrf")
+    expected = login_csrf(request.app[users.LOGIN_SECRET], pre) if pre else None
+    if not csrf_equal(expected, given if isinstance(given, str) else None):
+        raise HubError(Code.CSRF_FAILED, "the login form expired; reload the page")
+    username, password = form.get("username"), form.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username:
+        return _login_page(request, "Enter your username and password.", 400)
+    app = request.app
+    try:
+        session = await users.login(
+            app[DB], app[users.HASHER], app[users.THROTTLE], username=username,
+            password=password, address=client_address(request), now_ms=app[CLOCK].now_ms())
+    except HubError as exc:
+        if exc.code in (Code.BAD_CREDENTIALS, Code.THROTTLED):
+            page = _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",
+                               exc.status)
+            if isinstance(exc, users.LoginThrottled):
+                page.headers["Retry-After"] = str(exc.retry_after_s)
+            return page
+        raise
+    secure = users.secure_cookies(app[SETTINGS])
+    resp = web.HTTPSeeOther("/dashboard")
+    set_session_cookie(resp, users.SESSION_COOKIE, session.cookie, max_age=session.max_age_s,
+                       secure=secure)
+    clear_cookie(resp, PRE_COOKIE, secure=secure)
+    raise resp
+
+
+async def _logout(request: web.Request) -> web.Response:
+    await request.app[AUTHORIZE](request, frozenset(users.HubRole))
+    p = request[users.PRINCIPAL]
+    await users.logout(request.app[DB], p)
+    resp = web.HTTPSeeOther("/login")
+    clear_cookie(resp, users.SESSION_COOKIE, secure=users.secure_cookies(request.app[SETTINGS]))
+    raise resp
+
+
+# --- dashboard --------------------------------------------------------------------------
+
+def _count_point(lbl: str, fig: Mapping[str, Any], reported: bool = True) -> Point:
+    if not reported:
+        return Point(lbl, None)
+    d = fig["display"]
+    return Point(lbl, float(d["estimate"]), float(d["interval"][0]), float(d["interval"][1]))
+
+
+def _rate_point(lbl: str, fig: Mapping[str, Any] | None) -> Point:
+    if fig is None:
+        return Point(lbl, None)
+    d = fig["display"]
+    return Point(lbl, float(d["estimate"]), float(d["interval"][0]), float(d["interval"][1]))
+
+
+def _csv_url(f: Any) -> str:
+    params = {"month_from": f.month_from, "month_to": f.month_to}
+    if f.region:
+        params["region"] = f.region
+    if f.disciplines:
+        params["discipline"] = ",".join(f.disciplines)
+    return "/api/v1/stats.csv?" + urlencode(params)
+
+
+async def _dashboard(request: web.Request) -> web.Response:
+    app = request.app
+    await app[AUTHORIZE](request, READERS)
+    q = parse_query(request.query, DashboardQuery)
+    now = app[CLOCK].now_ms()
+    f = filter_from_query(q.model_dump(exclude_none=True), now)
+    latest = filter_from_query({}, now).month_to
+    state = app[FEDERATION].roster.state
+    async with app[DB].read() as conn:
+        sums = await load_month_sums(conn, f)
+        reported = await reported_nodes(conn, latest)
+        entries = await list_entries(conn, limit=6)
+    doc = summarise(sums, f.disciplines)
+    discs = doc["disciplines"]
+    months = doc["months"]
+
+    total_chart = interval_series(
+        [_count_point(m["month"], m["encounters"], m["nodes_reporting"] > 0) for m in months],
+        "Encounters per month, all selected disciplines, with 95% intervals")
+    top = nice_top(max((m["by_discipline"][d]["display"]["interval"][1]
+                        for m in months for d in discs), default=0))
+    disc_charts = [
+        (label(d), interval_series(
+            [_count_point(m["month"], m["by_discipline"][d], m["nodes_reporting"] > 0)
+             for m in months],
+            f"{label(d)}: encounters per month with 95% intervals", height=140, top=top))
+        for d in discs
+    ]
+    per_disc = {d: summarise(sums, [d])["total"] for d in discs}
+    total = doc["total"]
+    referral_rows = interval_rows(
+        [_rate_point("All selected", total["referral_rate"])]
+        + [_rate_point(label(d), per_disc[d]["referral_rate"]) for d in discs],
+        "Share of encounters with a referral, with 95% intervals")
+    on_time_rows = interval_rows(
+        [_rate_point("All selected", total["follow_up_on_time_rate"])]
+        + [_rate_point(label(d), per_disc[d]["follow_up_on_time_rate"]) for d in discs],
+        "Follow-ups done on time, with 95% intervals")
+
+    agencies = []
+    regions: list[str] = []
+    if state.current is not None:
+        everyone = [n for n in state.nodes() if not n.is_hub]
+        regions = sorted({n.region for n in everyone})
+        agencies = [n for n in everyone if f.region is None or n.region == f.region]
+    reporting = [n for n in agencies if n.node_id in reported]
+    missing = [n for n in agencies if n.node_id not in reported]
+    return render(request, "dashboard.html", {
+        "f": f, "q": q, "regions": regions,
+        "discipline_choices": [(d, label(d)) for d in DISCIPLINES],
+        "total": total, "months": months,
+        "charts": {"total": total_chart, "disciplines": disc_charts,
+                   "referral": referral_rows, "on_time": on_time_rows},
+        "latest": latest, "reporting": reporting, "missing": missing,
+        "entries": entries, "csv_url": _csv_url(f),
+        "nothing_reported": not any(m["nodes_reporting"] for m in months),
+    })
+
+
+async def _about(request: web.Request) -> web.Response:
+    app = request.app
+    await app[AUTHORIZE](request, READERS)
+    _no_query(request)
+    state = app[FEDERATION].roster.state
+    policy = state.policy.privacy if state.current is not None else None
+    return render(request, "about.html", {"policy": policy})
+
+
+async def _activations(request: web.Request) -> web.Response:
+    app = request.app
+    await app[AUTHORIZE](request, READERS)
+    _no_query(request)
+    async with app[DB].read() as conn:
+        entries = await list_entries(conn, limit=200)
+    return render(request, "activations.html", {"entries": entries})
+
+
+# --- operator ---------------------------------------------------------------------------
+
+async def _operator_page(request: web.Request, error: HubError | None = None,
+                         notice: str | None = None, status: int = 200) -> web.Response:
+    app = request.app
+    return render(request, "operator.html", {
+        "users": await users.list_users(app[DB]),
+        "alarms": await list_alarms(app, limit=50),
+        "roster_alarms": await roster_alarm_rows(app),
+        "queue": await app[RELAY].queue_counts(),
+        "roles": [(r.value, label(r.value)) for r in users.HubRole],
+        "error": error, "notice": notice,
+    }, status=status)
+
+
+async def _operator(request: web.Request) -> web.Response:
+    await request.app[AUTHORIZE](request, OPERATOR)
+    _no_query(request)
+    return await _operator_page(request)
+
+
+async def _add_user(request: web.Request) -> web.Response:
+    app = request.app
+    await app[AUTHORIZE](request, OPERATOR)
+    form = await request.post()
+    allowed = {"csrf", "username", "password", "role"}
+    unknown = sorted(set(form.keys()) - allowed)
+    if unknown:
+        raise HubError(Code.INVALID_INPUT, f"unknown field {unknown[0]}", unknown[0])
+    values = {k: form.get(k) for k in ("username", "password", "role")}
+    if not all(isinstance(v, str) for v in values.values()):
+        raise HubError(Code.INVALID_INPUT, "username, password and role are required")
+    try:
+        made = await users.create_user(
+            app[DB], app[users.HASHER], username=str(values["username"]),
+            password=str(values["password"]), role=str(values["role"]),
+            now_ms=app[CLOCK].now_ms())
+    except HubError as exc:
+        if exc.code in (Code.INVALID_INPUT, Code.CONFLICT):
+            return await _operator_page(request, error=exc, status=exc.status)
+        raise
+    return await _operator_page(request, notice=f"Added {made['username']} "
+                                f"({label(made['role'])}).")

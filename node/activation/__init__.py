@@ -1,0 +1,25 @@
+"""Interagency activation: the state machine, both sides' operations, inbound merge,
+follow-up hand-off, guardrails, and its API, pages, runtime wiring and CLI."""
+
+__all__ = [
+    "api",
+    "cli",
+    "context",
+    "db",
+    "ending",
+    "errors",
+    "feature",
+    "guardrails",
+    "handoff",
+    "inbound",
+    "models",
+    "output",
+    "pages",
+    "requester",
+    "responder",
+    "rows",
+    "runtime",
+    "states",
+    "views",
+    "writes",
+]

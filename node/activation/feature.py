@@ -1,0 +1,34 @@
+"""Interagency activation on the node (DESIGN section 6): the feature's `setup(app)`.
+
+Listed in `node.web.app.FEATURES` after the federation service, it mounts the JSON API
+(`node.activation.api`), the coordinator pages (`node.activation.pages`) and installs the
+inbox handlers, the context and the expiry sweep (`node.activation.runtime`).
+
+Module map: `activation_states` (the pure transition table), `activation_guardrails`
+(timing warnings), `activation_db` (tables), `activation_models` (API models),
+`activation_rows` (row types and reads), `activation_views` (what is shown),
+`activation_writes` (how a change is written), `activation_requester` /
+`activation_responder` / `activation_ending` (the operations of each side and of both),
+`activation_inbound` (inbound rules),
+`handoff` (follow-up hand-off, notes encrypted at rest), `activation_cli` (the CLI client).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from node.activation.api import setup_api
+from node.activation.pages import setup_pages
+from node.activation.runtime import install
+from node.core.appkeys import CLOCK, KEYS, SETTINGS
+from node.web.federation import FEDERATION
+
+__all__ = ["setup"]
+
+
+def setup(app: web.Application) -> None:
+    setup_api(app)
+    setup_pages(app)
+    if FEDERATION in app:
+        install(app, app[FEDERATION], node_id=app[SETTINGS].node_id, clock=app[CLOCK],
+                enc_private_key=bytes(app[KEYS].enc_key))

@@ -1,0 +1,399 @@
+"""The node's audit log: an append-only hash chain with a signed head.
+
+Entry `n` (1, 2, ...) is the canonical JSON (`protocol.canonical.canonical_bytes`) of
+
+    {"seq", "ts", "actor", "role", "action", "target_type", "target_id", "outcome",
+     "detail", "prev"}
+
+where `detail` is a canonical JSON text (counts, codes, never record contents) and `prev`
+is the `hash` of entry `n-1` (entry 1: `GENESIS_HASH`). Each row stores `prev_hash` and its
+own `hash` = SHA-256 (base64url) of its canonical bytes. The `audit_head` row holds the last
+`seq` and `hash`.
+
+Appends happen inside the caller's write transaction (the audit entry commits or rolls back
+with the change it describes) and are serialised. PostgreSQL: `UPDATE audit_head SET seq =
+seq + 1 ... RETURNING` takes the head row lock and the next number in one statement, then
+one statement with data-modifying CTEs writes the caller's rows, the entry and the new head
+hash (the lock is held for that statement and the commit). SQLite: the writer already holds
+the database lock (`BEGIN IMMEDIATE`, behind the in-process write lock of
+`node.core.db.Database.write`); the process remembers the head it wrote last and proves it
+still holds with a guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append
+makes it match nothing, and the head row is read instead). `record` (the encounter write)
+does the whole transaction in one call on the driver's thread.
+
+Head signature (`protocol.audit_head`): the node signs the head's own `seq` and `hash` with
+its node id and the time, with its Ed25519 signing key, and stores it in the head row with
+the key id. The app signs as the head moves: on start, every `audit_sign_interval_s` (a few
+seconds) when the head moved (`head_moved` is a plain read, so an idle node takes no write
+lock), and on shutdown; CLI commands that append sign when the passphrase is at hand. Not on
+every append: that would put a signature and a head-row write on the hot path (the group
+commit below). Signed heads are anchored at the hub (`node.web.audit_anchor`).
+
+`node.core.audit_verify` walks the chain and names the first problem (missing, altered,
+broken_link, head_mismatch, unsigned_head, stale_signature, bad_signature, ...);
+`peernet node audit verify` adds the hub's anchor (behind_anchor, anchor_mismatch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sqlite3
+import uuid
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Pool, Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from federation.keystore import NodeKeys
+from node.core.access import Principal
+from node.core.db import AuditEntry, AuditHead, Database, table_of
+from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
+from protocol.canonical import canonical_bytes
+from protocol.encoding import b64u, sha256_b64u
+
+__all__ = [
+    "HEAD_CONTEXT",
+    "append",
+    "detail_of",
+    "entry_bytes",
+    "head_moved",
+    "head_signing_input",
+    "record",
+    "sign_head",
+]
+
+# Last head this process wrote, per SQLite connection pool (see `append`): an engine and
+# the option proxies made of it (`Database` writes through one) share their pool.
+_HEADS: weakref.WeakKeyDictionary[Pool, tuple[int, str]] = weakref.WeakKeyDictionary()
+_entries = table_of(AuditEntry)
+_head = table_of(AuditHead)
+
+
+def entry_bytes(row: Mapping[Any, Any]) -> bytes:
+    return canonical_bytes({
+        "seq": row["seq"], "ts": row["ts"], "actor": row["actor"], "role": row["role"],
+        "action": row["action"], "target_type": row["target_type"],
+        "target_id": row["target_id"], "outcome": row["outcome"], "detail": row["detail"],
+        "prev": row["prev_hash"],
+    })
+
+
+async def append(
+    conn: AsyncConnection,
+    *,
+    ts: int,
+    rows: Sequence[tuple[Table, Mapping[str, Any]]] = (),
+    action: str,
+    actor: Principal | None = None,
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    outcome: str = "ok",
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Append one entry in the caller's (write) transaction; returns the stored row.
+
+    `rows`: rows to insert first, in the same transaction (the change this entry records).
+    """
+    row = _entry_row(ts, action, actor, target_type, target_id, outcome, detail)
+    pool = conn.sync_engine.pool
+    cached = _HEADS.get(pool) if conn.dialect.name == "sqlite" else None
+    if conn.dialect.name == "postgresql":
+        await _append_postgres(conn, rows, row)
+        return row
+    for table, values in rows:
+        await conn.execute(insert(table), [dict(values)])
+    if cached is not None:
+        # SQLite writers are serialised, so the head we wrote last is almost always still
+        # the head; the guarded UPDATE proves it (another process or a rollback makes it
+        # match nothing, and we fall back to reading the head row).
+        _link(row, *cached)
+        guarded = await conn.execute(
+            update(_head).where(_head.c.id == 1, _head.c.seq == cached[0],
+                                _head.c.hash == cached[1])
+            .values(seq=row["seq"], hash=row["hash"])
+        )
+        if guarded.rowcount != 1:
+            cached = None
+    if cached is None:
+        head = (await conn.execute(
+            select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
+        )).one()
+        _link(row, head.seq, head.hash)
+        await conn.execute(
+            update(_head).where(_head.c.id == 1).values(seq=row["seq"], hash=row["hash"])
+        )
+    await conn.execute(insert(_entries), [row])
+    if conn.dialect.name == "sqlite":
+        _HEADS[pool] = (row["seq"], row["hash"])
+    return row
+
+
+async def _append_postgres(conn: AsyncConnection,
+                           rows: Sequence[tuple[Table, Mapping[str, Any]]],
+                           row: dict[str, Any]) -> None:
+    """PostgreSQL: take the head row lock and the next seq in one statement, then write the
+    rows, the entry and the new head hash in one more (data-modifying CTEs), so the lock is
+    held for one statement and the commit."""
+    head = (await conn.execute(
+        update(_head).where(_head.c.id == 1).values(seq=_head.c.seq + 1)
+        .returning(_head.c.seq, _head.c.hash)
+    )).one()
+    _link(row, head.seq - 1, head.hash)
+    stmt = insert(_entries).values(**row).add_cte(
+        update(_head).where(_head.c.id == 1).values(hash=row["hash"]).cte("new_head")
+    )
+    for i, (table, values) in enumerate(rows):
+        stmt = stmt.add_cte(insert(table).values(**dict(values)).cte(f"row_{i}"))
+    await conn.execute(stmt)
+
+
+@functools.cache
+def _insert_sql(table: Table) -> str:
+    cols = ", ".join(c.name for c in table.columns)
+    marks = ", ".join("?" for _ in table.columns)
+    return f"INSERT INTO {table.name} ({cols}) VALUES ({marks})"  # noqa: S608 - our tables
+
+
+@functools.cache
+def _processors(table: Table, dialect: Any) -> tuple[tuple[str, Any], ...]:
+    return tuple((c.name, c.type.bind_processor(dialect)) for c in table.columns)
+
+
+def _params(table: Table, values: Mapping[str, Any], dialect: Any) -> list[Any]:
+    out = []
+    for name, proc in _processors(table, dialect):
+        value = values.get(name)
+        out.append(value if proc is None or value is None else proc(value))
+    return out
+
+
+_GUARDED_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
+
+
+async def record(
+    db: Database,
+    *,
+    rows: Sequence[tuple[Table, Mapping[str, Any]]],
+    ts: int,
+    action: str,
+    actor: Principal | None = None,
+    target_type: str | None = None,
+    target_id: str | uuid.UUID | None = None,
+    outcome: str = "ok",
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Insert `rows` and their audit entry as one transaction of their own.
+
+    The hot path of the node (logging an encounter). On SQLite, with the head this process
+    wrote last, it is one round trip to the driver's thread (`_write_batch`: the guarded
+    head update, the inserts, the entry, the commit; a moved head writes nothing).
+    Otherwise (PostgreSQL, a cold or moved head) it is `append` inside `db.write()`."""
+    entry = dict(ts=ts, action=action, actor=actor, target_type=target_type,
+                 target_id=target_id, outcome=outcome, detail=detail)
+    if db.is_sqlite and rows:
+        done = await _record_sqlite(db, rows, entry)
+        if done is not None:
+            return done
+    async with db.write() as conn:
+        return await append(conn, rows=rows, **entry)  # type: ignore[arg-type]
+
+
+async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, Any]]],
+                         entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    # Keyed as `append` keys it: by the pool `db.write()` transactions draw from.
+    pool = db.write_engine.sync_engine.pool
+    cached = _HEADS.get(pool)
+    if cached is None:
+        return None
+    row = _entry_row(**entry)
+    _link(row, *cached)
+    mine = (row["seq"], row["hash"])
+    # Chain the next writer onto this entry now: batches run in queue order on one
+    # connection, so concurrent writes pipeline like plain inserts. Each batch's guard is
+    # checked in the database; if one fails, every batch chained after it fails too, writes
+    # nothing, and goes the slow way.
+    _HEADS[pool] = mine
+    dialect = db.engine.dialect
+    guard = (row["seq"], row["hash"], cached[0], cached[1])
+    inserts = [(_insert_sql(t), _params(t, v, dialect)) for t, v in [*rows, (_entries, row)]]
+    try:
+        moved = await _group_commit(db, guard, inserts)
+    except BaseException:
+        if _HEADS.get(pool) == mine:
+            _HEADS.pop(pool, None)
+        raise
+    if moved:
+        if _HEADS.get(pool) == mine:
+            _HEADS.pop(pool, None)
+        return None  # the head was not where we chained; nothing was written
+    return row
+
+
+class _Group:
+    """Writes waiting for the driver thread (group commit). While one group runs there, the
+    writes that arrive queue here and go together in the next: one wake-up of the thread
+    and one commit for all of them. Each write still gets its answer only after the commit
+    that holds it."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]],
+                                 asyncio.Future[bool]]] = []
+        self.running = False
+        self.task: asyncio.Task[None] | None = None
+
+
+async def _group_commit(db: Database, guard: tuple[Any, ...],
+                        inserts: list[tuple[str, list[Any]]]) -> bool:
+    group: _Group | None = db.write_group
+    if group is None:
+        group = db.write_group = _Group()
+    fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    group.pending.append((guard, inserts, fut))
+    if not group.running:
+        # The drain runs as its own task, so a cancelled request cannot stop the others'.
+        group.running = True
+        group.task = asyncio.create_task(_drain(db, group))
+    return await asyncio.shield(fut)
+
+
+async def _drain(db: Database, group: _Group) -> None:
+    try:
+        driver = await db.fast_writer()
+        while group.pending:
+            batch, group.pending = group.pending, []
+            try:
+                # One item on aiosqlite's own queue for the whole group, behind the
+                # in-process writer queue: `db.write()` transactions run inline on the
+                # loop and must not find this connection holding the database lock.
+                async with db.write_lock():
+                    moved = await driver._execute(
+                        _write_group, driver._conn, [(g, i) for g, i, _ in batch]
+                    )
+            except Exception as exc:
+                for _, _, f in batch:
+                    if not f.done():
+                        f.set_exception(exc)
+                continue
+            for (_, _, f), m in zip(batch, moved, strict=True):
+                if not f.done():
+                    f.set_result(m)
+    finally:
+        group.running = False
+        for _, _, f in group.pending:  # only when the drain itself failed: the slow way
+            if not f.done():
+                f.set_result(True)
+        group.pending = []
+
+
+def _write_group(conn: sqlite3.Connection,
+                 items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]]) -> list[bool]:
+    """Runs on the driver thread: the writes of a group in one transaction. Each item's
+    guard chains on the one before, so if the first finds the head moved nothing is written
+    and every item goes the slow way (True). If any statement fails, the group is rolled
+    back and its items run one by one, so one bad write cannot fail the others."""
+    if len(items) == 1:
+        return [_write_batch(conn, *items[0])]
+    cur = conn.cursor()
+    try:
+        for i, (guard, inserts) in enumerate(items):
+            cur.execute(_GUARDED_HEAD, guard)
+            if cur.rowcount != 1:
+                conn.rollback()
+                if i == 0:
+                    return [True] * len(items)
+                break
+            for sql, params in inserts:
+                cur.execute(sql, params)
+        else:
+            conn.commit()
+            return [False] * len(items)
+    except Exception:
+        if conn.in_transaction:
+            conn.rollback()
+    finally:
+        cur.close()
+    out: list[bool] = []
+    for guard, inserts in items:
+        try:
+            out.append(_write_batch(conn, guard, inserts))
+        except Exception:
+            out.append(True)  # this one goes the slow way and reports its own error
+    return out
+
+
+def _write_batch(conn: sqlite3.Connection, guard: tuple[Any, ...],
+                 inserts: list[tuple[str, list[Any]]]) -> bool:
+    """Runs on the driver thread: the guarded head update, the inserts, the commit, as one
+    transaction (pysqlite begins it IMMEDIATE at the first statement). True when the head
+    had moved and nothing was written."""
+    cur = conn.cursor()
+    try:
+        cur.execute(_GUARDED_HEAD, guard)
+        if cur.rowcount != 1:
+            conn.rollback()
+            return True
+        for sql, params in inserts:
+            cur.execute(sql, params)
+        conn.commit()
+        return False
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    finally:
+        cur.close()
+
+
+def _entry_row(ts: int, action: str, actor: Principal | None = None,
+               target_type: str | None = None, target_id: str | uuid.UUID | None = None,
+               outcome: str = "ok", detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "seq": 0,
+        "ts": ts,
+        "actor": actor.actor if actor else None,
+        "role": actor.role.value if actor else None,
+        "action": action,
+        "target_type": target_type,
+        "target_id": str(target_id) if target_id is not None else None,
+        "outcome": outcome,
+        "detail": canonical_bytes(dict(detail or {})).decode("utf-8"),
+        "prev_hash": "",
+    }
+
+
+def _link(row: dict[str, Any], seq: int, prev_hash: str) -> None:
+    row["seq"] = seq + 1
+    row["prev_hash"] = prev_hash
+    row["hash"] = sha256_b64u(entry_bytes(row))
+
+
+async def head_moved(conn: AsyncConnection) -> bool:
+    """True when the head moved past its signature (a plain read: the signer's cheap check)."""
+    head = (await conn.execute(
+        select(_head.c.seq, _head.c.hash, _head.c.signed_seq, _head.c.signed_hash)
+        .where(_head.c.id == 1)
+    )).one_or_none()
+    return head is not None and (head.signed_seq, head.signed_hash) != (head.seq, head.hash)
+
+
+async def sign_head(conn: AsyncConnection, keys: NodeKeys, node_id: str, now_ms: int) -> bool:
+    """Sign the current head (its own seq and hash, the node id and the time) if it moved
+    since the last signature; True when it signed."""
+    head = (await conn.execute(select(_head).where(_head.c.id == 1).with_for_update())).one()
+    if head.signed_seq == head.seq and head.signed_hash == head.hash:
+        return False
+    sig = sign_head_bytes(keys.signing_key, node_id, head.seq, head.hash, now_ms)
+    await conn.execute(update(_head).where(_head.c.id == 1).values(
+        signed_seq=head.seq, signed_hash=head.hash, signed_at=now_ms, key_id=keys.key_id,
+        signature=b64u(sig),
+    ))
+    return True
+
+
+def detail_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(row["detail"])
+    return value

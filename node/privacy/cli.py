@@ -1,0 +1,124 @@
+"""`peernet node release --month YYYY-MM` and `peernet node ledger`.
+
+Register with one line in `node.cli`: `release_cli.register(node_group)`.
+
+`release` records the month's release in the ledger (or shows the stored one: the noise is
+drawn once per node-month) under the roster policy the node has accepted (the defaults of
+`federation.roster.Policy` before any roster); the running node queues it to the hub on its
+next pass (`node.privacy.runtime`). `ledger` lists the ledger without the bodies. Neither
+prints anything about a record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from federation.clock import SystemClock
+from federation.database import make_engine, migrate
+from federation.roster import Policy
+from node.commands.init import require_initialised
+from node.core.db import Database
+from node.core.errors import NodeError
+from node.privacy.ledger import ledger_entries, record_release
+from node.privacy.schema import ReleasePolicy
+
+__all__ = ["ledger_command", "register", "release_command"]
+
+
+def _settings(config: str | None) -> Any:
+    from node.core.config import NodeSettings
+
+    return NodeSettings.load(Path(config) if config else None)
+
+
+def _config_path(config: str | None) -> Path | None:
+    return Path(config) if config else None
+
+
+async def _roster_view(db: Database, node_id: str) -> tuple[ReleasePolicy, dict[str, str] | None]:
+    """The release policy and this node's listed signing keys, from the roster the node
+    accepted; with no roster yet, the board's default policy and no listed keys."""
+    try:
+        from federation.roster_sync import RosterStore
+
+        store = RosterStore(db.engine, SystemClock(), None)
+        await store.load()
+        policy = ReleasePolicy.from_roster_policy(store.state.policy)
+        return policy, store.state.sign_keys_of(node_id)
+    except Exception:  # no roster accepted yet
+        return ReleasePolicy.from_roster_policy(Policy()), None
+
+
+async def _release(config: str | None, month: str) -> dict[str, Any]:
+    from node.web.app import load_secrets
+
+    settings = _settings(config)
+    keys, _ = load_secrets(settings)
+    await require_initialised(settings, _config_path(config))
+    db = Database(make_engine(settings.db_url))
+    try:
+        await migrate(db.engine, "node:migrations")
+        policy, listed = await _roster_view(db, settings.node_id)
+        key_version, signing_key = keys.signer(listed)
+        entry = await record_release(
+            db, node_id=settings.node_id, month=month, policy=policy,
+            signing_key=signing_key, key_version=key_version, now_ms=SystemClock().now_ms(),
+        )
+        return {"created": entry.created, **entry.summary()}
+    finally:
+        await db.dispose()
+
+
+async def _ledger(config: str | None) -> list[dict[str, Any]]:
+    settings = _settings(config)
+    await require_initialised(settings, _config_path(config))
+    db = Database(make_engine(settings.db_url))
+    try:
+        await migrate(db.engine, "node:migrations")
+        return [e.summary() for e in await ledger_entries(db)]
+    finally:
+        await db.dispose()
+
+
+@click.command("release")
+@click.option("--month", required=True, help="Calendar month to release, YYYY-MM (UTC).")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Node config file (default: none, settings from PEERNET_* variables).")
+def release_command(month: str, config: str | None) -> None:
+    """Record the month's differentially private release in the ledger."""
+    try:
+        out = asyncio.run(_release(config, month))
+    except NodeError as exc:
+        raise click.ClickException(f"{exc.code.value}: {exc.message}") from None
+    verb = "recorded" if out.pop("created") else "already recorded"
+    click.echo(f"{out['month']}: {verb} (release {out['release_id']})")
+    click.echo(json.dumps(out, indent=2, sort_keys=True))
+
+
+@click.command("ledger")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="Node config file (default: none, settings from PEERNET_* variables).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ledger_command(config: str | None, as_json: bool) -> None:
+    """List the privacy ledger: one line per released month."""
+    try:
+        rows = asyncio.run(_ledger(config))
+    except NodeError as exc:
+        raise click.ClickException(f"{exc.code.value}: {exc.message}") from None
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    click.echo(f"{'month':<8} {'measure':<8} {'scale':<22} {'spent':<22} release")
+    for r in rows:
+        click.echo(f"{r['month']:<8} {r['measure']:<8} {r['scale']:<22} "
+                   f"{r['budget_spent']:<22} {r['release_id']}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(release_command)
+    group.add_command(ledger_command)

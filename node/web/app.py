@@ -1,0 +1,201 @@
+"""`create_app(settings, *, clock=None, keys=None)`: the node's aiohttp application.
+
+Wiring: the database (`node.core.db.Database` over `federation.database.make_engine`, migrated to
+all heads on start), the clock, the node keys, the pseudonymizer, the password hasher and
+login throttle, the route table, templates (`node/web/templates/`, Jinja2 autoescape) and the
+static files (`/static/`). Everything is reachable through the typed keys of `node.core.appkeys`.
+
+Extension points for other features (one line each, no other edits):
+
+- routes: write `def setup(app: web.Application) -> None` that calls
+  `node.core.routes.add_routes(app, [Route(...)])` (and optionally `add_nav`), then append it to
+  `FEATURES` below. Declare `roles` per DESIGN section 3, and pydantic `body` / `query` /
+  `response` models for API routes so the OpenAPI document shows them; add an expectation
+  for each new route to tests/node/test_role_matrix.py (the test fails without one).
+- startup / shutdown work: in `setup`, append to `app.cleanup_ctx` (runs after the core's
+  own context, so the database is migrated and `app[DB]` is ready).
+- tables: see `node.core.db` (`TABLE_MODULES`, migration branch off `0001_node_core`).
+- templates: put `<feature>_*.html` files in `node/web/templates/` extending `base.html`
+  (blocks `title` and `content`); render with `node.web.plumbing.render`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from federation.client_address import TRUSTED_PROXIES, parse_trusted
+from federation.clock import Clock, SystemClock
+from federation.database import is_sqlite, make_engine, migrate
+from federation.keystore import KeystoreError, NodeKeys
+from federation.login_throttle import LoginThrottle
+from federation.passwords import INTERACTIVE, PasswordHasher
+from federation.websecurity import body_limit, security_headers
+from federation.worker import stop_task
+from node.activation import feature as activations
+from node.core import audit
+from node.core.appkeys import (
+    CLOCK,
+    DB,
+    ENGINE,
+    HASHER,
+    KEYS,
+    LOGIN_SECRET,
+    NAV,
+    PSEUDONYMS,
+    ROUTES,
+    SESSIONS,
+    SETTINGS,
+    THROTTLE,
+)
+from node.core.audit_verify import SIGNER_PASSES, SignerPasses
+from node.core.config import NodeSettings
+from node.core.db import Database
+from node.core.errors import Code, NodeError
+from node.core.pseudonym import Pseudonymizer, load_key_file
+from node.core.routes import Route, RouteTable, add_routes
+from node.privacy import runtime as release_service
+from node.web import audit_anchor
+from node.web import federation as federation_service
+from node.web.plumbing import auth_middleware, error_middleware, json_response
+
+__all__ = ["FEATURES", "create_app", "engine_options", "load_secrets"]
+
+log = logging.getLogger("peernet.node")
+HERE = Path(__file__).resolve().parent
+
+Setup = Callable[[web.Application], None]
+
+
+def _core_features() -> list[Setup]:
+    from node.web import api, pages
+
+    return [api.setup, pages.setup]
+
+
+# Feature setups run in this order after the core's; append yours here (one line).
+FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup,
+                         audit_anchor.setup]
+
+
+def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
+    """Open the node key file and the pseudonym key file with `PEERNET_PASSPHRASE`."""
+    if settings.passphrase is None:
+        raise NodeError(Code.KEYS, "set PEERNET_PASSPHRASE to open the node key file")
+    phrase = settings.passphrase.get_secret_value()
+    try:
+        keys = NodeKeys.load(settings.key_path, phrase)
+        pseudonyms = load_key_file(settings.pseudonym_key_path, phrase)
+    except KeystoreError as exc:
+        raise NodeError(Code.KEYS, exc.message) from None
+    return keys, pseudonyms
+
+
+def engine_options(settings: NodeSettings) -> dict[str, Any]:
+    """Pool settings. On SQLite the pool's reset-on-return rollback is skipped: it costs a
+    round trip to aiosqlite's thread per checkout, and every connection here is returned
+    through SQLAlchemy, which has already committed or rolled back its transaction."""
+    opts: dict[str, Any] = {"pool_size": settings.db_pool_size,
+                            "max_overflow": settings.db_pool_size}
+    if is_sqlite(settings.db_url):
+        opts["pool_reset_on_return"] = None
+    return opts
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return json_response({"ok": True})
+
+
+def create_app(
+    settings: NodeSettings,
+    *,
+    clock: Clock | None = None,
+    keys: NodeKeys | None = None,
+    pseudonyms: Pseudonymizer | None = None,
+    hasher: PasswordHasher | None = None,
+) -> web.Application:
+    """The node application. Without `keys`, keys and pseudonym secret are loaded from the
+    key files with `PEERNET_PASSPHRASE`; with `keys` (tests, embedding) a missing
+    `pseudonyms` is a fresh random secret, so refs are stable only for this app's life."""
+    if keys is None:
+        keys, loaded = load_secrets(settings)
+        pseudonyms = pseudonyms or loaded
+    if pseudonyms is None:
+        pseudonyms = Pseudonymizer.generate()
+    clock = clock or SystemClock()
+
+    app = web.Application(
+        middlewares=[security_headers(), error_middleware,
+                     body_limit(settings.max_body_bytes), auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    db = Database(make_engine(settings.db_url, **engine_options(settings)))
+    app[SETTINGS] = settings
+    app[DB] = db
+    app[ENGINE] = db.engine
+    app[SESSIONS] = db.sessions
+    app[CLOCK] = clock
+    app[KEYS] = keys
+    app[PSEUDONYMS] = pseudonyms
+    app[HASHER] = hasher or PasswordHasher(INTERACTIVE)
+    app[THROTTLE] = LoginThrottle()  # counters in the database
+    app[TRUSTED_PROXIES] = parse_trusted(settings.trusted_proxies)  # the throttle's address
+    app[LOGIN_SECRET] = secrets.token_bytes(32)
+    app[ROUTES] = RouteTable()
+    app[NAV] = []
+    app[SIGNER_PASSES] = SignerPasses()
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("node.web", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        undefined=jinja2.StrictUndefined,
+    )
+    app.router.add_static("/static/", HERE / "static", name="static")
+    app.cleanup_ctx.append(_database_ctx)
+    add_routes(app, [Route("GET", "/healthz", healthz, "healthz", None, "Liveness")])
+    for setup in [*_core_features(), *FEATURES]:
+        setup(app)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    db = app[DB]
+    await migrate(db.engine, "node:migrations")
+    await _sign_head(app)
+    task = asyncio.create_task(_sign_periodically(app))
+    try:
+        yield
+    finally:
+        await stop_task(task)
+        with contextlib.suppress(Exception):
+            await _sign_head(app)
+        await db.dispose()
+
+
+async def _sign_head(app: web.Application) -> None:
+    app[SIGNER_PASSES].last_ms = app[CLOCK].now_ms()
+    async with app[DB].read() as conn:
+        if not await audit.head_moved(conn):
+            return  # the common case on an idle node: no write lock taken
+    async with app[DB].write() as conn:
+        await audit.sign_head(conn, app[KEYS], app[SETTINGS].node_id, app[CLOCK].now_ms())
+
+
+async def _sign_periodically(app: web.Application) -> None:
+    interval = app[SETTINGS].audit_sign_interval_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await _sign_head(app)
+        except Exception:
+            log.exception("signing the audit head failed")
