@@ -40,6 +40,7 @@ from protocol.ids import KeyId, NodeId
 from protocol.signing import Context, sign
 from protocol.vocabulary import Discipline, Measure
 from protocol.wire_types import SHA256_PATTERN, SIGNATURE_PATTERN
+from protocol.workload import check_weights
 
 __all__ = [
     "MAX_OLD_SIGN_KEYS",
@@ -97,6 +98,9 @@ def _member_of(cls: type[StrEnum]) -> Any:
 
 DisciplineField = Annotated[str, _member_of(Discipline)]
 MeasureField = Annotated[str, _member_of(Measure)]
+AggregationField = Annotated[str, StringConstraints(pattern=r"^(local|shared)$")]
+GroupName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+DecimalStr = Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN)]
 
 
 class NodeRole(StrEnum):
@@ -191,6 +195,30 @@ class PrivacyPolicy(RosterModel):
     budget_per_node_year: Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN)] = "1.0"
     per_person_month: Annotated[int, Field(ge=1, le=1_000)] = 4
     per_cell: Annotated[int, Field(ge=1, le=1_000)] = 1
+    # Workload releases (protocol.workload, DESIGN 7.1). Absent (never null) means the
+    # defaults: documented weights, local aggregation; older rosters keep their bytes.
+    workload_weights: dict[GroupName, DecimalStr] | None = Field(
+        default=None, max_length=64, exclude_if=lambda v: v is None,
+    )
+    aggregation: AggregationField | None = Field(default=None, exclude_if=lambda v: v is None)
+    helper: NodeId | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(
+            k in data and data[k] is None for k in ("workload_weights", "aggregation", "helper")
+        ):
+            raise ValueError("workload_weights, aggregation and helper are omitted, never null")
+        return data
+
+    @model_validator(mode="after")
+    def _workload(self) -> Self:
+        if self.workload_weights is not None:
+            check_weights(self.workload_weights)  # known groups, each > 0, sum exactly 1
+        if (self.aggregation == "shared") != (self.helper is not None):
+            raise ValueError("a helper is named exactly when aggregation is shared")
+        return self
 
 
 class ReleaseSchedule(RosterModel):

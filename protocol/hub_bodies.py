@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from protocol.canonical import MAX_SAFE_INT
 from protocol.ids import MsgId, NodeId
@@ -33,6 +33,7 @@ from protocol.wire_types import (
     VersionStr,
     WireModel,
 )
+from protocol.workload import SCHEMA as WORKLOAD_SCHEMA
 
 __all__ = [
     "MAX_BATCHED_STATUSES",
@@ -42,11 +43,14 @@ __all__ = [
     "AggregateReleaseBody",
     "AuditAnchorBody",
     "Bounds",
+    "GroupNoise",
     "Release",
     "StatusCounts",
 ]
 
 _MAX_CELLS = 4096
+_MAX_GROUPS = 64
+GroupName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
 class StatusCounts(WireModel):
@@ -115,9 +119,22 @@ class Bounds(WireModel):
     per_cell: Annotated[int, Field(ge=1, le=1_000)]
 
 
+class GroupNoise(WireModel):
+    """One workload group's noise in a v2 release: its scale and the budget it spent."""
+
+    scale: DecimalStr
+    budget_spent: DecimalStr
+
+
 class Release(WireModel):
     """One node-month of noisy counts. Signed (context `release`) over its canonical bytes,
-    so the hub and the board can check the origin independently of the envelope."""
+    so the hub and the board can check the origin independently of the envelope.
+
+    Two schemas (docs/WIRE.md): v1 (`peernet.monthly/v1`) carries one `scale` for all
+    cells; v2 (`peernet.workload/v2`, `protocol.workload`) carries instead `groups`
+    ({group: {scale, budget_spent}}) and `budget_spent` is then the sum of the groups'
+    spends. Exactly one of `scale` and `groups` is present (absent, never null), so v1
+    bodies keep their exact bytes."""
 
     release_id: MsgId
     node_id: NodeId
@@ -126,17 +143,35 @@ class Release(WireModel):
     query_sha256: Sha256
     measure: MeasureField
     mechanism: MechanismField
-    scale: DecimalStr
+    scale: DecimalStr | None = Field(default=None, exclude_if=lambda v: v is None)
+    groups: dict[GroupName, GroupNoise] | None = Field(
+        default=None, min_length=1, max_length=_MAX_GROUPS, exclude_if=lambda v: v is None,
+    )
     budget_spent: DecimalStr
     bounds: Bounds
     opendp_version: VersionStr
     cells: dict[CellKey, SafeInt] = Field(max_length=_MAX_CELLS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (
+            ("scale" in data and data["scale"] is None)
+            or ("groups" in data and data["groups"] is None)
+        ):
+            raise ValueError("scale and groups are omitted, never null")
+        return data
 
     @model_validator(mode="after")
     def _pairing(self) -> Self:
         expected = Mechanism.GAUSSIAN if self.measure is Measure.ZCDP else Mechanism.LAPLACE
         if self.mechanism is not expected:
             raise ValueError("zcdp goes with gaussian, pure_dp with laplace")
+        if self.schema_ == WORKLOAD_SCHEMA:
+            if self.groups is None or self.scale is not None:
+                raise ValueError("a workload release has groups and no single scale")
+        elif self.scale is None or self.groups is not None:
+            raise ValueError("a cell release has one scale and no groups")
         return self
 
 

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from node.core.vocabulary import ActivationType, Intervention, RecipientDiscipline, Referral
 from protocol.vocabulary import Measure, Mechanism
+from protocol.workload import check_weights
 
 __all__ = [
     "ACTIVATION_TYPES",
@@ -83,6 +84,22 @@ class ReleasePolicy(BaseModel):
     per_person_month: int = Field(default=4, ge=1, le=1_000)
     per_cell: int = Field(default=1, ge=1, le=1_000)
     release_day: int = Field(default=5, ge=1, le=28)
+    # Workload v2 (protocol.workload): group weights (None: the documented defaults), and
+    # whether releases are local (one noisy release per node) or shared (via a helper).
+    workload_weights: dict[str, Decimal] | None = None
+    aggregation: Literal["local", "shared"] = "local"
+    helper: str | None = None
+
+    @field_validator("workload_weights")
+    @classmethod
+    def _weights(cls, v: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+        return None if v is None else check_weights(v)
+
+    @model_validator(mode="after")
+    def _helper(self) -> ReleasePolicy:
+        if self.aggregation == "shared" and not self.helper:
+            raise ValueError("shared aggregation names its helper")
+        return self
 
     @field_validator("budget_per_node_year")
     @classmethod
@@ -101,6 +118,9 @@ class ReleasePolicy(BaseModel):
             per_person_month=p.per_person_month,
             per_cell=p.per_cell,
             release_day=policy.release_schedule.day_of_month,
+            workload_weights=getattr(p, "workload_weights", None),
+            aggregation=getattr(p, "aggregation", None) or "local",
+            helper=getattr(p, "helper", None),
         )
 
     @property
