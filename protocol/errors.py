@@ -44,6 +44,10 @@ class Code(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     BAD_BODY = "bad_body"
     BAD_REQUEST_SIGNATURE = "bad_request_signature"
+    # shared aggregation (WIRE section 14): answers of an aggregator to an authentic message
+    CONFLICTING_SHARE = "conflicting_share"
+    SHARE_MISMATCH = "share_mismatch"
+    ROUND_CONFLICT = "round_conflict"
 
 
 class ProtocolError(Exception):
@@ -82,5 +86,8 @@ HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
         Code.UNKNOWN_TYPE: 400,
         Code.BAD_BODY: 422,
         Code.BAD_REQUEST_SIGNATURE: 401,
+        Code.CONFLICTING_SHARE: 409,
+        Code.SHARE_MISMATCH: 422,
+        Code.ROUND_CONFLICT: 409,
     }
 )

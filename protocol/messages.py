@@ -27,6 +27,11 @@ from protocol.activation_bodies import (
     ActivationUpdateBody,
     FollowupHandoffBody,
 )
+from protocol.aggregate_bodies import (
+    AggregateResultBody,
+    AggregateRoundBody,
+    AggregateShareBody,
+)
 from protocol.errors import Code
 from protocol.hub_bodies import (
     MAX_BATCHED_STATUSES,
@@ -78,6 +83,9 @@ class MessageType(StrEnum):
     AGGREGATE_RELEASE = "aggregate_release"
     ACTIVATION_STATUSES = "activation_statuses"
     AUDIT_ANCHOR = "audit_anchor"
+    AGGREGATE_SHARE = "aggregate_share"
+    AGGREGATE_ROUND = "aggregate_round"
+    AGGREGATE_RESULT = "aggregate_result"
 
 
 class AckStatus(StrEnum):
@@ -164,6 +172,9 @@ BODY_MODELS: dict[MessageType, type[WireModel]] = {
     MessageType.AGGREGATE_RELEASE: AggregateReleaseBody,
     MessageType.ACTIVATION_STATUSES: ActivationStatusesBody,
     MessageType.AUDIT_ANCHOR: AuditAnchorBody,
+    MessageType.AGGREGATE_SHARE: AggregateShareBody,
+    MessageType.AGGREGATE_ROUND: AggregateRoundBody,
+    MessageType.AGGREGATE_RESULT: AggregateResultBody,
 }
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ from protocol import (
     wire_json,
 )
 from protocol.audit_head import head_signing_input, sign_head_bytes
+from tests.vectors.aggregate_vectors import AGGREGATE_TYPES as _AGGREGATE_TYPES
+from tests.vectors.aggregate_vectors import bodies as _aggregate_bodies
+from tests.vectors.aggregate_vectors import build as _aggregate_shares
 
 HERE = Path(__file__).resolve().parent
 
@@ -161,6 +164,7 @@ def sample_bodies() -> dict[MessageType, dict[str, Any]]:
              "incident_type": "line_of_duty_death", "ts": T0 + HOUR + 1500},
         ]},
         MessageType.AUDIT_ANCHOR: _audit_anchor_body(),
+        **_aggregate_bodies(),
     }
 
 
@@ -198,6 +202,10 @@ ROUTES: dict[MessageType, tuple[str, str]] = {
     MessageType.AGGREGATE_RELEASE: ("agency-a", "hub-east"),
     MessageType.ACTIVATION_STATUSES: ("agency-a", "hub-east"),
     MessageType.AUDIT_ANCHOR: ("agency-a", "hub-east"),
+    # shared aggregation (WIRE section 14): agency-c plays the helper aggregator
+    MessageType.AGGREGATE_SHARE: ("agency-a", "hub-east"),
+    MessageType.AGGREGATE_ROUND: ("hub-east", "agency-c"),
+    MessageType.AGGREGATE_RESULT: ("agency-c", "hub-east"),
 }
 
 
@@ -396,7 +404,7 @@ def _envelope_case(
 def _envelopes() -> dict[str, Any]:
     # Types in the order of the first published vectors (their bytes depend on the index);
     # types added later get the indexes after the submit's status.
-    later = (MessageType.ACTIVATION_STATUSES, MessageType.AUDIT_ANCHOR)
+    later = (MessageType.ACTIVATION_STATUSES, MessageType.AUDIT_ANCHOR, *_AGGREGATE_TYPES)
     first = [t for t in MessageType if t not in later]
     cases = [_envelope_case(msg_type.value, msg_type, 10 + i) for i, msg_type in enumerate(first)]
     # The submit's status: responder null, state requested, and the agencies asked.
@@ -410,6 +418,8 @@ def _envelopes() -> dict[str, Any]:
                                 MessageType.ACTIVATION_STATUSES, 11 + len(first)))
     cases.append(_envelope_case(MessageType.AUDIT_ANCHOR.value, MessageType.AUDIT_ANCHOR,
                                 12 + len(first)))
+    for i, msg_type in enumerate(_AGGREGATE_TYPES):
+        cases.append(_envelope_case(msg_type.value, msg_type, 13 + len(first) + i))
     return {"cases": cases}
 
 
@@ -702,6 +712,7 @@ def build() -> dict[str, Any]:
         "releases.json": _releases(),
         "roster.json": _roster(),
         "audit_anchor.json": _audit_anchor(),
+        "aggregate_shares.json": _aggregate_shares(),
     }
 
 
