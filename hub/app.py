@@ -270,17 +270,20 @@ async def _directory(request: web.Request) -> web.Response:
 async def _activation_log(request: web.Request) -> web.Response:
     await request.app[AUTHORIZE](request, LOG_READERS)
     q = request.query
-    limit = _int_query(request, "limit", 200, 1, 1000)
+    limit = _int_query(request, "limit", 200, 1, 1000) or 200
     since = _int_query(request, "since_ts", None, 0, 2**53 - 1)
+    start = _int_query(request, "cursor", 0, 0, 10**18 - 1) or 0  # paging: hub.openapi
     async with request.app[DB].read() as conn:
         entries = await list_entries(
             conn,
             activation_id=q.get("activation_id") or None,
             node=q.get("node") or None,
             since_ts=since,
-            limit=limit or 200,
+            limit=start + limit,
         )
-    return web.json_response({"entries": entries})
+    page = entries[start:]
+    nxt = str(start + len(page)) if len(page) >= limit else None
+    return web.json_response({"entries": page, "next_cursor": nxt})
 
 
 async def _relay_queue(request: web.Request) -> web.Response:

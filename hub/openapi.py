@@ -5,6 +5,11 @@ models the handlers validate with (`hub.stats.models`), so the document names ex
 query parameters the server accepts: anything else is a 400 `invalid_input`. Only the hub's
 own JSON API is described; the federation transport (`/fed/v1/...`) has its wire format in
 DESIGN section 4, and the pages are for browsers.
+
+Every error response names the hub's stable codes (`hub.errors.HTTP_STATUS`: the
+`ErrorCode` enum); the activation log follows the node's paging convention (`limit` +
+`cursor`, answered with `next_cursor`). tests/openapi/hub-v1.json is the published copy: a
+test fails when an operation, parameter or field of it disappears.
 """
 
 from __future__ import annotations
@@ -12,12 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from federation.openapi import Operation, build_document
+from federation.openapi import PAGING_TEXT, Operation, build_document
+from hub.errors import HTTP_STATUS
 from hub.stats.models import ActivationLogQuery, AggregateAlarmsOut, StatsDocument, StatsQuery
 
-__all__ = ["OPERATIONS", "hub_document", "setup"]
+__all__ = ["OPERATIONS", "ActivationLogEntry", "ActivationLogOut", "hub_document", "setup"]
 
 _DOC = web.AppKey("peernet_hub_openapi", dict[str, Any])
 
@@ -26,21 +32,52 @@ class _NoQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _LogCounts(BaseModel):
+    affected: int
+    peers_needed: int
+    peers_offered: int
+
+
+class ActivationLogEntry(BaseModel):
+    """One status report of the central activation log: metadata only, no contents."""
+
+    activation_id: str
+    requester: str
+    responder: str | None
+    state: str
+    incident_type: str
+    counts: _LogCounts
+    ts: int
+    reported_by: str
+    msg_id: str
+    received_ts: int
+
+
+class ActivationLogOut(BaseModel):
+    entries: list[ActivationLogEntry]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null: no more pages")
+
+
+_E = (400, 401, 403, 413, 500)
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/v1/stats", "getStats",
               "Statistics with 95% intervals from the releases received (operator, "
               "board_analyst)", query=StatsQuery, response=StatsDocument, tags=("stats",),
-              errors=(400, 401, 403)),
+              errors=_E),
     Operation("GET", "/api/v1/stats.csv", "getStatsCsv",
               "The same figures as CSV: month, metric, estimate, low_95, high_95, "
               "nodes_reporting (operator, board_analyst)", query=StatsQuery,
-              tags=("stats",), errors=(400, 401, 403)),
+              tags=("stats",), errors=_E),
     Operation("GET", "/api/v1/stats/alarms", "getReleaseAlarms",
               "Conflicting-release alarms (operator)", query=_NoQuery,
-              response=AggregateAlarmsOut, tags=("stats",), errors=(400, 401, 403)),
+              response=AggregateAlarmsOut, tags=("stats",), errors=_E),
     Operation("GET", "/api/v1/activation-log", "getActivationLog",
               "The central activation log, newest first (operator, board_analyst)",
-              query=ActivationLogQuery, tags=("activations",), errors=(400, 401, 403)),
+              query=ActivationLogQuery, response=ActivationLogOut, tags=("activations",),
+              description=PAGING_TEXT + "newest status first.", errors=_E),
     Operation("GET", "/api/v1/openapi.json", "getOpenApi", "This document", secured=False,
               tags=("meta",), errors=()),
 )
@@ -54,6 +91,7 @@ def hub_document() -> dict[str, Any]:
                     "log. Authenticate with `Authorization: Bearer <token>` (an API token "
                     "from `peernet hub user token`) or a browser session.",
         cookie_name="peernet_hub_session",
+        error_status={code.value: status for code, status in HTTP_STATUS.items()},
     )
     csv_ok = doc["paths"]["/api/v1/stats.csv"]["get"]["responses"]["200"]
     csv_ok["content"] = {"text/csv": {"schema": {"type": "string"}}}

@@ -58,7 +58,10 @@ class StatsQuery(_Query):
 
 
 class ActivationLogQuery(_Query):
-    limit: Annotated[int | None, Field(ge=1, le=1000)] = None
+    limit: Annotated[int | None, Field(ge=1, le=1000, description="Default 200")] = None
+    cursor: Annotated[str | None, Field(
+        pattern=r"^[0-9]{1,18}$", description="Opaque: the previous page's `next_cursor`",
+        examples=["200"])] = None
     since_ts: Annotated[int | None, Field(ge=0, le=2**53 - 1)] = None
     activation_id: Annotated[str | None, Field(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")] = None
     node: Annotated[str | None, Field(pattern=f"^{_NODE}$")] = None

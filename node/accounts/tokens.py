@@ -27,6 +27,7 @@ from node.core.access import Principal
 from node.core.context import NodeContext
 from node.core.db import ApiToken, User, table_of
 from node.core.errors import Code, NodeError
+from node.core.paging import Cursor, NextCursor
 from node.core.schemas import USERNAME_PATTERN, Request, Response
 from node.core.times import to_dt
 from node.core.vocabulary import Role
@@ -40,6 +41,8 @@ T = table_of(ApiToken)
 class TokenQuery(Request):
     user: Annotated[str, StringConstraints(pattern=USERNAME_PATTERN)] | None = Field(
         default=None, description="Whose tokens (admins only; default: yours)")
+    limit: int = Field(default=200, ge=1, le=1000)
+    cursor: Cursor = None
 
 
 class TokenInfo(Response):
@@ -54,6 +57,7 @@ class TokenInfo(Response):
 
 class TokenList(Response):
     items: list[TokenInfo]
+    next_cursor: NextCursor = None
 
 
 def _info(row: Any, now: int) -> TokenInfo:

@@ -48,6 +48,7 @@ from node.core import audit
 from node.core.access import Principal
 from node.core.appkeys import DB
 from node.core.db import Database
+from node.core.paging import Cursor, NextCursor, offset_of, page_of
 from node.core.routes import Route, add_routes
 from node.core.vocabulary import Role
 from node.web.api import query_params
@@ -60,6 +61,7 @@ __all__ = [
     "ActivationList",
     "ActivationQuery",
     "HandoffList",
+    "HandoffQuery",
     "ListQuery",
     "TargetList",
     "TargetQuery",
@@ -75,6 +77,7 @@ ACTIVATIONS = web.AppKey("peernet_activations", ActivationContext)
 class ListQuery(BaseModel):
     side: Side | None = None
     limit: int = Field(default=200, ge=1, le=1000)
+    cursor: Cursor = None
 
 
 class ActivationQuery(BaseModel):
@@ -84,18 +87,28 @@ class ActivationQuery(BaseModel):
 class TargetQuery(BaseModel):
     discipline: Discipline | None = None
     region: str | None = Field(default=None, max_length=80)
+    limit: int = Field(default=200, ge=1, le=1000)
+    cursor: Cursor = None
+
+
+class HandoffQuery(BaseModel):
+    limit: int = Field(default=200, ge=1, le=1000)
+    cursor: Cursor = None
 
 
 class ActivationList(BaseModel):
     items: list[ActivationSummary]
+    next_cursor: NextCursor = None
 
 
 class TargetList(BaseModel):
     items: list[TargetOut]
+    next_cursor: NextCursor = None
 
 
 class HandoffList(BaseModel):
     items: list[HandoffOut]
+    next_cursor: NextCursor = None
 
 
 def activation_context(app: web.Application) -> ActivationContext:
@@ -136,8 +149,9 @@ async def list_view(request: web.Request) -> web.Response:
     q = query_params(request, ListQuery)
     ctx = activation_context(request.app)
     async with _db(request).read() as conn:
-        items = await views.list_activations(conn, ctx, q.side, q.limit)
-    return _dump(ActivationList(items=items))
+        items = await views.list_activations(conn, ctx, q.side, offset_of(q.cursor) + q.limit)
+    page, nxt = page_of(items, q.cursor, q.limit)
+    return _dump(ActivationList(items=page, next_cursor=nxt))
 
 
 async def create(request: web.Request) -> web.Response:
@@ -156,7 +170,8 @@ async def targets_view(request: web.Request) -> web.Response:
     ctx = activation_context(request.app)
     items = views.targets(ctx, discipline=q.discipline.value if q.discipline else None,
                         region=q.region or None)
-    return _dump(TargetList(items=items))
+    page, nxt = page_of(items, q.cursor, q.limit)
+    return _dump(TargetList(items=page, next_cursor=nxt))
 
 
 async def get_view(request: web.Request) -> web.Response:
@@ -259,15 +274,17 @@ async def handoff_send(request: web.Request) -> web.Response:
 
 
 async def handoff_list(request: web.Request) -> web.Response:
+    q = query_params(request, HandoffQuery)
     ctx = activation_context(request.app)
     p = principal(request)
     async with _db(request).write() as conn:
-        items = await handoff.handoff_inbox(conn, ctx, p.user_id)
+        items, nxt = page_of(await handoff.handoff_inbox(conn, ctx, p.user_id), q.cursor,
+                             q.limit)
         for h in items:
             if h.contact_note is not None:  # reading a note is audited (its id only)
                 await audit.append(conn, ts=ctx.now(), action="handoff.read", actor=p,
                                    target_type="handoff", target_id=h.id, detail={})
-    return _dump(HandoffList(items=items))
+    return _dump(HandoffList(items=items, next_cursor=nxt))
 
 
 async def handoff_complete(request: web.Request) -> web.Response:
@@ -299,7 +316,7 @@ def api_routes() -> list[Route]:
               response=TargetList, tags=t),
         Route("GET", f"{P}/handoffs", handoff_list, "api.activations.handoffs", c,
               "Follow-up hand-offs (notes only for the assigned coordinator)",
-              response=HandoffList, tags=t),
+              query=HandoffQuery, response=HandoffList, tags=t),
         Route("POST", f"{P}/handoffs/{{id}}/complete", handoff_complete,
               "api.activations.handoffs.complete", c,
               "Complete a handed-off follow-up (purges its note)", response=HandoffOut, tags=t),

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from node.core.paging import Cursor, NextCursor
 from node.core.vocabulary import (
     ActivationType,
     DisclosureCategory,
@@ -42,6 +43,7 @@ __all__ = [
     "DisclosureIn",
     "DisclosureList",
     "DisclosureOut",
+    "DisclosureQuery",
     "EncounterIn",
     "EncounterList",
     "EncounterOut",
@@ -62,6 +64,7 @@ __all__ = [
     "UserList",
     "UserOut",
     "UserPatch",
+    "UserQuery",
 ]
 
 INCIDENT_REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,39}$"
@@ -136,11 +139,14 @@ class EncounterOut(Response):
 class EncounterQuery(Request):
     scope: Literal["mine", "team"] = "mine"
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0, le=1_000_000)
+    offset: int = Field(default=0, ge=0, le=1_000_000, description="Use `cursor`",
+                        json_schema_extra={"deprecated": True})
+    cursor: Cursor = None
 
 
 class EncounterList(Response):
     items: list[EncounterOut]
+    next_cursor: NextCursor = None
 
 
 # --- follow-ups -------------------------------------------------------------------------
@@ -162,10 +168,13 @@ class FollowUpOut(Response):
 class FollowUpQuery(Request):
     scope: Literal["mine", "team"] = "mine"
     due_only: bool = False
+    limit: int = Field(default=200, ge=1, le=1000)
+    cursor: Cursor = None
 
 
 class FollowUpList(Response):
     items: list[FollowUpOut]
+    next_cursor: NextCursor = None
 
 
 class ReassignIn(Request):
@@ -209,8 +218,14 @@ class UserOut(Response):
     created_at: datetime
 
 
+class UserQuery(Request):
+    limit: int = Field(default=200, ge=1, le=1000)
+    cursor: Cursor = None
+
+
 class UserList(Response):
     items: list[UserOut]
+    next_cursor: NextCursor = None
 
 
 class TokenIn(Request):
@@ -243,16 +258,24 @@ class DisclosureOut(Response):
     created_at: datetime
 
 
+class DisclosureQuery(Request):
+    limit: int = Field(default=200, ge=1, le=1000)
+    cursor: Cursor = None
+
+
 class DisclosureList(Response):
     items: list[DisclosureOut]
+    next_cursor: NextCursor = None
 
 
 # --- audit, retention, report -----------------------------------------------------------
 
 class AuditQuery(Request):
     # A BIGINT column (both engines): a larger cursor is refused (422), not a server error.
-    after_seq: int = Field(default=0, ge=0, le=2**63 - 1)
+    after_seq: int = Field(default=0, ge=0, le=2**63 - 1,
+                           description="Entries after this seq (the same as `cursor`)")
     limit: int = Field(default=100, ge=1, le=500)
+    cursor: Cursor = None
 
 
 class AuditEntryOut(Response):
@@ -271,6 +294,7 @@ class AuditEntryOut(Response):
 
 class AuditPage(Response):
     items: list[AuditEntryOut]
+    next_cursor: NextCursor = None
 
 
 class AuditVerifyOut(Response):

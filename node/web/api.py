@@ -1,4 +1,4 @@
-"""The node's JSON API under /api/v1/ and its OpenAPI 3.1 document.
+"""The node's JSON API under /api/v1/ (its OpenAPI 3.1 document: `node.web.openapi`).
 
 Authentication: `Authorization: Bearer <token>` (scripts, CLI; see `peernet node token
 create`) or the browser session cookie plus `X-CSRF-Token` on unsafe methods. Roles per
@@ -10,20 +10,19 @@ in the services. Errors: `{"error": {"code", "message", "field"}}` with the stat
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from federation.openapi import Operation, build_document
 from node.accounts import tokens
 from node.accounts import users as accounts
 from node.core import audit as audit_log
 from node.core import audit_verify as audit_verify_mod
-from node.core.appkeys import ROUTES, SETTINGS
 from node.core.context import NodeContext
 from node.core.db import AuditEntry, table_of
 from node.core.errors import Code, NodeError
+from node.core.paging import next_cursor, offset_of, page_of
 from node.core.routes import ALL_ROLES, Route, add_routes
 from node.core.schemas import (
     AuditEntryOut,
@@ -34,6 +33,7 @@ from node.core.schemas import (
     DisclosureIn,
     DisclosureList,
     DisclosureOut,
+    DisclosureQuery,
     EncounterIn,
     EncounterList,
     EncounterOut,
@@ -53,13 +53,15 @@ from node.core.schemas import (
     UserList,
     UserOut,
     UserPatch,
+    UserQuery,
 )
 from node.core.times import to_dt
 from node.core.vocabulary import Role
 from node.records import disclosures, encounters, followups, report, retention
+from node.web import openapi
 from node.web.plumbing import json_body, json_response, principal, validation_error
 
-__all__ = ["openapi_document", "query_params", "setup"]
+__all__ = ["query_params", "setup"]
 
 M = TypeVar("M", bound=BaseModel)
 P = "/api/v1"
@@ -68,7 +70,6 @@ COORDINATOR = frozenset({Role.COORDINATOR})
 ADMIN = frozenset({Role.ADMIN})
 AUDITOR = frozenset({Role.AUDITOR})
 REPORT_READERS = frozenset({Role.COORDINATOR, Role.AUDITOR})
-_OPENAPI = web.AppKey("peernet_openapi", dict[str, Any])
 
 
 def query_params(request: web.Request, model: type[M]) -> M:
@@ -102,7 +103,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return json_response(openapi_document(request.app))
+    return json_response(openapi.openapi_document(request.app))
 
 
 async def encounter_create(request: web.Request) -> web.Response:
@@ -113,9 +114,11 @@ async def encounter_create(request: web.Request) -> web.Response:
 
 async def encounter_list(request: web.Request) -> web.Response:
     q = query_params(request, EncounterQuery)
+    offset = offset_of(q.cursor) if q.cursor else q.offset
     items = await encounters.list_encounters(NodeContext.of(request.app), principal(request),
-                                             q.scope, q.limit, q.offset)
-    return _dump(EncounterList(items=items))
+                                             q.scope, q.limit, offset)
+    return _dump(EncounterList(items=items,
+                               next_cursor=next_cursor(offset, q.limit, len(items))))
 
 
 async def encounter_get(request: web.Request) -> web.Response:
@@ -128,7 +131,8 @@ async def follow_up_list(request: web.Request) -> web.Response:
     q = query_params(request, FollowUpQuery)
     items = await followups.list_follow_ups(NodeContext.of(request.app), principal(request),
                                             q.scope, q.due_only)
-    return _dump(FollowUpList(items=items))
+    page, nxt = page_of(items, q.cursor, q.limit)
+    return _dump(FollowUpList(items=page, next_cursor=nxt))
 
 
 async def follow_up_complete(request: web.Request) -> web.Response:
@@ -146,7 +150,10 @@ async def follow_up_reassign(request: web.Request) -> web.Response:
 
 
 async def user_list(request: web.Request) -> web.Response:
-    return _dump(UserList(items=await accounts.list_users(NodeContext.of(request.app))))
+    q = query_params(request, UserQuery)
+    items, nxt = page_of(await accounts.list_users(NodeContext.of(request.app)), q.cursor,
+                         q.limit)
+    return _dump(UserList(items=items, next_cursor=nxt))
 
 
 async def user_create(request: web.Request) -> web.Response:
@@ -172,7 +179,8 @@ async def token_create(request: web.Request) -> web.Response:
 async def token_list(request: web.Request) -> web.Response:
     q = query_params(request, tokens.TokenQuery)
     items = await tokens.list_tokens(NodeContext.of(request.app), principal(request), q.user)
-    return _dump(tokens.TokenList(items=items))
+    page, nxt = page_of(items, q.cursor, q.limit)
+    return _dump(tokens.TokenList(items=page, next_cursor=nxt))
 
 
 async def token_revoke(request: web.Request) -> web.Response:
@@ -181,8 +189,10 @@ async def token_revoke(request: web.Request) -> web.Response:
 
 
 async def disclosure_list(request: web.Request) -> web.Response:
+    q = query_params(request, DisclosureQuery)
     items = await disclosures.list_disclosures(NodeContext.of(request.app), principal(request))
-    return _dump(DisclosureList(items=items))
+    page, nxt = page_of(items, q.cursor, q.limit)
+    return _dump(DisclosureList(items=page, next_cursor=nxt))
 
 
 async def disclosure_create(request: web.Request) -> web.Response:
@@ -206,15 +216,17 @@ async def audit_list(request: web.Request) -> web.Response:
 
     q = query_params(request, AuditQuery)
     ctx = NodeContext.of(request.app)
+    after = int(q.cursor) if q.cursor else q.after_seq
     async with ctx.db.read() as conn:
-        rows = (await conn.execute(select(_A).where(_A.c.seq > q.after_seq)
+        rows = (await conn.execute(select(_A).where(_A.c.seq > after)
                                    .order_by(_A.c.seq).limit(q.limit))).mappings().all()
     items = [AuditEntryOut(seq=r["seq"], ts=to_dt(r["ts"]), actor=r["actor"], role=r["role"],
                            action=r["action"], target_type=r["target_type"],
                            target_id=r["target_id"], outcome=r["outcome"],
                            detail=audit_log.detail_of(r), prev_hash=r["prev_hash"],
                            hash=r["hash"]) for r in rows]
-    return _dump(AuditPage(items=items))
+    last = str(items[-1].seq) if len(items) >= q.limit else None
+    return _dump(AuditPage(items=items, next_cursor=last))
 
 
 async def audit_verify(request: web.Request) -> web.Response:
@@ -241,28 +253,8 @@ async def retention_purge(request: web.Request) -> web.Response:
     return _dump(PurgeOut(purged=count, days=days))
 
 
-def openapi_document(app: web.Application) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every API route in the app's route table (cached)."""
-    cache = app[_OPENAPI]
-    if not cache:
-        ops = [
-            Operation(
-                method=r.method, path=r.path, operation_id=r.name, summary=r.summary,
-                query=r.query, body=r.body, response=r.response, status=r.status,
-                secured=r.roles is not None, tags=r.tags,
-                path_params={"id": {"type": "string", "format": "uuid"}},
-            )
-            for r in app[ROUTES] if r.is_api
-        ]
-        doc = build_document(f"peernet node {app[SETTINGS].node_id}", "1", ops,
-                             description="Agency node API: encounters, follow-ups, users, "
-                             "disclosures, audit, agency report.")
-        cache.update(doc)
-    return cache
-
-
 def setup(app: web.Application) -> None:
-    app[_OPENAPI] = {}  # filled on first request, once every feature has added its routes
+    openapi.init(app)
     add_routes(app, [
         Route("GET", f"{P}/openapi.json", openapi_json, "api.openapi", None,
               "This document", tags=("meta",)),
@@ -286,7 +278,7 @@ def setup(app: web.Application) -> None:
               "api.follow_ups.reassign", COORDINATOR, "Reassign a follow-up", body=ReassignIn,
               response=FollowUpOut, tags=("follow-ups",)),
         Route("GET", f"{P}/users", user_list, "api.users.list", ADMIN, "Users",
-              response=UserList, tags=("users",)),
+              query=UserQuery, response=UserList, tags=("users",)),
         Route("POST", f"{P}/users", user_create, "api.users.create", ADMIN, "Create a user",
               body=UserIn, response=UserOut, status=201, tags=("users",)),
         Route("PATCH", f"{P}/users/{{id}}", user_update, "api.users.update", ADMIN,
@@ -302,7 +294,8 @@ def setup(app: web.Application) -> None:
               "Revoke an API token (yours; admins: any)", response=tokens.TokenInfo,
               tags=("users",)),
         Route("GET", f"{P}/disclosures", disclosure_list, "api.disclosures.list", COORDINATOR,
-              "Restricted disclosure records (audited)", response=DisclosureList,
+              "Restricted disclosure records (audited)", query=DisclosureQuery,
+              response=DisclosureList,
               tags=("disclosures",)),
         Route("POST", f"{P}/disclosures", disclosure_create, "api.disclosures.create",
               COORDINATOR, "Record a disclosure", body=DisclosureIn, response=DisclosureOut,
