@@ -1,9 +1,10 @@
 """The state board's dashboard: server-rendered pages over the hub's privacy-protected figures.
 
-Pages (templates in `hub/templates/`, one stylesheet `hub/static/hub.css`, no JavaScript):
+Pages (templates in `hub/templates/` over the shared web kit's, `federation.webkit`; the
+kit's kit.css then `hub/static/hub.css`; no JavaScript):
 
-- `GET /login`, `POST /login`, `POST /logout`: the login form is bound to a pre-session
-  cookie (`login_csrf`), logins are throttled (`hub.users.accounts.login`);
+- `GET /login`, `POST /login`, `POST /logout`: the kit's login flow (`hub.dashboard.login`:
+  a pre-session cookie bound by `login_csrf`, logins throttled by `hub.users.accounts.login`);
 - `GET /dashboard` (board_analyst, operator): encounters per month with 95% interval
   whiskers (all disciplines, then one small chart per discipline on a shared scale),
   referral and follow-up on-time rates per discipline with intervals, the nodes reporting
@@ -32,36 +33,28 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from federation.client_address import client_address
-from federation.field_errors import sentence
-from federation.websecurity import (
-    clear_cookie,
-    csrf_equal,
-    login_csrf,
-    new_token,
-    security_headers,
-    set_session_cookie,
-)
+from federation.webkit.login import LoginFlow
+from federation.webkit.pages import Site, error_response, favicon, setup_pages
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, RELAY, SETTINGS
 from hub.dashboard.alarm_pages import ACK_PATH, ack_alarm, roster_alarm_rows
 from hub.dashboard.charts import Point, interval_rows, interval_series, nice_top
+from hub.dashboard.login import HubLogin
 from hub.errors import Code, HubError
 from hub.relay.activation_log import list_entries
 from hub.stats.api import READERS, filter_from_query, list_alarms
-from hub.stats.estimates import DISCIPLINES, summarise
+from hub.stats.estimates import DISCIPLINES
 from hub.stats.models import MONTH, parse_query
 from hub.stats.query import load_month_sums, reported_nodes
+from hub.stats.summary import summarise
 from hub.users import accounts as users
 
 __all__ = ["DashboardQuery", "LABELS", "setup"]
 
 log = logging.getLogger("peernet.hub.dashboard")
 HERE = Path(__file__).resolve().parent.parent  # hub/: templates and static
-PRE_COOKIE = "peernet_hub_pre"
 OPERATOR = frozenset({"operator"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -103,21 +96,19 @@ _FILTERS: dict[str, Callable[..., str]] = {}
 
 def setup(app: web.Application) -> None:
     """Hub feature hook (after `hub.users.accounts.setup`, which provides the session check)."""
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.PackageLoader("hub", "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-        undefined=jinja2.StrictUndefined,
-        filters=_FILTERS,
-    )
-    app.middlewares.append(security_headers())
-    app.middlewares.append(page_errors)
+    setup_pages(app, "hub", Site(
+        name=app[SETTINGS].name, stylesheet="/static/hub.css", home="/dashboard",
+        home_label="Back to the statistics", skip_link=True, bad_request_heading=True,
+        login_intro="Statewide peer support statistics, for the board and hub operators."),
+        _FILTERS)
+    app.middlewares.append(page_errors)  # inside create_app's security headers
+    login = LoginFlow(HubLogin(render))
     app.router.add_static("/static/", HERE / "static", name="static")
     app.router.add_get("/", _home)
-    app.router.add_get("/login", _login_get)
-    app.router.add_get("/favicon.ico", _favicon)
-    app.router.add_post("/login", _login_post)
-    app.router.add_post("/logout", _logout)
+    app.router.add_get("/login", login.get)
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_post("/login", login.post)
+    app.router.add_post("/logout", login.logout)
     app.router.add_get("/dashboard", _dashboard)
     app.router.add_get("/dashboard/about", _about)
     app.router.add_get("/dashboard/activations", _activations)
@@ -133,7 +124,7 @@ def _ts(ms: Any) -> str:
         "%Y-%m-%d %H:%M UTC")
 
 
-_FILTERS.update({"label": label, "month_name": _month_name, "ts": _ts, "sentence": sentence})
+_FILTERS.update({"label": label, "month_name": _month_name, "ts": _ts})
 
 
 def _is_page(request: web.Request) -> bool:
@@ -148,9 +139,8 @@ async def page_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except HubError as exc:
         if not _is_page(request):
             raise
-        if exc.code is Code.UNAUTHENTICATED:
-            raise web.HTTPSeeOther("/login") from None
-        return render(request, "error.html", {"error": exc}, status=exc.status)
+        return error_response(request, exc, as_page=True,
+                              unauthenticated=exc.code is Code.UNAUTHENTICATED, render=render)
 
 
 def render(request: web.Request, template: str, context: Mapping[str, Any],
@@ -171,71 +161,10 @@ def _no_query(request: web.Request) -> None:
     parse_query(request.query, _NoQuery)
 
 
-async def _favicon(request: web.Request) -> web.StreamResponse:
-    """A small icon, so a browser's automatic /favicon.ico request is not a 404."""
-    return web.FileResponse(HERE / "static" / "favicon.ico", headers={
-        "Content-Type": "image/x-icon", "Cache-Control": "public, max-age=86400"})
-
-
-# --- login ------------------------------------------------------------------------------
+# --- home -------------------------------------------------------------------------------
 
 async def _home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/dashboard")
-
-
-def _login_page(request: web.Request, error: str | None = None,
-                status: int = 200) -> web.Response:
-    pre = request.cookies.get(PRE_COOKIE) or new_token()
-    resp = render(request, "login.html", {
-        "error": error, "login_csrf": login_csrf(request.app[users.LOGIN_SECRET], pre)},
-        status=status)
-    set_session_cookie(resp, PRE_COOKIE, pre, max_age=3600,
-                       secure=users.secure_cookies(request.app[SETTINGS]))
-    return resp
-
-
-async def _login_get(request: web.Request) -> web.Response:
-    return _login_page(request)
-
-
-async def _login_post(request: web.Request) -> web.Response:
-    form = await request.post()
-    pre = request.cookies.get(PRE_COOKIE)
-    given = form.get("csrf")
-    expected = login_csrf(request.app[users.LOGIN_SECRET], pre) if pre else None
-    if not csrf_equal(expected, given if isinstance(given, str) else None):
-        raise HubError(Code.CSRF_FAILED, "the login form expired; reload the page")
-    username, password = form.get("username"), form.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or not username:
-        return _login_page(request, "Enter your username and password.", 400)
-    app = request.app
-    try:
-        session = await users.login(
-            app[DB], app[users.HASHER], app[users.THROTTLE], username=username,
-            password=password, address=client_address(request), now_ms=app[CLOCK].now_ms())
-    except HubError as exc:
-        if exc.code in (Code.BAD_CREDENTIALS, Code.THROTTLED):
-            page = _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",
-                               exc.status)
-            if isinstance(exc, users.LoginThrottled):
-                page.headers["Retry-After"] = str(exc.retry_after_s)
-            return page
-        raise
-    secure = users.secure_cookies(app[SETTINGS])
-    resp = web.HTTPSeeOther("/dashboard")
-    set_session_cookie(resp, users.SESSION_COOKIE, session.cookie, max_age=session.max_age_s,
-                       secure=secure)
-    clear_cookie(resp, PRE_COOKIE, secure=secure)
-    raise resp
-
-
-async def _logout(request: web.Request) -> web.Response:
-    await request.app[AUTHORIZE](request, frozenset(users.HubRole))
-    p = request[users.PRINCIPAL]
-    await users.logout(request.app[DB], p)
-    resp = web.HTTPSeeOther("/login")
-    clear_cookie(resp, users.SESSION_COOKIE, secure=users.secure_cookies(request.app[SETTINGS]))
-    raise resp
 
 
 # --- dashboard --------------------------------------------------------------------------

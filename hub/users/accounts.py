@@ -58,6 +58,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from federation.clock import Clock
 from federation.login_throttle import LoginThrottle
 from federation.passwords import INTERACTIVE, PasswordHasher
+from federation.webkit.csrf import csrf_given
 from federation.websecurity import csrf_equal, new_token, token_hash
 from hub.appkeys import AUTHORIZE, CLOCK, DB, SETTINGS
 from hub.config import HubSettings
@@ -350,16 +351,6 @@ async def load_principal(request: web.Request, settings: HubSettings, db: Databa
                      srow.csrf_token)
 
 
-async def _csrf_given(request: web.Request) -> str | None:
-    header = request.headers.get("X-CSRF-Token")
-    if header:
-        return header
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        value = (await request.post()).get("csrf")
-        return value if isinstance(value, str) else None
-    return None
-
-
 def make_authorize(app: web.Application) -> Any:
     """The session/token check for `app[AUTHORIZE]` (see module docstring)."""
 
@@ -373,7 +364,7 @@ def make_authorize(app: web.Application) -> Any:
         if p.role.value not in roles:
             raise HubError(Code.FORBIDDEN, "your role may not use this")
         if (request.method not in SAFE_METHODS and p.via == "session"
-                and not csrf_equal(p.csrf_token, await _csrf_given(request))):
+                and not csrf_equal(p.csrf_token, await csrf_given(request))):
             raise HubError(Code.CSRF_FAILED, "the form expired or was not sent from this site")
         return p.role.value
 

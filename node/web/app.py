@@ -2,8 +2,9 @@
 
 Wiring: the database (`node.core.db.Database` over `federation.database.make_engine`, migrated to
 all heads on start), the clock, the node keys, the pseudonymizer, the password hasher and
-login throttle, the route table, templates (`node/web/templates/`, Jinja2 autoescape) and the
-static files (`/static/`). Everything is reachable through the typed keys of `node.core.appkeys`.
+login throttle, the route table, templates (`node/web/templates/` over the shared web kit's,
+`federation.webkit.pages`) and the static files (`/static/`). Everything is reachable
+through the typed keys of `node.core.appkeys`.
 
 Extension points for other features (one line each, no other edits):
 
@@ -16,7 +17,8 @@ Extension points for other features (one line each, no other edits):
   own context, so the database is migrated and `app[DB]` is ready).
 - tables: see `node.core.db` (`TABLE_MODULES`, migration branch off `0001_node_core`).
 - templates: put `<feature>_*.html` files in `node/web/templates/` extending `base.html`
-  (blocks `title` and `content`); render with `node.web.plumbing.render`.
+  (blocks `title` and `content`); render with `node.web.plumbing.render`. `base.html` fills
+  the web kit's `kit_base.html`; login.html and error.html come from `federation/webkit/`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from federation.client_address import TRUSTED_PROXIES, parse_trusted
@@ -39,6 +39,7 @@ from federation.database import is_sqlite, make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.login_throttle import LoginThrottle
 from federation.passwords import INTERACTIVE, PasswordHasher
+from federation.webkit.pages import Site, setup_pages
 from federation.websecurity import body_limit, security_headers
 from federation.worker import stop_task
 from node.activation import feature as activations
@@ -154,12 +155,8 @@ def create_app(
     app[NAV] = []
     app[SIGNER_PASSES] = SignerPasses()
 
-    aiohttp_jinja2.setup(
-        app,
-        loader=jinja2.PackageLoader("node.web", "templates"),
-        autoescape=jinja2.select_autoescape(default=True),
-        undefined=jinja2.StrictUndefined,
-    )
+    setup_pages(app, "node.web", Site(name=settings.name, stylesheet="/static/style.css",
+                                      home="/", home_label="Back to start"))
     app.router.add_static("/static/", HERE / "static", name="static")
     app.cleanup_ctx.append(_database_ctx)
     add_routes(app, [Route("GET", "/healthz", healthz, "healthz", None, "Liveness")])

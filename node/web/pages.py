@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
-from federation.client_address import client_address
-from federation.websecurity import (
-    clear_cookie,
-    csrf_equal,
-    login_csrf,
-    new_token,
-    set_session_cookie,
-)
+from federation.webkit.pages import favicon
 from node.accounts import users as accounts
-from node.core.appkeys import LOGIN_SECRET, SETTINGS, THROTTLE
+from node.core.appkeys import THROTTLE
 from node.core.context import NodeContext
 from node.core.errors import Code, NodeError
 from node.core.routes import ALL_ROLES, NavItem, Route, add_nav, add_routes
@@ -53,11 +45,11 @@ from node.core.vocabulary import (
 from node.records import encounters, followups, report
 from node.records.encounter_paging import count_mine, page_of, requested_page
 from node.web.charts import hbars, month_bars
-from node.web.plumbing import SESSION_COOKIE, form_body, principal, render
+from node.web.login import LOGIN
+from node.web.plumbing import form_body, principal, render
 
 __all__ = ["setup"]
 
-PRE_COOKIE = "peernet_pre"
 SUPPORTERS = frozenset({Role.PEER_SUPPORTER, Role.COORDINATOR})
 COORDINATOR = frozenset({Role.COORDINATOR})
 ADMIN = frozenset({Role.ADMIN})
@@ -103,11 +95,6 @@ class EncounterForm(_Form):
     supporter_was_witness: bool = False
 
 
-class LoginForm(_Form):
-    username: str
-    password: str
-
-
 class CompleteForm(_Form):
     outcome: Literal["done", "handed_off"] = "done"
 
@@ -141,73 +128,13 @@ def _choices(enum: Any) -> list[tuple[str, str]]:
     return [(m.value, LABELS.get(m.value, m.value)) for m in enum]
 
 
-_ICON = Path(__file__).resolve().parent / "static" / "favicon.ico"
-
-
-async def favicon(request: web.Request) -> web.StreamResponse:
-    """A small icon, so a browser's automatic /favicon.ico request is not a 404."""
-    return web.FileResponse(_ICON, headers={"Content-Type": "image/x-icon",
-                                            "Cache-Control": "public, max-age=86400"})
-
-
-# --- login ------------------------------------------------------------------------------
+# --- home -------------------------------------------------------------------------------
 
 async def home(request: web.Request) -> web.Response:
     p = principal(request)
     target = {Role.ADMIN: "/admin/users", Role.AUDITOR: "/leadership"}.get(p.role,
                                                                           "/encounters/new")
     raise _see_other(target)
-
-
-def _login_page(request: web.Request, error: str | None = None,
-                status: int = 200) -> web.Response:
-    pre = request.cookies.get(PRE_COOKIE) or new_token()
-    resp = render(request, "login.html", {"error": error,
-                                          "login_csrf": login_csrf(request.app[LOGIN_SECRET], pre)},
-                  status=status)
-    set_session_cookie(resp, PRE_COOKIE, pre, max_age=3600,
-                       secure=bool(request.app[SETTINGS].secure_cookies))
-    return resp
-
-
-async def login_get(request: web.Request) -> web.Response:
-    return _login_page(request)
-
-
-async def login_post(request: web.Request) -> web.Response:
-    form = await request.post()
-    pre = request.cookies.get(PRE_COOKIE)
-    given = form.get("csrf")
-    expected = login_csrf(request.app[LOGIN_SECRET], pre) if pre else None
-    if not csrf_equal(expected, given if isinstance(given, str) else None):
-        raise NodeError(Code.CSRF_FAILED, "the login form expired; reload the page")
-    username, password = form.get("username"), form.get("password")
-    if not isinstance(username, str) or not isinstance(password, str):
-        return _login_page(request, "Enter your username and password.", 422)
-    try:
-        session = await accounts.login(_ctx(request), request.app[THROTTLE], username, password,
-                                       client_address(request))
-    except NodeError as exc:
-        if exc.code in (Code.BAD_CREDENTIALS, Code.THROTTLED):
-            page = _login_page(request, exc.message[:1].upper() + exc.message[1:] + ".",
-                               exc.status)
-            if isinstance(exc, accounts.LoginThrottled):
-                page.headers["Retry-After"] = str(exc.retry_after_s)
-            return page
-        raise
-    secure = bool(request.app[SETTINGS].secure_cookies)
-    resp = web.HTTPSeeOther("/")
-    set_session_cookie(resp, SESSION_COOKIE, session.cookie, max_age=session.max_age_s,
-                       secure=secure)
-    clear_cookie(resp, PRE_COOKIE, secure=secure)
-    raise resp
-
-
-async def logout_post(request: web.Request) -> web.Response:
-    await accounts.logout(_ctx(request), principal(request))
-    resp = web.HTTPSeeOther("/login")
-    clear_cookie(resp, SESSION_COOKIE, secure=bool(request.app[SETTINGS].secure_cookies))
-    raise resp
 
 
 # --- encounters -------------------------------------------------------------------------
@@ -417,10 +344,10 @@ async def leadership(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     add_routes(app, [
         Route("GET", "/", home, "page.home", ALL_ROLES, "Home"),
-        Route("GET", "/login", login_get, "page.login", None, "Log in"),
+        Route("GET", "/login", LOGIN.get, "page.login", None, "Log in"),
         Route("GET", "/favicon.ico", favicon, "page.favicon", None, "Icon"),
-        Route("POST", "/login", login_post, "page.login.post", None, "Log in", csrf=False),
-        Route("POST", "/logout", logout_post, "page.logout", ALL_ROLES, "Log out"),
+        Route("POST", "/login", LOGIN.post, "page.login.post", None, "Log in", csrf=False),
+        Route("POST", "/logout", LOGIN.logout, "page.logout", ALL_ROLES, "Log out"),
         Route("GET", "/encounters/new", encounter_new, "page.encounters.new", SUPPORTERS,
               "Log an encounter"),
         Route("POST", "/encounters", encounter_post, "page.encounters.post", SUPPORTERS,

@@ -26,12 +26,13 @@ from typing import Any, TypeVar
 
 import aiohttp_jinja2
 from aiohttp import web
-from multidict import MultiDictProxy
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from federation.errors import FederationError
 from federation.field_errors import field_message, sentence
+from federation.webkit.csrf import csrf_given
+from federation.webkit.pages import error_response
 from federation.websecurity import csrf_equal, token_hash
 from node.core import audit
 from node.core.access import Principal
@@ -183,14 +184,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _error_response(request: web.Request, exc: NodeError) -> web.StreamResponse:
-    if _is_api(request) or "text/html" not in request.headers.get("Accept", ""):
-        return web.json_response(exc.body(), status=exc.status)
-    if exc.code is Code.UNAUTHENTICATED:
-        raise web.HTTPSeeOther("/login")
-    try:
-        return render(request, "error.html", {"error": exc}, status=exc.status)
-    except Exception:  # templates not set up (e.g. an API-only test app)
-        return web.json_response(exc.body(), status=exc.status)
+    as_page = not _is_api(request) and "text/html" in request.headers.get("Accept", "")
+    return error_response(request, exc, as_page=as_page,
+                          unauthenticated=exc.code is Code.UNAUTHENTICATED, render=render)
 
 
 async def load_principal(request: web.Request) -> Principal | None:
@@ -261,17 +257,6 @@ async def audit_refusal(request: web.Request, p: Principal | None, action: str,
         )
 
 
-async def _csrf_token_of(request: web.Request) -> str | None:
-    given = request.headers.get("X-CSRF-Token")
-    if given:
-        return given
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form: MultiDictProxy[Any] = await request.post()
-        value = form.get("csrf")
-        return value if isinstance(value, str) else None
-    return None
-
-
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     route: Route | None = request.app[ROUTES].get(request.match_info.route.name)
@@ -289,7 +274,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         await audit_refusal(request, p, "access.refused", Code.FORBIDDEN)
         raise NodeError(Code.FORBIDDEN, "your role may not use this")
     if route.is_unsafe and route.csrf and p.via == "session":
-        if not csrf_equal(p.csrf_token, await _csrf_token_of(request)):
+        if not csrf_equal(p.csrf_token, await csrf_given(request)):
             await audit_refusal(request, p, "csrf.refused", Code.CSRF_FAILED)
             raise NodeError(Code.CSRF_FAILED, "the form expired or was not sent from this site")
     return await handler(request)

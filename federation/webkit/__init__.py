@@ -1,0 +1,4 @@
+"""The web kit the node's and the hub's pages share: login flow, base/login/error templates,
+favicon and base CSS, CSRF token extraction, Jinja set-up and page-versus-JSON errors."""
+
+__all__ = ["csrf", "login", "pages"]
