@@ -24,6 +24,7 @@ from federation.client_address import parse_trusted
 from federation.db_url import check_db_url
 from federation.settings import TomlSettings, apply_db_password
 from node.core.errors import Code, NodeError
+from node.core.identifier import DEFAULT_FORMAT, IdentifierFormat
 from node.core.vocabulary import RecipientDiscipline
 from protocol.ids import NODE_ID_PATTERN
 
@@ -67,6 +68,8 @@ class NodeSettings(TomlSettings):
     secure_cookies: bool | None = None  # default: on when public_url is https
     db_pool_size: int = Field(default=20, ge=1, le=500)
     trusted_proxies: list[str] = Field(default_factory=list)  # federation.client_address
+    # How a typed recipient identifier is normalised (node.core.identifier).
+    identifier_format: IdentifierFormat = DEFAULT_FORMAT
 
     @classmethod
     def config_error(cls, message: str, field: str | None = None) -> Exception:

@@ -34,6 +34,12 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"  # e.g. username taken, follow-up already closed
     OVER_BUDGET = "over_budget"  # a release beyond the yearly privacy budget
+    PLACEHOLDER_IDENTIFIER = "placeholder_identifier"  # "unknown", "000000": names nobody
+    IDENTIFIER_FORMAT = "identifier_format"  # not the agency's identifier format
+    LEDGER_TAMPERED = "ledger_tampered"  # ledger disagrees with the audit chain
+    MONTH_ALREADY_SENT = "month_already_sent"  # the month's release already left the node
+    MONTH_NOT_FINISHED = "month_not_finished"  # the month has not ended (or the clock is ahead)
+    ROSTER_UNREADABLE = "roster_unreadable"  # the accepted roster could not be loaded
     CONFIG = "config"  # missing or invalid configuration (CLI)
     KEYS = "keys"  # key file missing, damaged, or wrong passphrase (CLI)
     DATABASE = "database"  # database unreachable (CLI)
@@ -55,6 +61,12 @@ _STATUS: dict[Code, int] = {
     Code.METHOD_NOT_ALLOWED: 405,
     Code.CONFLICT: 409,
     Code.OVER_BUDGET: 409,
+    Code.PLACEHOLDER_IDENTIFIER: 422,
+    Code.IDENTIFIER_FORMAT: 422,
+    Code.LEDGER_TAMPERED: 409,
+    Code.MONTH_ALREADY_SENT: 409,
+    Code.MONTH_NOT_FINISHED: 409,
+    Code.ROSTER_UNREADABLE: 500,
     Code.CONFIG: 500,
     Code.KEYS: 500,
     Code.DATABASE: 503,

@@ -10,6 +10,17 @@ cannot be linked to an employee number, and the same person has unrelated refs o
 
 The typed value lives only in the request being handled: it is never stored, logged, audited
 or sent; nothing here keeps it.
+
+Unit strength: callers pass the typed value through `node.core.identifier.unit_key` first
+(the agency's `identifier_format`: separators removed, placeholders refused), so the HMAC
+input is one canonical key per person; `normalise` here is then a no-op on it. Refs made
+before that normalisation (HMAC of `normalise(typed)` only) are kept as they are: history
+is not rewritten (the typed values were never stored, so it could not be). A typing with
+no separators (and, under `employee_number`, no leading zeros) gives the same ref as
+before; one typed with separators ("ab-12") now gives the ref of "ab12". So a person may
+count as two units once, in the month the node upgraded (their old and new refs), which
+at most doubles their bound for that one person-month; from the next month on they are
+one unit.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ read is audited (`access.refused`) before the 403 goes out.
 
 Writing is one transaction: the encounter row, its follow-up row (when a due date is given)
 and the `encounter.create` audit entry commit together or not at all. The typed recipient
-identifier becomes `recipient_ref` here and goes no further.
+identifier is put in its canonical form under the agency's `identifier_format`
+(`node.core.identifier.unit_key`: placeholders refused) and becomes `recipient_ref` here;
+it goes no further.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from node.core.access import Principal
 from node.core.context import NodeContext
 from node.core.db import Encounter, FollowUp, User, table_of
 from node.core.errors import Code, NodeError
+from node.core.identifier import unit_key
 from node.core.schemas import EncounterIn, EncounterOut
 from node.core.times import from_dt, local_date, to_dt
 from node.core.vocabulary import FollowUpStatus, Role
@@ -105,7 +108,8 @@ async def create_encounter(ctx: NodeContext, p: Principal, data: EncounterIn) ->
         "incident_ref": data.incident_ref, "activation_type": data.activation_type,
         "intervention": data.intervention, "recipient_discipline": data.recipient_discipline,
         "recipient_category": data.recipient_category,
-        "recipient_ref": ctx.pseudonyms.ref(data.recipient),
+        "recipient_ref": ctx.pseudonyms.ref(
+            unit_key(data.recipient, ctx.settings.identifier_format)),
         "topics": frozenset(data.topics), "referral": data.referral,
         "notice_given": data.notice_given, "supporter_was_witness": data.supporter_was_witness,
     }
