@@ -108,6 +108,7 @@ def setup(app: web.Application) -> None:
                 "fed_alarms",
                 _READERS,
                 "Governance alarms",
+                tags=("federation",),
             ),
             Route(
                 "GET",
@@ -116,6 +117,7 @@ def setup(app: web.Application) -> None:
                 "fed_outbox",
                 _READERS,
                 "Outbox counts by state",
+                tags=("federation",),
             ),
         ],
     )

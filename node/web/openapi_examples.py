@@ -19,7 +19,7 @@ _HOUR = 3_600_000
 
 BODY_EXAMPLES: dict[str, dict[str, Any]] = {
     "api.encounters.create": {
-        "occurred_at": "2026-06-15T11:30:00Z", "duration_bucket": "15-30m",
+        "occurred_at": "2026-05-20T11:30:00Z", "duration_bucket": "15-30m",
         "activation_type": "self", "intervention": "one_on_one",
         "recipient_discipline": "fire", "recipient_category": "own_agency",
         "recipient": "E-1234", "topics": ["work_stress"], "referral": None,
@@ -31,7 +31,7 @@ BODY_EXAMPLES: dict[str, dict[str, Any]] = {
                          "role": "peer_supporter", "team": "main"},
     "api.users.update": {"team": "b", "active": True},
     "api.tokens.create": {"label": "records sync", "expires_days": 90},
-    "api.disclosures.create": {"category": "duty_to_warn", "occurred_on": "2026-06-14",
+    "api.disclosures.create": {"category": "imminent_harm", "occurred_on": "2026-06-14",
                                "notice_given": True},
     "api.retention.purge": {"days": 365},
     "api.activations.create": {
