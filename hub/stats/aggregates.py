@@ -50,6 +50,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.stats.aggregates_db import Base
 from hub.stats.estimates import CELL_INDEX, KEY_SET, SCHEMA, release_variance, sensitivity
+from hub.stats.release_rules import month_refusal
 from protocol.canonical import canonical_bytes
 from protocol.encoding import sha256_b64u
 from protocol.envelope import KeyResolver
@@ -164,8 +165,9 @@ def _check(
 ) -> tuple[float, float]:
     """Content checks after the signature; returns (scale, per-cell variance)."""
     rel = model.release
-    if _month_index(rel.month) > _month_of_ms(now_ms):
-        raise AggregateError(AggregateCode.BAD_MONTH, "release for a month not yet begun")
+    month_refused = month_refusal(rel.month, now_ms)  # future or unfinished
+    if month_refused is not None:
+        raise AggregateError(*month_refused)
     if rel.schema_ != SCHEMA or set(rel.cells) != KEY_SET:
         raise AggregateError(AggregateCode.BAD_CELLS, "cells are not the fixed key set")
     try:

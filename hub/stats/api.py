@@ -44,6 +44,7 @@ from hub.stats.aggregates import AggregateAlarm, AggregateError, accept_release,
 from hub.stats.estimates import summarise
 from hub.stats.models import StatsQuery, parse_query
 from hub.stats.query import FilterError, StatsFilter, load_month_sums
+from hub.stats.release_rules import measure_refusal
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
@@ -106,6 +107,9 @@ def _release_handler(app: web.Application) -> Any:
         region = state.node(sender).region
         allowance = Decimal(state.policy.privacy.budget_per_node_year) / 12
         try:
+            refused = measure_refusal(opened.body_json, state.policy.privacy.measure)
+            if refused is not None:
+                raise AggregateError(*refused)
             await accept_release(
                 conn, opened.body_json, sender=sender, keys=state, region=region,
                 now_ms=app[CLOCK].now_ms(), allowance=allowance,
