@@ -106,6 +106,7 @@ DecimalStr = Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN)]
 class NodeRole(StrEnum):
     AGENCY = "agency"
     HUB = "hub"
+    HELPER = "helper"  # the helper aggregator of shared aggregation (DESIGN 7.1 item 2)
 
 
 NodeRoleField = Annotated[str, _member_of(NodeRole)]

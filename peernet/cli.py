@@ -20,6 +20,7 @@ from federation.cli_errors import cli_error
 _GROUPS = [
     ("node", "node.cli", "node_group"),
     ("hub", "hub.cli", "hub_group"),
+    ("helper", "helper.cli", "helper_group"),
     ("board", "federation.board_cli", "board_group"),
     ("roster", "federation.board_cli", "roster_group"),
     ("demo", "peernet.demo", "demo_command"),

@@ -24,7 +24,7 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from protocol import shares
+from protocol.shares import decode as decode_share
 from protocol.errors import ProtocolError
 from protocol.hub_bodies import Bounds
 from protocol.ids import MsgId, NodeId
@@ -49,7 +49,7 @@ GroupId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 def _share_text(value: str) -> str:
     try:
-        shares.decode(value, len(WORKLOAD_KEYS))
+        decode_share(value, len(WORKLOAD_KEYS))
     except ProtocolError as exc:
         raise ValueError(exc.detail) from None
     return value

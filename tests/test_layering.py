@@ -21,12 +21,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = {"protocol", "federation", "node", "hub", "peernet"}
+PROJECT = {"protocol", "federation", "node", "hub", "helper", "peernet"}
 ALLOWED = {
     "protocol": {"protocol"},
     "federation": {"protocol", "federation"},
     "node": {"protocol", "federation", "node"},
     "hub": {"protocol", "federation", "hub"},
+    "helper": {"protocol", "federation", "helper"},
     "peernet": PROJECT,
 }
 WEB_NAMES = {"api", "pages", "feature", "runtime"}

@@ -1,0 +1,1 @@
+"""Alembic migrations of the helper aggregator (run through `federation.database.migrate`)."""
