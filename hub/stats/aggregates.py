@@ -8,21 +8,26 @@ node, inside an envelope the hub can read. Before anything is stored:
    sender (`protocol.release.verify_release`: `bad_signature`, `sender_mismatch`,
    `unknown_key`, ... as the roster says);
 2. the body matches the wire model (`bad_body`), the month is `YYYY-MM` and not in the
-   future (`bad_month`), the schema is `peernet.monthly/v1` with exactly its 222 cells
-   (`bad_cells`);
-3. the declared noise is real and consistent: a positive finite scale whose privacy loss at
-   the declared bounds (`hub.stats.estimates.sensitivity`) is what the release says it spent, within
-   the roster policy's monthly allowance when one is given (`bad_noise`, `over_budget`).
+   future (`bad_month`); a `peernet.monthly/v1` release has exactly its 222 cells
+   (`bad_cells`); a `peernet.workload/v2` release is checked by
+   `hub.stats.aggregates_workload.check_workload` (keys, groups, per-group noise and
+   shares: `bad_cells`, `bad_groups`, `bad_noise`, `over_budget`);
+3. the declared noise of a v1 release is real and consistent: a positive finite scale whose
+   privacy loss at the declared bounds (`hub.stats.estimates.sensitivity`) is what the
+   release says it spent, within the roster policy's monthly allowance when one is given
+   (`bad_noise`, `over_budget`).
 
 One release per node-month: the same body bytes again is a `duplicate` (idempotent, nothing
 changes); a different body for a stored node-month is refused with `conflicting_release`
-and an alarm row is written (a node that re-draws noise could average it away).
+(`mixed_schema` when it is of the other schema) and an alarm row is written (a node that
+re-draws noise could average it away).
 
 Storage holds only what a release carries: the signed body bytes (so the board can
 re-verify), its metadata, and running per-(month, region, cell) sums of the signed values
 and of the noise variances (`aggregate_totals`), so that a statistics query reads a few
-thousand rows however many nodes report. There is no table, column or code path for a raw
-record: the hub never sees one.
+thousand rows however many nodes report (v1; v2 values are kept per node-month and key in
+`aggregate_values`, read with `hub.stats.aggregates_read.node_values`). There is no
+table, column or code path for a raw record: the hub never sees one.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -49,6 +53,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.stats.aggregates_db import Base
+from hub.stats.aggregates_errors import AggregateCode, AggregateError
+from hub.stats.aggregates_workload import check_workload, store_values
 from hub.stats.estimates import CELL_INDEX, KEY_SET, SCHEMA, release_variance, sensitivity
 from hub.stats.release_rules import month_refusal
 from protocol.canonical import canonical_bytes
@@ -58,6 +64,7 @@ from protocol.errors import ProtocolError
 from protocol.hub_bodies import AggregateReleaseBody
 from protocol.release import verify_release
 from protocol.vocabulary import Measure
+from protocol.workload import SCHEMA as WORKLOAD_SCHEMA
 
 __all__ = [
     "AggregateAlarm",
@@ -70,25 +77,6 @@ __all__ = [
     "receive_release",
     "record_alarm",
 ]
-
-
-class AggregateCode(StrEnum):
-    BAD_MONTH = "bad_month"
-    BAD_CELLS = "bad_cells"
-    BAD_NOISE = "bad_noise"
-    OVER_BUDGET = "over_budget"
-    CONFLICTING_RELEASE = "conflicting_release"
-
-
-class AggregateError(Exception):
-    """A refused release. `code` is a stable string: an `AggregateCode` value or a wire
-    refusal code from `protocol.errors.Code`."""
-
-    def __init__(self, code: str, message: str, *, alarm: dict[str, Any] | None = None):
-        self.code = str(code)
-        self.message = message
-        self.alarm = alarm
-        super().__init__(f"{self.code}: {message}")
 
 
 class AggregateRelease(Base):
@@ -161,14 +149,19 @@ def _month_of_ms(ms: int) -> int:
 
 
 def _check(
-    model: AggregateReleaseBody, now_ms: int, allowance: Decimal | None
-) -> tuple[float, float]:
-    """Content checks after the signature; returns (scale, per-cell variance)."""
+    model: AggregateReleaseBody, now_ms: int, allowance: Decimal | None,
+    weights: Mapping[str, Decimal | str] | None = None,
+) -> tuple[float, dict[str, float] | None]:
+    """Content checks after the signature; returns (per-cell variance of a v1 release or
+    the `total` key's of a v2 one, the v2 groups' variances or None)."""
     rel = model.release
     month_refused = month_refusal(rel.month, now_ms)  # future or unfinished
     if month_refused is not None:
         raise AggregateError(*month_refused)
-    if rel.schema_ != SCHEMA or set(rel.cells) != KEY_SET:
+    if rel.schema_ == WORKLOAD_SCHEMA:
+        groups = check_workload(rel, allowance=allowance, weights=weights)
+        return groups["total"], groups
+    if rel.schema_ != SCHEMA or set(rel.cells) != KEY_SET or rel.scale is None:
         raise AggregateError(AggregateCode.BAD_CELLS, "cells are not the fixed key set")
     try:
         scale = float(Decimal(rel.scale))
@@ -185,7 +178,7 @@ def _check(
         )
     if allowance is not None and spent > allowance * (1 + Decimal("1e-9")):
         raise AggregateError(AggregateCode.OVER_BUDGET, "release spends over the allowance")
-    return scale, release_variance(rel.mechanism.value, scale)
+    return release_variance(rel.mechanism.value, scale), None
 
 
 def _upsert(conn: AsyncConnection) -> Any:
@@ -210,8 +203,11 @@ async def accept_release(
     region: str,
     now_ms: int,
     allowance: Decimal | None = None,
+    weights: Mapping[str, Decimal | str] | None = None,
 ) -> Accepted:
     """Verify and store one release body (plain JSON values) in the caller's transaction.
+    `allowance` and `weights` (the roster policy's monthly allowance and workload weights)
+    bound what a release, and each v2 group, may spend.
 
     Raises `AggregateError`; a conflicting release raises with `alarm` set (the caller
     records it with `record_alarm` in a transaction that commits)."""
@@ -219,13 +215,14 @@ async def accept_release(
         model = verify_release(body, keys=keys, at_ms=now_ms, sender=sender)
     except ProtocolError as exc:
         raise AggregateError(exc.code.value, exc.detail or "release refused") from exc
-    scale, variance = _check(model, now_ms, allowance)
+    variance, group_variances = _check(model, now_ms, allowance, weights)
     rel = model.release
     body_bytes = canonical_bytes(dict(body))
     digest = sha256_b64u(body_bytes)
     stored = (
         await conn.execute(
-            select(AggregateRelease.release_id, AggregateRelease.body_sha256).where(
+            select(AggregateRelease.release_id, AggregateRelease.body_sha256,
+                   AggregateRelease.schema_name).where(
                 AggregateRelease.node_id == rel.node_id, AggregateRelease.month == rel.month
             )
         )
@@ -233,12 +230,14 @@ async def accept_release(
     if stored is not None:
         if stored.body_sha256 == digest:
             return Accepted(stored.release_id, rel.node_id, rel.month, duplicate=True)
+        mixed = stored.schema_name != rel.schema_
         raise AggregateError(
-            AggregateCode.CONFLICTING_RELEASE,
+            AggregateCode.MIXED_SCHEMA if mixed else AggregateCode.CONFLICTING_RELEASE,
             f"{rel.node_id} already released {rel.month}; a second, different release is "
             "refused",
             alarm={
-                "kind": AggregateCode.CONFLICTING_RELEASE.value, "node_id": rel.node_id,
+                "kind": (AggregateCode.MIXED_SCHEMA if mixed
+                         else AggregateCode.CONFLICTING_RELEASE).value, "node_id": rel.node_id,
                 "month": rel.month, "stored_release_id": stored.release_id,
                 "offered_release_id": rel.release_id, "offered_body_sha256": digest,
                 "received_at": now_ms,
@@ -248,19 +247,21 @@ async def accept_release(
         insert(AggregateRelease).values(
             release_id=rel.release_id, node_id=rel.node_id, month=rel.month, region=region,
             schema_name=rel.schema_, measure=rel.measure.value,
-            mechanism=rel.mechanism.value, scale=rel.scale, variance=variance,
+            mechanism=rel.mechanism.value, scale=rel.scale or "groups", variance=variance,
             budget_spent=rel.budget_spent, per_person_month=rel.bounds.per_person_month,
             per_cell=rel.bounds.per_cell, opendp_version=rel.opendp_version,
             received_at=now_ms, body_sha256=digest, body=body_bytes,
         )
     )
+    if group_variances is not None:
+        await store_values(conn, rel, region, group_variances)
+        return Accepted(rel.release_id, rel.node_id, rel.month, duplicate=False)
     rows = [
         {"month": rel.month, "region": region, "cell": CELL_INDEX[k], "value_sum": v,
          "var_sum": variance, "nodes": 1}
         for k, v in rel.cells.items()
     ]
     await conn.execute(_upsert(conn), rows)
-    del scale
     return Accepted(rel.release_id, rel.node_id, rel.month, duplicate=False)
 
 
@@ -277,13 +278,14 @@ async def receive_release(
     region: str,
     now_ms: int,
     allowance: Decimal | None = None,
+    weights: Mapping[str, Decimal | str] | None = None,
 ) -> Accepted:
     """`accept_release` in its own transaction; a conflict's alarm commits on its own."""
     try:
         async with engine.begin() as conn:
             return await accept_release(
                 conn, body, sender=sender, keys=keys, region=region, now_ms=now_ms,
-                allowance=allowance,
+                allowance=allowance, weights=weights,
             )
     except AggregateError as exc:
         if exc.alarm is not None:

@@ -85,6 +85,7 @@ __all__ = [
 TABLE_MODULES: list[str] = [
     "node.core.db",
     "node.privacy.ledger",
+    "node.privacy.ledger_groups",
     "node.activation.db",
 ]
 

@@ -50,9 +50,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from node.core.db import Base, Database, Encounter, FollowUp
 from node.core.errors import Code, NodeError
 from node.core.vocabulary import FollowUpStatus
+from node.privacy.ledger_groups import groups_of, insert_groups
 from node.privacy.noise import EncounterColumns, EncounterFacts, encode
 from node.privacy.release import SignedRelease, build_release, month_bounds_ms, month_of_ms
 from node.privacy.schema import UNIT, ReleasePolicy
+from protocol.workload import GROUP_NAMES
 
 __all__ = [
     "LedgerEntry",
@@ -119,10 +121,15 @@ class LedgerEntry:
     created_at: int
     body: bytes
     created: bool = False  # True when this call drew the noise; False: the stored release
+    # v2: per workload group {group, weight, budget_share, scale, budget_spent}
+    # (`node.privacy.ledger_groups`); a v2 row's `scale` column reads "groups".
+    groups: tuple[dict[str, Any], ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """Everything but the body (safe to print: no record content in any case)."""
+        extra = {"groups": list(self.groups)} if self.groups else {}
         return {
+            **extra,
             "release_id": self.release_id, "month": self.month, "measure": self.measure,
             "mechanism": self.mechanism, "scale": self.scale,
             "budget_spent": self.budget_spent, "budget_per_year": self.budget_per_year,
@@ -135,9 +142,21 @@ class LedgerEntry:
 _COLS = [c.name for c in LedgerRow.__table__.columns]
 
 
-def _entry(row: Any, created: bool = False) -> LedgerEntry:
+def _entry(row: Any, created: bool = False,
+           groups: dict[str, list[dict[str, Any]]] | None = None) -> LedgerEntry:
     m = row._mapping
-    return LedgerEntry(**{k: m[k] for k in _COLS if k != "year"}, created=created)
+    g = _in_group_order((groups or {}).get(m["release_id"], []))
+    return LedgerEntry(**{k: m[k] for k in _COLS if k != "year"}, created=created, groups=g)
+
+
+def _in_group_order(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    order = {name: i for i, name in enumerate(GROUP_NAMES)}
+    return tuple(sorted(rows, key=lambda r: order.get(r["group"], len(order))))
+
+
+async def _entries(conn: AsyncConnection, rows: list[Any]) -> list[LedgerEntry]:
+    groups = await groups_of(conn, [r._mapping["release_id"] for r in rows])
+    return [_entry(r, groups=groups) for r in rows]
 
 
 async def _stored(conn: AsyncConnection, node_id: str, month: str) -> LedgerEntry | None:
@@ -148,7 +167,7 @@ async def _stored(conn: AsyncConnection, node_id: str, month: str) -> LedgerEntr
             )
         )
     ).first()
-    return None if row is None else _entry(row)
+    return None if row is None else (await _entries(conn, [row]))[0]
 
 
 async def spent_in_year(conn: AsyncConnection, node_id: str, year: int) -> Decimal:
@@ -246,14 +265,17 @@ async def record_release(
                 "year": year, "query_sha256": signed.query_sha256, "unit": UNIT,
                 "per_person_month": policy.per_person_month, "per_cell": policy.per_cell,
                 "measure": rel["measure"], "mechanism": rel["mechanism"],
-                "scale": rel["scale"], "budget_spent": rel["budget_spent"],
+                "scale": rel.get("scale", "groups"), "budget_spent": rel["budget_spent"],
                 "budget_per_year": str(policy.budget_per_node_year),
                 "opendp_version": rel["opendp_version"], "created_at": now_ms,
                 "body": signed.body_bytes,
             }
             await conn.execute(insert(LedgerRow).values(**values))
+            await insert_groups(conn, signed.release_id, signed.groups)
             del values["year"]
-            entry = LedgerEntry(**values, created=True)
+            stored_groups = await groups_of(conn, [signed.release_id])
+            entry = LedgerEntry(**values, created=True, groups=_in_group_order(
+                stored_groups.get(signed.release_id, [])))
             if on_recorded is not None:
                 await on_recorded(conn, entry)
                 await _mark_delivered(conn, entry.release_id, now_ms)
@@ -272,7 +294,7 @@ async def ledger_entries(db: Database, node_id: str | None = None) -> list[Ledge
     if node_id is not None:
         stmt = stmt.where(LedgerRow.node_id == node_id)
     async with db.read() as conn:
-        return [_entry(r) for r in await conn.execute(stmt)]
+        return await _entries(conn, list(await conn.execute(stmt)))
 
 
 async def undelivered(db: Database) -> list[LedgerEntry]:

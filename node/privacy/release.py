@@ -17,17 +17,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import nacl.signing
 
 from node.privacy.noise import Calibration, EncounterColumns, noisy_counts
 from node.privacy.schema import CELL_KEYS, SCHEMA, TRUNCATION, UNIT, ReleasePolicy
+from node.privacy.workload import GroupCalibration, noisy_workload
 from protocol.canonical import canonical_bytes
 from protocol.encoding import format_decimal, sha256_b64u
 from protocol.ids import new_ulid
 from protocol.release import sign_release
 from protocol.wire_types import wire_json
+from protocol.workload import SCHEMA as WORKLOAD_SCHEMA
+from protocol.workload import WORKLOAD_KEYS, check_weights
 
 __all__ = [
     "SignedRelease",
@@ -44,13 +48,19 @@ def opendp_version() -> str:
     return importlib.metadata.version("opendp")
 
 
-def query_sha256(policy: ReleasePolicy) -> str:
-    """SHA-256 of the query definition: schema, cells, unit, bounds, truncation, measure."""
+def query_sha256(policy: ReleasePolicy, schema: str = SCHEMA) -> str:
+    """SHA-256 of the query definition: schema, cells (v2: keys and group weights), unit,
+    bounds, truncation, measure."""
+    what: dict[str, Any] = {"cells": list(CELL_KEYS)}
+    if schema == WORKLOAD_SCHEMA:
+        weights = check_weights(policy.workload_weights)
+        what = {"cells": list(WORKLOAD_KEYS),
+                "weights": {g: format_decimal(w) for g, w in weights.items()}}
     return sha256_b64u(
         canonical_bytes(
             {
-                "schema": SCHEMA,
-                "cells": list(CELL_KEYS),
+                "schema": schema,
+                **what,
                 "unit": UNIT,
                 "truncation": TRUNCATION,
                 "bounds": {
@@ -70,8 +80,9 @@ class SignedRelease:
     month: str
     body: dict[str, Any]  # {"release": {...}, "sig": {...}}: the aggregate_release body
     body_bytes: bytes  # canonical bytes of `body`, stored and resent as they are
-    calibration: Calibration
+    calibration: Calibration | None  # v1
     query_sha256: str
+    groups: tuple[GroupCalibration, ...] = ()  # v2: one per workload group
 
 
 def build_release(
@@ -84,8 +95,16 @@ def build_release(
     key_version: int,
     now_ms: int,
     rand: Callable[[int], bytes] = os.urandom,
+    schema: str = WORKLOAD_SCHEMA,
 ) -> SignedRelease:
-    """A signed monthly release of `cols` (already restricted to `month`)."""
+    """A signed monthly release of `cols` (already restricted to `month`): the workload v2
+    (what nodes send), or the v1 cell vector when `schema` asks for it (old hubs, tests)."""
+    if schema == WORKLOAD_SCHEMA:
+        return _build_workload(cols, node_id=node_id, month=month, policy=policy,
+                               signing_key=signing_key, key_version=key_version,
+                               release_id=new_ulid(now_ms, rand(10)))
+    if schema != SCHEMA:
+        raise ValueError("unknown release schema")
     values, cal = noisy_counts(cols, policy)
     release_id = new_ulid(now_ms, rand(10))
     qh = query_sha256(policy)
@@ -105,6 +124,32 @@ def build_release(
     }
     body = wire_json(sign_release(release, signing_key=signing_key, key_version=key_version))
     return SignedRelease(release_id, month, body, canonical_bytes(body), cal, qh)
+
+
+def _build_workload(
+    cols: EncounterColumns, *, node_id: str, month: str, policy: ReleasePolicy,
+    signing_key: nacl.signing.SigningKey, key_version: int, release_id: str,
+) -> SignedRelease:
+    values, cals = noisy_workload(cols, policy)
+    qh = query_sha256(policy, WORKLOAD_SCHEMA)
+    spent = sum((c.budget_spent for c in cals), Decimal(0))
+    release = {
+        "release_id": release_id,
+        "node_id": node_id,
+        "month": month,
+        "schema": WORKLOAD_SCHEMA,
+        "query_sha256": qh,
+        "measure": policy.measure.value,
+        "mechanism": policy.mechanism.value,
+        "groups": {c.group: {"scale": format_decimal(c.scale),
+                             "budget_spent": format_decimal(c.budget_spent)} for c in cals},
+        "budget_spent": format_decimal(spent),
+        "bounds": {"per_person_month": policy.per_person_month, "per_cell": policy.per_cell},
+        "opendp_version": opendp_version(),
+        "cells": dict(zip(WORKLOAD_KEYS, values, strict=True)),
+    }
+    body = wire_json(sign_release(release, signing_key=signing_key, key_version=key_version))
+    return SignedRelease(release_id, month, body, canonical_bytes(body), None, qh, cals)
 
 
 # --- months --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from federation.database import make_engine, migrate
 from node.privacy.noise import EncounterColumns
 from node.privacy.release import build_release
-from node.privacy.schema import ReleasePolicy
+from node.privacy.schema import SCHEMA, ReleasePolicy
 from protocol.errors import Code, ProtocolError
 from tests.privacy.synthetic import synthetic_columns
 
@@ -48,10 +48,13 @@ def release_body(
     policy: ReleasePolicy | None = None,
     now_ms: int = 1_790_000_000_000,
     seed: int = 0,
+    schema: str = SCHEMA,
 ) -> dict[str, Any]:
+    """A signed release body: v1 cells by default (the hub's v1 path; stored v1 releases),
+    `schema=protocol.workload.SCHEMA` for the workload v2 nodes send now."""
     signed = build_release(
         cols if cols is not None else synthetic_columns(200, 60, seed=seed),
         node_id=node_id, month=month, policy=policy or ReleasePolicy(),
-        signing_key=node_key(node_id), key_version=1, now_ms=now_ms,
+        signing_key=node_key(node_id), key_version=1, now_ms=now_ms, schema=schema,
     )
     return signed.body

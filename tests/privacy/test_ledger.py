@@ -21,8 +21,9 @@ from node.privacy.ledger import (
     record_release,
 )
 from node.privacy.release import month_bounds_ms
-from node.privacy.schema import CELL_KEYS, ReleasePolicy
+from node.privacy.schema import ReleasePolicy
 from protocol.canonical import parse_json
+from protocol.workload import GROUP_NAMES, WORKLOAD_KEYS
 from tests.privacy.node_records import add_encounters, make_node_db
 
 KEY = nacl.signing.SigningKey(bytes(range(32)))
@@ -52,10 +53,22 @@ async def test_release_recorded_once_and_resent_as_the_same_bytes(db_url: str) -
         first = await _record(db, "2026-10")
         assert first.created and first.month == "2026-10"
         body = parse_json(first.body)
-        assert set(body["release"]["cells"]) == set(CELL_KEYS)
+        assert set(body["release"]["cells"]) == set(WORKLOAD_KEYS)  # v2 from now on
         assert body["release"]["budget_spent"] == first.budget_spent
+        # The ledger records each group, its share of the allowance and its spend.
+        allowance = ReleasePolicy().monthly_allowance
+        assert [g["group"] for g in first.groups] == list(GROUP_NAMES)
+        for g in first.groups:
+            assert Decimal(g["budget_share"]) == Decimal(g["weight"]) * allowance
+            assert 0 < Decimal(g["budget_spent"]) <= Decimal(g["budget_share"])
+            assert body["release"]["groups"][g["group"]] == {
+                "scale": g["scale"], "budget_spent": g["budget_spent"]}
+        assert sum(Decimal(g["budget_spent"]) for g in first.groups) == Decimal(
+            first.budget_spent)
+        assert first.scale == "groups" and first.summary()["groups"] == list(first.groups)
         again = await _record(db, "2026-10")
         assert not again.created and again.body == first.body
+        assert again.groups == first.groups
         assert again.release_id == first.release_id
         assert await _count(db) == 1
     finally:
@@ -114,7 +127,9 @@ async def test_unfinished_or_malformed_month_refused(db_url: str) -> None:
         for bad in ("2026-11", "2027-01", "2026-13", "26-01", "2026-1"):
             with pytest.raises(NodeError) as err:
                 await _record(db, bad)
-            assert err.value.code is Code.INVALID_INPUT and err.value.field == "month"
+            unfinished = bad in ("2026-11", "2027-01")
+            assert err.value.code is (Code.MONTH_NOT_FINISHED if unfinished
+                                      else Code.INVALID_INPUT) and err.value.field == "month"
         assert await _count(db) == 0
         assert await ledger_entries(db) == []
         start, _ = month_bounds_ms("2026-11")

@@ -22,7 +22,7 @@ from node.privacy.noise import (
     truncated_counts,
 )
 from node.privacy.release import build_release
-from node.privacy.schema import CELL_KEYS, FAMILIES, ReleasePolicy
+from node.privacy.schema import CELL_KEYS, FAMILIES, SCHEMA, ReleasePolicy
 from protocol.canonical import canonical_bytes
 from protocol.encoding import unb64u
 from protocol.signing import Context, verify
@@ -159,11 +159,13 @@ def test_signed_release_verifies_and_carries_the_ledger_fields() -> None:
     signed = build_release(
         synthetic_columns(300, 100), node_id="station-7", month="2026-10",
         policy=ReleasePolicy(), signing_key=key, key_version=3, now_ms=1_790_000_000_000,
+        schema=SCHEMA,  # the v1 cell release (old hubs, tests); v2: test_workload_release.py
     )
     rel = signed.body["release"]
     assert list(rel["cells"]) == sorted(CELL_KEYS) or set(rel["cells"]) == set(CELL_KEYS)
     assert rel["measure"] == "zcdp" and rel["mechanism"] == "gaussian"
     assert rel["bounds"] == {"per_person_month": 4, "per_cell": 1}
+    assert signed.calibration is not None
     assert float(rel["scale"]) == pytest.approx(signed.calibration.scale)
     assert signed.body["sig"]["key_id"] == "ed25519:3"
     verify(bytes(key.verify_key), Context.RELEASE, canonical_bytes(rel),
