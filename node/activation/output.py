@@ -105,7 +105,9 @@ def _block(doc: Mapping[str, Any], tz: datetime.tzinfo | None, indent: str = "")
 def render(doc: Any, tz: datetime.tzinfo | None = None) -> str:
     """The answer as text for a person (see module docstring)."""
     if isinstance(doc, Mapping):
-        if set(doc) == {"items"} and isinstance(doc["items"], list):
-            return "\n".join(_table(doc["items"], tz))
+        if set(doc) <= {"items", "next_cursor"} and isinstance(doc.get("items"), list):
+            more = doc.get("next_cursor")  # a page of a longer list (API paging)
+            return "\n".join(_table(doc["items"], tz) + ([f"(more: cursor {more})"] if more
+                                                          else []))
         return "\n".join(_block(doc, tz))
     return json.dumps(doc, indent=2, sort_keys=True)
