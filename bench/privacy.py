@@ -104,8 +104,9 @@ async def _hub(nodes: int, months: int, queries: int, tmp: Path) -> dict[str, fl
     from sqlalchemy import insert
 
     from hub.stats.aggregates import AggregateRelease, AggregateTotal, receive_release
-    from hub.stats.estimates import CELL_KEYS, release_variance, summarise
+    from hub.stats.estimates import CELL_KEYS, release_variance
     from hub.stats.query import StatsFilter, load_month_sums
+    from hub.stats.summary import summarise
     from node.privacy.noise import calibrate
     from node.privacy.schema import ReleasePolicy
     from tests.privacy.hub_fixtures import Keys, make_hub_store, release_body

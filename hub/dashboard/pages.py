@@ -45,9 +45,10 @@ from hub.dashboard.login import HubLogin
 from hub.errors import Code, HubError
 from hub.relay.activation_log import list_entries
 from hub.stats.api import READERS, filter_from_query, list_alarms
-from hub.stats.estimates import DISCIPLINES, summarise
+from hub.stats.estimates import DISCIPLINES
 from hub.stats.models import MONTH, parse_query
 from hub.stats.query import load_month_sums, reported_nodes
+from hub.stats.summary import summarise
 from hub.users import accounts as users
 
 __all__ = ["DashboardQuery", "LABELS", "setup"]

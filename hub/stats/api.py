@@ -15,7 +15,7 @@
   inbox may run a handler twice for one message. Outside a request (a handler called
   directly) the alarm is written by a background task, as a last resort.
 - `GET /api/v1/stats` (operator, board_analyst): the statistics document of
-  `hub.stats.estimates.summarise` for `month_from`, `month_to` (default: the last 12 months), and
+  `hub.stats.summary.summarise` for `month_from`, `month_to` (default: the last 12 months), and
   optional `region`, `discipline` (comma-separated) and `node` (comma-separated) filters;
   the query string is validated by `hub.stats.models.StatsQuery` (unknown, repeated or bad
   parameter: 400 `invalid_input` naming it).
@@ -41,10 +41,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION
 from hub.errors import Code, HubError
 from hub.stats.aggregates import AggregateAlarm, AggregateError, accept_release, record_alarm
-from hub.stats.estimates import summarise
 from hub.stats.models import StatsQuery, parse_query
 from hub.stats.query import FilterError, StatsFilter, load_month_sums
 from hub.stats.release_rules import measure_refusal
+from hub.stats.summary import summarise
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
@@ -113,7 +113,6 @@ def _release_handler(app: web.Application) -> Any:
             await accept_release(
                 conn, opened.body_json, sender=sender, keys=state, region=region,
                 now_ms=app[CLOCK].now_ms(), allowance=allowance,
-                weights=state.policy.privacy.workload_weights,
             )
         except AggregateError as exc:
             if exc.alarm is not None:

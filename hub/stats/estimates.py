@@ -1,6 +1,10 @@
 """Statistics over received releases: pure math, no I/O (DESIGN section 7).
 
-What the hub holds per node-month is a vector of signed noisy counts on the fixed schema
+This module holds the v1 schema, the noise variances and one estimate's interval and
+display. v2 workload releases are combined by `hub.stats.consistent`; the figures of either
+schema are built by `hub.stats.figures` and the document by `hub.stats.summary`.
+
+What the hub holds per v1 node-month is a vector of signed noisy counts on the fixed schema
 `peernet.monthly/v1` (`CELL_KEYS`, the same 222 cells the node builds; a test checks the two
 lists are equal) and the noise it was released with (mechanism and scale).
 
@@ -18,10 +22,13 @@ Estimates
   to normal; for a single Laplace release it is a little narrower than a true 95%).
 - Rates (referral rate = referrals / encounters, follow-up on-time rate = on time / due):
   the ratio of the two estimates, with the delta-method variance
-  Var(A/B) ~ Var(A)/B^2 + A^2 Var(B)/B^4 (the noises of A and B are independent: they are
-  different cells). Undefined (null) when the denominator's estimate is not positive.
-- Display only: counts are rounded to integers and clamped at zero, rates clamped to
-  [0, 1]; intervals likewise. The unclamped estimate is always returned beside them.
+  Var(A/B) ~ Var(A)/B^2 + A^2 Var(B)/B^4 - 2 A Cov(A, B)/B^3 (the covariance is zero for
+  v1 cells and for the v2 groups rates use, but is taken from the figures' covariance).
+  Undefined (null) when the denominator's estimate is not positive.
+- Display only: counts are rounded and clamped at zero, rates clamped to [0, 1]; an
+  interval is moved into the possible range at its full width, never narrowed
+  (`display_interval`), and rounded outward. The unclamped estimate and raw interval are
+  always returned beside them.
 
 The intervals describe the uncertainty added by the privacy noise, not sampling error or
 missing reports.
@@ -31,7 +38,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +57,10 @@ __all__ = [
     "Estimate",
     "Z95",
     "cell_indices",
+    "display_interval",
     "ratio",
     "release_variance",
     "sensitivity",
-    "summarise",
 ]
 
 SCHEMA = "peernet.monthly/v1"
@@ -115,6 +122,30 @@ def _clamp(v: float, lo: float, hi: float | None = None) -> float:
     return v if hi is None else min(hi, v)
 
 
+def display_interval(low: float, high: float, lo: float, hi: float | None) -> tuple[float, float]:
+    """The interval [low, high] moved inside the possible range [lo, hi] *without narrowing
+    it*: an interval running below zero is shifted up to start at zero (a true count cannot
+    be negative), one above one (rates) shifted down to end at one; it is cut only where it
+    is wider than the whole range. Clamping both ends instead would show a count whose raw
+    interval lies below zero as "0 [0, 0]", as if it were known exactly; shifted, it reads
+    "0 [0, 37]", the width the noise allows. Every true value the raw interval covers, the
+    shown one covers too, so its coverage is at least the raw interval's."""
+    width = high - low
+    if hi is not None and width >= hi - lo:
+        return lo, hi
+    if low < lo:
+        return lo, lo + width
+    if hi is not None and high > hi:
+        return hi - width, hi
+    return low, high
+
+
+def _outward(low: float, high: float, places: int) -> tuple[float, float]:
+    """Round an interval outward (low down, high up) so rounding never narrows it."""
+    f = 10.0**places
+    return math.floor(low * f + 1e-9) / f, math.ceil(high * f - 1e-9) / f
+
+
 @dataclass(frozen=True)
 class Estimate:
     value: float
@@ -133,37 +164,44 @@ class Estimate:
         return self.value + Z95 * self.se
 
     def count_json(self) -> dict[str, Any]:
-        """A count: raw figures plus display figures (rounded, clamped at zero)."""
+        """A count: raw figures plus display figures (the point rounded and clamped at zero;
+        the interval moved above zero at its full width, rounded outward)."""
+        lo, hi = _outward(*display_interval(self.low, self.high, 0.0, None), 0)
         return {
             "estimate": self.value,
             "interval": [self.low, self.high],
             "se": self.se,
             "display": {
                 "estimate": round(_clamp(self.value, 0.0)),
-                "interval": [round(_clamp(self.low, 0.0)), round(_clamp(self.high, 0.0))],
+                "interval": [int(lo), int(hi)],
             },
         }
 
     def rate_json(self) -> dict[str, Any]:
+        """A rate: the point clamped to [0, 1], the interval moved into [0, 1] at its full
+        width (cut only where wider than [0, 1]), rounded outward to 3 places."""
+        lo, hi = _outward(*display_interval(self.low, self.high, 0.0, 1.0), 3)
         return {
             "estimate": self.value,
             "interval": [self.low, self.high],
             "se": self.se,
             "display": {
                 "estimate": round(_clamp(self.value, 0.0, 1.0), 3),
-                "interval": [round(_clamp(self.low, 0.0, 1.0), 3),
-                             round(_clamp(self.high, 0.0, 1.0), 3)],
+                "interval": [max(lo, 0.0), min(hi, 1.0)],
             },
         }
 
 
-def ratio(a: Estimate, b: Estimate) -> Estimate | None:
-    """a / b with the delta-method variance; None when b's estimate is not positive."""
+def ratio(a: Estimate, b: Estimate, cov: float = 0.0) -> Estimate | None:
+    """a / b with the delta-method variance
+    Var(a/b) ~ Var(a)/b^2 + a^2 Var(b)/b^4 - 2 a Cov(a, b)/b^3;
+    None when b's estimate is not positive."""
     if b.value <= 0:
         return None
     r = a.value / b.value
-    var = a.variance / b.value**2 + a.value**2 * b.variance / b.value**4
-    return Estimate(r, var)
+    var = (a.variance / b.value**2 + a.value**2 * b.variance / b.value**4
+           - 2 * a.value * cov / b.value**3)
+    return Estimate(r, max(var, 0.0))
 
 
 def cell_indices(family: str, discipline: str | None = None, **match: str) -> list[int]:
@@ -193,78 +231,3 @@ def _cell_indices(
     return tuple(out)
 
 
-def _est(values: F64, variances: F64, idx: Sequence[int]) -> Estimate:
-    return Estimate(float(values[list(idx)].sum()), float(variances[list(idx)].sum()))
-
-
-def _block(values: F64, variances: F64, disciplines: Sequence[str]) -> dict[str, Any]:
-    """All figures for one selection (a month or the whole range)."""
-
-    def ix(family: str, **kw: str) -> list[int]:
-        out: list[int] = []
-        for d in disciplines:
-            out += cell_indices(family, d, **kw)
-        return out
-
-    enc = _est(values, variances, ix("enc"))
-    ref = _est(values, variances, ix("ref"))
-    due = _est(values, variances, ix("fu_due"))
-    on_time = _est(values, variances, ix("fu_on_time"))
-    ref_rate = ratio(ref, enc)
-    on_time_rate = ratio(on_time, due)
-    return {
-        "encounters": enc.count_json(),
-        "by_discipline": {
-            d: _est(values, variances, cell_indices("enc", d)).count_json() for d in disciplines
-        },
-        "by_intervention": {
-            i: _est(values, variances, ix("enc", intervention=i)).count_json()
-            for i in INTERVENTIONS
-        },
-        "by_activation_type": {
-            a: _est(values, variances, ix("enc", activation_type=a)).count_json()
-            for a in ACTIVATION_TYPES
-        },
-        "referrals": ref.count_json(),
-        "referrals_by_target": {
-            t: _est(values, variances, ix("ref", target=t)).count_json() for t in REFERRALS
-        },
-        "follow_ups_due": due.count_json(),
-        "follow_ups_on_time": on_time.count_json(),
-        "referral_rate": None if ref_rate is None else ref_rate.rate_json(),
-        "follow_up_on_time_rate": None if on_time_rate is None else on_time_rate.rate_json(),
-    }
-
-
-@dataclass(frozen=True)
-class MonthSums:
-    """Per month: the summed cell vector, the summed per-cell noise variance, and which
-    nodes reported."""
-
-    values: F64
-    variances: F64
-    nodes: int
-
-
-def summarise(
-    months: Mapping[str, MonthSums], disciplines: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """The statistics document for a set of months (already filtered by region/node)."""
-    discs = list(disciplines) if disciplines else list(DISCIPLINES)
-    per_month = []
-    total_v = np.zeros(len(CELL_KEYS), dtype=np.float64)
-    total_var = np.zeros(len(CELL_KEYS), dtype=np.float64)
-    for month in sorted(months):
-        s = months[month]
-        total_v += s.values
-        total_var += s.variances
-        per_month.append({"month": month, "nodes_reporting": s.nodes,
-                          **_block(s.values, s.variances, discs)})
-    return {
-        "disciplines": discs,
-        "months": per_month,
-        "total": {
-            "node_months": sum(s.nodes for s in months.values()),
-            **_block(total_v, total_var, discs),
-        },
-    }

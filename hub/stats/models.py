@@ -95,11 +95,14 @@ class _Out(BaseModel):
 
 class CountDisplay(_Out):
     estimate: int = Field(description="Rounded and clamped at zero, for display only")
-    interval: tuple[int, int]
+    interval: tuple[int, int] = Field(description=(
+        "The 95% interval moved above zero at its full width (never narrower than the "
+        "noise allows) and rounded outward"))
 
 
 class Count(_Out):
-    """A noisy count: the unbiased estimate, its 95% interval and standard error."""
+    """A noisy truncated count: the unbiased estimate, its 95% interval and standard error
+    (from the exact variance of the combined estimate)."""
 
     estimate: float
     interval: tuple[float, float] = Field(description="95% interval (estimate +/- 1.96 se)")
@@ -109,7 +112,9 @@ class Count(_Out):
 
 class RateDisplay(_Out):
     estimate: float = Field(description="Clamped to [0, 1] and rounded, for display only")
-    interval: tuple[float, float]
+    interval: tuple[float, float] = Field(description=(
+        "The 95% interval moved into [0, 1] at its full width (cut only where wider) and "
+        "rounded outward"))
 
 
 class Rate(_Out):
@@ -121,16 +126,24 @@ class Rate(_Out):
     display: RateDisplay
 
 
+_UNMEASURED = ("null when the releases in the period do not measure it for this selection "
+               "(workload v2 releases do not cross it with discipline)")
+
+
 class _Block(_Out):
+    """Counts are truncated counts: each person counts at most `per_person_month` encounters
+    a month (the policy's bound), so they can be below the number logged."""
+
     encounters: Count
     by_discipline: dict[str, Count]
     by_intervention: dict[str, Count]
-    by_activation_type: dict[str, Count]
-    referrals: Count
-    referrals_by_target: dict[str, Count]
+    by_activation_type: dict[str, Count] | None = Field(description=_UNMEASURED)
+    referrals: Count | None = Field(description=_UNMEASURED)
+    referrals_by_target: dict[str, Count] | None = Field(description=_UNMEASURED)
     follow_ups_due: Count
     follow_ups_on_time: Count
-    referral_rate: Rate | None = Field(description="null when encounters are not positive")
+    referral_rate: Rate | None = Field(
+        description="null when encounters are not positive or referrals are not measured")
     follow_up_on_time_rate: Rate | None = Field(description="null when none are due")
 
 

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.stats.aggregates import AggregateRelease, AggregateTotal
-from hub.stats.estimates import CELL_INDEX, CELL_KEYS, DISCIPLINES, MonthSums
+from hub.stats.estimates import CELL_INDEX, CELL_KEYS, DISCIPLINES
+from hub.stats.summary import MonthSums
 from protocol.canonical import parse_json
 
 __all__ = ["MAX_NODES", "StatsFilter", "load_month_sums", "months_between", "reporting"]

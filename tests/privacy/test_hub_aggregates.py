@@ -19,8 +19,9 @@ from hub.stats.aggregates import (
     AggregateTotal,
     receive_release,
 )
-from hub.stats.estimates import CELL_KEYS, summarise
+from hub.stats.estimates import CELL_KEYS
 from hub.stats.query import StatsFilter, load_month_sums
+from hub.stats.summary import summarise
 from node.privacy.schema import ReleasePolicy
 from protocol.encoding import format_decimal
 from protocol.release import sign_release

@@ -11,12 +11,12 @@ import pytest
 from hub.stats.estimates import (
     CELL_KEYS,
     Estimate,
-    MonthSums,
     cell_indices,
+    display_interval,
     ratio,
     release_variance,
-    summarise,
 )
+from hub.stats.summary import MonthSums, summarise
 from node.privacy.noise import calibrate, truncated_counts
 from node.privacy.schema import CELL_KEYS as NODE_CELL_KEYS
 from node.privacy.schema import ReleasePolicy
@@ -86,6 +86,33 @@ def test_ratio_delta_method_and_display_clamps() -> None:
     assert neg["display"]["interval"][0] == 0
     high = Estimate(1.2, 0.01).rate_json()
     assert high["display"]["estimate"] == 1.0
+    # with a covariance: Var(a/b) gains -2 a Cov(a, b) / b^3
+    rc = ratio(Estimate(20.0, 4.0), Estimate(100.0, 25.0), cov=3.0)
+    assert rc is not None and r is not None
+    assert rc.variance == pytest.approx(r.variance - 2 * 20 * 3.0 / 100**3)
+
+
+def test_display_interval_is_never_narrower_than_the_noise() -> None:
+    """Issue 15 item 5: a count whose raw interval lies below zero showed as "0 [0, 0]"."""
+    se = 37 / (2 * 1.959963984540054)  # a 95% interval 37 wide
+    below = Estimate(-25.0, se * se).count_json()["display"]
+    assert below == {"estimate": 0, "interval": [0, 37]}
+    straddle = Estimate(5.0, se * se).count_json()["display"]
+    assert straddle["interval"][0] == 0 and straddle["interval"][1] >= 37
+    for value in np.linspace(-100, 100, 41):
+        for s in (0.3, 2.0, 9.8, 131.0):
+            d = Estimate(float(value), s * s).count_json()["display"]
+            lo, hi = d["interval"]
+            assert hi - lo >= 2 * 1.959963984540054 * s - 1e-9  # rounded outward, not in
+            assert lo <= d["estimate"] <= hi and lo >= 0
+    # rates stay inside [0, 1] at full width, cut only when wider than [0, 1]
+    above = Estimate(1.3, 0.05**2).rate_json()["display"]
+    assert above["estimate"] == 1.0 and above["interval"][1] == 1.0
+    assert above["interval"][1] - above["interval"][0] >= 2 * 1.959963984540054 * 0.05 - 1e-9
+    wide = Estimate(0.5, 0.6**2).rate_json()["display"]
+    assert wide["interval"] == [0.0, 1.0]
+    assert display_interval(-2.0, 3.0, 0.0, None) == (0.0, 5.0)
+    assert display_interval(2.0, 3.0, 0.0, None) == (2.0, 3.0)
 
 
 def test_summary_document_shape() -> None:
