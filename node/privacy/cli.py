@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import func, select
 
 from federation.clock import SystemClock
 from federation.database import make_engine, migrate
 from federation.roster import Policy
 from node.commands.init import require_initialised
 from node.core.db import Database
-from node.core.errors import NodeError
+from node.core.errors import Code, NodeError
 from node.privacy.ledger import ledger_entries, record_release
 from node.privacy.schema import ReleasePolicy
 
@@ -42,16 +43,24 @@ def _config_path(config: str | None) -> Path | None:
 
 async def _roster_view(db: Database, node_id: str) -> tuple[ReleasePolicy, dict[str, str] | None]:
     """The release policy and this node's listed signing keys, from the roster the node
-    accepted; with no roster yet, the board's default policy and no listed keys."""
-    try:
-        from federation.roster_sync import RosterStore
+    accepted; with no roster accepted yet, the board's default policy and no listed keys.
+    A roster that is stored but cannot be loaded is `roster_unreadable`: releasing under a
+    default policy instead could spend another budget than the board set."""
+    from federation.roster_sync import RosterStore
+    from federation.store import rosters
 
+    async with db.read() as conn:
+        if not await conn.scalar(select(func.count()).select_from(rosters)):
+            return ReleasePolicy.from_roster_policy(Policy()), None
+    try:
         store = RosterStore(db.engine, SystemClock(), None)
         await store.load()
         policy = ReleasePolicy.from_roster_policy(store.state.policy)
         return policy, store.state.sign_keys_of(node_id)
-    except Exception:  # no roster accepted yet
-        return ReleasePolicy.from_roster_policy(Policy()), None
+    except Exception as exc:
+        raise NodeError(Code.ROSTER_UNREADABLE, "the roster this node accepted could not be "
+                        f"loaded ({type(exc).__name__}); no release is made under a default "
+                        "policy") from None
 
 
 async def _release(config: str | None, month: str) -> dict[str, Any]:

@@ -19,6 +19,13 @@ that writes its row in the caller's transaction, pass `on_recorded` to `record_r
 instead: the outbox row then commits atomically with the ledger row and the outbox's own
 replay resends the same bytes after a crash.
 
+Tamper evidence (`node.privacy.ledger_attest`): each row is attested in the audit chain in
+its own transaction, and so is each hand-over to the outbox; `record_release` refuses to
+draw anything while the ledger disagrees with those entries (`ledger_tampered`) or when the
+month already left the node (`month_already_sent`). Spending is kept per measure
+(`node.privacy.budget`). `peer_ms` (the newest time a peer vouched for) refuses a month
+that the node's clock alone calls finished (`month_not_finished`).
+
 Tables: `release_ledger` and `release_deliveries`. This module never updates or deletes
 a row of either.
 """
@@ -50,6 +57,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from node.core.db import Base, Database, Encounter, FollowUp
 from node.core.errors import Code, NodeError
 from node.core.vocabulary import FollowUpStatus
+from node.privacy.budget import spent_against
+from node.privacy.ledger_attest import attest_recorded, attest_sent, guard
 from node.privacy.ledger_groups import groups_of, insert_groups
 from node.privacy.noise import EncounterColumns, EncounterFacts, encode
 from node.privacy.release import SignedRelease, build_release, month_bounds_ms, month_of_ms
@@ -215,7 +224,8 @@ async def month_columns(conn: AsyncConnection, month: str) -> EncounterColumns:
     return encode(facts)
 
 
-OnRecorded = Callable[[AsyncConnection, LedgerEntry], Awaitable[None]]
+# Returns the outbox message id (audited as the evidence that the month left the node).
+OnRecorded = Callable[[AsyncConnection, LedgerEntry], Awaitable[str | None]]
 
 
 async def record_release(
@@ -228,6 +238,7 @@ async def record_release(
     key_version: int,
     now_ms: int,
     on_recorded: OnRecorded | None = None,
+    peer_ms: int | None = None,
 ) -> LedgerEntry:
     """Record (or return the already recorded) release of `month`; see the module docstring.
 
@@ -237,15 +248,18 @@ async def record_release(
         start, end = month_bounds_ms(month)
     except ValueError as exc:
         raise NodeError(Code.INVALID_INPUT, "month must be YYYY-MM", "month") from exc
-    if end > now_ms:
-        raise NodeError(Code.INVALID_INPUT, "a month is released only after it ends", "month")
+    if end > now_ms or (peer_ms is not None and end > peer_ms):
+        # unfinished; or the node's clock is ahead of the newest time its peers vouch for
+        raise NodeError(Code.MONTH_NOT_FINISHED, f"{month} has not ended (a month is "
+                        "released only after it ends; check the node's clock)", "month")
     try:
         async with db.write() as conn:
+            await guard(conn, node_id, month)  # ledger_attest: tampering, re-draws
             stored = await _stored(conn, node_id, month)
             if stored is not None:
                 return stored
             year = int(month[:4])
-            spent = await spent_in_year(conn, node_id, year)
+            spent = await spent_against(conn, node_id, year, policy.measure)  # budget.py
             allowance = policy.monthly_allowance
             if spent + allowance > policy.budget_per_node_year * (1 + Decimal("1e-9")):
                 raise NodeError(
@@ -276,9 +290,11 @@ async def record_release(
             stored_groups = await groups_of(conn, [signed.release_id])
             entry = LedgerEntry(**values, created=True, groups=_in_group_order(
                 stored_groups.get(signed.release_id, [])))
+            await attest_recorded(conn, entry, now_ms)
             if on_recorded is not None:
-                await on_recorded(conn, entry)
+                msg_id = await on_recorded(conn, entry)
                 await _mark_delivered(conn, entry.release_id, now_ms)
+                await attest_sent(conn, entry, msg_id, now_ms)
             return entry
     except IntegrityError:
         # Another writer recorded this month first: its release is the release.
@@ -330,8 +346,9 @@ async def deliver_pending(db: Database, deliver: OnRecorded, *, now_ms: int) -> 
     done: list[str] = []
     for entry in await undelivered(db):
         async with db.write() as conn:
-            await deliver(conn, entry)
+            msg_id = await deliver(conn, entry)
             await _mark_delivered(conn, entry.release_id, now_ms)
+            await attest_sent(conn, entry, msg_id, now_ms)
         done.append(entry.release_id)
     return done
 

@@ -33,6 +33,7 @@ from node.core.appkeys import CLOCK, DB, KEYS, SETTINGS
 from node.core.db import Database
 from node.core.errors import NodeError
 from node.privacy.ledger import LedgerEntry, deliver_pending, due_month, record_release
+from node.privacy.peer_time import newest_peer_ms
 from node.privacy.schema import ReleasePolicy
 from node.web.federation import FEDERATION
 from protocol.canonical import parse_json
@@ -79,8 +80,8 @@ async def run_once(
         log.info("no release pass: %s", type(exc).__name__)
         return []
 
-    async def send(conn: AsyncConnection, entry: LedgerEntry) -> None:
-        await fed.send(conn, hub, MessageType.AGGREGATE_RELEASE, parse_json(entry.body))
+    async def send(conn: AsyncConnection, entry: LedgerEntry) -> str:
+        return await fed.send(conn, hub, MessageType.AGGREGATE_RELEASE, parse_json(entry.body))
 
     month = due_month(now_ms, policy.release_day)
     queued: list[str] = []
@@ -91,7 +92,7 @@ async def run_once(
             entry = await record_release(
                 db, node_id=node_id, month=month, policy=policy,
                 signing_key=signing_key, key_version=key_version, now_ms=now_ms,
-                on_recorded=send,
+                on_recorded=send, peer_ms=await _peer_ms(db, node_id),
             )
             if entry.created:
                 queued.append(entry.release_id)
@@ -99,6 +100,13 @@ async def run_once(
             log.warning("release of %s not made: %s", month, exc.code.value)
     queued += await deliver_pending(db, send, now_ms=now_ms)
     return queued
+
+
+async def _peer_ms(db: Database, node_id: str) -> int | None:
+    """The newest time a peer vouched for (`node.privacy.peer_time`): a node clock running
+    ahead must not call the current month finished."""
+    async with db.read() as conn:
+        return await newest_peer_ms(conn, node_id)
 
 
 def install(app: web.Application, fed: ReleaseSender,

@@ -26,7 +26,7 @@ def test_release_and_ledger_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
     again = runner.invoke(main, ["node", "release", "--month", "2026-01", "--config", str(cfg)])
     assert "already recorded" in again.output
     bad = runner.invoke(main, ["node", "release", "--month", "2999-01", "--config", str(cfg)])
-    assert bad.exit_code != 0 and "invalid_input" in bad.output
+    assert bad.exit_code != 0 and "month_not_finished" in bad.output
     listing = runner.invoke(main, ["node", "ledger", "--json", "--config", str(cfg)])
     rows = json.loads(listing.output)
     assert [r["month"] for r in rows] == ["2026-01"] and rows[0]["measure"] == "zcdp"
