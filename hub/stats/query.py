@@ -1,9 +1,15 @@
 """Reading the aggregate store for a statistics query (answered only from releases already
 received).
 
-Without a node filter the query reads `aggregate_totals` (one row per month, region and
-cell, maintained on receipt), so its cost does not grow with the number of nodes. With a
-node filter (at most `MAX_NODES` nodes) it sums those nodes' stored release bodies.
+v1 releases (`peernet.monthly/v1`): without a node filter the query reads `aggregate_totals`
+(one row per month, region and cell, maintained on receipt), so its cost does not grow with
+the number of nodes; with a node filter (at most `MAX_NODES` nodes) it sums those nodes'
+stored release bodies.
+
+v2 releases (`peernet.workload/v2`): the per-(node-month, key) rows of `aggregate_values`
+(`hub.stats.aggregates_workload`) summed per (month, region, key) in SQL, values and noise
+variances, under the same region and node filters. The estimator
+(`hub.stats.summary` -> `hub.stats.consistent`) makes each region's sums consistent.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.stats.aggregates import AggregateRelease, AggregateTotal
-from hub.stats.estimates import CELL_INDEX, CELL_KEYS, DISCIPLINES
+from hub.stats.aggregates_workload import AggregateValue
+from hub.stats.estimates import CELL_INDEX, CELL_KEYS, DISCIPLINES, SCHEMA
 from hub.stats.summary import MonthSums
 from protocol.canonical import parse_json
+from protocol.workload import WORKLOAD_KEYS
 
 __all__ = ["MAX_NODES", "StatsFilter", "load_month_sums", "months_between", "reporting"]
 
@@ -69,13 +77,41 @@ class StatsFilter:
             raise FilterError("region", "bad region")
 
 
-def _empty() -> MonthSums:
-    n = len(CELL_KEYS)
-    return MonthSums(np.zeros(n), np.zeros(n), 0)
+_WORKLOAD_INDEX = {k: n for n, k in enumerate(WORKLOAD_KEYS)}
+V2Sums = dict[str, dict[str, tuple[Any, Any]]]
+
+
+async def load_v2_sums(conn: AsyncConnection, f: StatsFilter) -> V2Sums:
+    """{month: {region: (values, variances)}} of the v2 releases under the filter, summed
+    per key (arrays in `WORKLOAD_KEYS` order)."""
+    a = AggregateValue
+    stmt = (
+        select(a.month, a.region, a.key, func.sum(a.value), func.sum(a.variance))
+        .where(a.month >= f.month_from, a.month <= f.month_to)
+        .group_by(a.month, a.region, a.key)
+    )
+    if f.region is not None:
+        stmt = stmt.where(a.region == f.region)
+    if f.nodes:
+        stmt = stmt.where(a.node_id.in_(f.nodes))
+    out: V2Sums = {}
+    n = len(WORKLOAD_KEYS)
+    for month, region, key, vsum, varsum in await conn.execute(stmt):
+        vals, varis = out.setdefault(month, {}).setdefault(region, (np.zeros(n), np.zeros(n)))
+        vals[_WORKLOAD_INDEX[key]] = float(vsum)
+        varis[_WORKLOAD_INDEX[key]] = float(varsum)
+    return out
 
 
 async def load_month_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, MonthSums]:
-    """Per month in the range: summed values, summed variances and the node count."""
+    """Per month in the range: the v1 sums (values, variances), the v2 sums per region and
+    the node count (either schema)."""
+    v1 = await _load_v1_sums(conn, f)
+    v2 = await load_v2_sums(conn, f)
+    return {m: MonthSums(s.values, s.variances, s.nodes, v2.get(m, {})) for m, s in v1.items()}
+
+
+async def _load_v1_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, MonthSums]:
     out: dict[str, MonthSums] = {}
     months = months_between(f.month_from, f.month_to)
     n = len(CELL_KEYS)
@@ -84,24 +120,22 @@ async def load_month_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, Mo
             AggregateRelease.month, AggregateRelease.body, AggregateRelease.variance
         ).where(
             AggregateRelease.month >= f.month_from, AggregateRelease.month <= f.month_to,
-            AggregateRelease.node_id.in_(f.nodes),
+            AggregateRelease.node_id.in_(f.nodes), AggregateRelease.schema_name == SCHEMA,
         )
         if f.region is not None:
             stmt = stmt.where(AggregateRelease.region == f.region)
-        acc: dict[str, tuple[Any, Any, int]] = {}
+        acc: dict[str, tuple[Any, Any]] = {}
+        counts = await reporting(conn, f)
         for month, body, variance in await conn.execute(stmt):
             cells = parse_json(body)["release"]["cells"]
             v = np.zeros(n)
             for k, x in cells.items():
                 v[CELL_INDEX[k]] = x
-            prev_v, vars_, cnt = acc.get(month, (np.zeros(n), np.zeros(n), 0))
-            acc[month] = (prev_v + v, vars_ + variance, cnt + 1)
+            prev_v, vars_ = acc.get(month, (np.zeros(n), np.zeros(n)))
+            acc[month] = (prev_v + v, vars_ + variance)
         for month in months:
-            if month in acc:
-                a = acc[month]
-                out[month] = MonthSums(a[0], a[1], a[2])
-            else:
-                out[month] = _empty()
+            a = acc.get(month, (np.zeros(n), np.zeros(n)))
+            out[month] = MonthSums(a[0], a[1], counts.get(month, 0))
         return out
     t = AggregateTotal
     stmt2 = (
