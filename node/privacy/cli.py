@@ -23,9 +23,11 @@ from federation.clock import SystemClock
 from federation.database import make_engine, migrate
 from federation.roster import Policy
 from node.commands.init import require_initialised
+from node.core.audit import sign_head
 from node.core.db import Database
 from node.core.errors import Code, NodeError
 from node.privacy.ledger import ledger_entries, record_release
+from node.privacy.ledger_attest import check as check_ledger
 from node.privacy.schema import ReleasePolicy
 
 __all__ = ["ledger_command", "register", "release_command"]
@@ -78,6 +80,9 @@ async def _release(config: str | None, month: str) -> dict[str, Any]:
             db, node_id=settings.node_id, month=month, policy=policy,
             signing_key=signing_key, key_version=key_version, now_ms=SystemClock().now_ms(),
         )
+        if entry.created:  # its audit entry (node.privacy.ledger_attest): sign the new head
+            async with db.write() as conn:
+                await sign_head(conn, keys, settings.node_id, SystemClock().now_ms())
         return {"created": entry.created, **entry.summary()}
     finally:
         await db.dispose()
@@ -90,6 +95,18 @@ async def _ledger(config: str | None) -> list[dict[str, Any]]:
     try:
         await migrate(db.engine, "node:migrations")
         return [e.summary() for e in await ledger_entries(db)]
+    finally:
+        await db.dispose()
+
+
+async def _verify(config: str | None) -> dict[str, Any]:
+    settings = _settings(config)
+    await require_initialised(settings, _config_path(config))
+    db = Database(make_engine(settings.db_url))
+    try:
+        await migrate(db.engine, "node:migrations")
+        async with db.read() as conn:
+            return (await check_ledger(conn, settings.node_id)).as_dict()
     finally:
         await db.dispose()
 
@@ -113,12 +130,23 @@ def release_command(month: str, config: str | None) -> None:
 @click.option("--config", type=click.Path(dir_okay=False), default=None,
               help="Node config file (default: none, settings from PEERNET_* variables).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ledger_command(config: str | None, as_json: bool) -> None:
+@click.option("--verify", is_flag=True,
+              help="Compare the ledger with its audit-log attestations; fail on a gap.")
+def ledger_command(config: str | None, as_json: bool, verify: bool) -> None:
     """List the privacy ledger: one line per released month."""
     try:
-        rows = asyncio.run(_ledger(config))
+        if verify:
+            report = asyncio.run(_verify(config))
+        else:
+            rows = asyncio.run(_ledger(config))
     except NodeError as exc:
         raise click.ClickException(f"{exc.code.value}: {exc.message}") from None
+    if verify:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+        if not report["ok"]:
+            raise click.ClickException(
+                f"ledger_tampered: {len(report['problems'])} problem(s) in the ledger")
+        return
     if as_json:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
