@@ -192,6 +192,14 @@ def _csv_url(f: Any) -> str:
     return "/api/v1/stats.csv?" + urlencode(params)
 
 
+def encounters_label(cap: int | None) -> str:
+    """Counts are truncated (each person counts at most `cap` encounters a month), so their
+    intervals cover the truncated count, not every encounter logged: the label says so."""
+    if cap is None:
+        return "Encounters (capped per person-month)"
+    return f"Encounters (at most {cap} per person-month)"
+
+
 async def _dashboard(request: web.Request) -> web.Response:
     app = request.app
     await app[AUTHORIZE](request, READERS)
@@ -208,16 +216,19 @@ async def _dashboard(request: web.Request) -> web.Response:
     discs = doc["disciplines"]
     months = doc["months"]
 
+    cap = state.policy.privacy.per_person_month if state.current is not None else None
+    enc_label = encounters_label(cap)
     total_chart = interval_series(
         [_count_point(m["month"], m["encounters"], m["nodes_reporting"] > 0) for m in months],
-        "Encounters per month, all selected disciplines, with 95% intervals")
+        f"{enc_label} per month, all selected disciplines, with 95% intervals")
     top = nice_top(max((m["by_discipline"][d]["display"]["interval"][1]
                         for m in months for d in discs), default=0))
     disc_charts = [
         (label(d), interval_series(
             [_count_point(m["month"], m["by_discipline"][d], m["nodes_reporting"] > 0)
              for m in months],
-            f"{label(d)}: encounters per month with 95% intervals", height=140, top=top))
+            f"{label(d)}: {enc_label.lower()} per month with 95% intervals", height=140,
+            top=top))
         for d in discs
     ]
     per_disc = {d: summarise(sums, [d])["total"] for d in discs}
@@ -246,7 +257,7 @@ async def _dashboard(request: web.Request) -> web.Response:
         "charts": {"total": total_chart, "disciplines": disc_charts,
                    "referral": referral_rows, "on_time": on_time_rows},
         "latest": latest, "reporting": reporting, "missing": missing,
-        "entries": entries, "csv_url": _csv_url(f),
+        "entries": entries, "csv_url": _csv_url(f), "enc_label": enc_label,
         "nothing_reported": not any(m["nodes_reporting"] for m in months),
     })
 
