@@ -679,15 +679,39 @@ def _requests() -> dict[str, Any]:
     return {"cases": cases}
 
 
+def _workload_release() -> dict[str, Any]:
+    """A `peernet.workload/v2` release (protocol.workload): per-group scale and spend."""
+    from protocol.workload import GROUP_NAMES, WORKLOAD_KEYS
+
+    groups = {g: {"scale": format_decimal(10 + i), "budget_spent": format_decimal(0.01)}
+              for i, g in enumerate(GROUP_NAMES)}
+    return {
+        **{k: v for k, v in _release().items() if k not in ("scale", "cells")},
+        "release_id": ulid(901),
+        "schema": "peernet.workload/v2",
+        "query_sha256": sha256_b64u(b"peernet.workload/v2 query"),
+        "groups": groups,
+        "budget_spent": format_decimal(0.08),
+        "cells": {k: (n * 7) % 23 - 5 for n, k in enumerate(WORKLOAD_KEYS)},
+    }
+
+
 def _releases() -> dict[str, Any]:
     body = sample_bodies()[MessageType.AGGREGATE_RELEASE]
+    v2 = wire_json(sign_release(_workload_release(), signing_key=signing_key("agency-a"),
+                                key_version=1))
     return {
         "cases": [
             {
                 "signer": "agency-a",
                 "release_canonical": canonical_bytes(body["release"]).decode(),
                 "body": body,
-            }
+            },
+            {
+                "signer": "agency-a",
+                "release_canonical": canonical_bytes(v2["release"]).decode(),
+                "body": v2,
+            },
         ]
     }
 
