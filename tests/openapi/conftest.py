@@ -5,7 +5,7 @@ loop of its own, reads `GET /api/v1/openapi.json` from both and closes them.
 `generated_clients` runs openapi-python-client (the command an integrator runs) on each
 document into a session temporary folder and puts the folder on `sys.path`, so the tests
 import `peernet_node_client` and `peernet_hub_client` as an integrator's code would. The
-generation is cached by the documents' hash under .venv/.peernet-openapi-clients, so a
+generation is cached by the documents' hash in the venv (.peernet-openapi-clients), so a
 second session with the same documents skips it.
 """
 
@@ -27,8 +27,9 @@ import pytest
 from tests.federation.network import make_network
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATOR = ROOT / ".venv" / "bin" / "openapi-python-client"
-CACHE = ROOT / ".venv" / ".peernet-openapi-clients"
+BIN = Path(sys.executable).parent  # the venv running the tests (openapi-python-client's)
+GENERATOR = BIN / "openapi-python-client"
+CACHE = BIN.parent / ".peernet-openapi-clients"
 PACKAGES = {"node": "peernet_node_client", "hub": "peernet_hub_client"}
 
 
