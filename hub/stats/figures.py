@@ -41,6 +41,7 @@ F64 = npt.NDArray[np.float64]
 Selection = tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=64)
 def figure_names(discs: Selection) -> tuple[str, ...]:
     """Figure names in matrix-row order for a discipline selection."""
     return (
@@ -117,6 +118,11 @@ def _matrix(
 
 
 @functools.lru_cache(maxsize=64)
+def _index(discs: Selection) -> dict[str, int]:
+    return {n: i for i, n in enumerate(figure_names(discs))}
+
+
+@functools.lru_cache(maxsize=64)
 def _v1_matrix(discs: Selection) -> tuple[F64, npt.NDArray[np.bool_]]:
     return _matrix([_v1_row(n, discs) for n in figure_names(discs)], CELL_KEYS)
 
@@ -148,14 +154,14 @@ class FigureSet:
                          self.covariance + other.covariance, self.measured & other.measured)
 
     def get(self, name: str) -> Estimate | None:
-        n = figure_names(self.discs).index(name)
+        n = _index(self.discs)[name]
         if not self.measured[n]:
             return None
         return Estimate(float(self.estimate[n]), float(self.covariance[n, n]))
 
     def cov(self, a: str, b: str) -> float:
-        names = figure_names(self.discs)
-        return float(self.covariance[names.index(a), names.index(b)])
+        ix = _index(self.discs)
+        return float(self.covariance[ix[a], ix[b]])
 
 
 def from_v1(values: F64, variances: F64, discs: Selection) -> FigureSet:
