@@ -57,6 +57,7 @@ from hub.relay.activation_log import list_entries, record_status
 from hub.relay.directory import directory_listing
 from hub.relay.forwarding import Relay
 from hub.stats import api as stats_api
+from hub.stats import rounds_feature
 from hub.users import accounts as users
 from protocol.envelope import Opened
 from protocol.messages import BatchResult, MessageType
@@ -69,7 +70,7 @@ Setup = Callable[[web.Application], None]
 
 # Feature setups run in this order after the core's; append yours here (one line).
 FEATURES: list[Setup] = [stats_api.setup, users.setup, dashboard.setup, openapi.setup,
-                         audit_anchors.setup]
+                         audit_anchors.setup, rounds_feature.setup]
 
 ROLES = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})

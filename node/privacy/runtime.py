@@ -35,6 +35,7 @@ from node.core.errors import NodeError
 from node.privacy.ledger import LedgerEntry, deliver_pending, due_month, record_release
 from node.privacy.peer_time import newest_peer_ms
 from node.privacy.schema import ReleasePolicy
+from node.privacy.shared import run_shared
 from node.web.federation import FEDERATION
 from protocol.canonical import parse_json
 from protocol.messages import MessageType
@@ -85,6 +86,10 @@ async def run_once(
 
     month = due_month(now_ms, policy.release_day)
     queued: list[str] = []
+    if policy.aggregation == "shared":  # the month goes as shares (node.privacy.shared)
+        queued += await run_shared(db, fed, node_id=node_id, month=month, policy=policy,
+                                   hub=hub, now_ms=now_ms, peer_ms=await _peer_ms(db, node_id))
+        month = None  # never also a local release
     if month is not None:
         try:
             # Signed with the key the roster lists (after a rotation, once published).

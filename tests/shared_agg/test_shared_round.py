@@ -1,0 +1,91 @@
+"""A whole shared round through real servers (a hub, a helper, four nodes; SQLite and
+PostgreSQL): each node's monthly job splits its truncated April workload and sends one share
+to the hub and one to the helper; the hub fixes the contributor set per region, the helper
+answers with its noisy sums, the hub adds its own and publishes per-region figures whose
+error is only the two aggregators' noise. Dropouts: a node missing at the hub is in neither
+sum, a node missing at the helper is re-issued out of both, a late node is in neither."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from federation.store import outbox
+from helper.store import HelperShare
+from hub.stats.aggregates import AggregateRelease
+from hub.stats.rounds import HubShare
+from node.privacy.ledger import LedgerRow
+from tests.shared_agg.conftest import SharedFactory
+from tests.shared_agg.rounds_support import (
+    count,
+    drop_hub_share,
+    figures,
+    hub_round,
+    monthly,
+    seed,
+)
+
+SIZES = {"agency-1": 24, "agency-2": 12, "agency-3": 30, "agency-4": 6}
+
+
+def _close(value: int, truth: int, variance: float) -> bool:
+    return abs(value - truth) < 6 * variance ** 0.5  # six standard errors: ~2e-9 per key
+
+
+async def test_whole_round_to_published_figures(shared_net: SharedFactory) -> None:
+    net = await shared_net(4)
+    for node in net.nodes:
+        await seed(node, SIZES[node.node_id])
+        assert len(await monthly(net, node)) == 1
+    await net.settle()
+    assert await count(net.hub, HubShare) == 4
+    assert await count(net.helper, HelperShare) == 4
+    assert await hub_round(net) is not None
+    figs = await figures(net)
+    assert set(figs) == {"north", "south"}
+    assert figs["north"].nodes == ("agency-1", "agency-3")
+    assert figs["south"].nodes == ("agency-2", "agency-4")
+    for region, truth in (("north", 54), ("south", 18)):
+        f = figs[region]
+        assert f.variances["total"] > 0
+        assert _close(f.values["total"], truth, f.variances["total"])
+        assert _close(f.values["discipline:fire"], truth, f.variances["discipline:fire"])
+    # nothing went as a local release; each node charged its ledger once, as shared
+    assert await count(net.hub, AggregateRelease) == 0
+    for node in net.nodes:
+        async with node.db.read() as conn:
+            rows = (await conn.execute(select(LedgerRow.month, LedgerRow.scale))).all()
+        assert [tuple(r) for r in rows] == [("2026-04", "shared")]
+    # the job again: no new split, no new message; the round is not run twice
+    before = [await count(n, outbox) for n in net.nodes]
+    for node in net.nodes:
+        assert await monthly(net, node) == []
+    assert [await count(n, outbox) for n in net.nodes] == before
+    assert await hub_round(net) is None
+
+
+async def test_dropouts_are_in_both_sums_or_neither(shared_net: SharedFactory) -> None:
+    net = await shared_net(4)
+    for node in net.nodes:
+        await seed(node, SIZES[node.node_id])
+    for node in net.nodes[:3]:  # agency-4 is late
+        await monthly(net, node)
+    await net.settle()
+    # agency-3's share never reached the helper (lost there); agency-2's never reached the hub
+    async with net.helper.db.write() as conn:
+        await conn.execute(delete(HelperShare).where(HelperShare.node_id == "agency-3"))
+    await drop_hub_share(net, "agency-2")
+    await hub_round(net)
+    figs = await figures(net)
+    # north: the helper reported agency-3 missing; the re-issued round left it out of both
+    assert figs["north"].nodes == ("agency-1",)
+    assert _close(figs["north"].values["total"], 24, figs["north"].variances["total"])
+    # south: agency-2 was not in the set at all (the hub lacked its share): nothing published
+    assert "south" not in figs
+    # the late node's shares arrive after: stored, never added to a published region
+    await monthly(net, net.nodes[3])
+    await net.settle()
+    await hub_round(net)
+    figs2 = await figures(net)
+    assert figs2["north"] == figs["north"]
+    assert figs2["south"].nodes == ("agency-4",)
+    assert _close(figs2["south"].values["total"], 6, figs2["south"].variances["total"])
