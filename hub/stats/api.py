@@ -113,6 +113,7 @@ def _release_handler(app: web.Application) -> Any:
             await accept_release(
                 conn, opened.body_json, sender=sender, keys=state, region=region,
                 now_ms=app[CLOCK].now_ms(), allowance=allowance,
+                weights=state.policy.privacy.workload_weights,
             )
         except AggregateError as exc:
             if exc.alarm is not None:
