@@ -41,6 +41,11 @@ from protocol.hub_bodies import (
     AuditAnchorBody,
 )
 from protocol.ids import MsgId, NodeId
+from protocol.transfer_bodies import (
+    FollowupTransferBody,
+    FollowupTransferReplyBody,
+    FollowupTransferStatusBody,
+)
 from protocol.wire_types import (
     B64uText,
     RosterVersion,
@@ -86,6 +91,9 @@ class MessageType(StrEnum):
     AGGREGATE_SHARE = "aggregate_share"
     AGGREGATE_ROUND = "aggregate_round"
     AGGREGATE_RESULT = "aggregate_result"
+    FOLLOWUP_TRANSFER = "followup_transfer"
+    FOLLOWUP_TRANSFER_REPLY = "followup_transfer_reply"
+    FOLLOWUP_TRANSFER_STATUS = "followup_transfer_status"
 
 
 class AckStatus(StrEnum):
@@ -175,6 +183,9 @@ BODY_MODELS: dict[MessageType, type[WireModel]] = {
     MessageType.AGGREGATE_SHARE: AggregateShareBody,
     MessageType.AGGREGATE_ROUND: AggregateRoundBody,
     MessageType.AGGREGATE_RESULT: AggregateResultBody,
+    MessageType.FOLLOWUP_TRANSFER: FollowupTransferBody,
+    MessageType.FOLLOWUP_TRANSFER_REPLY: FollowupTransferReplyBody,
+    MessageType.FOLLOWUP_TRANSFER_STATUS: FollowupTransferStatusBody,
 }
 
 @dataclass(frozen=True)

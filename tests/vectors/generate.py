@@ -54,6 +54,7 @@ from protocol.audit_head import head_signing_input, sign_head_bytes
 from tests.vectors.aggregate_vectors import AGGREGATE_TYPES as _AGGREGATE_TYPES
 from tests.vectors.aggregate_vectors import bodies as _aggregate_bodies
 from tests.vectors.aggregate_vectors import build as _aggregate_shares
+from tests.vectors.transfer_vectors import TRANSFER_ROUTES, TRANSFER_TYPES, transfer_bodies
 
 HERE = Path(__file__).resolve().parent
 
@@ -165,6 +166,7 @@ def sample_bodies() -> dict[MessageType, dict[str, Any]]:
         ]},
         MessageType.AUDIT_ANCHOR: _audit_anchor_body(),
         **_aggregate_bodies(),
+        **transfer_bodies(),
     }
 
 
@@ -206,6 +208,7 @@ ROUTES: dict[MessageType, tuple[str, str]] = {
     MessageType.AGGREGATE_SHARE: ("agency-a", "hub-east"),
     MessageType.AGGREGATE_ROUND: ("hub-east", "agency-c"),
     MessageType.AGGREGATE_RESULT: ("agency-c", "hub-east"),
+    **TRANSFER_ROUTES,
 }
 
 
@@ -404,7 +407,8 @@ def _envelope_case(
 def _envelopes() -> dict[str, Any]:
     # Types in the order of the first published vectors (their bytes depend on the index);
     # types added later get the indexes after the submit's status.
-    later = (MessageType.ACTIVATION_STATUSES, MessageType.AUDIT_ANCHOR, *_AGGREGATE_TYPES)
+    later = (MessageType.ACTIVATION_STATUSES, MessageType.AUDIT_ANCHOR, *_AGGREGATE_TYPES,
+             *TRANSFER_TYPES)
     first = [t for t in MessageType if t not in later]
     cases = [_envelope_case(msg_type.value, msg_type, 10 + i) for i, msg_type in enumerate(first)]
     # The submit's status: responder null, state requested, and the agencies asked.
@@ -420,6 +424,9 @@ def _envelopes() -> dict[str, Any]:
                                 12 + len(first)))
     for i, msg_type in enumerate(_AGGREGATE_TYPES):
         cases.append(_envelope_case(msg_type.value, msg_type, 13 + len(first) + i))
+    after = 13 + len(first) + len(_AGGREGATE_TYPES)
+    for i, msg_type in enumerate(TRANSFER_TYPES):  # issue 21, WIRE section 15
+        cases.append(_envelope_case(msg_type.value, msg_type, after + i))
     return {"cases": cases}
 
 
