@@ -53,7 +53,7 @@ from hub.dashboard import pages as dashboard
 from hub.db import Database
 from hub.errors import Code, HubError
 from hub.relay import audit_anchors
-from hub.relay.activation_log import list_entries, record_status
+from hub.relay.activation_log import list_entries, record_status, record_transfer
 from hub.relay.directory import directory_listing
 from hub.relay.forwarding import Relay
 from hub.stats import api as stats_api
@@ -158,6 +158,11 @@ def create_app(
 
     fed.register_handler(MessageType.ACTIVATION_STATUS, on_status)
     fed.register_handler(MessageType.ACTIVATION_STATUSES, on_status)
+
+    async def on_transfer(conn: AsyncConnection, opened: Opened) -> None:
+        await record_transfer(conn, opened, received_ts=clock.now_ms())
+
+    fed.register_handler(MessageType.FOLLOWUP_TRANSFER_STATUS, on_transfer)
 
     app[SETTINGS] = settings
     app[DB] = db

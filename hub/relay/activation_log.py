@@ -23,8 +23,9 @@ from hub.db import Base
 from protocol.envelope import Opened
 from protocol.errors import Code
 from protocol.hub_bodies import ActivationStatusBody, ActivationStatusesBody
+from protocol.transfer_bodies import FollowupTransferStatusBody
 
-__all__ = ["activation_log", "list_entries", "record_status"]
+__all__ = ["activation_log", "list_entries", "record_status", "record_transfer"]
 
 activation_log = Table(
     "hub_activation_log",
@@ -86,6 +87,23 @@ async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: i
         bodies = [body]
     rows = [r for b in bodies for r in _rows(b, inner.from_, inner.msg_id, received_ts)]
     await _INSERT.run(conn, rows)
+
+
+async def record_transfer(conn: AsyncConnection, opened: Opened, *, received_ts: int) -> None:
+    """A follow-up transfer between agencies (issue 21), logged like an activation status:
+    the transfer id, sender as requester, receiver as responder, state `transferred`, kind
+    `followup_transfer`, zero counts. Only the sending agency reports it."""
+    body = opened.body
+    assert isinstance(body, FollowupTransferStatusBody)
+    if opened.inner.from_ != body.sender:
+        raise FederationError(Code.BAD_BODY, "only the sending agency reports a transfer")
+    await _INSERT.run(conn, [{
+        "activation_id": body.transfer_id, "requester": body.sender,
+        "responder": body.receiver, "state": "transferred",
+        "incident_type": "followup_transfer", "affected": 0, "peers_needed": 0,
+        "peers_offered": 0, "status_ts": body.ts, "reported_by": body.sender,
+        "msg_id": opened.inner.msg_id, "received_ts": received_ts,
+    }])
 
 
 async def list_entries(
