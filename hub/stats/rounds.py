@@ -5,7 +5,8 @@ addressed to the hub) and relays the other share, sealed to the helper, without 
 
 - Shares: checked as the helper checks them (`federation.aggregate_checks`), one per
   (node, month): the same body again is stored as it was, a different one is refused
-  `conflicting_share` and nothing changes. The row keeps the sender's roster region.
+  `conflicting_share` and nothing changes; a share for a node-month the hub holds a local
+  release of is `share_mismatch` (never both). The row keeps the sender's roster region.
 - Rounds (`start_rounds`, run by the hub's pass after the release day, or by an operator):
   per month, the contributor set per region group is fixed from the shares the hub holds,
   leaving out regions already published and nodes the helper reported missing; the signed
@@ -35,7 +36,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, Boolean, LargeBinary, String, Text, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    LargeBinary,
+    String,
+    Text,
+    column,
+    insert,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -63,6 +75,10 @@ __all__ = [
 ]
 
 K = len(WORKLOAD_KEYS)
+# `hub.stats.aggregates.AggregateRelease`, named lightly: that module imports this one
+# (`hub.stats.shared_guard`: a release for a month shared is refused the same way).
+_RELEASES = table("aggregate_releases", column("release_id"), column("node_id"),
+                  column("month"))
 
 
 class HubShare(Base):
@@ -117,6 +133,10 @@ async def accept_share(
 ) -> bool:
     """Store the hub's share of a node-month; False when the same body was held already."""
     share = check_share(body, sender=sender, state=state, now_ms=now_ms)
+    local = (await conn.execute(select(_RELEASES.c.release_id).where(
+        _RELEASES.c.node_id == sender, _RELEASES.c.month == share.month))).first()
+    if local is not None:  # a node-month goes into a round or a local release, never both
+        raise ProtocolError(Code.SHARE_MISMATCH, "this node-month came as a local release")
     digest = body_sha256(body)
     held = (await conn.execute(select(HubShare.body_sha256).where(
         HubShare.node_id == sender, HubShare.month == share.month))).scalar_one_or_none()

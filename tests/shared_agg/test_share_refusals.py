@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bench.reliability_report import record
 from federation.keystore import NodeKeys
 from federation.outbox import AWAIT_ACK_MS
 from federation.store import inbox, outbox
@@ -71,6 +72,14 @@ async def test_forged_replayed_and_mismatched_shares(shared_net: SharedFactory) 
                      body=body([6] * K, measure="pure_dp"))
     assert await put(net, b, wrong) == ("refused", "share_mismatch")
     assert await hub_rows(net) == stored
+    record("security-shares-forged-replayed-mismatched", area="security",
+           case="forged, replayed and mismatched aggregate shares are refused and change "
+                "nothing the hub stores",
+           how="real hub, helper and nodes; a share signed with an unlisted key, the same "
+               "envelope twice, a different share for a stored node-month, a share under "
+               "another measure, PUT to the hub",
+           result=f"forged {status}/{code}; replay duplicate; conflicting_share; "
+                  "share_mismatch; the stored share unchanged")
 
 
 async def test_shares_resent_as_the_same_bytes(shared_net: SharedFactory) -> None:
@@ -123,3 +132,22 @@ async def _share_envelopes(node: Any) -> dict[str, bytes | None]:
         return {r.destination: r.envelope for r in await conn.execute(
             select(outbox.c.destination, outbox.c.envelope).where(
                 outbox.c.msg_type == "aggregate_share"))}
+
+
+async def test_a_month_released_locally_is_never_also_shared(shared_net: SharedFactory) -> None:
+    """The hub refuses a share for a node-month it holds a local release of."""
+    from node.privacy.release import build_release
+    from node.privacy.schema import ReleasePolicy
+    from tests.privacy.synthetic import synthetic_columns
+
+    net = await shared_net(1)
+    a = net.nodes[0]
+    policy = ReleasePolicy.from_roster_policy(a.fed.state.policy)
+    local = build_release(synthetic_columns(20, 5, seed=3), node_id=a.node_id, month=MONTH,
+                          policy=policy, signing_key=a.keys.signing_key,
+                          key_version=a.keys.key_version, now_ms=net.clock.now_ms())
+    rel = envelope(net, a, net.hub, msg_type=MessageType.AGGREGATE_RELEASE, body=local.body)
+    assert (await put(net, a, rel))[0] == "accepted"
+    share = envelope(net, a, net.hub, msg_type=MessageType.AGGREGATE_SHARE, body=body([1] * K))
+    assert await put(net, a, share) == ("refused", "share_mismatch")
+    assert await hub_rows(net) == []
