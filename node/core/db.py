@@ -87,6 +87,7 @@ TABLE_MODULES: list[str] = [
     "node.privacy.ledger",
     "node.privacy.ledger_groups",
     "node.activation.db",
+    "node.activation.transfer_db",
 ]
 
 

@@ -93,13 +93,15 @@ class Referral(StrEnum):
 
 class FollowUpStatus(StrEnum):
     """`none` (no follow-up) and `overdue` (open and past due against the clock) are computed;
-    only `open`, `done` and `handed_off` are stored."""
+    only `open`, `done`, `handed_off` and `transferred` (another member agency accepted it by
+    consented transfer, issue 21) are stored."""
 
     NONE = "none"
     OPEN = "open"
     DONE = "done"
     OVERDUE = "overdue"
     HANDED_OFF = "handed_off"
+    TRANSFERRED = "transferred"
 
 
 class DisclosureCategory(StrEnum):
