@@ -20,7 +20,8 @@ node, inside an envelope the hub can read. Before anything is stored:
 One release per node-month: the same body bytes again is a `duplicate` (idempotent, nothing
 changes); a different body for a stored node-month is refused with `conflicting_release`
 (`mixed_schema` when it is of the other schema) and an alarm row is written (a node that
-re-draws noise could average it away).
+re-draws noise could average it away). A node-month the hub holds a shared-round share of is
+refused `already_shared`, with an alarm (`hub.stats.shared_guard`: it counts once).
 
 Storage holds only what a release carries: the signed body bytes (so the board can
 re-verify), its metadata, and running per-(month, region, cell) sums of the signed values
@@ -57,6 +58,7 @@ from hub.stats.aggregates_errors import AggregateCode, AggregateError
 from hub.stats.aggregates_workload import check_workload, store_values
 from hub.stats.estimates import CELL_INDEX, KEY_SET, SCHEMA, release_variance, sensitivity
 from hub.stats.release_rules import month_refusal
+from hub.stats.shared_guard import holds_share
 from protocol.canonical import canonical_bytes
 from protocol.encoding import sha256_b64u
 from protocol.envelope import KeyResolver
@@ -242,6 +244,16 @@ async def accept_release(
                 "offered_release_id": rel.release_id, "offered_body_sha256": digest,
                 "received_at": now_ms,
             },
+        )
+    if await holds_share(conn, rel.node_id, rel.month):
+        raise AggregateError(
+            AggregateCode.ALREADY_SHARED,
+            f"{rel.node_id} sent {rel.month} as shares for a shared round; a local release of "
+            "the same month is refused",
+            alarm={"kind": AggregateCode.ALREADY_SHARED.value, "node_id": rel.node_id,
+                   "month": rel.month, "stored_release_id": "hub_share",
+                   "offered_release_id": rel.release_id, "offered_body_sha256": digest,
+                   "received_at": now_ms},
         )
     await conn.execute(
         insert(AggregateRelease).values(

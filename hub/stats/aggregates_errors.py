@@ -18,6 +18,7 @@ class AggregateCode(StrEnum):
     CONFLICTING_RELEASE = "conflicting_release"
     BAD_GROUPS = "bad_groups"  # v2: unknown or missing workload group
     MIXED_SCHEMA = "mixed_schema"  # a node-month already released under the other schema
+    ALREADY_SHARED = "already_shared"  # a node-month the hub holds a shared-round share of
 
 
 class AggregateError(Exception):

@@ -17,7 +17,8 @@ first (as for v1), then `check_workload` checks the content:
 Storage: besides the signed body in `aggregate_releases` (for v2: `scale` reads "groups" and
 `variance` is the `total` key's), one row per (node-month, key) in `aggregate_values` with
 the noisy value and its group's noise variance (`hub.stats.estimates.release_variance` at
-the group's scale). `hub.stats.aggregates_read.node_values` reads back, per node,
+the group's scale), and in the same transaction the running per-(month, region, key) sums
+(`hub.stats.workload_totals`). `hub.stats.aggregates_read.node_values` reads back, per node,
 {key: (value, variance)} and the schema, for both schemas.
 """
 
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hub.stats.aggregates_db import Base
 from hub.stats.aggregates_errors import AggregateCode, AggregateError
 from hub.stats.estimates import release_variance
+from hub.stats.workload_totals import add_release
 from protocol.hub_bodies import Release
 from protocol.workload import (
     GROUP_NAMES,
@@ -124,3 +126,5 @@ async def store_values(
          "group_name": KEY_GROUP[k], "value": v, "variance": variances[KEY_GROUP[k]]}
         for k, v in rel.cells.items()
     ])
+    await add_release(conn, rel.month, region, rel.cells,
+                      {k: variances[KEY_GROUP[k]] for k in rel.cells})

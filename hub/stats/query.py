@@ -6,9 +6,12 @@ v1 releases (`peernet.monthly/v1`): without a node filter the query reads `aggre
 the number of nodes; with a node filter (at most `MAX_NODES` nodes) it sums those nodes'
 stored release bodies.
 
-v2 releases (`peernet.workload/v2`): the per-(node-month, key) rows of `aggregate_values`
-(`hub.stats.aggregates_workload`) summed per (month, region, key) in SQL, values and noise
-variances, under the same region and node filters. The estimator
+v2 releases (`peernet.workload/v2`): without a node filter, the running per-(month, region,
+key) sums of values and noise variances kept on ingest (`hub.stats.workload_totals`), so the
+cost does not grow with the nodes either; with one, those nodes' per-(node-month, key) rows of
+`aggregate_values` summed in SQL. Published shared-round region-months
+(`hub.stats.shared_sums`) add into the per-region v2 sums (not under a node filter). The
+estimator
 (`hub.stats.summary` -> `hub.stats.consistent`) makes each region's sums consistent.
 """
 
@@ -26,7 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.stats.aggregates import AggregateRelease, AggregateTotal
 from hub.stats.aggregates_workload import AggregateValue
 from hub.stats.estimates import CELL_INDEX, CELL_KEYS, DISCIPLINES, SCHEMA
+from hub.stats.shared_sums import V2Sums, add_shared
 from hub.stats.summary import MonthSums
+from hub.stats.workload_totals import AggregateValueTotal
 from protocol.canonical import parse_json
 from protocol.workload import WORKLOAD_KEYS
 
@@ -78,22 +83,28 @@ class StatsFilter:
 
 
 _WORKLOAD_INDEX = {k: n for n, k in enumerate(WORKLOAD_KEYS)}
-V2Sums = dict[str, dict[str, tuple[Any, Any]]]
 
 
 async def load_v2_sums(conn: AsyncConnection, f: StatsFilter) -> V2Sums:
     """{month: {region: (values, variances)}} of the v2 releases under the filter, summed
-    per key (arrays in `WORKLOAD_KEYS` order)."""
-    a = AggregateValue
-    stmt = (
-        select(a.month, a.region, a.key, func.sum(a.value), func.sum(a.variance))
-        .where(a.month >= f.month_from, a.month <= f.month_to)
-        .group_by(a.month, a.region, a.key)
-    )
-    if f.region is not None:
-        stmt = stmt.where(a.region == f.region)
+    per key (arrays in `WORKLOAD_KEYS` order): the running sums kept on ingest
+    (`aggregate_value_totals`) without a node filter, those nodes' rows with one."""
     if f.nodes:
-        stmt = stmt.where(a.node_id.in_(f.nodes))
+        a = AggregateValue
+        stmt = (
+            select(a.month, a.region, a.key, func.sum(a.value), func.sum(a.variance))
+            .where(a.month >= f.month_from, a.month <= f.month_to,
+                   a.node_id.in_(f.nodes))
+            .group_by(a.month, a.region, a.key)
+        )
+        if f.region is not None:
+            stmt = stmt.where(a.region == f.region)
+    else:
+        t = AggregateValueTotal
+        stmt = select(t.month, t.region, t.key, t.value_sum, t.var_sum).where(
+            t.month >= f.month_from, t.month <= f.month_to)
+        if f.region is not None:
+            stmt = stmt.where(t.region == f.region)
     out: V2Sums = {}
     n = len(WORKLOAD_KEYS)
     for month, region, key, vsum, varsum in await conn.execute(stmt):
@@ -104,11 +115,14 @@ async def load_v2_sums(conn: AsyncConnection, f: StatsFilter) -> V2Sums:
 
 
 async def load_month_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, MonthSums]:
-    """Per month in the range: the v1 sums (values, variances), the v2 sums per region and
-    the node count (either schema)."""
+    """Per month in the range: the v1 sums (values, variances), the v2 sums per region (local
+    releases plus published shared region-months, `hub.stats.shared_sums`) and the node
+    count (either schema, and the shared rounds' contributors)."""
     v1 = await _load_v1_sums(conn, f)
     v2 = await load_v2_sums(conn, f)
-    return {m: MonthSums(s.values, s.variances, s.nodes, v2.get(m, {})) for m, s in v1.items()}
+    shared = {} if f.nodes else await add_shared(conn, v2, f.month_from, f.month_to, f.region)
+    return {m: MonthSums(s.values, s.variances, s.nodes + shared.get(m, 0), v2.get(m, {}))
+            for m, s in v1.items()}
 
 
 async def _load_v1_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, MonthSums]:
