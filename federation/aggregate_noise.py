@@ -75,6 +75,12 @@ def _make(measure: Measure, scale: float) -> Any:
     return dp.m.make_laplace(domain, dp.l1_distance(T="i64"), scale=scale)
 
 
+def _float_at_most(x: Decimal) -> float:
+    """`x` as a float never above it (a group never spends more than its Decimal share)."""
+    f = float(x)
+    return math.nextafter(f, 0.0) if Decimal(f) > x else f
+
+
 def _variance(measure: Measure, scale: float) -> float:
     if measure is Measure.ZCDP:
         return scale * scale
@@ -91,7 +97,7 @@ def _calibrate(measure: Measure, allowance: Decimal, weights: tuple[tuple[str, D
     for g in GROUPS:
         sens = group_sensitivity(g, m, c)
         d_in: float | int = sens.l2 if measure is Measure.ZCDP else sens.l1
-        d_out = float(w[g.name] * allowance)
+        d_out = _float_at_most(w[g.name] * allowance)
         if not (d_out > 0 and math.isfinite(d_out)):
             raise ValueError("a group's allowance must be positive and finite")
         scale = float(dp.binary_search_param(lambda s: _make(measure, s), d_in=d_in,

@@ -151,3 +151,26 @@ async def test_a_month_released_locally_is_never_also_shared(shared_net: SharedF
     share = envelope(net, a, net.hub, msg_type=MessageType.AGGREGATE_SHARE, body=body([1] * K))
     assert await put(net, a, share) == ("refused", "share_mismatch")
     assert await hub_rows(net) == []
+
+
+async def test_results_only_from_the_helper_for_an_open_round(shared_net: SharedFactory) -> None:
+    from tests.vectors.aggregate_vectors import bodies
+
+    net = await shared_net(1)
+    a = net.nodes[0]
+    result = bodies()[MessageType.AGGREGATE_RESULT]
+    from_agency = envelope(net, a, net.hub, msg_type=MessageType.AGGREGATE_RESULT, body=result)
+    assert await put(net, a, from_agency) == ("refused", "unknown_sender")
+    from_helper = envelope(net, net.helper, net.hub, msg_type=MessageType.AGGREGATE_RESULT,
+                           body=result)
+    status, doc = await put_batch(net.helper, net.hub.url, net.hub.node_id, [from_helper])
+    assert status == 200
+    assert (doc["results"][0]["status"], doc["results"][0]["code"]) == (
+        "refused", "round_conflict")  # no such round
+    from sqlalchemy import func
+
+    from hub.stats.rounds import SharedFigure
+
+    async with net.hub.db.read() as conn:
+        assert (await conn.execute(select(func.count()).select_from(SharedFigure))
+                ).scalar_one() == 0
