@@ -1,7 +1,7 @@
 """Running per-(month, region, key) sums of workload (v2) releases, kept on ingest.
 
 Why: a statistics query must not grow with the number of nodes. v1 keeps `aggregate_totals`
-per (month, region, cell); v2 stores one `aggregate_values` row per node-month and key (74
+per (month, region, cell); v2 stores one `aggregate_values` row per node-month and key (71
 keys), so summing them at query time reads about 2.5M rows at 3,000 nodes x 12 months. This
 table holds, per (month, region, key), the sum of the released values, the sum of their noise
 variances and how many node-months went in; `add_release` adds one checked release to it in

@@ -118,3 +118,11 @@ async def test_migration_fills_sums_from_stored_values(db_url: str) -> None:
                        ("2026-05", "south", "referral:eap"): (7, 1.0, 1)}
     finally:
         await engine.dispose()
+
+
+async def test_totals_table_matches_its_model(db_url: str) -> None:
+    from hub.db import Base
+    from tests.shared_agg.test_schema import _check
+
+    await _check(db_url, "hub:migrations", Base.metadata,
+                 {AggregateValueTotal.__tablename__})
