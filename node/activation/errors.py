@@ -34,6 +34,11 @@ class ActivationCode(StrEnum):
     UNKNOWN_OFFER = "unknown_offer"  # no offer with that msg_id in this activation
     NOT_A_PARTY = "not_a_party"  # a message from a node outside this activation
     WRONG_SIDE = "wrong_side"  # a requester's action on a received request, or the reverse
+    NO_CONSENT = "no_consent"  # a transfer without the responder's recorded consent
+    UNKNOWN_AGENCY = "unknown_agency"  # a transfer to no member agency of the roster
+    REVOKED_AGENCY = "revoked_agency"  # a transfer to an agency whose keys are revoked
+    DUPLICATE_TRANSFER = "duplicate_transfer"  # this follow-up already has one pending
+    TRANSFER_EXPIRED = "transfer_expired"  # the answer was due before now
     NOT_FOUND = NodeCode.NOT_FOUND.value
     FORBIDDEN = NodeCode.FORBIDDEN.value
     INVALID_INPUT = NodeCode.INVALID_INPUT.value
@@ -49,6 +54,11 @@ HTTP_STATUS: Mapping[ActivationCode, int] = MappingProxyType(
         ActivationCode.UNKNOWN_OFFER: 404,
         ActivationCode.NOT_A_PARTY: 403,
         ActivationCode.WRONG_SIDE: 409,
+        ActivationCode.NO_CONSENT: 409,
+        ActivationCode.UNKNOWN_AGENCY: 422,
+        ActivationCode.REVOKED_AGENCY: 422,
+        ActivationCode.DUPLICATE_TRANSFER: 409,
+        ActivationCode.TRANSFER_EXPIRED: 409,
         ActivationCode.NOT_FOUND: 404,
         ActivationCode.FORBIDDEN: 403,
         ActivationCode.INVALID_INPUT: 422,

@@ -20,6 +20,7 @@ from aiohttp import web
 from node.activation.api import setup_api
 from node.activation.pages import setup_pages
 from node.activation.runtime import install
+from node.activation.transfer_api import setup_transfer_api
 from node.core.appkeys import CLOCK, KEYS, SETTINGS
 from node.web.federation import FEDERATION
 
@@ -28,6 +29,7 @@ __all__ = ["setup"]
 
 def setup(app: web.Application) -> None:
     setup_api(app)
+    setup_transfer_api(app)
     setup_pages(app)
     if FEDERATION in app:
         install(app, app[FEDERATION], node_id=app[SETTINGS].node_id, clock=app[CLOCK],

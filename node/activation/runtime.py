@@ -29,12 +29,13 @@ from federation.clock import Clock
 from federation.errors import FederationError
 from federation.sending import Outgoing
 from federation.worker import stop_task
-from node.activation import ending, handoff
+from node.activation import ending, handoff, transfer
 from node.activation.api import ACTIVATIONS
 from node.activation.context import ActivationContext, DirectoryEntry, derive_note_key
 from node.activation.errors import ActivationCode, ActivationError
 from node.activation.inbound import ACTIVATION_TYPES, Inbound, apply_inbound
 from node.core.appkeys import DB
+from protocol.encoding import unb64u
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
@@ -49,6 +50,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("peernet.node.activations")
+_FOLLOW_UP_TYPES = frozenset({
+    MessageType.FOLLOWUP_HANDOFF, MessageType.FOLLOWUP_TRANSFER,
+    MessageType.FOLLOWUP_TRANSFER_REPLY,
+})
 SWEEP_INTERVAL_S = 30.0
 
 
@@ -94,6 +99,13 @@ class LiveDirectory:
     def hubs(self) -> Sequence[DirectoryEntry]:
         out: Sequence[DirectoryEntry] = self._state().hubs()
         return out
+
+    def is_revoked(self, node_id: str) -> bool:
+        """Every current signing key of `node_id` is in the roster's revocation list."""
+        state = self._state()
+        keys = state.sign_keys_of(node_id) or {}
+        revoked = state.require().roster.revoked_keys()
+        return bool(keys) and all(unb64u(k) in revoked for k in keys.values())
 
 
 def _sender(fed: FederationLike) -> Any:
@@ -159,6 +171,10 @@ def handler_for(ctx: ActivationContext) -> Callable[[AsyncConnection, Opened], A
         m = inbound_of(opened)
         if m.msg_type is MessageType.FOLLOWUP_HANDOFF:
             await handoff.apply_handoff(conn, ctx, m)
+        elif m.msg_type is MessageType.FOLLOWUP_TRANSFER:
+            await transfer.apply_transfer(conn, ctx, m)
+        elif m.msg_type is MessageType.FOLLOWUP_TRANSFER_REPLY:
+            await transfer.apply_reply(conn, ctx, m)
         else:
             await apply_inbound(conn, ctx, m)
 
@@ -167,7 +183,7 @@ def handler_for(ctx: ActivationContext) -> Callable[[AsyncConnection, Opened], A
 
 def register_handlers(fed: FederationLike, ctx: ActivationContext) -> None:
     handle = handler_for(ctx)
-    for msg_type in sorted(ACTIVATION_TYPES | {MessageType.FOLLOWUP_HANDOFF}):
+    for msg_type in sorted(ACTIVATION_TYPES | _FOLLOW_UP_TYPES):
         fed.register_handler(msg_type, handle)
 
 
@@ -175,7 +191,8 @@ async def sweep(app: web.Application) -> int:
     """Expire what is due now (the background task calls this; tests call it directly)."""
     ctx = app[ACTIVATIONS]
     async with app[DB].write() as conn:
-        return await ending.expire_due(conn, ctx)
+        n = await ending.expire_due(conn, ctx)
+        return n + await transfer.expire_transfers(conn, ctx)
 
 
 async def _sweeper(app: web.Application, interval_s: float) -> None:

@@ -18,6 +18,11 @@ _T0 = 1_780_000_000_000
 _HOUR = 3_600_000
 
 BODY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "api.transfers.consent": {"to": "agency-2"},
+    "api.transfers.send": {"to": "agency-2", "contact_note": "Prefers calls after 18:00",
+                           "due": "2026-06-22"},
+    "api.transfers.accept": {"owner": _USER_ID},
+    "api.transfers.decline": {"reason": "no_capacity"},
     "api.encounters.create": {
         "occurred_at": "2026-05-20T11:30:00Z", "duration_bucket": "15-30m",
         "activation_type": "self", "intervention": "one_on_one",
