@@ -29,6 +29,7 @@ from node.core.errors import Code, NodeError
 from node.privacy.ledger import ledger_entries, record_release
 from node.privacy.ledger_attest import check as check_ledger
 from node.privacy.schema import ReleasePolicy
+from node.privacy.shared import record_shares_offline
 
 __all__ = ["ledger_command", "register", "release_command"]
 
@@ -76,10 +77,16 @@ async def _release(config: str | None, month: str) -> dict[str, Any]:
         await migrate(db.engine, "node:migrations")
         policy, listed = await _roster_view(db, settings.node_id)
         key_version, signing_key = keys.signer(listed)
-        entry = await record_release(
-            db, node_id=settings.node_id, month=month, policy=policy,
-            signing_key=signing_key, key_version=key_version, now_ms=SystemClock().now_ms(),
-        )
+        if policy.aggregation == "shared":  # shares, never also a local release
+            entry = await record_shares_offline(
+                db, node_id=settings.node_id, keys=keys, month=month, policy=policy,
+                now_ms=SystemClock().now_ms())
+        else:
+            entry = await record_release(
+                db, node_id=settings.node_id, month=month, policy=policy,
+                signing_key=signing_key, key_version=key_version,
+                now_ms=SystemClock().now_ms(),
+            )
         if entry.created:  # its audit entry (node.privacy.ledger_attest): sign the new head
             async with db.write() as conn:
                 await sign_head(conn, keys, settings.node_id, SystemClock().now_ms())

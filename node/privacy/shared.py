@@ -56,8 +56,8 @@ from protocol.ids import new_ulid
 from protocol.messages import MessageType
 from protocol.workload import SCHEMA
 
-__all__ = ["SHARED_SCALE", "SendShares", "ShareSender", "record_shares", "run_shared",
-           "share_bodies"]
+__all__ = ["SHARED_SCALE", "SendShares", "ShareSender", "record_shares",
+           "record_shares_offline", "run_shared", "share_bodies"]
 
 log = logging.getLogger("peernet.node.privacy")
 
@@ -170,6 +170,33 @@ async def run_shared(
         log.warning("shares of %s not made: %s", month, exc.code.value)
         return []
     return [entry.release_id] if entry.created else []
+
+
+async def record_shares_offline(
+    db: Database, *, node_id: str, keys: Any, month: str, policy: ReleasePolicy,
+    now_ms: int,
+) -> LedgerEntry:
+    """`record_shares` outside the running node (`peernet node release` in a shared network):
+    the shares are queued in the node's outbox with a federation service that is loaded but
+    not started; the running node's worker delivers them."""
+    from federation.clock import SystemClock
+    from federation.service import FederationService
+
+    fed = FederationService(me=node_id, keys=keys, engine=db.engine, write=db.write,
+                            clock=SystemClock(), pin=None, run_worker=False)
+    await fed.roster.load()
+    hubs = fed.state.hubs()
+    if not hubs or policy.helper is None:
+        raise NodeError(Code.INVALID_INPUT, "the roster names no hub or no helper", "month")
+    hub, helper = hubs[0].node_id, policy.helper
+
+    async def send(conn: AsyncConnection, to_hub: dict[str, Any],
+                   to_helper: dict[str, Any]) -> list[str]:
+        return [await fed.send(conn, hub, MessageType.AGGREGATE_SHARE, to_hub),
+                await fed.send(conn, helper, MessageType.AGGREGATE_SHARE, to_helper)]
+
+    return await record_shares(db, node_id=node_id, month=month, policy=policy,
+                               now_ms=now_ms, send=send)
 
 
 def _opendp_version() -> str:
