@@ -41,6 +41,7 @@ LIST_ORDER: dict[str, str] = {
     "api.activations.list": "newest first",
     "api.activations.targets": "roster order",
     "api.activations.handoffs": "earliest due first",
+    "api.transfers.list": "newest first",
 }
 
 # Every route may answer these (plus 401 when it needs a login); 405/429 are page-only.

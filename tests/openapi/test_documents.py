@@ -121,7 +121,9 @@ def _body_models() -> dict[str, Any]:
     app = web.Application()
     app[ROUTES] = RouteTable()
     core_api.setup(app)
-    routes = [*app[ROUTES], *api_routes()]
+    from node.activation.transfer_api import transfer_routes
+
+    routes = [*app[ROUTES], *api_routes(), *transfer_routes()]
     return {r.name: r.body for r in routes if r.body is not None}
 
 

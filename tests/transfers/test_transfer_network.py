@@ -23,6 +23,7 @@ from node.activation.transfer_db import Transfer, TransferConsent
 from node.core.db import Encounter, FollowUp
 from node.core.vocabulary import Role
 from protocol.canonical import canonical_bytes
+from protocol.encoding import b64u
 from protocol.messages import MessageType
 from tests.activations.netutil import add_user, hub_log
 from tests.federation.network import Network, make_network
@@ -212,3 +213,29 @@ async def test_transfer_end_to_end_and_refusals(net: Network) -> None:
         assert all(r.note_ct is None for r in await _rows(c, Handoff))
         st, fus = await A.call("GET", "/api/v1/follow-ups?scope=team")
         assert next(f for f in fus["items"] if f["id"] == fid2)["status"] == "open"
+
+
+async def test_transfer_to_a_revoked_agency_is_refused(net: Network) -> None:
+    from federation.roster import Revocation
+
+    a, b = net.node("agency-1"), net.node("agency-2")
+    _, tok_a = await add_user(a, "coord", Role.COORDINATOR)
+    sup_a, _ = await add_user(a, "sup", Role.PEER_SUPPORTER)
+    async with aiohttp.ClientSession() as http:
+        A = Api(http, a.url, tok_a)
+        fid = await _follow_up(A, str(sup_a))
+        st, _ = await A.call("POST", f"/api/v1/follow-ups/{fid}/transfer-consent",
+                             {"to": "agency-2"})
+        assert st == 201
+        rev = Revocation(key=b64u(b.keys.verify_key_bytes), revoked_ts=net.clock.now_ms(),
+                         reason="agency left the network")
+        await net.publish(net.board.sign(
+            net.board.next(net.roster, now=net.clock.now_ms(), revoked=[rev.model_dump()])))
+        before = await _snapshot(a)
+        st, body = await A.call("POST", f"/api/v1/follow-ups/{fid}/transfer",
+                                {"to": "agency-2", "contact_note": NOTE})
+        assert (st, body["error"]["code"]) == (422, "revoked_agency")
+        st, body = await A.call("POST", f"/api/v1/follow-ups/{fid}/transfer-consent",
+                                {"to": "agency-2"})
+        assert (st, body["error"]["code"]) == (422, "revoked_agency")
+        assert await _snapshot(a) == before
