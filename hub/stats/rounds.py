@@ -67,6 +67,7 @@ __all__ = [
     "HubShare",
     "Published",
     "RoundRow",
+    "STALE_MS",
     "SharedFigure",
     "accept_share",
     "accept_result",
@@ -75,6 +76,7 @@ __all__ = [
 ]
 
 K = len(WORKLOAD_KEYS)
+STALE_MS = 6 * 3_600_000  # an open round unanswered this long is issued again
 # `hub.stats.aggregates.AggregateRelease`, named lightly: that module imports this one
 # (`hub.stats.shared_guard`: a release for a month shared is refused the same way).
 _RELEASES = table("aggregate_releases", column("release_id"), column("node_id"),
@@ -100,7 +102,7 @@ class RoundRow(Base):
     month: Mapped[str] = mapped_column(String(7), index=True)
     groups: Mapped[str] = mapped_column(Text)  # canonical JSON of the round's groups
     set_sha256: Mapped[str] = mapped_column(String(43))
-    state: Mapped[str] = mapped_column(String(8))  # open | done
+    state: Mapped[str] = mapped_column(String(8))  # open | done | stale
     created_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -156,10 +158,15 @@ async def start_rounds(
 ) -> dict[str, Any] | None:
     """The next `aggregate_round` body for `month` (stored as open), or None when a round is
     open already or no unpublished region has shares. The caller sends it to the helper."""
-    open_round = (await conn.execute(select(RoundRow.round_id).where(
+    open_round = (await conn.execute(select(RoundRow.round_id, RoundRow.created_at).where(
         RoundRow.month == month, RoundRow.state == "open"))).first()
     if open_round is not None:
-        return None
+        if now_ms - open_round.created_at < STALE_MS:
+            return None
+        # never answered (refused or lost at the helper): close it and fix the set again;
+        # groups the helper answered keep their stored answer (same set) at both ends
+        await conn.execute(update(RoundRow).where(RoundRow.round_id == open_round.round_id)
+                           .values(state="stale"))
     done = {r[0] for r in await conn.execute(
         select(SharedFigure.region).where(SharedFigure.month == month))}
     groups: dict[str, list[str]] = defaultdict(list)

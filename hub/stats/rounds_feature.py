@@ -3,8 +3,10 @@
 - Inbox handlers: `aggregate_share` (addressed to the hub) stores the hub's share;
   `aggregate_result` (from the policy's helper) combines and publishes, and queues a
   re-issued round in the same transaction when the helper reported nodes missing.
-- A pass (`RoundsPass`, every `ROUND_POLL_MS` and on demand) starts the due month's round
-  once the release day has passed, when the roster policy says `aggregation = "shared"`.
+- A pass (`RoundsPass`, every `ROUND_POLL_MS` and on demand) starts the due months' rounds
+  (last month from a day after its release day, `due_months`), when the roster policy says
+  `aggregation = "shared"`; a round left open longer than `hub.stats.rounds.STALE_MS` (the
+  helper refused or lost it) is closed and issued again.
 - `POST /api/v1/rounds/{month}` (operator): start the month's round now (`{"round_id": ...}`
   or `{"round_id": null}` when a round is open or nothing is left to aggregate).
 - `GET /api/v1/shared-figures?month_from=&month_to=` (operator, board_analyst): the published
@@ -31,11 +33,12 @@ from hub.stats.rounds import accept_result, accept_share, published_figures, sta
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
-__all__ = ["ROUNDS", "RoundsPass", "due_month", "setup"]
+__all__ = ["ROUNDS", "RoundsPass", "due_months", "setup"]
 
 log = logging.getLogger("peernet.hub.rounds")
 
 ROUND_POLL_MS = 60_000
+ROUND_GRACE_MS = 24 * 3_600_000  # after the release day, for the nodes' shares to arrive
 _MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
@@ -45,13 +48,18 @@ def policy_noise(fed: FederationService) -> AggregateNoise:
                      p.per_person_month, p.per_cell)
 
 
-def due_month(now_ms: int, release_day: int) -> str | None:
-    """The previous month, once `release_day` of this month has come (UTC)."""
+def due_months(now_ms: int, release_day: int, grace_ms: int = ROUND_GRACE_MS) -> list[str]:
+    """Months whose round may start: the month before last always, last month once its
+    release day (UTC) plus `grace_ms` has passed (nodes send their shares on the release day;
+    a share arriving after its region was published is left out, so the hub waits)."""
     d = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
-    if d.day < release_day:
-        return None
-    y, m = (d.year, d.month - 1) if d.month > 1 else (d.year - 1, 12)
-    return f"{y:04d}-{m:02d}"
+    last = (d.year, d.month - 1) if d.month > 1 else (d.year - 1, 12)
+    before = (last[0], last[1] - 1) if last[1] > 1 else (last[0] - 1, 12)
+    out = [f"{before[0]:04d}-{before[1]:02d}"]
+    opens = datetime(d.year, d.month, release_day, tzinfo=UTC).timestamp() * 1000 + grace_ms
+    if now_ms >= opens:
+        out.append(f"{last[0]:04d}-{last[1]:02d}")
+    return out
 
 
 class RoundsPass:
@@ -65,6 +73,7 @@ class RoundsPass:
         await self.run_once()
 
     async def run_once(self, month: str | None = None) -> str | None:
+        """Start the round of `month` (or of every due month); the last round id started."""
         fed, clock = self.app[FEDERATION], self.app[CLOCK]
         state = fed.roster.state
         if state.current is None:
@@ -74,16 +83,16 @@ class RoundsPass:
         if policy.privacy.aggregation != "shared" or helper is None:
             return None
         now = clock.now_ms()
-        month = month or due_month(now, policy.release_schedule.day_of_month)
-        if month is None:
-            return None
-        async with self.app[DB].write() as conn:
-            body = await start_rounds(conn, month, now_ms=now)
-            if body is None:
-                return None
-            await fed.send(conn, helper, MessageType.AGGREGATE_ROUND, body)
-        round_id: str = body["round_id"]
-        return round_id
+        months = [month] if month else due_months(now, policy.release_schedule.day_of_month)
+        started: str | None = None
+        for m in months:
+            async with self.app[DB].write() as conn:
+                body = await start_rounds(conn, m, now_ms=now)
+                if body is None:
+                    continue
+                await fed.send(conn, helper, MessageType.AGGREGATE_ROUND, body)
+            started = body["round_id"]
+        return started
 
 
 ROUNDS = web.AppKey("peernet_hub_rounds", RoundsPass)

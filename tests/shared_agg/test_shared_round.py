@@ -89,3 +89,41 @@ async def test_dropouts_are_in_both_sums_or_neither(shared_net: SharedFactory) -
     assert figs2["north"] == figs["north"]
     assert figs2["south"].nodes == ("agency-4",)
     assert _close(figs2["south"].values["total"], 6, figs2["south"].variances["total"])
+
+
+def test_due_months_wait_a_day_after_the_release_day() -> None:
+    from datetime import UTC, datetime
+
+    from hub.stats.rounds_feature import due_months
+
+    def ms(*a: int) -> int:
+        return int(datetime(*a, tzinfo=UTC).timestamp() * 1000)
+
+    assert due_months(ms(2026, 5, 5, 23), 5) == ["2026-03"]
+    assert due_months(ms(2026, 5, 6, 0), 5) == ["2026-03", "2026-04"]
+    assert due_months(ms(2026, 1, 20), 5) == ["2025-11", "2025-12"]
+    assert due_months(ms(2026, 2, 3), 5) == ["2025-12"]
+
+
+async def test_an_unanswered_round_is_issued_again(shared_net: SharedFactory) -> None:
+    from hub.stats.rounds import STALE_MS, RoundRow
+
+    net = await shared_net(2)
+    for node in net.nodes:
+        await seed(node, SIZES[node.node_id])
+        await monthly(net, node)
+    await net.settle()
+    await net.helper.stop()  # the round cannot reach the helper
+    first = await hub_round(net)
+    assert first is not None and await hub_round(net) is None  # one open round at a time
+    net.clock.advance(STALE_MS + 1)
+    second = await hub_round(net)
+    assert second not in (None, first)
+    await net.helper.start()
+    net.clock.advance(20 * 60_000)
+    await net.settle()
+    async with net.hub.db.read() as conn:
+        states = dict((await conn.execute(select(RoundRow.round_id, RoundRow.state))).all())
+    assert states == {first: "stale", second: "done"}
+    figs = await figures(net)
+    assert figs["north"].nodes == ("agency-1",) and figs["south"].nodes == ("agency-2",)
