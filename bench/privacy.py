@@ -16,6 +16,10 @@
   bulk-loaded (releases rows plus the running totals the hub keeps on receipt);
   `hub_ingest_per_s` times the real receive path (verify, check, store) on real signed
   releases.
+- `hub_query_p95_ms_v2`: the same query mix over 3,000 nodes x 12 months of workload (v2)
+  releases (`bench/hub_v2.py`: real receive path for a few, the rest bulk-loaded with the
+  per-key rows and the running per-(month, region, key) sums receipt keeps), goal < 100;
+  `hub_ingest_per_s_v2` times the real v2 receive path.
 
 Statewide figures (issue 15), on one synthetic state generated in the run
 (`tests.privacy.synthetic_state`: 40 agencies in 4 regions, month sizes log-uniform from 5
@@ -51,6 +55,8 @@ import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
+
+from bench import hub_v2
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 
@@ -316,16 +322,18 @@ def _statewide(trials: int) -> dict[str, float]:
 
 def _shared_round_figures(quick: bool) -> dict[str, float]:
     """Hook for the shared round's timing (`shared_round_s_500`: 500 nodes' shares through a
-    real hub and helper on SQLite to published figures): `bench/shared_round.py` provides
-    `figures(quick: bool) -> dict[str, float]`; until it exists, no figure."""
+    real hub and helper on SQLite to published figures): `bench/shared_round.py`'s
+    `figures(quick)` when it has one, else its `shared_round_s(500)`; no module, no figure."""
     import importlib
     import importlib.util
 
     if importlib.util.find_spec("bench.shared_round") is None:
         return {}
     mod = importlib.import_module("bench.shared_round")
-    result: dict[str, float] = mod.figures(quick=quick)
-    return result
+    if hasattr(mod, "figures"):
+        result: dict[str, float] = mod.figures(quick=quick)
+        return result
+    return {"shared_round_s_500": float(mod.shared_round_s(500))}
 
 
 def main() -> None:
@@ -351,6 +359,7 @@ def main() -> None:
         figures["release_db_rows"] = float(db_rows)
         figures["release_db_s"] = asyncio.run(_release_db(db_rows, Path(tmp)))
         figures.update(asyncio.run(_hub(nodes, 12, queries, Path(tmp))))
+        figures.update(asyncio.run(hub_v2.figures(nodes, 12, queries, Path(tmp))))
     figures.update(_statewide(500 if args.quick else 2000))
     figures.update(_shared_round_figures(args.quick))
     width = max(len(k) for k in figures)
@@ -358,6 +367,7 @@ def main() -> None:
     for k, v in figures.items():
         print(f"{k:<{width}}  {v:,.4f}")
     goals = [("release_s_1m", 2.0), ("release_peak_mib_1m", 800.0), ("hub_query_p95_ms", 100.0),
+             ("hub_query_p95_ms_v2", 100.0),
              ("state_total_se_ratio_local", 0.20), ("state_total_se_ratio_shared", 0.10),
              ("region_rate_blank_fraction_shared", 0.05), ("shared_round_s_500", 30.0)]
     for k, limit in goals:
