@@ -127,3 +127,25 @@ async def test_an_unanswered_round_is_issued_again(shared_net: SharedFactory) ->
     assert states == {first: "stale", second: "done"}
     figs = await figures(net)
     assert figs["north"].nodes == ("agency-1",) and figs["south"].nodes == ("agency-2",)
+
+
+async def test_a_month_released_locally_is_not_split_again(shared_net: SharedFactory) -> None:
+    """A node whose month already left as a local release (before the network switched to
+    shared) sends no shares for it: a node-month counts once."""
+    from node.privacy.ledger import record_release
+    from node.privacy.schema import ReleasePolicy
+
+    net = await shared_net(1)
+    a = net.nodes[0]
+    await seed(a, 6)
+    policy = ReleasePolicy.from_roster_policy(a.fed.state.policy).model_copy(
+        update={"aggregation": "local", "helper": None})
+    local = await record_release(a.db, node_id=a.node_id, month="2026-04", policy=policy,
+                                 signing_key=a.keys.signing_key,
+                                 key_version=a.keys.key_version, now_ms=net.clock.now_ms())
+    # the job delivers the stored local release and splits nothing
+    assert await monthly(net, a) == [local.release_id]
+    async with a.db.read() as conn:
+        shares_queued = (await conn.execute(select(outbox.c.msg_id).where(
+            outbox.c.msg_type == "aggregate_share"))).all()
+    assert shares_queued == []
