@@ -28,7 +28,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from federation.db_url import parse_db_url
+from federation.sqlite_checkpoint import WAL_LIMIT_BYTES, Checkpointer
 from federation.sqlite_inline import InlineConnection, inline_creator
+from federation.sqlite_lock import BUSY_WAIT_S, begin_immediate
 
 # Constraint names both servers use, so migrations name the same things on both engines.
 NAMING = {
@@ -62,7 +64,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA busy_timeout=10000")  # waits on the driver's thread, not the loop
+    cur.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+    cur.close()
+
+
+def _inline_pragmas(dbapi_conn: Any, record: Any) -> None:
+    # Inline connections run on the loop: no busy wait inside SQLite (federation.sqlite_lock
+    # retries BEGIN IMMEDIATE asynchronously) and no checkpoint inside a COMMIT
+    # (federation.sqlite_checkpoint runs them on a thread).
+    _sqlite_pragmas(dbapi_conn, record)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=0")
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
 
 
@@ -85,7 +99,7 @@ def inline_write_engine(engine: AsyncEngine) -> AsyncEngine | None:
     inline = create_async_engine(async_url(url.render_as_string(hide_password=False)),
                                  async_creator=inline_creator(path), pool_size=2,
                                  max_overflow=8)
-    event.listen(inline.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(inline.sync_engine, "connect", _inline_pragmas)
     return inline
 
 
@@ -118,40 +132,44 @@ def run_env(target_metadata: Any) -> None:
         context.run_migrations()
 
 
-def _sqlite_implicit_immediate(dbapi_conn: Any, _record: Any) -> None:
-    # pysqlite then issues BEGIN IMMEDIATE itself, in the same call as a transaction's first
-    # INSERT/UPDATE/DELETE: writers take the lock up front without an extra round trip to
-    # aiosqlite's thread. Reads get an explicit deferred BEGIN (see _sqlite_begin).
+def _sqlite_no_implicit_begin(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite issues no BEGIN of its own: `_sqlite_begin` opens every transaction.
     raw = getattr(dbapi_conn, "_connection", None)
     if isinstance(raw, InlineConnection):
-        raw.isolation_level = "IMMEDIATE"  # the adapter's setter posts to aiosqlite's thread
+        raw.isolation_level = None  # the adapter's setter posts to aiosqlite's thread
     else:
-        dbapi_conn.isolation_level = "IMMEDIATE"
+        dbapi_conn.isolation_level = None
 
 
 def _sqlite_begin(conn: Connection) -> None:
     opts = conn.get_execution_options()
-    if opts.get("peernet_write") or opts.get("peernet_autocommit"):
+    if opts.get("peernet_autocommit"):
         return
-    conn.exec_driver_sql("BEGIN")
+    if not opts.get("peernet_write"):
+        conn.exec_driver_sql("BEGIN")
+    elif not isinstance(conn.connection.driver_connection, InlineConnection):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # threaded: SQLite's busy wait is off-loop
+    # inline writes: WriteTransaction issues BEGIN IMMEDIATE with an async retry
 
 
 @dataclass
 class Database:
     """A server's engines, a session factory, and the write discipline (node and hub).
 
-    `write()` opens a write transaction: on SQLite it takes the database write lock with
-    its first change (`BEGIN IMMEDIATE`, issued by pysqlite) behind an in-process lock, so
-    concurrent requests queue instead of polling the busy timeout and reads inside it see
-    the latest commit; on PostgreSQL a normal transaction. Write through `write()` on
-    SQLite: a deferred transaction that reads and then writes can fail with "database is
-    locked" under load. SAVEPOINTs work inside it on both engines. `read()` opens a plain
+    `write()` opens a write transaction. On SQLite its first statement is `BEGIN IMMEDIATE`:
+    the write lock is held from the start, so reads inside it are part of it (a
+    read-then-write is atomic against other processes too) and see the latest commit; an
+    in-process lock queues concurrent writers in front of it. On PostgreSQL a normal
+    transaction. SAVEPOINTs work inside it on both engines. `read()` opens a plain
     (snapshot) transaction.
 
     On a SQLite file, `write()` runs on `write_engine`, whose connections execute inline on
     the event loop (`federation.sqlite_inline`: no hand-off to a driver thread per
-    statement); `engine` (aiosqlite, threaded) serves reads, which may scan for long.
-    Elsewhere both are the same engine.
+    statement) and never wait inside SQLite: the lock is taken by an async retry
+    (`federation.sqlite_lock`, `busy_wait_s`, then `DatabaseBusy`, code `busy`) and
+    checkpoints run on a thread (`checkpointer`, `federation.sqlite_checkpoint`). `engine`
+    (aiosqlite, threaded) serves reads, which may scan for long. Elsewhere both are the same
+    engine.
     """
 
     engine: AsyncEngine
@@ -159,6 +177,8 @@ class Database:
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     is_sqlite: bool = field(init=False)
     serialise_writes: bool = field(init=False)  # SQLite: queue writers in memory
+    checkpointer: Checkpointer | None = field(init=False, default=None)
+    busy_wait_s: float = field(init=False, default=BUSY_WAIT_S)
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     _write_bind: AsyncEngine = field(init=False)
 
@@ -166,15 +186,17 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.serialise_writes = self.is_sqlite
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.write_engine = (inline_write_engine(self.engine) if self.is_sqlite else None
-                             ) or self.engine
+        inline = inline_write_engine(self.engine) if self.is_sqlite else None
+        self.write_engine = inline or self.engine
+        if inline is not None and inline.url.database:
+            self.checkpointer = Checkpointer(inline.url.database)
         # The option set once on a proxy of the engine: not one more call per transaction.
         self._write_bind = self.write_engine.execution_options(peernet_write=True)
         if self.is_sqlite:
             for engine in dict.fromkeys([self.engine, self.write_engine]):
                 sync = engine.sync_engine
-                if not event.contains(sync, "connect", _sqlite_implicit_immediate):
-                    event.listen(sync, "connect", _sqlite_implicit_immediate)
+                if not event.contains(sync, "connect", _sqlite_no_implicit_begin):
+                    event.listen(sync, "connect", _sqlite_no_implicit_begin)
                     event.listen(sync, "begin", _sqlite_begin)
 
     def write(self) -> WriteTransaction:
@@ -193,7 +215,15 @@ class Database:
     def read(self) -> Any:
         return self.engine.begin()
 
+    async def checkpoint(self) -> tuple[int, int, int] | None:
+        """A checkpoint now, on a thread (SQLite file); SQLite's (busy, log, checkpointed)."""
+        if self.checkpointer is None:
+            return None
+        return await self.checkpointer.run()
+
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         if self.write_engine is not self.engine:
             await self.write_engine.dispose()
         await self.engine.dispose()
@@ -207,21 +237,32 @@ class WriteTransaction:
         self._locked = False
 
     async def __aenter__(self) -> AsyncConnection:
-        if self._db.serialise_writes:
-            await self._db._write_lock.acquire()
+        db = self._db
+        if db.serialise_writes:
+            await db._write_lock.acquire()
             self._locked = True
         try:
-            conn = await self._db._write_bind.connect()
-            self._conn = conn
-            await conn.begin()
+            conn = await db._write_bind.connect()
         except BaseException:
             self._release()
+            raise
+        self._conn = conn
+        try:
+            await conn.begin()
+            driver = conn.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+            if isinstance(driver, InlineConnection) and driver._connection is not None:
+                await begin_immediate(driver._connection, db.busy_wait_s)
+        except BaseException:
+            await self._close(commit=False)
             raise
         return conn
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        await self._close(commit=exc_type is None)
+
+    async def _close(self, *, commit: bool) -> None:
         try:
-            if exc_type is None:
+            if commit:
                 await self._conn.commit()
             else:
                 await self._conn.rollback()
@@ -230,6 +271,8 @@ class WriteTransaction:
                 await self._conn.close()
             finally:
                 self._release()
+        if commit and self._db.checkpointer is not None:
+            self._db.checkpointer.after_commit()
 
     def _release(self) -> None:
         if self._locked:

@@ -63,6 +63,7 @@ class FedCode(StrEnum):
     DB_MISSING = "db_missing"  # the named database does not exist
     DB_READ_ONLY = "db_read_only"  # reachable, but the user may not create tables / write
     DB_ERROR = "db_error"  # any other database failure
+    BUSY = "busy"  # SQLite: another process held the write lock past the bounded wait
 
 
 _FED_HTTP: dict[str, int] = {
@@ -91,6 +92,7 @@ _FED_HTTP: dict[str, int] = {
     FedCode.DB_MISSING: 503,
     FedCode.DB_READ_ONLY: 503,
     FedCode.DB_ERROR: 503,
+    FedCode.BUSY: 503,
 }
 
 HTTP_STATUS: Mapping[str, int] = MappingProxyType(

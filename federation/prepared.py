@@ -25,12 +25,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from federation.sqlite_inline import InlineConnection
+from federation.sqlite_lock import write_error
 
 __all__ = ["Prepared", "RawResult", "inline_cursor_of"]
 
@@ -54,7 +55,8 @@ def inline_cursor_of(db: Db) -> sqlite3.Cursor | None:
 
 
 class RawResult:
-    """The part of SQLAlchemy's `Result` the callers use, over rows already fetched."""
+    """The part of SQLAlchemy's `Result` the callers use, over rows already fetched; any
+    other attribute raises `AttributeError` naming what to do instead."""
 
     __slots__ = ("_rows", "rowcount")
 
@@ -65,15 +67,16 @@ class RawResult:
     def all(self) -> list[Any]:
         return self._rows
 
+    fetchall = all
+
     def first(self) -> Any:
         return self._rows[0] if self._rows else None
 
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
     def one(self) -> Any:
-        if not self._rows:
-            raise NoResultFound("No row was found when one was required")
-        if len(self._rows) > 1:
-            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
-        return self._rows[0]
+        return _one(self._rows)
 
     def one_or_none(self) -> Any:
         return self.one() if self._rows else None
@@ -81,8 +84,58 @@ class RawResult:
     def scalar(self) -> Any:
         return self._rows[0][0] if self._rows else None
 
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+    def scalar_one_or_none(self) -> Any:
+        return self.scalar_one() if self._rows else None
+
+    def scalars(self) -> _Rows:
+        return _Rows([r[0] for r in self._rows])
+
+    def mappings(self) -> _Rows:
+        return _Rows([r._asdict() for r in self._rows])
+
     def __iter__(self) -> Iterator[Any]:
         return iter(self._rows)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"the prepared shortcut's result does not offer {name!r}: use all(), first(), "
+            f"one(), one_or_none(), scalar(), scalar_one(), scalars(), mappings() or "
+            f"rowcount, or run the statement through SQLAlchemy (federation.prepared)")
+
+
+class _Rows:
+    """`RawResult.scalars()` / `.mappings()`: the same accessors over single values or dicts."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = items
+
+    def all(self) -> list[Any]:
+        return self._items
+
+    def first(self) -> Any:
+        return self._items[0] if self._items else None
+
+    def one(self) -> Any:
+        return _one(self._items)
+
+    def one_or_none(self) -> Any:
+        return self.one() if self._items else None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+
+def _one(rows: list[Any]) -> Any:
+    if not rows:
+        raise NoResultFound("No row was found when one was required")
+    if len(rows) > 1:
+        raise MultipleResultsFound("Multiple rows were found when exactly one was required")
+    return rows[0]
 
 
 class _Plan:
@@ -187,9 +240,7 @@ class Prepared:
             return await self._run_inline(db, cursor, params)
         except sqlite3.Error as exc:
             # As SQLAlchemy reports it (callers catch `IntegrityError` and the like).
-            raise DBAPIError.instance(
-                None, None, exc, sqlite3.Error, dialect=db.dialect  # type: ignore[union-attr]
-            ) from exc
+            raise write_error(exc, db.dialect) from exc  # type: ignore[union-attr]
         finally:
             cursor.close()
 

@@ -49,6 +49,7 @@ from sqlalchemy import Pool, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
+from federation.sqlite_lock import write_error
 from node.core.access import Principal
 from node.core.db import AuditEntry, AuditHead, Database, table_of
 from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
@@ -151,24 +152,39 @@ async def _append_postgres(conn: AsyncConnection,
     await conn.execute(stmt)
 
 
-@functools.cache
-def _insert_sql(table: Table) -> str:
-    cols = ", ".join(c.name for c in table.columns)
-    marks = ", ".join("?" for _ in table.columns)
-    return f"INSERT INTO {table.name} ({cols}) VALUES ({marks})"  # noqa: S608 - our tables
+_Plan = tuple[str, tuple[tuple[str, Any, Any], ...]]
 
 
 @functools.cache
-def _processors(table: Table, dialect: Any) -> tuple[tuple[str, Any], ...]:
-    return tuple((c.name, c.type.bind_processor(dialect)) for c in table.columns)
+def _insert_plan(table: Table, keys: frozenset[str], dialect: Any) -> _Plan:
+    """The fast writer's INSERT for rows giving `keys`, as SQLAlchemy would write it: the
+    given columns plus those with a Python-side default (filled here); any other column is
+    left out, so its server default (or NULL) applies on both paths."""
+    cols = [c for c in table.columns if c.name in keys or _python_default(c) is not None]
+    names = ", ".join(c.name for c in cols)
+    marks = ", ".join("?" for _ in cols)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - our tables
+    return sql, tuple((c.name, c.type.bind_processor(dialect),
+                       None if c.name in keys else _python_default(c)) for c in cols)
 
 
-def _params(table: Table, values: Mapping[str, Any], dialect: Any) -> list[Any]:
+def _python_default(column: Any) -> Any:
+    default = column.default
+    if default is not None and (default.is_scalar or default.is_callable):
+        return default
+    return None
+
+
+def _insert(table: Table, values: Mapping[str, Any], dialect: Any) -> tuple[str, list[Any]]:
+    sql, cols = _insert_plan(table, frozenset(values), dialect)
     out = []
-    for name, proc in _processors(table, dialect):
-        value = values.get(name)
+    for name, proc, default in cols:
+        if default is None:
+            value = values[name]
+        else:
+            value = default.arg if default.is_scalar else default.arg(None)
         out.append(value if proc is None or value is None else proc(value))
-    return out
+    return sql, out
 
 
 _GUARDED_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
@@ -219,7 +235,7 @@ async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, 
     _HEADS[pool] = mine
     dialect = db.engine.dialect
     guard = (row["seq"], row["hash"], cached[0], cached[1])
-    inserts = [(_insert_sql(t), _params(t, v, dialect)) for t, v in [*rows, (_entries, row)]]
+    inserts = [_insert(t, v, dialect) for t, v in [*rows, (_entries, row)]]
     try:
         moved = await _group_commit(db, guard, inserts)
     except BaseException:
@@ -274,9 +290,12 @@ async def _drain(db: Database, group: _Group) -> None:
                         _write_group, driver._conn, [(g, i) for g, i, _ in batch]
                     )
             except Exception as exc:
+                # As `db.write()` raises it, whatever the size of the group.
+                err = write_error(exc, db.engine.dialect) if isinstance(
+                    exc, sqlite3.Error) else exc
                 for _, _, f in batch:
                     if not f.done():
-                        f.set_exception(exc)
+                        f.set_exception(err)
                 continue
             for (_, _, f), m in zip(batch, moved, strict=True):
                 if not f.done():
@@ -299,6 +318,7 @@ def _write_group(conn: sqlite3.Connection,
         return [_write_batch(conn, *items[0])]
     cur = conn.cursor()
     try:
+        _begin_immediate(cur)
         for i, (guard, inserts) in enumerate(items):
             cur.execute(_GUARDED_HEAD, guard)
             if cur.rowcount != 1:
@@ -325,13 +345,20 @@ def _write_group(conn: sqlite3.Connection,
     return out
 
 
+def _begin_immediate(cur: sqlite3.Cursor) -> None:
+    # The connection issues no implicit BEGIN (federation.database): take the write lock
+    # first, so the guard's check and the writes are one atomic step.
+    if not cur.connection.in_transaction:
+        cur.execute("BEGIN IMMEDIATE")
+
+
 def _write_batch(conn: sqlite3.Connection, guard: tuple[Any, ...],
                  inserts: list[tuple[str, list[Any]]]) -> bool:
     """Runs on the driver thread: the guarded head update, the inserts, the commit, as one
-    transaction (pysqlite begins it IMMEDIATE at the first statement). True when the head
-    had moved and nothing was written."""
+    transaction. True when the head had moved and nothing was written."""
     cur = conn.cursor()
     try:
+        _begin_immediate(cur)
         cur.execute(_GUARDED_HEAD, guard)
         if cur.rowcount != 1:
             conn.rollback()

@@ -22,6 +22,9 @@ NetworkFactory = Callable[..., Awaitable[Network]]
 async def test_a_message_committed_by_another_path_meanwhile_is_a_duplicate(
     network: NetworkFactory, db: str
 ) -> None:
+    if db == "sqlite":
+        pytest.skip("a SQLite write transaction holds the write lock from BEGIN IMMEDIATE: "
+                    "no other connection can commit inside it (test_sqlite_write_lock.py)")
     net = await network(2, db=db)
     a, b = net.nodes
     applied: list[str] = []

@@ -255,3 +255,32 @@ async def test_the_federation_hot_path_runs_every_statement_on_the_shortcut(
 async def svc_view(node: Any, aid: str) -> Any:
     async with node.db.read() as conn:
         return await views.get(conn, actx(node), aid, None)
+
+
+async def test_the_shortcut_result_offers_what_callers_use_or_refuses_loudly(
+    db_url: str,
+) -> None:
+    db = await _fresh(db_url)
+    try:
+        insert, by_names = Prepared(_INSERT), Prepared(_BY_NAMES)
+        params = {"b_names": ["item-1", "item-2"], "b_limit": 5}
+        async with db.write() as conn:
+            await insert.run(conn, [_row(1), _row(2)])
+            got = await by_names.run(conn, params)
+            want = await conn.execute(_BY_NAMES, params)
+            assert [dict(m) for m in got.mappings().all()] == [
+                dict(m) for m in want.mappings().all()]
+            got, want = await by_names.run(conn, params), await conn.execute(_BY_NAMES, params)
+            assert list(got.scalars()) == list(want.scalars()) == [1, 2]
+            one = {"b_ref": uuid.UUID(int=2)}
+            assert (await Prepared(_BY_REF).run(conn, one)).scalar_one() == 2
+            assert (await Prepared(_BY_REF).run(conn, {"b_ref": uuid.UUID(int=9)})
+                    ).scalar_one_or_none() is None
+            with pytest.raises(MultipleResultsFound):
+                (await by_names.run(conn, params)).scalar_one()
+            res = await by_names.run(conn, params)
+            if isinstance(res, RawResult):  # SQLite: the shortcut names what it lacks
+                with pytest.raises(AttributeError, match="does not offer 'partitions'"):
+                    res.partitions()
+    finally:
+        await db.dispose()
