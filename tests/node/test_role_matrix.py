@@ -72,6 +72,8 @@ EXPECTED: dict[str, set[str] | str] = {
     **{f"api.activations.{n}": {"coordinator"} for n in (
         "list", "create", "targets", "handoffs", "handoffs.complete", "get", "submit", "offer",
         "accept", "decline", "update", "cancel", "close", "handoffs.send")},
+    **{f"api.transfers.{n}": {"coordinator"} for n in (
+        "consent", "send", "list", "accept", "decline")},
     **{n: {"coordinator"} for n in (
         "page.activations", "page.activations.new", "page.activations.post",
         "page.activations.handoffs", "page.activations.handoffs.done", "page.activation",
