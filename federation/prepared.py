@@ -12,8 +12,9 @@ compiled SQL on the sqlite3 cursor itself: the same SQL text, the same bound val
 the dialect's own bind and result processors), in the same transaction. Anywhere else
 (PostgreSQL, the threaded read engine, a session) it is exactly `db.execute(stmt, params)`.
 Statements the shortcut cannot reproduce (Python-side column defaults, RETURNING, unnamed
-result columns) always take the SQLAlchemy path; `tests/federation/test_prepared.py` runs
-every prepared statement of the project both ways and compares.
+result columns) always take the SQLAlchemy path. `tests/federation/test_prepared_differential.py`
+runs every prepared statement of the hot path both ways, at the same state, on SQLite and
+PostgreSQL, and compares rows, returned values and counts.
 """
 
 from __future__ import annotations
