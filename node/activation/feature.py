@@ -21,6 +21,7 @@ from node.activation.api import setup_api
 from node.activation.pages import setup_pages
 from node.activation.runtime import install
 from node.activation.transfer_api import setup_transfer_api
+from node.activation.transfer_pages import setup_transfer_pages
 from node.core.appkeys import CLOCK, KEYS, SETTINGS
 from node.web.federation import FEDERATION
 
@@ -31,6 +32,7 @@ def setup(app: web.Application) -> None:
     setup_api(app)
     setup_transfer_api(app)
     setup_pages(app)
+    setup_transfer_pages(app)
     if FEDERATION in app:
         install(app, app[FEDERATION], node_id=app[SETTINGS].node_id, clock=app[CLOCK],
                 enc_private_key=bytes(app[KEYS].enc_key))

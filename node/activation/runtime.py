@@ -34,6 +34,7 @@ from node.activation.api import ACTIVATIONS
 from node.activation.context import ActivationContext, DirectoryEntry, derive_note_key
 from node.activation.errors import ActivationCode, ActivationError
 from node.activation.inbound import ACTIVATION_TYPES, Inbound, apply_inbound
+from node.core import audit
 from node.core.appkeys import DB
 from protocol.encoding import unb64u
 from protocol.envelope import Opened
@@ -164,6 +165,18 @@ def inbound_of(opened: Opened) -> Inbound:
     )
 
 
+async def _audit_transfer(conn: AsyncConnection, ctx: ActivationContext, m: Inbound,
+                          action: str, transfer_id: str, outcome: str,
+                          reason: str | None = None) -> None:
+    """An inbound transfer message in the audit chain, in the inbox transaction (so a
+    refused message leaves no entry): ids, the agency, the outcome; never the note."""
+    detail: dict[str, Any] = {"agency": m.sender, "msg_id": m.msg_id, "outcome": outcome}
+    if reason is not None:
+        detail["reason"] = reason
+    await audit.append(conn, ts=ctx.now(), action=action,
+                       target_type="transfer", target_id=transfer_id, detail=detail)
+
+
 def handler_for(ctx: ActivationContext) -> Callable[[AsyncConnection, Opened], Awaitable[None]]:
     """The inbox handler of every activation type and `followup_handoff`."""
 
@@ -173,8 +186,12 @@ def handler_for(ctx: ActivationContext) -> Callable[[AsyncConnection, Opened], A
             await handoff.apply_handoff(conn, ctx, m)
         elif m.msg_type is MessageType.FOLLOWUP_TRANSFER:
             await transfer.apply_transfer(conn, ctx, m)
+            await _audit_transfer(conn, ctx, m, "transfer.received", m.msg_id, "pending")
         elif m.msg_type is MessageType.FOLLOWUP_TRANSFER_REPLY:
             await transfer.apply_reply(conn, ctx, m)
+            await _audit_transfer(conn, ctx, m, "transfer.reply_received", m.body.transfer_id,
+                                  m.body.outcome.value,
+                                  reason=m.body.reason.value if m.body.reason else None)
         else:
             await apply_inbound(conn, ctx, m)
 

@@ -61,6 +61,7 @@ __all__ = [
     "apply_transfer",
     "expire_transfers",
     "list_transfers",
+    "owned_transfers",
     "record_consent",
     "send_transfer",
 ]
@@ -307,3 +308,13 @@ async def list_transfers(
     rows = (await db.execute(
         _LIST.order_by(T.c.created_at.desc(), T.c.id).limit(limit))).all()
     return [_out(r, _note(ctx, r, user_id)) for r in rows]
+
+
+async def owned_transfers(db: Db, user_id: uuid.UUID) -> list[TransferOut]:
+    """Received transfers accepted with `user_id` as owner (their "my follow-ups" view):
+    metadata only, the note stays with the receiving coordinator."""
+    rows = (await db.execute(_LIST.where(
+        T.c.direction == TransferDirection.IN.value, T.c.owner_id == user_id,
+        T.c.state == TransferState.ACCEPTED.value,
+    ).order_by(T.c.due_on, T.c.id))).all()
+    return [_out(r, None) for r in rows]

@@ -39,6 +39,7 @@ class Code(StrEnum):
     LEDGER_TAMPERED = "ledger_tampered"  # ledger disagrees with the audit chain
     MONTH_ALREADY_SENT = "month_already_sent"  # the month's release already left the node
     MONTH_NOT_FINISHED = "month_not_finished"  # the month has not ended (or the clock is ahead)
+    TRANSFER_PENDING = "transfer_pending"  # a follow-up waits for another agency's answer
     ROSTER_UNREADABLE = "roster_unreadable"  # the accepted roster could not be loaded
     CONFIG = "config"  # missing or invalid configuration (CLI)
     KEYS = "keys"  # key file missing, damaged, or wrong passphrase (CLI)
@@ -66,6 +67,7 @@ _STATUS: dict[Code, int] = {
     Code.LEDGER_TAMPERED: 409,
     Code.MONTH_ALREADY_SENT: 409,
     Code.MONTH_NOT_FINISHED: 409,
+    Code.TRANSFER_PENDING: 409,
     Code.ROSTER_UNREADABLE: 500,
     Code.CONFIG: 500,
     Code.KEYS: 500,

@@ -7,7 +7,11 @@ clock in the node's time zone: open and due before today.
 
 A coordinator reassigns (new owner on their team, optionally a new due date); the owner or a
 coordinator of the team completes one as `done` or `handed_off`. Each change is audited in
-its own transaction. Owners read their assigned follow-ups even on someone else's encounter:
+its own transaction. A follow-up with a consented transfer to another agency still pending
+is locked (`transfer_pending`) until that agency accepts or declines or the transfer
+expires: completing or reassigning it here would race the other agency's answer.
+
+Owners read their assigned follow-ups even on someone else's encounter:
 the follow-up shows only what continuing care needs (due, intervention, discipline,
 incident number), not the encounter.
 """
@@ -21,6 +25,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from node.activation.transfer_db import Transfer, TransferDirection, TransferState
 from node.core import audit
 from node.core.access import Principal
 from node.core.context import NodeContext
@@ -36,6 +41,7 @@ __all__ = ["complete", "list_follow_ups", "reassign"]
 E = table_of(Encounter)
 F = table_of(FollowUp)
 U = table_of(User)
+T = table_of(Transfer)
 
 _SELECT = (
     select(F.c.id, F.c.encounter_id, F.c.owner_id, U.c.username, U.c.team, F.c.due_on,
@@ -89,6 +95,16 @@ async def _load(conn: AsyncConnection, fid: uuid.UUID) -> Mapping[Any, Any]:
     return row
 
 
+async def _unlocked(conn: AsyncConnection, fid: uuid.UUID) -> None:
+    """Refuse while a transfer of this follow-up waits for the other agency's answer."""
+    pending = (await conn.execute(select(T.c.id).where(
+        T.c.follow_up_id == fid, T.c.direction == TransferDirection.OUT.value,
+        T.c.state == TransferState.PENDING.value).limit(1))).first()
+    if pending is not None:
+        raise NodeError(Code.TRANSFER_PENDING, "this follow-up is being transferred to another "
+                        "agency; wait for their answer")
+
+
 async def reassign(ctx: NodeContext, p: Principal, fid: uuid.UUID, owner: uuid.UUID,
                    due: Any = None) -> FollowUpOut:
     async with ctx.db.read() as conn:
@@ -99,6 +115,7 @@ async def reassign(ctx: NodeContext, p: Principal, fid: uuid.UUID, owner: uuid.U
         raise NodeError(Code.CONFLICT, "this follow-up is already closed")
     now = ctx.now()
     async with ctx.db.write() as conn:
+        await _unlocked(conn, fid)
         new = (await conn.execute(
             select(U.c.role, U.c.team, U.c.active).where(U.c.id == owner)
         )).first()
@@ -129,6 +146,7 @@ async def complete(ctx: NodeContext, p: Principal, fid: uuid.UUID,
     now = ctx.now()
     status = FollowUpStatus(outcome)
     async with ctx.db.write() as conn:
+        await _unlocked(conn, fid)
         await conn.execute(update(F).where(F.c.id == fid, F.c.status == "open").values(
             status=status, completed_at=now, updated_at=now))
         await audit.append(conn, ts=now, action="follow_up.complete", actor=p,

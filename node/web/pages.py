@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from federation.webkit.pages import favicon
 from node.accounts import users as accounts
+from node.activation import transfer
+from node.activation.api import ACTIVATIONS
 from node.core.appkeys import THROTTLE
 from node.core.context import NodeContext
 from node.core.errors import Code, NodeError
@@ -236,7 +238,10 @@ async def follow_up_list(request: web.Request) -> web.Response:
     today = ctx.today()
     due = [f for f in items if f.status.value in ("open", "overdue") and f.due <= today]
     later = [f for f in items if f.status.value == "open" and f.due > today]
-    return render(request, "follow_ups.html", {"due": due, "later": later, "labels": LABELS})
+    async with ctx.db.read() as conn:
+        transferred = await transfer.owned_transfers(conn, principal(request).user_id)
+    return render(request, "follow_ups.html", {"due": due, "later": later, "labels": LABELS,
+                                               "transferred": transferred})
 
 
 async def follow_up_complete(request: web.Request) -> web.Response:
@@ -256,7 +261,7 @@ async def team_view(request: web.Request) -> web.Response:
     return render(request, "team.html", {
         "overdue": [f for f in open_items if f.status.value == "overdue"],
         "upcoming": [f for f in open_items if f.status.value == "open"],
-        "people": people, "labels": LABELS,
+        "people": people, "labels": LABELS, "transfers": ACTIVATIONS in request.app,
     })
 
 

@@ -78,6 +78,9 @@ EXPECTED: dict[str, set[str] | str] = {
         "page.activations", "page.activations.new", "page.activations.post",
         "page.activations.handoffs", "page.activations.handoffs.done", "page.activation",
         "page.activation.post")},
+    **{n: {"coordinator"} for n in (
+        "page.transfers.new", "page.transfers.send", "page.transfers",
+        "page.transfers.accept", "page.transfers.decline")},
 }
 
 
