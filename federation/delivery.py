@@ -10,9 +10,10 @@ batch waits for): one claims the due rows and stores the envelopes of newly buil
 the bytes; and one records the outcome of the whole pass (done, failed, awaiting the ack,
 retry later) for every destination at once.
 
-Routing: direct to the destination's roster endpoint; when that fails (unreachable, 5xx),
-through the hub (the hub named by `hub_id`, else the first hub of the roster), and direct
-attempts to that destination are skipped for a while (`DIRECT_RETRY_MS`). The hub itself
+Routing: direct to the destination's roster endpoint (never to a helper aggregator, which
+only the hub reaches); when that fails (unreachable, 5xx), through the hub (the hub named
+by `hub_id`, else the first hub of the roster), and direct attempts to that destination are
+skipped for a while (`DIRECT_RETRY_MS`). The hub itself
 always delivers direct. Either way the recipient's inbox dedupes, so a message sent both
 ways is applied once.
 """
@@ -42,6 +43,7 @@ from federation.outbox import (
     reset_backoff,
 )
 from federation.prepared import Prepared
+from federation.roster import NodeRole
 from federation.roster_sync import RosterStore
 from federation.store import OutboxState, outbox
 from federation.transport import HopClient, PeerError
@@ -114,6 +116,12 @@ class _Outcome:
             {"b_id": r.id, "b_next": now + backoff_ms(r.attempts, rand), "b_err": error[:200]}
             for r in rows
         )
+
+
+def _relayed_only(state: Any, dest: str) -> bool:
+    """A helper aggregator is reached through the hub only (DESIGN 7.1 item 2): agencies need
+    not reach it, and the hub sees that a share left without being able to open it."""
+    return NodeRole.HELPER in state.node(dest).roles
 
 
 class OutboxDelivery:
@@ -278,9 +286,10 @@ class OutboxDelivery:
             error = ""
             now = self.clock.now_ms()
             routes: list[tuple[str, str]] = []
-            if state.has_node(dest) and self._direct_down_until.get(dest, 0) <= now:
-                routes.append((dest, state.endpoint(dest)))
             hub = self._hub()
+            if (state.has_node(dest) and self._direct_down_until.get(dest, 0) <= now
+                    and not (hub is not None and _relayed_only(state, dest))):
+                routes.append((dest, state.endpoint(dest)))
             if hub is not None and hub[0] != dest:
                 routes.append(hub)
             for hop, url in routes:

@@ -112,15 +112,20 @@ async def test_shares_resent_as_the_same_bytes(shared_net: SharedFactory) -> Non
 
 
 async def test_the_helper_share_is_relayed_by_the_hub(shared_net: SharedFactory) -> None:
+    """Agencies never reach the helper directly: its share goes through the hub's relay."""
     net = await shared_net(1)
     a = net.nodes[0]
     await seed(a, 5)
-    await net.helper.stop()  # not reachable directly: the node hands it to the hub
     await monthly(net, a)
-    await net.settle()
+    await net.hub.relay.stop()  # hold what the hub relays, to see where the share went
+    await a.fed.run_once()  # the node's pass only
     assert await count(net.hub, HubShare) == 1
-    queued = await net.hub.relay.queue_counts()
-    assert queued.get(HELPER_ID) == 1  # held by the relay (sealed to the helper)
+    assert await net.hub.relay.queue_counts() == {HELPER_ID: 1}  # sealed to the helper
+    assert await count(net.helper, HelperShare) == 0
+    await net.helper.stop()  # and while the helper is down the relay keeps it
+    await net.hub.relay.start()
+    await net.settle()
+    assert await net.hub.relay.queue_counts() == {HELPER_ID: 1}
     await net.helper.start()
     net.clock.advance(20 * 60_000)
     await net.settle()
