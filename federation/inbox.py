@@ -26,8 +26,10 @@ them too). To refuse a message a handler raises `FederationError` with a wire co
 (`bad_body` by default for any other exception carrying a `code`, e.g. a `NodeError`);
 database errors propagate and fail the whole batch (500), which the sender retries.
 
-Rows are swept once `expires_ts + SKEW_MS` has passed: from then on the freshness check
-refuses a replay by itself.
+Rows are swept once `expires_ts + SKEW_MS` has passed, where the stored `expires_ts` is the
+message's `federation.retention.dedupe_expiry` (its own expiry, at most 30 days after it was
+created): from then on the freshness check (`too_old`) refuses a replay by itself; the
+exactly-once argument is in `federation.retention`.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from federation.clock import Clock
 from federation.errors import FederationError
 from federation.outbox import RESET_ALL, RESET_ONE, enqueue_many, follow_carriers, mark_acked
 from federation.prepared import Prepared
+from federation.retention import dedupe_expiry, too_old
 from federation.roster_sync import RosterStore
 from federation.store import OutboxState, inbox, outbox
 from protocol.batch import refusal
@@ -163,11 +166,12 @@ class Inbox:
             try:
                 if not isinstance(item, dict):
                     raise ProtocolError(Code.MALFORMED, "envelope must be an object")
-                out.append(
-                    open_envelope(
-                        item, me=self.me, enc_key=self.enc_key, keys=state, roster=state, now_ms=now
-                    )
+                opened = open_envelope(
+                    item, me=self.me, enc_key=self.enc_key, keys=state, roster=state, now_ms=now
                 )
+                if too_old(opened.inner.created_ts, opened.inner.expires_ts, now):
+                    raise ProtocolError(Code.EXPIRED, "older than the inbox horizon")
+                out.append(opened)
             except ProtocolError as exc:
                 out.append(refusal(item, exc.code))
         return out
@@ -277,7 +281,7 @@ class Inbox:
                         "status": status,
                         "code": code,
                         "received_ts": now,
-                        "expires_ts": inner.expires_ts,
+                        "expires_ts": dedupe_expiry(inner.created_ts, inner.expires_ts),
                     }
                 )
                 results.append(_result(inner.msg_id, AckStatus(status), code))

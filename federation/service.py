@@ -39,6 +39,7 @@ from federation.delivery import OutboxDelivery
 from federation.errors import FedCode, FederationError
 from federation.inbox import Handler, HandlerRegistry, Inbox, WriteTx
 from federation.keystore import NodeKeys
+from federation.retention import sweep_alarms
 from federation.roster_acceptance import BoardPin
 from federation.roster_sync import RosterStore, roster_routes
 from federation.sending import BATCH_LINGER_MS, OutboxSending
@@ -279,10 +280,13 @@ class FederationService(OutboxSending, OutboxDelivery):
 
 
     async def sweep(self, keep_done_ms: int = 7 * 86_400_000) -> tuple[int, int]:
-        """Sweep expired inbox rows and outbox rows finished long ago."""
+        """Sweep expired inbox rows, outbox rows finished long ago and alarms acknowledged
+        long ago (`federation.retention`)."""
         swept_in = await self.inbox.sweep()
-        cutoff = self.clock.now_ms() - keep_done_ms
+        now = self.clock.now_ms()
+        cutoff = now - keep_done_ms
         async with self.write() as conn:
+            await sweep_alarms(conn, now)
             res = await conn.execute(
                 delete(outbox).where(
                     outbox.c.state.in_([OutboxState.DONE, OutboxState.FAILED]),
