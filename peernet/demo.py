@@ -1,6 +1,7 @@
 """`peernet demo`: the whole network in one command, on loopback, with SQLite.
 
     peernet demo [--dir D] [--nodes N] [--serve] [--json FILE] [--months M] [--per-month K]
+                 [--aggregation local|shared]
 
 Steps (one progress line each):
 
@@ -16,6 +17,10 @@ Steps (one progress line each):
 4. each node's monthly releases through its privacy ledger to the hub, and the state
    board's view: estimates with 95% intervals by month and discipline, and the central
    activation log (`peernet.demo_summary`).
+
+With `--aggregation shared` a helper aggregator joins the roster and step 4 sends each
+node-month as two additive shares instead (`peernet.demo_shared`, which also says what
+each mode protects).
 
 It exits 0 only when every message was acknowledged end to end (no undelivered outbox or
 relay row). `--serve` then keeps the network up and prints every page's address with demo
@@ -56,6 +61,7 @@ from peernet.demo_network import (
     build_network,
 )
 from peernet.demo_seed import DEMO_PASSWORD, UserSet, create_users, month_starts, seed_node
+from peernet.demo_shared import make_shared
 from peernet.demo_summary import (
     board_view,
     format_activation_log,
@@ -89,6 +95,7 @@ class DemoOptions:
     serve: bool = False
     budget: str = DEMO_BUDGET
     per_person_month: int = DEMO_PER_PERSON_MONTH
+    aggregation: str = "local"  # "shared": with a helper aggregator (peernet.demo_shared)
 
 
 class Progress:
@@ -115,7 +122,8 @@ async def run_demo(
     specs = agency_specs(opts.nodes)
     policy = {"privacy.budget_per_node_year": opts.budget,
               "privacy.per_person_month": opts.per_person_month}
-    net = await build_network(opts.directory, specs, clock, progress, policy)
+    net = await build_network(opts.directory, specs, clock, progress, policy,
+                              helper=opts.aggregation == "shared")
     try:
         t = time.monotonic()
         users: dict[str, UserSet] = {}
@@ -139,7 +147,7 @@ async def run_demo(
         net.timings["incident_s"] = time.monotonic() - t
 
         t = time.monotonic()
-        releases = await make_releases(net, months, progress)
+        releases = await (make_shared if net.helper else make_releases)(net, months, progress)
         stats, log = await board_view(net, months)
         ledgers = await ledger_summary(net)
         net.timings["release_s"] = time.monotonic() - t
@@ -168,6 +176,7 @@ async def run_demo(
             "board": {"keys": BOARD_KEYS, "threshold": BOARD_THRESHOLD,
                       "roster_version": net.roster.version, "roster_sha256": net.roster.sha256},
             "hub": {"node_id": HUB_ID, "url": net.hub.url},
+            "aggregation": opts.aggregation,
             "nodes": [
                 {"node_id": n.node_id, "name": n.name, "discipline": n.discipline,
                  "region": n.region, "url": n.url,
@@ -300,8 +309,12 @@ def _run(coro: Any) -> Any:
               help="Random seed of the synthetic history.")
 @click.option("--budget", default=DEMO_BUDGET, show_default=True,
               help="Privacy budget per node-year the demo board sets (zCDP rho).")
+@click.option("--aggregation", type=click.Choice(["local", "shared"]), default="local",
+              show_default=True, help="local: one noisy release per agency-month; shared: "
+              "a helper aggregator and additive shares (the demo says what each protects).")
 def demo_command(directory: Path | None, nodes: int, serve: bool, json_path: Path | None,
-                 months: int, per_month: int, seed: int, budget: str) -> None:
+                 months: int, per_month: int, seed: int, budget: str,
+                 aggregation: str) -> None:
     """Run a whole peernet network on loopback: board, hub, agencies, an incident,
     private statistics."""
     temp: str | None = None
@@ -311,7 +324,8 @@ def demo_command(directory: Path | None, nodes: int, serve: bool, json_path: Pat
     elif directory.exists() and any(directory.iterdir()):
         raise CliError(f"{directory} is not empty; give a new or empty directory",
                        "dir_not_empty")
-    opts = DemoOptions(directory.resolve(), nodes, months, per_month, seed, serve, budget)
+    opts = DemoOptions(directory.resolve(), nodes, months, per_month, seed, serve, budget,
+                       aggregation=aggregation)
     try:
         summary = _run(run_demo(opts, click.echo,
                                 keep_running=_serve_forever if serve else None))

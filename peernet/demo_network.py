@@ -40,6 +40,9 @@ from federation.passwords import MIN, PasswordHasher
 from federation.roster import SignedRoster
 from federation.service import FederationService
 from federation.store import OutboxState
+from helper.app import FEDERATION as HELPER_FEDERATION
+from helper.app import create_app as create_helper_app
+from helper.config import HelperSettings
 from hub.app import create_app as create_hub_app
 from hub.appkeys import FEDERATION as HUB_FEDERATION
 from hub.appkeys import RELAY
@@ -53,6 +56,7 @@ __all__ = [
     "BOARD_KEYS",
     "BOARD_THRESHOLD",
     "DEMO_PASSPHRASE",
+    "HELPER_ID",
     "HUB_ID",
     "OPERATOR_TOKEN",
     "AgencySpec",
@@ -64,6 +68,7 @@ __all__ = [
 ]
 
 HUB_ID = "state-hub"
+HELPER_ID = "state-helper"  # the helper aggregator, with --aggregation shared
 DEMO_PASSPHRASE = "demo passphrase, not for production"  # noqa: S105 (loopback demo)
 OPERATOR_TOKEN = "demo-operator-token"  # noqa: S105 (loopback demo)
 BOARD_KEYS = 3
@@ -140,7 +145,7 @@ class Server:
 
     node_id: str
     name: str
-    kind: str  # "hub" or "node"
+    kind: str  # "hub", "node" or "helper"
     directory: Path
     keys: NodeKeys
     sock: socket.socket
@@ -162,6 +167,8 @@ class Server:
     @property
     def fed(self) -> FederationService:
         assert self.app is not None
+        if self.kind == "helper":
+            return self.app[HELPER_FEDERATION]
         return self.app[HUB_FEDERATION if self.kind == "hub" else NODE_FEDERATION]
 
     def info_document(self) -> dict[str, Any]:
@@ -174,7 +181,7 @@ class Server:
             key_id=self.keys.key_id,
             verify_key=self.keys.verify_key_bytes,
             enc_public_key=self.keys.enc_public_bytes,
-            roles=["hub"] if self.kind == "hub" else ["agency"],
+            roles=["agency"] if self.kind == "node" else [self.kind],
         )
 
     async def start(self, app: web.Application) -> None:
@@ -199,6 +206,7 @@ class DemoNetwork:
     hub: Server
     nodes: list[Server]
     timings: dict[str, float] = field(default_factory=dict)
+    helper: Server | None = None
 
     def node(self, node_id: str) -> Server:
         return next(n for n in self.nodes if n.node_id == node_id)
@@ -207,7 +215,7 @@ class DemoNetwork:
         return next(n for n in self.nodes if n.discipline == discipline)
 
     def servers(self) -> list[Server]:
-        return [self.hub, *self.nodes]
+        return [self.hub, *([self.helper] if self.helper else []), *self.nodes]
 
     async def undelivered(self) -> int:
         """Outbox rows without their end-to-end ack (pending or failed) plus relay rows."""
@@ -244,7 +252,7 @@ class DemoNetwork:
 def _seal_keys(s: Server) -> None:
     """The server's key files, sealed under the demo passphrase (argon2id: run in a thread)."""
     s.directory.mkdir(parents=True, exist_ok=True)
-    s.keys.save(s.directory / ("hub.key" if s.kind == "hub" else "node.key"), DEMO_PASSPHRASE)
+    s.keys.save(s.directory / f"{s.kind}.key", DEMO_PASSPHRASE)
     if s.kind == "node":
         s.pseudonyms = create_key_file(s.directory / "pseudonym.key", DEMO_PASSPHRASE)
 
@@ -255,10 +263,12 @@ def _write_json(path: Path, value: Any) -> None:
 
 async def build_network(
     root: Path, specs: list[AgencySpec], clock: DemoClock, progress: Any,
-    policy: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None, helper: bool = False,
 ) -> DemoNetwork:
     """Board, roster, hub and nodes, started; see the module docstring. `policy` maps
-    dotted policy fields to values the board sets in the draft (`board policy set`)."""
+    dotted policy fields to values the board sets in the draft (`board policy set`).
+    `helper`: also a helper aggregator (`peernet helper`), named in the policy with
+    `privacy.aggregation = "shared"` (DESIGN 7.1 item 2)."""
     t0 = time.monotonic()
     now = clock.now_ms()
     board = BoardDir(root / "board")
@@ -273,15 +283,23 @@ async def build_network(
                _bound_socket(), discipline=s.discipline, region=s.region)
         for s in specs
     ]
-    await asyncio.gather(*(asyncio.to_thread(_seal_keys, s) for s in [hub, *nodes]))
-    for s in [hub, *nodes]:
+    extra = ([Server(HELPER_ID, "State statistics helper (run by the university)", "helper",
+                     root / HELPER_ID, NodeKeys.generate(), _bound_socket())]
+             if helper else [])
+    await asyncio.gather(*(asyncio.to_thread(_seal_keys, s) for s in [hub, *extra, *nodes]))
+    for s in [hub, *extra, *nodes]:
         info = s.directory / f"{s.kind}-info.json"
         _write_json(info, s.info_document())
         board.add_node(parse_node_info(info.read_bytes()), now)
     for field_path, value in (policy or {}).items():
         board.set_policy(field_path, value, now)
-    progress(f"keys and node info for {len(nodes)} agencies and the hub; board draft has "
-             f"{len(nodes) + 1} members"
+    if helper:  # both fields at once: a helper is named exactly when aggregation is shared
+        privacy = {**board.draft(now).policy.privacy.model_dump(mode="json"),
+                   "aggregation": "shared", "helper": HELPER_ID}
+        board.set_policy("privacy", privacy, now)
+    progress(f"keys and node info for {len(nodes)} agencies and the hub"
+             + (" and the helper" if extra else "") + "; board draft has "
+             f"{len(nodes) + 1 + len(extra)} members"
              + "".join(f", {k} = {v}" for k, v in (policy or {}).items()))
 
     # A threshold of key holders sign the draft, each with their own key file.
@@ -309,6 +327,17 @@ async def build_network(
     await hub.start(create_hub_app(hub.settings, clock=clock, keys=hub.keys))
     await hub.fed.roster.accept_document(roster_file.read_bytes(), source="operator")
     progress(f"hub {HUB_ID} serving on {hub.url}, roster v{signed.version} installed")
+    for h in extra:
+        h.settings = HelperSettings(
+            helper_id=h.node_id, name=h.name, data_dir=h.directory,
+            db_url=f"sqlite:///{h.directory / 'helper.db'}", public_url=h.url, port=h.port,
+            hub_url=hub.url, board_keys=pin["keys"], board_threshold=pin["threshold"],
+            poll_ms=200,
+        )
+        (h.directory / "helper.toml").write_text(h.settings.to_toml(), encoding="utf-8")
+        await h.start(create_helper_app(h.settings, clock=clock, keys=h.keys))
+        await h.fed.roster.accept_document(roster_file.read_bytes(), source="operator")
+        progress(f"helper aggregator {h.node_id} serving on {h.url}: shared aggregation")
 
     hasher = PasswordHasher(MIN)  # demo logins: the cheapest argon2id cost, loopback only
     for n in nodes:
@@ -326,6 +355,7 @@ async def build_network(
             raise RuntimeError(f"{n.node_id} did not get the roster from the hub")
     progress(f"{len(nodes)} agency nodes serving, each pinned to the board and holding "
              f"roster v{signed.version} fetched from the hub")
-    net = DemoNetwork(root, clock, board, signed, hub, nodes)
+    net = DemoNetwork(root, clock, board, signed, hub, nodes,
+                      helper=extra[0] if extra else None)
     net.timings["network_s"] = time.monotonic() - t0
     return net
