@@ -140,6 +140,9 @@ async def _start(request: web.Request) -> web.Response:
 
 async def _figures(request: web.Request) -> web.Response:
     await request.app[AUTHORIZE](request, frozenset({"operator", "board_analyst"}))
+    for name in request.query:
+        if name not in ("month_from", "month_to") or len(request.query.getall(name)) > 1:
+            raise HubError(Code.INVALID_INPUT, f"unknown or repeated parameter {name}", name)
     lo, hi = request.query.get("month_from", "0000-01"), request.query.get("month_to", "9999-12")
     for name, v in (("month_from", lo), ("month_to", hi)):
         if not _MONTH.match(v):

@@ -149,3 +149,26 @@ async def test_a_month_released_locally_is_not_split_again(shared_net: SharedFac
         shares_queued = (await conn.execute(select(outbox.c.msg_id).where(
             outbox.c.msg_type == "aggregate_share"))).all()
     assert shares_queued == []
+
+
+async def test_operator_routes_refuse_bad_input(shared_net: SharedFactory) -> None:
+    import aiohttp
+
+    from tests.federation.network import OPERATOR_TOKEN
+
+    net = await shared_net(1)
+    auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    async with aiohttp.ClientSession() as http:
+        for method, path in (("POST", "/api/v1/rounds/2026-13"),
+                             ("GET", "/api/v1/shared-figures?month_from=April"),
+                             ("GET", "/api/v1/shared-figures?region=north")):
+            async with http.request(method, net.hub.url + path, headers=auth) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["error"]["code"] == "invalid_input"
+        async with http.post(net.hub.url + "/api/v1/rounds/2026-04") as resp:
+            assert resp.status == 401
+        async with http.post(net.hub.url + "/api/v1/rounds/2026-04", headers=auth) as resp:
+            assert resp.status == 200 and (await resp.json()) == {"round_id": None}
+        async with http.get(net.hub.url + "/api/v1/shared-figures", headers=auth) as resp:
+            assert resp.status == 200 and (await resp.json()) == {"figures": []}
+    assert await count(net.hub, HubShare) == 0
