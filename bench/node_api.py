@@ -14,9 +14,15 @@ SQLite (same WAL pragmas) with one commit per request.
 Each server runs in its own process (uvloop when installed) so the load generator does not
 share its event loop. Bare and full SQLite servers are up together and loaded in alternating
 rounds; each keeps its best round (as in bench.protocol: a noisy neighbour on a shared
-machine then skews both sides alike). JSON keys: sqlite_writes_per_s, sqlite_p50_ms, sqlite_p99_ms,
-bare_writes_per_s, bare_p50_ms, bare_p99_ms, sqlite_to_bare, postgres_writes_per_s,
-postgres_p50_ms, postgres_p99_ms.
+machine then skews both sides alike). JSON keys: sqlite_writes_per_s, sqlite_p50_ms,
+sqlite_p99_ms, bare_writes_per_s, bare_p50_ms, bare_p99_ms, sqlite_to_bare,
+postgres_writes_per_s, postgres_p50_ms, postgres_p99_ms;
+loop_stall_max_ms_writes: worst stall of the node's event loop (1 ms sampler in the server)
+during one more SQLite round after the measured ones (the sampler costs them nothing);
+loop_stall_max_ms_foreign_lock: the same while another process holds the write lock for
+FOREIGN_LOCK_S seconds and 16 clients write and one reads (foreign_lock_reads_served,
+foreign_lock_writes_ok / _busy / _other); wal_bytes_after_checkpoint: the WAL file after the
+node's own checkpoint at the end of the load (wal_limit_bytes: its journal_size_limit).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any
 import aiohttp
 
 CLIENTS = 16
+FOREIGN_LOCK_S = 5.0
 BODY = {
     "occurred_at": "2026-06-15T11:30:00Z",
     "duration_bucket": "15-30m",
@@ -82,6 +89,7 @@ async def _serve_node(db_url: str, data_dir: Path, ready: Path) -> None:
                                  db_url=db_url, audit_sign_interval_s=3600)
     app = create_app(settings, clock=FakeClock(1_781_524_800_000), keys=NodeKeys.generate(),
                      hasher=PasswordHasher(MIN))
+    _bench_routes(app, web)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     ctx = NodeContext.of(app)
@@ -94,6 +102,43 @@ async def _serve_node(db_url: str, data_dir: Path, ready: Path) -> None:
     ready.write_text(  # noqa: ASYNC240 - once, at start
         json.dumps({"port": port, "token": token, "path": "/api/v1/encounters"}))
     await asyncio.Event().wait()
+
+
+def _bench_routes(app: Any, web: Any) -> None:
+    """Bench-only routes on the node under test: the worst event-loop stall seen by a 1 ms
+    sampler, and a checkpoint by the node's own checkpointer."""
+    from node.core.context import NodeContext
+
+    worst = [0.0]
+    task: list[asyncio.Task[None]] = []
+
+    async def run() -> None:
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.001)
+            worst[0] = max(worst[0], time.perf_counter() - t0 - 0.001)
+
+    async def stall(request: Any) -> Any:
+        """?start=1: reset and start the sampler; else: stop it and answer its worst stall
+        (off during the throughput rounds, so it does not cost them)."""
+        while task:
+            task.pop().cancel()
+        value = worst[0] * 1000
+        worst[0] = 0.0
+        if request.query.get("start"):
+            task.append(asyncio.create_task(run()))
+        return web.json_response({"max_ms": value})
+
+    async def checkpoint(_request: Any) -> Any:
+        db = NodeContext.of(app).db
+        await db.checkpoint()
+        limit = db.checkpointer.limit_bytes if db.checkpointer else 0
+        wal = Path(str(db.engine.url.database) + "-wal")
+        size = wal.stat().st_size if wal.exists() else 0  # noqa: ASYNC240 - one stat
+        return web.json_response({"wal_bytes": size, "limit_bytes": limit})
+
+    app.router.add_get("/_bench/stall", stall)
+    app.router.add_get("/_bench/checkpoint", checkpoint)
 
 
 async def _serve_bare(db_path: Path, ready: Path) -> None:
@@ -211,9 +256,73 @@ def _rounds(targets: dict[str, dict[str, Any]], rounds: int, seconds: float,
                 r = loop.run_until_complete(_load(info, seconds, warmup if i == 0 else 0.3))
                 if name not in best or r["writes_per_s"] > best[name]["writes_per_s"]:
                     best[name] = r
+        for name, info in targets.items():  # one more round with the node's loop sampler
+            if info["path"] != "/e":
+                loop.run_until_complete(_bench_get(info, "/_bench/stall?start=1"))
+                loop.run_until_complete(_load(info, seconds, 0.3))
+                ms = loop.run_until_complete(_bench_get(info, "/_bench/stall"))["max_ms"]
+                best[name]["stall_ms"] = ms
     finally:
         loop.close()
     return best
+
+
+async def _bench_get(info: dict[str, Any], path: str) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {info['token']}"}
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{info['port']}{path}", headers=headers) as r:
+        out: dict[str, Any] = await r.json()
+        return out
+
+
+_HOLD_LOCK = """
+import sqlite3, sys, time, pathlib
+c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+c.execute("BEGIN IMMEDIATE")
+pathlib.Path(sys.argv[1] + ".locked").write_text("1")
+time.sleep(float(sys.argv[2]))
+c.execute("COMMIT")
+"""
+
+
+async def _foreign_lock(info: dict[str, Any], db_path: Path, hold_s: float) -> dict[str, float]:
+    """Another process holds the node's write lock for `hold_s` while 16 clients write and
+    one reads: the worst loop stall in the node, reads served, writes answered."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _HOLD_LOCK, str(db_path),
+                                                str(hold_s))
+    flag = Path(str(db_path) + ".locked")
+    while not flag.exists():  # noqa: ASYNC110, ASYNC240 - written by another process
+        await asyncio.sleep(0.01)
+    await _bench_get(info, "/_bench/stall?start=1")
+    url = f"http://127.0.0.1:{info['port']}{info['path']}"
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {info['token']}"}
+    payload = json.dumps(BODY).encode()
+    stop = time.perf_counter() + hold_s + 1.0
+    statuses: dict[int, int] = {}
+    reads = 0
+
+    async def writer(session: aiohttp.ClientSession) -> None:
+        while time.perf_counter() < stop:
+            async with session.post(url, data=payload, headers=headers) as r:
+                await r.read()
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+
+    async def reader(session: aiohttp.ClientSession) -> None:
+        nonlocal reads
+        while time.perf_counter() < stop - 1.0:
+            async with session.get(url + "?limit=1", headers=headers) as r:
+                await r.read()
+                reads += r.status == 200
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CLIENTS + 1)) as s:
+        await asyncio.gather(reader(s), *(writer(s) for _ in range(CLIENTS)))
+    await proc.wait()
+    stall = (await _bench_get(info, "/_bench/stall"))["max_ms"]
+    return {"loop_stall_max_ms_foreign_lock": round(stall, 2),
+            "foreign_lock_reads_served": reads,
+            "foreign_lock_writes_ok": statuses.get(201, 0),
+            "foreign_lock_writes_busy": statuses.get(503, 0),
+            "foreign_lock_writes_other": sum(n for c, n in statuses.items() if c not in (201, 503))}
 
 
 def _pg_url(stack: contextlib.ExitStack) -> str:
@@ -246,6 +355,11 @@ def main() -> None:
             "sqlite": stack.enter_context(_server("node", f"sqlite:///{d / 'node.db'}", d)),
         }
         results = _rounds(targets, rounds, seconds, warmup)
+        extra: dict[str, float] = asyncio.run(
+            _foreign_lock(targets["sqlite"], d / "node.db", FOREIGN_LOCK_S))
+        ck = asyncio.run(_bench_get(targets["sqlite"], "/_bench/checkpoint"))
+        extra["wal_bytes_after_checkpoint"] = ck["wal_bytes"]
+        extra["wal_limit_bytes"] = ck["limit_bytes"]
         pg = stack.enter_context(_server("node", _pg_url(stack), d))
         results.update(_rounds({"postgres": pg}, max(1, rounds - 1), seconds, warmup))
     out: dict[str, float] = {}
@@ -255,6 +369,8 @@ def main() -> None:
         out[f"{name}_p99_ms"] = round(r["p99_ms"], 2)
     out["sqlite_to_bare"] = round(results["sqlite"]["writes_per_s"]
                                   / results["bare"]["writes_per_s"], 3)
+    out["loop_stall_max_ms_writes"] = round(results["sqlite"]["stall_ms"], 2)
+    out.update(extra)
     print(f"encounter writes, {CLIENTS} concurrent clients, best of {rounds} interleaved "
           f"rounds of {seconds:g} s")
     print(f"{'target':<26}{'writes/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
@@ -264,6 +380,13 @@ def main() -> None:
         print(f"{label:<26}{r['writes_per_s']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}")
     print(f"full API / bare on SQLite: {out['sqlite_to_bare']:.3f} (goal >= 0.25; "
           f"p99 goal < 25 ms: {out['sqlite_p99_ms']:.1f})")
+    print(f"worst event-loop stall, 16-client writes: {out['loop_stall_max_ms_writes']:.1f} ms "
+          f"(goal < 5); another process holding the write lock {FOREIGN_LOCK_S:g} s: "
+          f"{out['loop_stall_max_ms_foreign_lock']:.1f} ms (goal < 20), "
+          f"{out['foreign_lock_reads_served']:.0f} reads served, writes "
+          f"{out['foreign_lock_writes_ok']:.0f} ok / {out['foreign_lock_writes_busy']:.0f} busy")
+    print(f"WAL after a checkpoint: {out['wal_bytes_after_checkpoint']:.0f} bytes "
+          f"(limit {out['wal_limit_bytes']:.0f})")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
 
