@@ -6,7 +6,8 @@ again (a resend under a new msg id) is stored as it was; a different body is ref
 `conflicting_share` and nothing changes (a node that re-splits could otherwise be counted
 with a share of another vector).
 
-Rounds (`aggregate_round`, from a hub only: `unknown_sender` otherwise): per group, the
+Rounds (`aggregate_round`, from a hub only: `unknown_sender` otherwise; each group is a
+roster region listing only that region's agencies, `round_conflict` otherwise): per group, the
 listed nodes whose shares the helper lacks are reported `missing` (no sum for that group);
 otherwise the helper sums exactly the listed shares mod 2^64, adds one fresh draw of its
 noise (`federation.aggregate_noise`) and stores the noisy sum per (month, group). A group
@@ -112,6 +113,12 @@ async def answer_round(
         rnd = AggregateRoundBody.model_validate(body)
     except ValidationError:
         raise ProtocolError(Code.BAD_BODY, "not an aggregate_round body") from None
+    for group_id, nodes in rnd.groups.items():
+        # A group is a region and holds only its own agencies: with one answer per
+        # (month, group), no node is ever in two noisy answers of one month (a hub that
+        # invented groups could otherwise difference a node out at twice its budget).
+        if any(not state.has_node(n) or state.node(n).region != group_id for n in nodes):
+            raise ProtocolError(Code.ROUND_CONFLICT, "a group lists a node of another region")
     set_sha = sha256_b64u(canonical_bytes(body["groups"]))
     seen = (await conn.execute(
         select(HelperRound.set_sha256, HelperRound.result).where(

@@ -93,15 +93,20 @@ async def test_round_sums_exactly_the_listed_shares(shared_net: SharedFactory) -
     net.hub.fed.register_handler(MessageType.AGGREGATE_RESULT, on_result, replace=True)
     rng = random.Random(2)
     xs, hub_parts = {}, {}
-    for n in net.nodes[:2]:
+    north = [net.nodes[0], net.nodes[2]]  # agency-1 and agency-3; agency-2 is south
+    for n in north:
         xs[n.node_id] = [rng.randint(0, 20) for _ in range(K)]
         hub_parts[n.node_id], helper_part = shares.split(xs[n.node_id], rng.randbytes)
         await send(net, n, HELPER_ID, MessageType.AGGREGATE_SHARE, share_body(helper_part))
     ids = sorted(xs)
-    absent = net.nodes[2].node_id
+    absent = net.nodes[1].node_id
     groups = {"north": ids, "south": [absent]}
     rnd = {"round_id": "01JDZZZZZZZZZZZZZZZZZZZZZZ", "month": MONTH, "schema": SCHEMA,
            "groups": groups}
+    # a hub inventing groups: a node listed under another region is refused, nothing stored
+    forged = {**rnd, "round_id": "01JDZZZZZZZZZZZZZZZZZZZZZW", "groups": {"south": ids}}
+    msg = await send(net, net.hub, HELPER_ID, MessageType.AGGREGATE_ROUND, forged)
+    assert await outbox_row(net.hub, msg) == ("failed", "round_conflict") and got == []
     await send(net, net.hub, HELPER_ID, MessageType.AGGREGATE_ROUND, rnd)
     [result] = got
     assert result["results"]["south"] == {"missing": [absent]}
