@@ -24,10 +24,10 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
-from protocol.shares import decode as decode_share
 from protocol.errors import ProtocolError
 from protocol.hub_bodies import Bounds
 from protocol.ids import MsgId, NodeId
+from protocol.shares import decode as decode_share
 from protocol.vocabulary import MeasureField
 from protocol.wire_types import B64uText, DecimalStr, MonthStr, SchemaName, Sha256, WireModel
 from protocol.workload import GROUP_NAMES, SCHEMA, WORKLOAD_KEYS
