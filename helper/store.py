@@ -10,7 +10,8 @@ Rounds (`aggregate_round`, from a hub only: `unknown_sender` otherwise; each gro
 roster region listing only that region's agencies, `round_conflict` otherwise): per group, the
 listed nodes whose shares the helper lacks are reported `missing` (no sum for that group);
 otherwise the helper sums exactly the listed shares mod 2^64, adds one fresh draw of its
-noise (`federation.aggregate_noise`) and stores the noisy sum per (month, group). A group
+noise (`federation.aggregate_noise`), stores the noisy sum per (month, group) and erases the
+shares it summed (their digests stay, for the one-share rule). A group
 answered once is fixed: the same node set again gets the stored sum, a different set is
 refused `round_conflict` (a second noisy answer over a changed set would let the hub
 difference a node out). A round id answered before gets the stored result again if its set
@@ -24,7 +25,7 @@ import json
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, LargeBinary, String, Text, insert, select
+from sqlalchemy import BigInteger, LargeBinary, String, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -170,4 +171,8 @@ async def _group(
     await conn.execute(insert(HelperAnswer).values(
         month=month, group_id=group_id, nodes=listed, noisy_sum=noisy, round_id=round_id,
         answered_at=now_ms))
+    # Summed shares are erased (their digests stay for the one-share rule): a later breach
+    # of both aggregators' databases finds no share to recombine.
+    await conn.execute(update(HelperShare).where(
+        HelperShare.month == month, HelperShare.node_id.in_(nodes)).values(share=b""))
     return {"sum": noisy}

@@ -22,6 +22,9 @@ addressed to the hub) and relays the other share, sealed to the helper, without 
   both sums or in neither: the hub never sums a node the helper did not, and the reverse.
 - A late share (its region already published) is stored and never used: a region-month is
   published once, from one set. The state is the sum of the regions (`hub.stats.estimates`).
+  Once published, the hub erases the shares it summed (their digests stay, for the
+  one-share rule), as the helper does once it answered: a later breach of both databases
+  finds no share to recombine.
 
 P2's estimator reads `shared_figures` (`published_figures`). No row here holds a record or a
 node's vector: only one share (uniformly random alone) and noisy sums of many.
@@ -243,6 +246,9 @@ async def _publish(
         month=rnd.month, region=region, values_json=json.dumps(values),
         variances_json=json.dumps(variances), nodes=json.dumps(sorted(nodes)),
         round_id=rnd.round_id, published_at=now_ms))
+    # The published shares are erased (digests kept): nothing left to recombine later.
+    await conn.execute(update(HubShare).where(
+        HubShare.month == rnd.month, HubShare.node_id.in_(nodes)).values(share=b""))
 
 
 async def published_figures(

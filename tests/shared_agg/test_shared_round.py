@@ -49,6 +49,11 @@ async def test_whole_round_to_published_figures(shared_net: SharedFactory) -> No
         assert f.variances["total"] > 0
         assert _close(f.values["total"], truth, f.variances["total"])
         assert _close(f.values["discipline:fire"], truth, f.variances["discipline:fire"])
+    # the summed shares are erased at both aggregators once used (digests kept)
+    async with net.hub.db.read() as conn:
+        assert {r[0] for r in await conn.execute(select(HubShare.share))} == {b""}
+    async with net.helper.db.read() as conn:
+        assert {r[0] for r in await conn.execute(select(HelperShare.share))} == {b""}
     # nothing went as a local release; each node charged its ledger once, as shared
     assert await count(net.hub, AggregateRelease) == 0
     for node in net.nodes:
