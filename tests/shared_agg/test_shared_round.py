@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
+from bench.reliability_report import record
 from federation.store import outbox
 from helper.store import HelperShare
 from hub.stats.aggregates import AggregateRelease
@@ -94,6 +95,13 @@ async def test_dropouts_are_in_both_sums_or_neither(shared_net: SharedFactory) -
     assert figs2["north"] == figs["north"]
     assert figs2["south"].nodes == ("agency-4",)
     assert _close(figs2["south"].values["total"], 6, figs2["south"].variances["total"])
+    record("fault-shared-round-dropouts", area="fault",
+           case="nodes missing at the helper, at the hub, or late are in both sums or neither",
+           how="real hub, helper and four nodes; one node's helper share lost, one node's hub "
+               "share lost, one node sending after the round; figures checked against the "
+               "true counts of exactly the nodes listed",
+           result="helper-missing node re-issued out of both sums; hub-missing node in no "
+                  "set; late node's shares stored, never added to a published region")
 
 
 def test_due_months_wait_a_day_after_the_release_day() -> None:
