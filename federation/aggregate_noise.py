@@ -125,6 +125,21 @@ def calibrate(
                       per_person_month, per_cell)
 
 
-def key_variances(noise: AggregateNoise) -> list[float]:
-    """Variance of each published key (WORKLOAD_KEYS order): two aggregators' noises."""
-    return [2 * g.variance for g in noise.groups for _ in range(g.size)]
+def key_variances(
+    noise: AggregateNoise, other_scales: Mapping[str, str] | None = None,
+) -> list[float]:
+    """Variance of each published key (WORKLOAD_KEYS order): this aggregator's noise plus
+    the other's, at the scales it declared (`aggregate_result.scales`; None or an unreadable
+    one: the same as ours, 2 sigma_g^2 under one policy)."""
+    out: list[float] = []
+    for g in noise.groups:
+        theirs = g.variance
+        raw = (other_scales or {}).get(g.name)
+        try:
+            scale = float(raw) if raw is not None else 0.0
+        except ValueError:
+            scale = 0.0
+        if scale > 0 and math.isfinite(scale):
+            theirs = _variance(noise.measure, scale)
+        out.extend([g.variance + theirs] * g.size)
+    return out

@@ -17,8 +17,9 @@ addressed to the hub) and relays the other share, sealed to the helper, without 
   nodes mod 2^64, adds its own noise (one OpenDP draw per group-month,
   `federation.aggregate_noise`), adds the helper's noisy sum mod 2^64 and reads int64: the
   region's published workload (`shared_figures`), each key with variance 2 sigma_g^2
-  (`key_variances`). A group reported `missing` is not published; its missing nodes are
-  excluded for the month and a new round is issued at once without them. So a node is in
+  (`key_variances`: the hub's noise plus the helper's at the scales it declared). A group
+  reported `missing` is not published; its missing nodes are excluded for the month and a
+  new round is issued at once without them. So a node is in
   both sums or in neither: the hub never sums a node the helper did not, and the reverse.
 - A late share (its region already published) is stored and never used: a region-month is
   published once, from one set. The state is the sum of the regions (`hub.stats.estimates`).
@@ -212,7 +213,7 @@ async def accept_result(
     groups: dict[str, list[str]] = json.loads(rnd.groups)
     if set(res.results) != set(groups):
         raise ProtocolError(Code.ROUND_CONFLICT, "the result does not answer the round's groups")
-    variances = key_variances(noise)
+    variances = key_variances(noise, res.scales)  # ours + the helper's declared noise
     for group_id, nodes in groups.items():
         answer = res.results[group_id]
         if isinstance(answer, GroupSum):

@@ -43,3 +43,12 @@ def test_pure_dp_policy_calibrates_laplace() -> None:
     analytic = group_scales(Measure.PURE_DP, Decimal("1.0") / 12, None, 4, 1)
     for g in noise.groups:
         assert analytic[g.name] * (1 - 1e-9) <= g.scale <= analytic[g.name] * 1.01
+
+
+def test_published_variance_uses_the_helpers_declared_scales() -> None:
+    noise = calibrate("zcdp", "1.0", None, 4, 1)
+    same = key_variances(noise, noise.scales())
+    assert same == key_variances(noise)
+    wider = {**noise.scales(), "total": "40"}
+    v = key_variances(noise, wider)
+    assert v[0] == noise.groups[0].scale ** 2 + 40.0 ** 2 and v[1:] == same[1:]
