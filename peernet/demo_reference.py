@@ -1,9 +1,9 @@
 """The README's configuration reference, generated from the servers' settings models.
 
 `config_reference()` renders one Markdown table per settings model (`node.core.config.
-NodeSettings`, `hub.config.HubSettings`): each field's TOML key, environment variable,
-type, default and meaning. The README holds the output between the markers
-`<!-- config-reference:start -->` and `<!-- config-reference:end -->`;
+NodeSettings`, `hub.config.HubSettings`, `helper.config.HelperSettings`): each field's TOML
+key, environment variable, type, default and meaning. The README holds the output between
+the markers `<!-- config-reference:start -->` and `<!-- config-reference:end -->`;
 tests/demo/test_readme.py fails when the two differ, and `python -m peernet.demo_reference
 --write` rewrites the README section. A field without a line in `MEANINGS` is an error, so a
 new setting cannot reach the README undocumented.
@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings
 
+from helper.config import HelperSettings
 from hub.config import HubSettings
 from node.core.config import NodeSettings
 
@@ -68,6 +69,11 @@ MEANINGS: dict[str, dict[str, str]] = {
         "trusted_proxies": "Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the "
                            "client for the login throttle; from any other peer the header is "
                            "ignored.",
+        "identifier_format": "How a typed supported-person identifier is made canonical "
+                             "before it is pseudonymised: `alphanumeric` keeps letters, digits "
+                             "and leading zeros; `employee_number` takes digits only and drops "
+                             "leading zeros. Placeholders such as `unknown` are refused either "
+                             "way.",
     },
     "hub": {
         "hub_id": "Roster id of the hub.",
@@ -98,6 +104,33 @@ MEANINGS: dict[str, dict[str, str]] = {
         "trusted_proxies": "Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the "
                            "client for the login throttle; from any other peer the header is "
                            "ignored.",
+    },
+    "helper": {
+        "helper_id": "Roster id of the helper aggregator (role `helper` in the roster).",
+        "name": "Helper name.",
+        "region": "Region named in the roster for the helper.",
+        "data_dir": "Directory for the key file, `helper-info.json` (and the SQLite database "
+                    "by default).",
+        "db_url": "`sqlite:///path` or `postgresql://user@host/db` (password from "
+                  "`db_password` or `db_password_file`, not the URL); empty: "
+                  "`<data_dir>/helper.db`.",
+        "db_password_file": "File whose first line is the database password (e.g. a "
+                            "container secret); read at start, never written back.",
+        "host": "Listen address.",
+        "port": "Listen port.",
+        "public_url": "URL the hub reaches the helper at (listed in the roster).",
+        "hub_url": "The hub the helper fetches rosters from; the hub relays every share and "
+                   "round to it.",
+        "key_file": "Sealed key file; empty: `<data_dir>/helper.key`.",
+        "board_keys": "Pinned state board public keys (base64url), from `board.json`.",
+        "board_threshold": "Board signatures a roster needs; empty: all pinned keys.",
+        "passphrase": "Opens the key file. Environment only.",
+        "operator_token": "Operator bearer token for the helper's status API. Environment "
+                          "only.",
+        "db_password": "Database password, merged into `db_url` in memory. Environment "
+                       "only.",
+        "max_body_bytes": "Largest request body.",
+        "poll_ms": "How often the helper retries queued results when idle.",
     },
 }
 
@@ -157,6 +190,11 @@ def config_reference() -> str:
         "Hub (`peernet hub ... --config hub.toml`, `hub.config.HubSettings`):",
         "",
         *_table("hub", HubSettings),
+        "",
+        "Helper aggregator (`peernet helper init|serve --config helper.toml`, "
+        "`helper.config.HelperSettings`):",
+        "",
+        *_table("helper", HelperSettings),
     ]
     return "\n".join(out) + "\n"
 

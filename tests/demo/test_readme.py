@@ -38,3 +38,12 @@ def test_every_section_the_issue_names_is_there() -> None:
                     "## Security model", "## Privacy model", "## Operations", "## Changelog"):
         assert heading in text, heading
     assert text.index("## Layout") < text.index("## What peernet is")
+
+
+def test_the_helper_aggregator_has_its_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "`PEERNET_HELPER_POLL_MS`" in config_reference()
+    helper = dict(MEANINGS["helper"])
+    del helper["poll_ms"]
+    monkeypatch.setitem(MEANINGS, "helper", helper)
+    with pytest.raises(KeyError, match="poll_ms"):
+        config_reference()
