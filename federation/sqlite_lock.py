@@ -26,9 +26,11 @@ from sqlalchemy.exc import DBAPIError
 
 from federation.errors import FedCode, FederationError
 
-__all__ = ["BUSY_WAIT_S", "DatabaseBusy", "begin_immediate", "is_busy", "write_error"]
+__all__ = ["BUSY_WAIT_S", "RETRY_AFTER_S", "DatabaseBusy", "begin_immediate", "is_busy",
+           "write_error"]
 
 BUSY_WAIT_S = 10.0  # as long as the busy timeout the threaded connections keep
+RETRY_AFTER_S = 1  # the Retry-After (seconds) a server sends with a 503 `busy`
 _FIRST_SLEEP_S = 0.001
 _MAX_SLEEP_S = 0.05
 

@@ -41,10 +41,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from federation.client_address import TRUSTED_PROXIES, parse_trusted
 from federation.clock import Clock, SystemClock
 from federation.database import make_engine, migrate
-from federation.errors import FederationError, error_body
+from federation.errors import FedCode, FederationError, error_body
 from federation.keystore import KeystoreError, NodeKeys
 from federation.roster_acceptance import BoardPin
 from federation.service import FederationService
+from federation.sqlite_lock import RETRY_AFTER_S
 from federation.websecurity import body_limit, security_headers
 from hub import openapi
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, RELAY, SETTINGS
@@ -228,7 +229,10 @@ async def _error_middleware(request: web.Request, handler: Any) -> web.StreamRes
     except HubError as exc:
         return web.json_response(exc.body(), status=exc.status)
     except FederationError as exc:
-        return web.json_response(error_body(exc.code, exc.message, exc.field), status=exc.status)
+        # busy: another process held SQLite's write lock; nothing was written, send it again
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.code == FedCode.BUSY else None
+        return web.json_response(error_body(exc.code, exc.message, exc.field),
+                                 status=exc.status, headers=headers)
     except web.HTTPNotFound:
         return web.json_response(error_body(Code.NOT_FOUND, "no such route"), status=404)
     except web.HTTPMethodNotAllowed:

@@ -44,6 +44,7 @@ class Code(StrEnum):
     CONFIG = "config"  # missing or invalid configuration (CLI)
     KEYS = "keys"  # key file missing, damaged, or wrong passphrase (CLI)
     DATABASE = "database"  # database unreachable (CLI)
+    BUSY = "busy"  # SQLite: another process held the write lock too long; retry (Retry-After)
     INTERNAL = "internal"
 
 
@@ -72,6 +73,7 @@ _STATUS: dict[Code, int] = {
     Code.CONFIG: 500,
     Code.KEYS: 500,
     Code.DATABASE: 503,
+    Code.BUSY: 503,
     Code.INTERNAL: 500,
 }
 

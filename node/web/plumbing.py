@@ -31,6 +31,7 @@ from sqlalchemy import select
 
 from federation.errors import FederationError
 from federation.field_errors import field_message, sentence
+from federation.sqlite_lock import RETRY_AFTER_S
 from federation.webkit.csrf import csrf_given
 from federation.webkit.pages import error_response
 from federation.websecurity import csrf_equal, token_hash
@@ -167,8 +168,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except NodeError as exc:
         return _error_response(request, exc)
     except FederationError as exc:
-        if exc.code == Code.TOO_LARGE.value:
-            return _error_response(request, NodeError(Code.TOO_LARGE, exc.message))
+        if exc.code in (Code.TOO_LARGE.value, Code.BUSY.value):
+            return _error_response(request, NodeError(Code(exc.code), exc.message))
         raise
     except web.HTTPRequestEntityTooLarge:
         return _error_response(request, NodeError(Code.TOO_LARGE, "request body too large"))
@@ -185,8 +186,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def _error_response(request: web.Request, exc: NodeError) -> web.StreamResponse:
     as_page = not _is_api(request) and "text/html" in request.headers.get("Accept", "")
-    return error_response(request, exc, as_page=as_page,
-                          unauthenticated=exc.code is Code.UNAUTHENTICATED, render=render)
+    response = error_response(request, exc, as_page=as_page,
+                              unauthenticated=exc.code is Code.UNAUTHENTICATED, render=render)
+    if exc.code is Code.BUSY:  # nothing was written; the same request may simply be sent again
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
 
 
 async def load_principal(request: web.Request) -> Principal | None:
