@@ -7,8 +7,10 @@ own JSON API is described; the federation transport (`/fed/v1/...`) has its wire
 DESIGN section 4, and the pages are for browsers.
 
 Every error response names the hub's stable codes (`hub.errors.HTTP_STATUS`: the
-`ErrorCode` enum); the activation log follows the node's paging convention (`limit` +
-`cursor`, answered with `next_cursor`). tests/openapi/hub-v1.json is the published copy: a
+`ErrorCode` enum); the activation log and the release alarms follow the node's paging
+convention (`limit` + `cursor`, answered with `next_cursor`; the alarms keep their `alarms`
+key for older clients). The shared-aggregation operator routes (`hub.stats.rounds_feature`)
+are tagged `shared-aggregation`. tests/openapi/hub-v1.json is the published copy: a
 test fails when an operation, parameter or field of it disappears.
 """
 
@@ -17,19 +19,23 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from federation.openapi import PAGING_TEXT, Operation, build_document
 from hub.errors import HTTP_STATUS
-from hub.stats.models import ActivationLogQuery, AggregateAlarmsOut, StatsDocument, StatsQuery
+from hub.stats.models import (
+    MONTH,
+    ActivationLogQuery,
+    AggregateAlarmsOut,
+    AggregateAlarmsQuery,
+    StatsDocument,
+    StatsQuery,
+)
+from hub.stats.rounds_models import RoundStartedOut, SharedFiguresOut, SharedFiguresQuery
 
 __all__ = ["OPERATIONS", "ActivationLogEntry", "ActivationLogOut", "hub_document", "setup"]
 
 _DOC = web.AppKey("peernet_hub_openapi", dict[str, Any])
-
-
-class _NoQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class _LogCounts(BaseModel):
@@ -72,8 +78,21 @@ OPERATIONS: tuple[Operation, ...] = (
               "nodes_reporting (operator, board_analyst)", query=StatsQuery,
               tags=("stats",), errors=_E),
     Operation("GET", "/api/v1/stats/alarms", "getReleaseAlarms",
-              "Conflicting-release alarms (operator)", query=_NoQuery,
-              response=AggregateAlarmsOut, tags=("stats",), errors=_E),
+              "Conflicting-release alarms (operator)", query=AggregateAlarmsQuery,
+              response=AggregateAlarmsOut, tags=("stats",), errors=_E,
+              description=PAGING_TEXT + "newest alarm first. The list is under `alarms`."),
+    Operation("POST", "/api/v1/rounds/{month}", "startSharedRound",
+              "Start the month's shared-aggregation round now (operator)",
+              response=RoundStartedOut, tags=("shared-aggregation",), errors=_E,
+              path_params={"month": {"type": "string", "pattern": MONTH,
+                                     "description": "The month (YYYY-MM)"}},
+              description="Sends the month's round to the roster policy's helper. No "
+                          "request body. The hub also starts due rounds by itself."),
+    Operation("GET", "/api/v1/shared-figures", "getSharedFigures",
+              "Published region-months of shared aggregation with per-key variances "
+              "(operator, board_analyst)", query=SharedFiguresQuery,
+              response=SharedFiguresOut, tags=("shared-aggregation",), errors=_E,
+              description="Ordered by month, then region."),
     Operation("GET", "/api/v1/activation-log", "getActivationLog",
               "The central activation log, newest first (operator, board_analyst)",
               query=ActivationLogQuery, response=ActivationLogOut, tags=("activations",),

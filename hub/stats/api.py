@@ -21,7 +21,8 @@
   parameter: 400 `invalid_input` naming it).
 - `GET /api/v1/stats.csv`: the same figures, one row per month and metric, rounded and
   clamped exactly as the dashboard shows them (blank where no agency reported).
-- `GET /api/v1/stats/alarms` (operator): the conflicting-release alarms.
+- `GET /api/v1/stats/alarms?limit=&cursor=` (operator): the conflicting-release alarms,
+  newest first, paged like every list (`next_cursor`; the `alarms` key is kept).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION
 from hub.errors import Code, HubError
 from hub.stats.aggregates import AggregateAlarm, AggregateError, accept_release, record_alarm
-from hub.stats.models import StatsQuery, parse_query
+from hub.stats.models import AggregateAlarmsQuery, StatsQuery, parse_query
 from hub.stats.query import FilterError, StatsFilter, load_month_sums
 from hub.stats.release_rules import measure_refusal
 from hub.stats.summary import summarise
@@ -230,20 +231,23 @@ async def _stats_csv(request: web.Request) -> web.Response:
     )
 
 
-async def list_alarms(app: web.Application, limit: int = 200) -> list[dict[str, Any]]:
+async def list_alarms(app: web.Application, limit: int = 200,
+                      offset: int = 0) -> list[dict[str, Any]]:
+    """The conflicting-release alarms, newest first (`offset` rows skipped)."""
     a = AggregateAlarm
     async with app[DB].read() as conn:
         rows = (await conn.execute(
             select(a.kind, a.node_id, a.month, a.stored_release_id, a.offered_release_id,
                    a.offered_body_sha256, a.received_at)
-            .order_by(a.received_at.desc(), a.id.desc()).limit(limit)
+            .order_by(a.received_at.desc(), a.id.desc()).offset(offset).limit(limit)
         )).all()
     return [dict(r._mapping) for r in rows]
 
 
 async def _alarms(request: web.Request) -> web.Response:
     await request.app[AUTHORIZE](request, OPERATOR)
-    if request.query:
-        raise HubError(Code.INVALID_INPUT, "this route takes no parameters",
-                       next(iter(request.query)))
-    return web.json_response({"alarms": await list_alarms(request.app)})
+    q = parse_query(request.query, AggregateAlarmsQuery)  # paging: hub.openapi
+    limit, start = q.limit or 200, int(q.cursor or 0)
+    rows = await list_alarms(request.app, limit=limit, offset=start)
+    nxt = str(start + len(rows)) if len(rows) >= limit else None
+    return web.json_response({"alarms": rows, "next_cursor": nxt})

@@ -21,6 +21,7 @@ __all__ = [
     "ActivationLogQuery",
     "AggregateAlarmOut",
     "AggregateAlarmsOut",
+    "AggregateAlarmsQuery",
     "Count",
     "Rate",
     "StatsDocument",
@@ -185,3 +186,12 @@ class AggregateAlarmOut(_Out):
 
 class AggregateAlarmsOut(_Out):
     alarms: list[AggregateAlarmOut]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null: no more pages")
+
+
+class AggregateAlarmsQuery(_Query):
+    limit: Annotated[int | None, Field(ge=1, le=1000, description="Default 200")] = None
+    cursor: Annotated[str | None, Field(
+        pattern=r"^[0-9]{1,18}$", description="Opaque: the previous page's `next_cursor`",
+        examples=["200"])] = None

@@ -11,6 +11,8 @@
   or `{"round_id": null}` when a round is open or nothing is left to aggregate).
 - `GET /api/v1/shared-figures?month_from=&month_to=` (operator, board_analyst): the published
   region-months with per-key variances (what the estimator reads).
+
+Both are in the hub's OpenAPI document (`hub.openapi`, models in `rounds_models`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from federation.service import FederationService
 from federation.worker import PassLoop
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION
 from hub.errors import Code, HubError
+from hub.stats.models import parse_query
 from hub.stats.rounds import accept_result, accept_share, published_figures, start_rounds
+from hub.stats.rounds_models import SharedFiguresQuery
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 
@@ -140,15 +144,9 @@ async def _start(request: web.Request) -> web.Response:
 
 async def _figures(request: web.Request) -> web.Response:
     await request.app[AUTHORIZE](request, frozenset({"operator", "board_analyst"}))
-    for name in request.query:
-        if name not in ("month_from", "month_to") or len(request.query.getall(name)) > 1:
-            raise HubError(Code.INVALID_INPUT, f"unknown or repeated parameter {name}", name)
-    lo, hi = request.query.get("month_from", "0000-01"), request.query.get("month_to", "9999-12")
-    for name, v in (("month_from", lo), ("month_to", hi)):
-        if not _MONTH.match(v):
-            raise HubError(Code.INVALID_INPUT, f"{name} must be YYYY-MM", name)
+    q = parse_query(request.query, SharedFiguresQuery)
     async with request.app[DB].read() as conn:
-        figs = await published_figures(conn, lo, hi)
+        figs = await published_figures(conn, q.month_from or "0000-01", q.month_to or "9999-12")
     out: list[dict[str, Any]] = [
         {"month": f.month, "region": f.region, "nodes": len(f.nodes), "values": f.values,
          "variances": f.variances} for f in figs]
