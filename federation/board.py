@@ -33,6 +33,7 @@ from federation.roster import (
     MAX_OLD_SIGN_KEYS,
     Board,
     NodeEntry,
+    NodeRole,
     Policy,
     Revocation,
     Roster,
@@ -63,6 +64,10 @@ BOARD_FORMAT = "peernet-board-v1"
 SIGNATURE_FORMAT = "peernet-roster-signature-v1"
 DAY_MS = 86_400_000
 DEFAULT_VALIDITY_DAYS = 90
+
+
+# Policy fields a roster omits when unset (never null), see `federation.roster.PrivacyPolicy`.
+_OPTIONAL = frozenset({"privacy.workload_weights", "privacy.aggregation", "privacy.helper"})
 
 
 def _bad(message: str, field: str | None = None) -> FederationError:
@@ -265,17 +270,35 @@ class BoardDir:
         return self._edit(draft, revoked=revoked)
 
     def set_policy(self, path: str, value: Any, now_ms: int) -> Roster:
+        return self.set_policies([(path, value)], now_ms)
+
+    def set_policies(self, pairs: list[tuple[str, Any]], now_ms: int) -> Roster:
+        """Set several dotted policy fields in one edit, so fields that must change
+        together (`privacy.aggregation` "shared" and `privacy.helper`) can. A named helper
+        must be a roster node with role `helper`; nothing is saved on any refusal."""
         draft = self.draft(now_ms)
         policy = draft.policy.model_dump(mode="json")
-        parts = path.split(".")
-        node: Any = policy
-        for p in parts[:-1]:
-            if not isinstance(node, dict) or p not in node:
+        for path, value in pairs:
+            parts = path.split(".")
+            node: Any = policy
+            for p in parts[:-1]:
+                if not isinstance(node, dict) or p not in node:
+                    raise _bad(f"no policy field {path}", "path")
+                node = node[p]
+            # Optional fields are omitted from the dump when unset, yet settable; null
+            # omits one again (e.g. `privacy.helper` when going back to local).
+            known = isinstance(node, dict) and (parts[-1] in node or path in _OPTIONAL)
+            if not known:
                 raise _bad(f"no policy field {path}", "path")
-            node = node[p]
-        if not isinstance(node, dict) or parts[-1] not in node:
-            raise _bad(f"no policy field {path}", "path")
-        node[parts[-1]] = value
+            if value is None and path in _OPTIONAL:
+                node.pop(parts[-1], None)
+            else:
+                node[parts[-1]] = value
+        helper = policy.get("privacy", {}).get("helper")
+        if helper is not None and not any(
+                n.node_id == helper and NodeRole.HELPER in n.roles for n in draft.nodes):
+            raise _bad("privacy.helper must name a roster node with role helper "
+                       "(add its helper-info.json first)", "privacy.helper")
         return self._edit(draft, policy=policy)
 
     def set_board(self, keys: list[str], threshold: int, now_ms: int) -> Roster:

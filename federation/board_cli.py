@@ -200,17 +200,26 @@ def policy_group() -> None:
 
 @policy_group.command("set")
 @_DIR
-@click.argument("path")
-@click.argument("value")
+@click.argument("pairs", nargs=-1, required=True, metavar="PATH VALUE [PATH VALUE]...")
 @_expected
-def policy_set_cmd(directory: Path, path: str, value: str) -> None:
-    """Set policy field PATH (dotted, e.g. privacy.per_cell) to VALUE (JSON, or a string)."""
-    try:
-        parsed: Any = parse_json(value.encode("utf-8"))
-    except ProtocolError:
-        parsed = value
-    draft = BoardDir(directory).set_policy(path, parsed, _now())
-    click.echo(f"policy {path} set in draft version {draft.version}")
+def policy_set_cmd(directory: Path, pairs: tuple[str, ...]) -> None:
+    """Set policy field PATH (dotted, e.g. privacy.per_cell) to VALUE (JSON, or a string).
+
+    Several PATH VALUE pairs are set in one edit, for fields that must change together:
+    `privacy.aggregation shared privacy.helper HELPER-ID` (the helper a roster node with
+    role helper); `privacy.aggregation local privacy.helper null` goes back (null omits an
+    optional field)."""
+    if len(pairs) % 2:
+        raise click.UsageError("give PATH VALUE pairs (an odd number of arguments was given)")
+    edits: list[tuple[str, Any]] = []
+    for path, value in zip(pairs[::2], pairs[1::2], strict=True):
+        try:
+            parsed: Any = parse_json(value.encode("utf-8"))
+        except ProtocolError:
+            parsed = value
+        edits.append((path, parsed))
+    draft = BoardDir(directory).set_policies(edits, _now())
+    click.echo(f"policy {', '.join(p for p, _ in edits)} set in draft version {draft.version}")
 
 
 @policy_group.command("show")
