@@ -29,6 +29,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from federation.clock import Clock
+from federation.database import Database
 from federation.errors import FedCode, FederationError, error_body
 from federation.roster import SignedRoster, parse_signed_roster
 from federation.roster_acceptance import BoardPin
@@ -61,9 +62,16 @@ class RosterStore:
         self.engine = engine
         self.clock = clock
         # Writes go through the server's write discipline (SQLite: one writer, BEGIN
-        # IMMEDIATE); reads through a plain connection.
-        self.write = write or engine.begin
+        # IMMEDIATE); reads through a plain connection. Without the server's, a `Database`
+        # of this store's own, made at its first write (tools that only read never make one).
+        self._own: Database | None = None
+        self.write = write or self._own_write
         self.state = RosterState(clock, pin)
+
+    def _own_write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self._own is None:
+            self._own = Database(self.engine)
+        return self._own.write()
 
     async def load(self) -> None:
         """Read every accepted version (startup, or to catch up with another process)."""

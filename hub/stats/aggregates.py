@@ -53,6 +53,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
+from federation.database import Database
 from hub.stats.aggregates_db import Base
 from hub.stats.aggregates_errors import AggregateCode, AggregateError
 from hub.stats.aggregates_workload import check_workload, store_values
@@ -282,7 +283,7 @@ async def record_alarm(conn: AsyncConnection, alarm: Mapping[str, Any]) -> None:
 
 
 async def receive_release(
-    engine: AsyncEngine,
+    engine: AsyncEngine | Database,
     body: Mapping[str, Any],
     *,
     sender: str,
@@ -292,15 +293,17 @@ async def receive_release(
     allowance: Decimal | None = None,
     weights: Mapping[str, Decimal | str] | None = None,
 ) -> Accepted:
-    """`accept_release` in its own transaction; a conflict's alarm commits on its own."""
+    """`accept_release` in its own write transaction (`db.write()`, the one write path; a bare
+    engine gets a `Database` of its own); a conflict's alarm commits on its own."""
+    db = engine if isinstance(engine, Database) else Database(engine)
     try:
-        async with engine.begin() as conn:
+        async with db.write() as conn:
             return await accept_release(
                 conn, body, sender=sender, keys=keys, region=region, now_ms=now_ms,
                 allowance=allowance, weights=weights,
             )
     except AggregateError as exc:
         if exc.alarm is not None:
-            async with engine.begin() as conn:
+            async with db.write() as conn:
                 await record_alarm(conn, exc.alarm)
         raise
