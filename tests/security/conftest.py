@@ -148,4 +148,5 @@ def fill(path: str) -> str:
     """A concrete path for a route pattern (ids that exist nowhere)."""
     return (path.replace("{id}", str(uuid.uuid4())).replace("{version}", "1")
             .replace("{activation_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV")
-            .replace("{txn_id}", "txn1").replace("{filename:.*}", "x"))
+            .replace("{txn_id}", "txn1").replace("{filename:.*}", "x")
+            .replace("{month}", "2026-01"))

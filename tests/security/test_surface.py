@@ -96,6 +96,8 @@ HUB_EXPECT: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/v1/roster"): {"operator"},
     ("GET", "/api/v1/stats"): {"operator", "board_analyst"},
     ("GET", "/api/v1/stats.csv"): {"operator", "board_analyst"},
+    ("POST", "/api/v1/rounds/{month}"): {"operator"},
+    ("GET", "/api/v1/shared-figures"): {"operator", "board_analyst"},
 }
 HUB_PUBLIC = {("GET", "/healthz"), ("GET", "/api/v1/directory"), ("GET", "/api/v1/openapi.json")}
 
@@ -114,11 +116,12 @@ async def test_hub_roles_on_every_api_route(hub_app: MakeApp) -> None:
             continue
         allowed = HUB_EXPECT.get((method, path), {"operator"})
         before = await snapshot(engine)
-        r = await hub.client.request(method, path)
+        url = fill(path)
+        r = await hub.client.request(method, url)
         assert r.status == 401, (path, "anonymous", r.status)
-        r = await hub.client.request(method, path, headers={"Authorization": "Bearer forged"})
+        r = await hub.client.request(method, url, headers={"Authorization": "Bearer forged"})
         assert r.status == 401, (path, "forged", r.status)
-        r = await hub.client.request(method, path, headers=hub.bearer("analyst"))
+        r = await hub.client.request(method, url, headers=hub.bearer("analyst"))
         if "board_analyst" in allowed:
             assert r.status != 403, (path, r.status)
         else:
