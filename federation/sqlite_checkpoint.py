@@ -66,6 +66,10 @@ class Checkpointer:
     at_bytes: int = CHECKPOINT_AT_BYTES
     runs: int = 0
     _task: asyncio.Task[tuple[int, int, int]] | None = field(default=None, repr=False)
+    # One checkpoint at a time: a second one started beside a running one gets busy from
+    # SQLite and skips the TRUNCATE, while the running one may have started before the
+    # last commits (so copied only part of the log): neither would shrink the file.
+    _one: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def wal_path(self) -> str:
@@ -81,9 +85,14 @@ class Checkpointer:
             self._task.add_done_callback(_consume)
 
     def run(self) -> Coroutine[Any, Any, tuple[int, int, int]]:
-        """One checkpoint now, on a worker thread (counted in `runs` when started)."""
+        """One checkpoint on a worker thread (counted in `runs` when asked for), after the
+        one already running if any, so it covers every commit made before this call."""
         self.runs += 1
-        return asyncio.to_thread(checkpoint_file, self.path, self.limit_bytes)
+        return self._run_alone()
+
+    async def _run_alone(self) -> tuple[int, int, int]:
+        async with self._one:
+            return await asyncio.to_thread(checkpoint_file, self.path, self.limit_bytes)
 
     async def close(self) -> None:
         task, self._task = self._task, None
