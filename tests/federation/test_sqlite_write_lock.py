@@ -101,6 +101,9 @@ async def _sampler(stop: asyncio.Event, worst: list[float]) -> None:
         worst[0] = max(worst[0], time.perf_counter() - t0 - 0.001)
 
 
+_STALL_LIMIT_S = 0.4
+
+
 async def _wait_locked(db: Database) -> None:
     flag = Path(_path(db) + ".locked")
     async with asyncio.timeout(20):
@@ -125,7 +128,10 @@ async def test_a_foreign_write_lock_does_not_stall_the_loop(file_db: Database) -
     await sampler
     assert await other.wait() == 0
     assert waited > 0.5, waited  # it really waited for the other process
-    assert worst[0] < 0.050, f"event loop stalled {worst[0] * 1000:.1f} ms"
+    # A blocking wait would stall the loop for the whole lock (2.5 s, as the old code did);
+    # the bound is loose because a shared 2-core host can pause the process by itself
+    # (the tight goal is bench.node_api's loop_stall_max_ms_foreign_lock, run alone).
+    assert worst[0] < _STALL_LIMIT_S, f"event loop stalled {worst[0] * 1000:.1f} ms"
     async with file_db.read() as conn:
         assert (await conn.execute(sa.select(sa.func.count()).select_from(_BLOBS))
                 ).scalar_one() == 2
@@ -146,7 +152,7 @@ async def test_a_write_lock_held_too_long_answers_busy_and_changes_nothing(
     await sampler
     assert isinstance(err.value, FederationError)
     assert (err.value.code, err.value.status) == ("busy", 503)
-    assert worst[0] < 0.050, f"event loop stalled {worst[0] * 1000:.1f} ms"
+    assert worst[0] < _STALL_LIMIT_S, f"event loop stalled {worst[0] * 1000:.1f} ms"
     assert await other.wait() == 0
     async with file_db.read() as conn:  # the foreign row only; nothing of the refused write
         assert (await conn.execute(sa.select(_BLOBS.c.b))).scalars().all() == [b"\x00"]
