@@ -18,16 +18,14 @@ and change nothing.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import getpass
-import json
-import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from federation.alarm_text import echo_alarms
 from federation.clock import SystemClock
 from federation.database import make_engine, migrate
 from federation.errors import FederationError
@@ -45,13 +43,6 @@ _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
     default=Path("node.toml"), show_default=True, help="The node's TOML config file.",
 )
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "—"
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).strftime(
-        "%Y-%m-%d %H:%M UTC")
 
 
 def _run(config_path: Path, fn: Callable[[NodeSettings, Database], Awaitable[T]]) -> T:
@@ -84,22 +75,7 @@ def alarm_group() -> None:
 def list_cmd(config_path: Path, active_only: bool, as_json: bool) -> None:
     """List governance alarms, newest first."""
     rows = _run(config_path, lambda _s, db: list_alarms(db.engine, active_only=active_only))
-    if as_json:
-        click.echo(json.dumps({"alarms": rows}, indent=1, sort_keys=True, ensure_ascii=False))
-        return
-    if not rows:
-        click.echo("no active alarms" if active_only else "no alarms")
-        return
-    click.echo(f"{'ID':>5}  {'RAISED':<20}  {'KIND':<12}  {'SOURCE':<16}  STATUS")
-    for a in rows:
-        status = ("active" if a["active"] else
-                  f"acknowledged {_when(a['acknowledged_ts'])} by {a['acknowledged_by']}")
-        click.echo(f"{a['id']:>5}  {_when(a['ts']):<20}  {a['kind']:<12}  "
-                   f"{(a['source'] or '—'):<16}  {status}")
-        for line in textwrap.wrap(a["reason"], 90):
-            click.echo(f"       {line}")
-        if a["ack_note"]:
-            click.echo(f"       Note: {a['ack_note']}")
+    echo_alarms(rows, active_only=active_only, as_json=as_json)
 
 
 @alarm_group.command("ack")
