@@ -297,6 +297,20 @@ def user_unlock_cmd(config_path: Path, username: str) -> None:
 
 
 @token_group.command("list")
+@user_group.command("reset-password")
+@_config_option
+@click.argument("username")
+def user_reset_password_cmd(config_path: Path, username: str) -> None:
+    """Give a user a temporary password (printed once) they must change at next login;
+    ends their sessions and revokes their API tokens; audited."""
+    from node.accounts.passwords import reset_password
+
+    settings = _load(config_path)
+    out = _run(_with_context(settings, lambda ctx: reset_password(ctx, None, username)))
+    click.echo(f"temporary password for {out.username} (shown once; they must change it at "
+               f"next login): {out.temporary_password}")
+
+
 @_config_option
 @click.option("--user", "username", default=None, help="Only this user's tokens.")
 def token_list_cmd(config_path: Path, username: str | None) -> None:

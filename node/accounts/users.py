@@ -14,7 +14,10 @@
   is authenticated by one indexed read, never by a password hash. A change of a user's
   password, role or activity revokes all their tokens (and ends their sessions); listing
   and revoking single tokens is `node.accounts.tokens`.
-- Admins manage users; nobody can remove the last active admin.
+- Admins manage users; nobody can remove the last active admin. A password an admin sets
+  (PATCH or `node.accounts.passwords.reset_password`) must be changed at next login.
+- Own password changes, resets, sessions and the paged users list: `node.accounts.passwords`,
+  `node.accounts.sessions`, `node.accounts.user_list`.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ __all__ = [
     "logout",
     "unlock_login",
     "update_user",
+    "user_out",
 ]
 
 U = table_of(User)
@@ -53,7 +57,7 @@ T = table_of(ApiToken)
 S = table_of(WebSession)
 
 
-def _user_out(row: Any) -> UserOut:
+def user_out(row: Any) -> UserOut:
     return UserOut(id=row.id, username=row.username, role=Role(row.role), team=row.team,
                    active=row.active, created_at=to_dt(row.created_at))
 
@@ -80,7 +84,7 @@ async def create_user(ctx: NodeContext, actor: Principal | None, data: UserIn) -
 async def list_users(ctx: NodeContext) -> list[UserOut]:
     async with ctx.db.read() as conn:
         rows = (await conn.execute(select(U).order_by(U.c.username))).all()
-    return [_user_out(r) for r in rows]
+    return [user_out(r) for r in rows]
 
 
 async def update_user(ctx: NodeContext, actor: Principal, uid: uuid.UUID,
@@ -95,6 +99,8 @@ async def update_user(ctx: NodeContext, actor: Principal, uid: uuid.UUID,
             changed.append(name)
     if patch.password is not None:
         values["password_hash"] = await ctx.hasher.hash_async(patch.password)
+        # Someone else chose it, so its owner picks their own at next login.
+        values["must_change_password"] = uid != actor.user_id
         changed.append("password")
     async with ctx.db.write() as conn:
         row = (await conn.execute(select(U).where(U.c.id == uid))).first()
@@ -118,7 +124,7 @@ async def update_user(ctx: NodeContext, actor: Principal, uid: uuid.UUID,
         await audit.append(conn, ts=now, action="user.update", actor=actor, target_type="user",
                            target_id=uid, detail={"changed": sorted(changed)})
         fresh = (await conn.execute(select(U).where(U.c.id == uid))).one()
-    return _user_out(fresh)
+    return user_out(fresh)
 
 
 async def create_token(ctx: NodeContext, user_id: uuid.UUID, data: TokenIn,
@@ -188,7 +194,8 @@ async def login(ctx: NodeContext, throttle: LoginThrottle, username: str, passwo
         await conn.execute(delete(S).where(S.c.expires_at <= now))
         await conn.execute(insert(S), [{"id": token_hash(cookie), "user_id": row.id,
                                         "csrf_token": csrf, "created_at": now,
-                                        "expires_at": now + max_age * 1000}])
+                                        "expires_at": now + max_age * 1000,
+                                        "last_seen_at": now, "address": address[:64]}])
         await audit.append(conn, ts=now, action="login", actor=who, target_type="user",
                            target_id=row.id)
     return Session(cookie, csrf, max_age, Role(row.role))

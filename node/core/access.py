@@ -25,6 +25,7 @@ class Principal:
     via: str  # "session" or "token"
     session_id: str | None = None
     csrf_token: str | None = None
+    must_change_password: bool = False  # after an admin's reset (node.accounts.passwords)
 
     @property
     def actor(self) -> str:

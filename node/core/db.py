@@ -43,6 +43,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -142,6 +143,9 @@ class User(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
+    # Set by an admin's reset (`node.accounts.passwords`, migration accounts_0001).
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
 class WebSession(Base):
     """A browser session; `id` is the SHA-256 (b64u) of the cookie value, never the value."""
 
@@ -156,6 +160,9 @@ class WebSession(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger)
 
 
+    # Shown on the user's own sessions page (`node.accounts.sessions`, accounts_0001).
+    last_seen_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    address: Mapped[str | None] = mapped_column(String(64), nullable=True)
 class ApiToken(Base):
     """A bearer token for scripts and the CLI, stored as its SHA-256 (b64u) only."""
 

@@ -44,6 +44,8 @@ class Code(StrEnum):
     CONFIG = "config"  # missing or invalid configuration (CLI)
     KEYS = "keys"  # key file missing, damaged, or wrong passphrase (CLI)
     DATABASE = "database"  # database unreachable (CLI)
+    WRONG_PASSWORD = "wrong_password"  # the current password given to change it is wrong
+    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # after a reset: change it first
     BUSY = "busy"  # SQLite: another process held the write lock too long; retry (Retry-After)
     INTERNAL = "internal"
 
@@ -73,6 +75,8 @@ _STATUS: dict[Code, int] = {
     Code.CONFIG: 500,
     Code.KEYS: 500,
     Code.DATABASE: 503,
+    Code.WRONG_PASSWORD: 403,
+    Code.PASSWORD_CHANGE_REQUIRED: 403,
     Code.BUSY: 503,
     Code.INTERNAL: 500,
 }

@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from node.accounts import tokens
+from node.accounts import user_list as user_paging
 from node.accounts import users as accounts
 from node.core import audit as audit_log
 from node.core import audit_verify as audit_verify_mod
@@ -151,9 +152,11 @@ async def follow_up_reassign(request: web.Request) -> web.Response:
 
 async def user_list(request: web.Request) -> web.Response:
     q = query_params(request, UserQuery)
-    items, nxt = page_of(await accounts.list_users(NodeContext.of(request.app)), q.cursor,
-                         q.limit)
-    return _dump(UserList(items=items, next_cursor=nxt))
+    ctx, f = NodeContext.of(request.app), user_paging.filter_of(q.role, q.active, q.q)
+    items = await user_paging.page_users(ctx, f, offset_of(q.cursor), q.limit)
+    return _dump(UserList(items=items, next_cursor=next_cursor(offset_of(q.cursor), q.limit,
+                                                                len(items)),
+                          total=await user_paging.count_users(ctx, f)))
 
 
 async def user_create(request: web.Request) -> web.Response:

@@ -42,6 +42,7 @@ from federation.passwords import INTERACTIVE, PasswordHasher
 from federation.webkit.pages import Site, setup_pages
 from federation.websecurity import body_limit, security_headers
 from federation.worker import stop_task
+from node.accounts import feature as accounts_feature
 from node.activation import feature as activations
 from node.core import audit
 from node.core.appkeys import (
@@ -86,6 +87,7 @@ def _core_features() -> list[Setup]:
 # Feature setups run in this order after the core's; append yours here (one line).
 FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup,
                          audit_anchor.setup]
+FEATURES.append(accounts_feature.setup)  # own password, sessions, resets (node.accounts)
 
 
 def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:

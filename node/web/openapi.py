@@ -36,6 +36,7 @@ LIST_ORDER: dict[str, str] = {
     "api.follow_ups.list": "earliest due first",
     "api.users.list": "by username",
     "api.tokens.list": "by username, then oldest first",
+    "api.sessions.list": "most recently used first",
     "api.disclosures.list": "newest occurred_on first",
     "api.audit.list": "by seq, oldest first",
     "api.activations.list": "newest first",

@@ -36,6 +36,8 @@ BODY_EXAMPLES: dict[str, dict[str, Any]] = {
                          "role": "peer_supporter", "team": "main"},
     "api.users.update": {"team": "b", "active": True},
     "api.tokens.create": {"label": "records sync", "expires_days": 90},
+    "api.account.password": {"current_password": "the one you have now",
+                             "new_password": "a long new passphrase"},
     "api.disclosures.create": {"category": "imminent_harm", "occurred_on": "2026-06-14",
                                "notice_given": True},
     "api.retention.purge": {"days": 365},

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from federation.webkit.pages import favicon
 from node.accounts import users as accounts
+from node.accounts import pages as account_pages
 from node.activation import transfer
 from node.activation.api import ACTIVATIONS
 from node.core.appkeys import THROTTLE
@@ -282,14 +283,7 @@ def _uuid(request: web.Request) -> uuid.UUID:
 # --- admin ------------------------------------------------------------------------------
 
 async def users_page(request: web.Request, error: NodeError | None = None) -> web.Response:
-    ctx = _ctx(request)
-    users = await accounts.list_users(ctx)
-    locked = await request.app[THROTTLE].delayed_users(ctx.db, [u.username for u in users],
-                                                       ctx.now())
-    return render(request, "admin_users.html", {
-        "users": users, "roles": _choices(Role), "labels": LABELS, "error": error,
-        "locked": locked,
-    }, status=error.status if error else 200)
+    return await account_pages.users_page(request, error)  # paged, filtered: node.accounts
 
 
 async def user_create(request: web.Request) -> web.Response:

@@ -210,7 +210,7 @@ async def load_principal(request: web.Request) -> Principal | None:
             return cached
         stmt = (
             select(_users.c.id, _users.c.username, _users.c.role, _users.c.team,
-                   _tokens.c.expires_at)
+                   _tokens.c.expires_at, _users.c.must_change_password)
             .join(_tokens, _tokens.c.user_id == _users.c.id)
             .where(_tokens.c.token_hash == th,
                    _tokens.c.revoked_at.is_(None),
@@ -223,7 +223,8 @@ async def load_principal(request: web.Request) -> Principal | None:
         if row is None:
             db.auth_cache.pop(th, None)
             return None
-        p = Principal(row.id, row.username, Role(row.role), row.team, "token")
+        p = Principal(row.id, row.username, Role(row.role), row.team, "token",
+                      must_change_password=bool(row.must_change_password))
         if len(db.auth_cache) > TOKEN_CACHE_MAX:
             db.auth_cache.clear()
         until = now + TOKEN_CACHE_MS
@@ -235,7 +236,7 @@ async def load_principal(request: web.Request) -> Principal | None:
     sid = token_hash(cookie)
     sstmt = (
         select(_users.c.id, _users.c.username, _users.c.role, _users.c.team,
-               _sessions.c.csrf_token)
+               _sessions.c.csrf_token, _users.c.must_change_password)
         .join(_sessions, _sessions.c.user_id == _users.c.id)
         .where(_sessions.c.id == sid, _sessions.c.expires_at > now,
                _users.c.active.is_(True))
@@ -245,7 +246,7 @@ async def load_principal(request: web.Request) -> Principal | None:
     if srow is None:
         return None
     return Principal(srow.id, srow.username, Role(srow.role), srow.team, "session", sid,
-                     srow.csrf_token)
+                     srow.csrf_token, bool(srow.must_change_password))
 
 
 async def audit_refusal(request: web.Request, p: Principal | None, action: str,

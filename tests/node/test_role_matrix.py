@@ -62,6 +62,18 @@ EXPECTED: dict[str, set[str] | str] = {
     "page.admin.users.change": {"admin"},
     "page.admin.users.unlock": {"admin"},
     "page.leadership": {"coordinator", "auditor"},
+    # accounts (own password, sessions, tokens; admin resets)
+    "api.account.password": ALL,
+    "api.sessions.list": ALL,
+    "api.sessions.end": ALL,
+    "api.users.reset_password": {"admin"},
+    "page.account": ALL,
+    "page.account.sessions.end": ALL,
+    "page.account.tokens.revoke": ALL,
+    "page.account.password": ALL,
+    "page.account.password.post": ALL,
+    "page.admin.users.tokens": {"admin"},
+    "page.admin.users.reset": {"admin"},
     # federation (federation engineer's routes)
     "fed_send": "public",
     "fed_roster": "public",
