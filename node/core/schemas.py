@@ -35,6 +35,7 @@ from node.core.vocabulary import (
 )
 
 __all__ = [
+    "AmendmentOut",
     "AuditEntryOut",
     "AuditPage",
     "AuditQuery",
@@ -112,6 +113,16 @@ class EncounterIn(Request):
     supporter_was_witness: bool = False
 
 
+class AmendmentOut(Response):
+    """One audited correction of an encounter (`node.records.amendments`)."""
+
+    id: uuid.UUID
+    amended_by: uuid.UUID
+    amended_by_username: str
+    amended_at: datetime
+    fields: list[str] = Field(description="The fields the amendment changed")
+
+
 class EncounterOut(Response):
     """Exactly the fields of DESIGN section 2."""
 
@@ -134,6 +145,9 @@ class EncounterOut(Response):
     follow_up_status: FollowUpStatus
     notice_given: bool
     supporter_was_witness: bool
+    amendments: list[AmendmentOut] | None = Field(
+        default=None, description="One encounter's read: its amendment history, oldest "
+        "first (who, when, which fields); null in lists")
 
 
 class EncounterQuery(Request):

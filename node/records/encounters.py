@@ -30,6 +30,7 @@ from node.core.identifier import unit_key
 from node.core.schemas import EncounterIn, EncounterOut
 from node.core.times import from_dt, local_date, to_dt
 from node.core.vocabulary import FollowUpStatus, Role
+from node.records.amendment_history import history_of
 
 __all__ = [
     "FUTURE_SLACK_MS",
@@ -143,7 +144,7 @@ async def get_encounter(ctx: NodeContext, p: Principal, eid: uuid.UUID) -> Encou
     if row is None:
         raise NodeError(Code.NOT_FOUND, "no such encounter")
     if row["created_by"] == p.user_id:
-        return _out(row, ctx)
+        return await _with_history(ctx, row)
     allowed = p.role is Role.COORDINATOR and row["creator_team"] == p.team
     async with ctx.db.write() as conn:
         await audit.append(
@@ -154,7 +155,12 @@ async def get_encounter(ctx: NodeContext, p: Principal, eid: uuid.UUID) -> Encou
         )
     if not allowed:
         raise NodeError(Code.FORBIDDEN, "this record is not yours")
-    return _out(row, ctx)
+    return await _with_history(ctx, row)
+
+
+async def _with_history(ctx: NodeContext, row: Mapping[str, Any]) -> EncounterOut:
+    """One encounter's read shows its amendments too (`node.records.amendments`)."""
+    return _out(row, ctx).model_copy(update={"amendments": await history_of(ctx, row["id"])})
 
 
 async def list_encounters(

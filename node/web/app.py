@@ -44,6 +44,7 @@ from federation.websecurity import body_limit, security_headers
 from federation.worker import stop_task
 from node.accounts import feature as accounts_feature
 from node.activation import feature as activations
+from node.auditlog import pages as auditlog_pages
 from node.core import audit
 from node.core.appkeys import (
     CLOCK,
@@ -66,6 +67,7 @@ from node.core.errors import Code, NodeError
 from node.core.pseudonym import Pseudonymizer, load_key_file
 from node.core.routes import Route, RouteTable, add_routes
 from node.privacy import runtime as release_service
+from node.records import feature as records_feature
 from node.web import audit_anchor
 from node.web import federation as federation_service
 from node.web.plumbing import auth_middleware, error_middleware, json_response
@@ -86,7 +88,7 @@ def _core_features() -> list[Setup]:
 
 # Feature setups run in this order after the core's; append yours here (one line).
 FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup,
-                         audit_anchor.setup]
+                         audit_anchor.setup, records_feature.setup, auditlog_pages.setup]
 FEATURES.append(accounts_feature.setup)  # own password, sessions, resets (node.accounts)
 
 

@@ -18,6 +18,7 @@ _T0 = 1_780_000_000_000
 _HOUR = 3_600_000
 
 BODY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "api.encounters.amend": {"intervention": "defusing", "referral": None},
     "api.transfers.consent": {"to": "agency-2"},
     "api.transfers.send": {"to": "agency-2", "contact_note": "Prefers calls after 18:00",
                            "due": "2026-06-22"},

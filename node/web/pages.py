@@ -16,6 +16,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from federation.field_errors import field_label
 from federation.webkit.pages import favicon
 from node.accounts import users as accounts
 from node.accounts import pages as account_pages
@@ -228,7 +229,9 @@ async def encounter_view(request: web.Request) -> web.Response:
         raise NodeError(Code.NOT_FOUND, "no such encounter") from None
     item = await encounters.get_encounter(_ctx(request), principal(request), eid)
     return render(request, "encounter.html", {"e": item, "labels": LABELS,
-                                              "logged": "logged" in request.query})
+                                              "logged": "logged" in request.query,
+                                              "amended": "amended" in request.query,
+                                              "field_label": field_label})
 
 
 # --- follow-ups -------------------------------------------------------------------------

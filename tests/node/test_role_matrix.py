@@ -62,6 +62,14 @@ EXPECTED: dict[str, set[str] | str] = {
     "page.admin.users.change": {"admin"},
     "page.admin.users.unlock": {"admin"},
     "page.leadership": {"coordinator", "auditor"},
+    # records: amendments, disclosures page, audit-log page (issue 17 item 4)
+    "api.encounters.amend": SUPPORTERS,
+    "page.encounter.amend": SUPPORTERS,
+    "page.encounter.amend.post": SUPPORTERS,
+    "page.disclosures": {"coordinator"},
+    "page.disclosures.post": {"coordinator"},
+    "page.audit": {"auditor"},
+    "page.audit.export": {"auditor"},
     # accounts (own password, sessions, tokens; admin resets)
     "api.account.password": ALL,
     "api.sessions.list": ALL,
