@@ -37,6 +37,7 @@ from node.activation.models import HandoffIn, HandoffOut
 from node.activation.rows import ActRow, LegRow, find, legs_of, load, wire_body
 from node.core.db import User, table_of
 from node.core.vocabulary import Role
+from node.notify import queue as notify_queue
 from protocol.activation_bodies import FollowupHandoffBody
 from protocol.messages import MessageType
 from protocol.vocabulary import ActivationState
@@ -144,16 +145,18 @@ async def apply_handoff(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     if leg is None:
         raise ActivationError(ActivationCode.NOT_A_PARTY, "the sender is not a party")
     await settle_for_handoff(db, ctx, act, leg, m)  # may overtake `demobilized`
+    assignee = await _default_coordinator(db, act)
     await db.execute(
         insert(H).values(
             id=uuid.uuid4(), activation_id=act.activation_id, requester=act.requester,
             direction=HandoffDirection.IN.value, peer=m.sender, msg_id=m.msg_id,
             discipline=body.discipline.value, due_on=datetime.date.fromisoformat(body.due),
             note_ct=seal_note(ctx.note_key, body.contact_note),
-            assigned_to=await _default_coordinator(db, act),
+            assigned_to=assignee,
             status=HandoffStatus.OPEN.value, created_at=ctx.now(), completed_at=None,
         )
     )
+    await notify_queue.handoff_arrived(db, ctx.now(), m.msg_id, assignee)
 
 
 def _out(row: Any, note: str | None) -> HandoffOut:

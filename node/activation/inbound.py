@@ -65,6 +65,7 @@ from node.activation.responder import STAGE_EVENTS
 from node.activation.rows import EARLY, A, ActRow, L, LegRow, json_text, leg_of, legs_of, load
 from node.activation.states import Event
 from node.activation.writes import merge_leg, record_event, report, require_one_row, step_or_refuse
+from node.notify import queue as notify_queue
 from protocol.activation_bodies import (
     ActivationAcceptBody,
     ActivationCancelBody,
@@ -191,6 +192,9 @@ async def apply_inbound(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         await _on_cancel(db, ctx, m)
     else:  # pragma: no cover - the registry only routes the types above here
         raise ActivationError(ActivationCode.INVALID_INPUT, "not an activation message")
+    # Who must hear of it, queued in this transaction (node.notify; no content leaves).
+    await notify_queue.activation_message(db, ctx.now(), m.msg_type.value, m.msg_id,
+                                          m.thread_id or m.msg_id)
 
 
 async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:

@@ -34,6 +34,7 @@ from node.core.errors import Code, NodeError
 from node.core.schemas import FollowUpOut
 from node.core.times import to_dt
 from node.core.vocabulary import FollowUpStatus, Role
+from node.notify import queue as notify_queue
 from node.records.encounters import ASSIGNABLE, effective_status
 
 __all__ = ["complete", "list_follow_ups", "reassign"]
@@ -126,6 +127,7 @@ async def reassign(ctx: NodeContext, p: Principal, fid: uuid.UUID, owner: uuid.U
         if due is not None:
             values["due_on"] = due
         await conn.execute(update(F).where(F.c.id == fid).values(**values))
+        await notify_queue.follow_up_closed(conn, fid)  # the new owner is reminded anew
         await audit.append(conn, ts=now, action="follow_up.reassign", actor=p,
                            target_type="follow_up", target_id=fid,
                            detail={"to": str(owner)})
@@ -149,6 +151,7 @@ async def complete(ctx: NodeContext, p: Principal, fid: uuid.UUID,
         await _unlocked(conn, fid)
         await conn.execute(update(F).where(F.c.id == fid, F.c.status == "open").values(
             status=status, completed_at=now, updated_at=now))
+        await notify_queue.follow_up_closed(conn, fid)  # no reminder for a closed one
         await audit.append(conn, ts=now, action="follow_up.complete", actor=p,
                            target_type="follow_up", target_id=fid,
                            detail={"outcome": status.value})

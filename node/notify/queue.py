@@ -1,0 +1,128 @@
+"""Queueing notifications in the transaction of the event they are about.
+
+The event code paths call one function here with the connection (or session) of their own
+transaction: the event row and one delivery row per recipient and channel commit with the
+business change or not at all (a refused inbound message rolls its savepoint back, and its
+notification with it). Nothing is sent here; `node.notify.dispatch` sends later.
+
+Idempotent by key: an event key already queued queues nothing more (the inbound message
+id for activation messages and hand-offs, so a message is notified once however often it
+is delivered; follow-up reminders are keyed by follow-up, due date, stage and owner).
+Deliveries are unique per (event, recipient, channel).
+
+Recipients are resolved now: the agency's active coordinators (activation events), the
+assigned coordinator (a hand-off), the owner (follow-up reminders), each with the channels
+of their preferences, plus every active on-duty endpoint subscribed to the kind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from node.activation.db import Activation
+from node.core.db import User, table_of
+from node.core.vocabulary import Role
+from node.notify.db import EP, EV, PR, D
+from node.notify.kinds import Channel, Kind, State
+
+__all__ = ["activation_message", "enqueue", "follow_up_closed", "follow_up_reminder",
+           "handoff_arrived"]
+
+Db = AsyncConnection | AsyncSession
+U = table_of(User)
+ACT = table_of(Activation)
+
+_BY_MESSAGE = {
+    "activation_request": Kind.ACTIVATION_REQUEST,
+    "activation_accept": Kind.OFFER_ACCEPTED,
+    "activation_offer": Kind.ACTIVATION_UPDATE,
+    "activation_update": Kind.ACTIVATION_UPDATE,
+    "activation_decline": Kind.ACTIVATION_UPDATE,
+    "activation_cancel": Kind.ACTIVATION_UPDATE,
+}
+
+
+def _channels(text: str) -> list[Channel]:
+    return [Channel(c) for c in text.split(",") if c]
+
+
+async def _user_targets(db: Db, users: Sequence[uuid.UUID] | None) -> list[tuple[str, Channel]]:
+    q = (select(PR.c.user_id, PR.c.channels, PR.c.email, PR.c.webhook_url)
+         .join(U, U.c.id == PR.c.user_id).where(U.c.active.is_(True)))
+    if users is None:
+        q = q.where(U.c.role == Role.COORDINATOR.value)
+    else:
+        q = q.where(U.c.id.in_(list(users)))
+    out = []
+    for r in (await db.execute(q)).all():
+        for ch in _channels(r.channels):
+            if (ch is Channel.EMAIL and r.email) or (ch is Channel.WEBHOOK and r.webhook_url):
+                out.append((f"user:{r.user_id}", ch))
+    return out
+
+
+async def _endpoint_targets(db: Db, kind: Kind) -> list[tuple[str, Channel]]:
+    rows = (await db.execute(
+        select(EP.c.id, EP.c.channel, EP.c.kinds).where(EP.c.active.is_(True)))).all()
+    return [(f"endpoint:{r.id}", Channel(r.channel)) for r in rows
+            if kind.value in r.kinds.split(",")]
+
+
+async def enqueue(db: Db, now: int, kind: Kind, key: str, path: str, *,
+                  users: Sequence[uuid.UUID] | None = None, subject: str | None = None) -> int:
+    """Queue `kind` for its recipients (`users`: None means every active coordinator);
+    answers how many deliveries were queued (0 when `key` was queued before)."""
+    if (await db.execute(select(EV.c.key).where(EV.c.key == key))).first() is not None:
+        return 0
+    await db.execute(insert(EV).values(key=key, kind=kind.value, path=path, created_at=now))
+    targets = await _user_targets(db, users) + await _endpoint_targets(db, kind)
+    rows: list[dict[str, Any]] = [
+        {"id": uuid.uuid4(), "event_key": key, "kind": kind.value, "subject": subject,
+         "recipient": who, "channel": ch.value, "state": State.PENDING.value, "attempts": 0,
+         "next_at": now, "batch": None, "held": None, "last_error": None, "created_at": now,
+         "sent_at": None}
+        for who, ch in dict.fromkeys(targets)
+    ]
+    if rows:
+        await db.execute(insert(D), rows)
+    return len(rows)
+
+
+async def activation_message(db: Db, now: int, msg_type: str, msg_id: str,
+                             activation_id: str) -> None:
+    """An inbound activation message was applied (inside the inbox transaction)."""
+    kind = _BY_MESSAGE.get(msg_type)
+    if kind is None:
+        return
+    known = await db.execute(select(ACT.c.key).where(ACT.c.activation_id == activation_id)
+                             .limit(1))
+    if known.first() is None:
+        return  # kept until its request arrives (an early cancel): nothing to open yet
+    await enqueue(db, now, kind, f"msg:{msg_id}", f"/activations/{activation_id}")
+
+
+async def handoff_arrived(db: Db, now: int, msg_id: str, assignee: uuid.UUID | None) -> None:
+    await enqueue(db, now, Kind.HANDOFF_RECEIVED, f"msg:{msg_id}", "/activations/handoffs",
+                  users=[assignee] if assignee is not None else None)
+
+
+async def follow_up_reminder(db: Db, now: int, kind: Kind, follow_up: uuid.UUID, due: date,
+                             owner: uuid.UUID) -> int:
+    key = f"fu:{follow_up}:{due.isoformat()}:{kind.value}:{owner}"
+    return await enqueue(db, now, kind, key, "/follow-ups", users=[owner],
+                         subject=str(follow_up))
+
+
+async def follow_up_closed(db: Db, follow_up: uuid.UUID) -> None:
+    """A follow-up was completed or reassigned: its reminders not yet sent are dropped (a
+    reassigned one is reminded to the new owner by the next scan)."""
+    await db.execute(
+        update(D).where(D.c.subject == str(follow_up),
+                        D.c.state.in_([State.PENDING.value, State.FAILING.value]))
+        .values(state=State.CANCELLED.value, last_error="closed"))
