@@ -53,6 +53,7 @@ from node.core.errors import Code, NodeError
 from node.core.pseudonym import Pseudonymizer
 from node.core.schemas import TokenIn, UserIn
 from node.core.vocabulary import RecipientDiscipline, Role
+from node.ops import cli as ops_cli
 from node.privacy import cli as release_cli
 from node.records import retention
 
@@ -385,3 +386,4 @@ def purge_cmd(config_path: Path, days: int | None) -> None:
 release_cli.register(node_group)  # `node release --month`, `node ledger`
 node_group.add_command(activation_cli.activation_group)  # `node activation ...`
 node_group.add_command(alarms_cli.alarm_group)  # `node alarm list|ack`
+ops_cli.register(node_group)  # `node backup|restore|export|detach`

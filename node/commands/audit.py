@@ -21,6 +21,7 @@ from node.core import audit
 from node.core.audit_verify import AuditReport, check_anchor, verify
 from node.core.config import NodeSettings
 from node.core.db import Database
+from node.ops.restore_point import restore_point
 from node.web.audit_anchor import AnchorUnavailable, fetch_anchor
 
 __all__ = ["VerifyOutcome", "sign_moved_head", "verify_all"]
@@ -51,8 +52,13 @@ async def verify_all(db: Database, settings: NodeSettings, keys: NodeKeys, clock
         return VerifyOutcome(report, "the hub holds no anchor for this node yet, so "
                                      "truncation cannot be checked")
     async with db.read() as conn:
-        report = await check_anchor(conn, report, anchor.seq, anchor.hash)
-    return VerifyOutcome(report, f"hub anchor at entry {anchor.seq} matches")
+        checked = await check_anchor(conn, report, anchor.seq, anchor.hash)
+        if checked.problem in ("behind_anchor", "anchor_mismatch"):
+            # An anchor from before a recorded restore (node.ops.restore_point).
+            point = await restore_point(conn, anchor.seq, anchor.signed_at)
+            if point is not None:
+                return VerifyOutcome(report, point)
+    return VerifyOutcome(checked, f"hub anchor at entry {anchor.seq} matches")
 
 
 async def sign_moved_head(db: Database, settings: NodeSettings, keys: NodeKeys | None,

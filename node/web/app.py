@@ -66,6 +66,7 @@ from node.core.db import Database
 from node.core.errors import Code, NodeError
 from node.core.pseudonym import Pseudonymizer, load_key_file
 from node.core.routes import Route, RouteTable, add_routes
+from node.ops import feature as ops_feature
 from node.privacy import runtime as release_service
 from node.records import feature as records_feature
 from node.web import audit_anchor
@@ -90,6 +91,7 @@ def _core_features() -> list[Setup]:
 FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup,
                          audit_anchor.setup, records_feature.setup, auditlog_pages.setup]
 FEATURES.append(accounts_feature.setup)  # own password, sessions, resets (node.accounts)
+FEATURES.append(ops_feature.setup)  # a detached node runs alone (node.ops)
 
 
 def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
