@@ -302,12 +302,16 @@ class OutboxDelivery:
                     error = f"{hop}: {exc.peer_status} {exc.peer_code}"
                 except FederationError as exc:
                     error = exc.message
+                if hop not in self._hops_down:  # one line when a hop goes down, not per pass
+                    log.warning("peer %s unreachable: %s", hop, error)
                 self._hops_down.add(hop)
                 if hop == dest:
                     # Go through the hub for a while instead of waiting on a peer that is down.
                     self._direct_down_until[dest] = now + DIRECT_RETRY_MS
             now = self.clock.now_ms()
             if results is None:
+                log.warning("delivery of %d message(s) to %s failed, will retry: %s",
+                            len(chunk), dest, error or "no route")
                 outcome.retried(chunk, error or "no route", now, self.rand)
                 continue
             self._sort(chunk, results, now, outcome)
@@ -318,6 +322,7 @@ class OutboxDelivery:
         this, a message queued while the hub was down waits out its backoff (up to 15
         minutes) even though fresher messages to the hub already go through."""
         self._hops_down.discard(hop)
+        log.info("peer %s reachable again", hop)
         async with self.write() as conn:
             await reset_backoff(conn, destinations=[hop], now=self.clock.now_ms())
         self.kick()
@@ -340,9 +345,11 @@ class OutboxDelivery:
             else:
                 retry.append(row)
         for code, fl in failed.items():
-            log.warning("%d message(s) refused permanently: %s", len(fl), code)
+            log.warning("%d message(s) refused permanently: %s (%s)", len(fl), code,
+                        " ".join(f"{r.msg_type}:{r.msg_id}" for r in fl[:10]))
             outcome.finished(fl, OutboxState.FAILED, code)
         if retry:
+            log.info("%d message(s) refused for now, will retry", len(retry))
             outcome.retried(retry, "transient refusal", now, self.rand)
 
     async def _record(self, outcome: _Outcome, now: int) -> None:

@@ -14,8 +14,11 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable
+from typing import Literal
 
 from aiohttp import web
+
+from federation.observe.logs import configure_logging
 
 __all__ = ["freeze_heap", "run_server"]
 
@@ -41,9 +44,11 @@ def event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run_server(app: web.Application, *, host: str, port: int, echo: Callable[[str], None]
-               ) -> None:
-    """Serve `app` until interrupted; `echo` gets aiohttp's one-line startup notice."""
+def run_server(app: web.Application, *, host: str, port: int, echo: Callable[[str], None],
+               log_format: Literal["text", "json"] = "text", log_level: str = "INFO") -> None:
+    """Serve `app` until interrupted; `echo` gets aiohttp's one-line startup notice. Logs go
+    to stderr as `log_format` (`federation.observe.logs`)."""
+    configure_logging(log_format, log_level)
     app.on_startup.append(_freeze_on_startup)  # after the app's own startup (its database)
     try:
         web.run_app(app, host=host, port=port, loop=event_loop(), access_log=None,

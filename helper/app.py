@@ -30,9 +30,11 @@ from federation.clock import Clock, SystemClock
 from federation.database import make_engine, migrate
 from federation.errors import FederationError, error_body
 from federation.keystore import KeystoreError, NodeKeys
+from federation.observe.hub_probe import HubProbe
 from federation.roster_acceptance import BoardPin
 from federation.service import FederationService
 from federation.websecurity import body_limit, security_headers
+from helper import observe
 from helper.config import HelperSettings
 from helper.db import Database
 from helper.errors import Code, HelperError
@@ -48,6 +50,7 @@ SETTINGS = web.AppKey("peernet_helper_settings", HelperSettings)
 DB = web.AppKey("peernet_helper_db", Database)
 CLOCK = web.AppKey("peernet_helper_clock", Clock)
 FEDERATION = web.AppKey("peernet_helper_federation", FederationService)
+HUB_PROBE = web.AppKey("peernet_helper_hub_probe", HubProbe)
 
 
 def load_keys(settings: HelperSettings) -> NodeKeys:
@@ -103,6 +106,7 @@ def create_app(
     app[DB] = db
     app[CLOCK] = clock
     app[FEDERATION] = fed
+    app[HUB_PROBE] = observe.setup(app, settings, db, fed, clock)
     app.add_routes(fed.routes())
     app.add_routes([web.get("/healthz", _healthz), web.get("/api/v1/status", _status)])
     app.cleanup_ctx.append(_core_ctx)
@@ -131,8 +135,11 @@ def _authorize(request: web.Request) -> None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"ok": True, "roster_version": request.app[FEDERATION].roster.state.version})
+    hub = await request.app[HUB_PROBE].check()
+    return web.json_response({
+        "ok": True, "roster_version": request.app[FEDERATION].roster.state.version,
+        "hub": {"configured": hub.configured, "reachable": hub.reachable,
+                "last_contact_ms": hub.last_ok_ms}})
 
 
 async def _status(request: web.Request) -> web.Response:

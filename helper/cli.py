@@ -113,4 +113,5 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     guard(lambda: asyncio.run(probe_database(settings.db_url)), settings.db_url)
     app = guard(lambda: create_app(settings))
     guard(lambda: run_server(app, host=host or settings.host, port=port or settings.port,
-                             echo=lambda m: click.echo(m, err=True)))
+                             echo=lambda m: click.echo(m, err=True),
+                             log_format=settings.log_format, log_level=settings.log_level))

@@ -16,16 +16,17 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from federation.db_url import check_db_url
-from federation.settings import TomlSettings, apply_db_password
+from federation.observe.settings import ObserveSettings
+from federation.settings import apply_db_password
 from helper.errors import Code, HelperError
 from protocol.ids import NODE_ID_PATTERN
 
 __all__ = ["HelperSettings"]
 
 
-class HelperSettings(TomlSettings):
+class HelperSettings(ObserveSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"passphrase", "operator_token", "db_password"})
+        {"passphrase", "operator_token", "db_password", "metrics_token"})
     toml_header: ClassVar[str] = (
         "# peernet helper aggregator configuration. Secrets come from PEERNET_HELPER_PASSPHRASE."
     )

@@ -47,7 +47,7 @@ from federation.roster_acceptance import BoardPin
 from federation.service import FederationService
 from federation.sqlite_lock import RETRY_AFTER_S
 from federation.websecurity import body_limit, security_headers
-from hub import openapi
+from hub import observe, openapi
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, RELAY, SETTINGS
 from hub.config import HubSettings
 from hub.dashboard import pages as dashboard
@@ -70,8 +70,8 @@ log = logging.getLogger("peernet.hub")
 Setup = Callable[[web.Application], None]
 
 # Feature setups run in this order after the core's; append yours here (one line).
-FEATURES: list[Setup] = [stats_api.setup, users.setup, dashboard.setup, openapi.setup,
-                         audit_anchors.setup, rounds_feature.setup]
+FEATURES: list[Setup] = [observe.setup, stats_api.setup, users.setup, dashboard.setup,
+                         openapi.setup, audit_anchors.setup, rounds_feature.setup]
 
 ROLES = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})

@@ -225,6 +225,7 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     _guard(lambda: run_server(  # a port in use or an unreachable database: one line
         app, host=host or settings.host, port=port or settings.port,
         echo=lambda m: click.echo(m, err=True),
+        log_format=settings.log_format, log_level=settings.log_level,
     ))
 
 

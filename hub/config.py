@@ -17,16 +17,17 @@ from pydantic_settings import SettingsConfigDict
 
 from federation.client_address import parse_trusted
 from federation.db_url import check_db_url
-from federation.settings import TomlSettings, apply_db_password
+from federation.observe.settings import ObserveSettings
+from federation.settings import apply_db_password
 from hub.errors import Code, HubError
 from protocol.ids import NODE_ID_PATTERN
 
 __all__ = ["HubSettings"]
 
 
-class HubSettings(TomlSettings):
+class HubSettings(ObserveSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"passphrase", "operator_token", "db_password"})
+        {"passphrase", "operator_token", "db_password", "metrics_token"})
     toml_header: ClassVar[str] = (
         "# peernet hub configuration. Secrets come from PEERNET_HUB_PASSPHRASE."
     )

@@ -221,7 +221,8 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
     _run(require_initialised(settings, config_path))  # never create an empty node silently
     app = _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms))
     guard(lambda: run_server(app, host=host or settings.host, port=port or settings.port,
-                             echo=lambda m: click.echo(m, err=True)))
+                             echo=lambda m: click.echo(m, err=True),
+                             log_format=settings.log_format, log_level=settings.log_level))
 
 
 @node_group.group("user")

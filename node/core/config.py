@@ -22,7 +22,8 @@ from pydantic_settings import SettingsConfigDict
 
 from federation.client_address import parse_trusted
 from federation.db_url import check_db_url
-from federation.settings import TomlSettings, apply_db_password
+from federation.observe.settings import ObserveSettings
+from federation.settings import apply_db_password
 from node.core.errors import Code, NodeError
 from node.core.identifier import DEFAULT_FORMAT, IdentifierFormat
 from node.core.vocabulary import RecipientDiscipline
@@ -31,8 +32,9 @@ from protocol.ids import NODE_ID_PATTERN
 __all__ = ["NodeSettings"]
 
 
-class NodeSettings(TomlSettings):
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"passphrase", "db_password"})
+class NodeSettings(ObserveSettings):
+    secret_fields: ClassVar[frozenset[str]] = frozenset(
+        {"passphrase", "db_password", "metrics_token"})
     written_when_set: ClassVar[frozenset[str]] = frozenset({"secure_cookies"})
     toml_header: ClassVar[str] = (
         "# peernet node configuration. Secrets come from PEERNET_PASSPHRASE."
