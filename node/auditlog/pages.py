@@ -5,10 +5,12 @@
     GET /audit/export   ?format=csv|json and the same filters: a download (chain order)
 
 Verify runs the checks of `peernet node audit verify --offline`
-(`node.commands.audit.verify_all`): the hash chain, the head, its signature and the
-stale-tail rule. Truncation (entries cut from the end and the head re-signed by someone
-holding the key) is caught only against the signed head the hub anchored, which the page
-does not ask for: it says so next to the result, and the CLI without `--offline` does it.
+(`node.core.audit_verify.verify`): the hash chain, the head, its signature and the
+stale-tail rule, the tail judged as the JSON API's verify judges it (unsigned although the
+running node's signer has passed since). Truncation (entries cut from the end and the
+head re-signed by someone holding the key) is caught only against the signed head the hub
+anchored, which the page does not ask for: it says so next to the result, and the CLI
+without `--offline` does it.
 
 Auditor only (route table; other roles 403 `forbidden`, audited). Viewing is not audited
 (reading the audit log is the auditor's job and would only grow it); an export is, with its
@@ -23,10 +25,9 @@ from aiohttp import web
 from pydantic import Field
 
 from node.auditlog import export, query
-from node.commands.audit import verify_all
 from node.core import audit
+from node.core.audit_verify import SIGNER_PASSES, verify
 from node.core.context import NodeContext
-from node.core.errors import Code, NodeError
 from node.core.routes import NavItem, Route, add_nav, add_routes
 from node.core.times import to_dt
 from node.core.vocabulary import Role
@@ -53,14 +54,17 @@ async def audit_page(request: web.Request) -> web.Response:
     where = await query.condition(ctx, f)
     page = page_of(f.page, await query.count(ctx, where))
     rows = await query.newest_first(ctx, where, page.size, page.offset)
-    if ctx.keys is None:
-        raise NodeError(Code.KEYS, "the node key is not loaded")
-    outcome = await verify_all(ctx.db, ctx.settings, ctx.keys, ctx.clock, offline=True)
+    async with ctx.db.read() as conn:
+        # As the JSON API's verify: stale means unsigned although the signer ran since.
+        passed = request.app[SIGNER_PASSES].last_ms
+        report = await verify(conn, ctx.keys, ctx.settings.node_id,
+                              now_ms=ctx.now() if passed is None else passed,
+                              sign_interval_ms=0)
     names = await query.usernames(ctx)
     return render(request, "audit_log.html", {
         "f": f, "page": page, "names": names, "actions": await query.actions(ctx),
         "rows": [{**r, "time": to_dt(r["ts"]).strftime("%Y-%m-%d %H:%M:%S")} for r in rows],
-        "report": outcome.report, "note": TRUNCATION_NOTE,
+        "report": report, "note": TRUNCATION_NOTE,
         "qs": lambda **kw: query_string(f, **kw),
         "export_qs": query_string(f, page=None),
     })
