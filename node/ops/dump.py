@@ -218,6 +218,10 @@ def pg_restore_stream(url: str, chunks: Iterable[bytes]) -> None:
                     proc.stdin.write(piece)
             except BrokenPipeError:
                 pass  # pg_restore stopped early; its status and message say why
+            except BaseException:
+                proc.kill()  # a damaged bundle: its one transaction is rolled back
+                proc.wait()
+                raise
             finally:
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.close()
