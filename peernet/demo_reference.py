@@ -27,7 +27,18 @@ START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
 
 # Settings read only from the environment: secrets never go in the TOML file.
-SECRETS = {"passphrase", "operator_token", "db_password"}
+SECRETS = {"passphrase", "operator_token", "db_password", "metrics_token"}
+
+# Metrics and logs (federation.observe.settings), the same on every server.
+OBSERVE = {
+    "metrics_token": "Bearer token that opens `/metrics` on the main address; empty: not "
+                     "served there. Environment only.",
+    "metrics_host": "Address of the separate `/metrics` listener (with `metrics_port`).",
+    "metrics_port": "Port of a separate `/metrics` listener that needs no token (its address "
+                    "is the protection); empty: none.",
+    "log_format": "`text` lines or `json` (one object per line) on stderr.",
+    "log_level": "Least severe log level written.",
+}
 
 MEANINGS: dict[str, dict[str, str]] = {
     "node": {
@@ -133,6 +144,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "poll_ms": "How often the helper retries queued results when idle.",
     },
 }
+for _server in MEANINGS.values():
+    _server.update(OBSERVE)
 
 
 def _type_name(annotation: Any) -> str:
