@@ -8,6 +8,11 @@ cookie, clears the pre-session cookie and goes to the server's landing page.
 
 What differs per server (its cookie names, user store, throttle, error type, landing page)
 comes through `LoginBackend`; the kit never imports node or hub.
+
+With OpenID Connect configured (`federation.webkit.oidc`, `app[OIDC_FLOW]`), the form also
+offers the provider's sign-in; when `only` is set the password form is gone and a password
+post is refused (403, `oidc_required`, nothing checked); sign-out of a browser that signed
+in through the provider goes on to the provider's end-session page.
 """
 
 from __future__ import annotations
@@ -93,12 +98,13 @@ class LoginFlow:
         self.backend = backend
 
     def page(self, request: web.Request, error: str | None = None,
-             status: int = 200) -> web.Response:
+             status: int = 200, error_code: str | None = None) -> web.Response:
         b = self.backend
         pre = request.cookies.get(b.pre_cookie) or new_token()
+        oidc = _oidc_settings(request)
         resp = b.render(request, "login.html",
-                        {"error": error, "login_csrf": login_csrf(b.secret(request), pre)},
-                        status)
+                        {"error": error, "login_csrf": login_csrf(b.secret(request), pre),
+                         "oidc": oidc, "error_code": error_code}, status)
         set_session_cookie(resp, b.pre_cookie, pre, max_age=PRE_SESSION_S,
                            secure=b.secure_cookies(request))
         return resp
@@ -114,6 +120,10 @@ class LoginFlow:
         expected = login_csrf(b.secret(request), pre) if pre else None
         if not csrf_equal(expected, given if isinstance(given, str) else None):
             raise b.csrf_refused("the login form expired; reload the page")
+        oidc = _oidc_settings(request)
+        if oidc is not None and oidc.only:
+            return self.page(request, "This server signs you in through your agency's "
+                             "account only.", 403, "oidc_required")
         username, password = form.get("username"), form.get("password")
         if (not isinstance(username, str) or not isinstance(password, str)
                 or (b.empty_username_missing and not username)):
@@ -136,9 +146,30 @@ class LoginFlow:
         clear_cookie(resp, b.pre_cookie, secure=secure)
         raise resp
 
-    async def logout(self, request: web.Request) -> web.Response:
+    async def logout(self, request: web.Request) -> web.StreamResponse:
         b = self.backend
         await b.logout(request)
-        resp = web.HTTPSeeOther("/login")
-        clear_cookie(resp, b.session_cookie, secure=b.secure_cookies(request))
-        raise resp
+        secure = b.secure_cookies(request)
+
+        def answer(end_session: str | None) -> web.StreamResponse:
+            resp: web.StreamResponse
+            if end_session is None:
+                resp = web.Response(status=303, headers={"Location": "/login"})
+            else:
+                resp = b.render(request, "oidc_signed_out.html",
+                                {"end_session": end_session}, 200)
+            clear_cookie(resp, b.session_cookie, secure=secure)
+            return resp
+
+        from federation.webkit.oidc import OIDC_FLOW  # the OIDC module imports this one
+
+        flow = request.app.get(OIDC_FLOW)
+        return answer(None) if flow is None else await flow.end_session(request, answer)
+
+
+def _oidc_settings(request: web.Request) -> Any:
+    """The server's `OidcSettings`, or None without OpenID Connect."""
+    from federation.webkit.oidc import OIDC_FLOW
+
+    flow = request.app.get(OIDC_FLOW)
+    return None if flow is None else flow.settings

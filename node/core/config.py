@@ -24,9 +24,10 @@ from federation.client_address import parse_trusted
 from federation.db_url import check_db_url
 from federation.observe.settings import ObserveSettings
 from federation.settings import apply_db_password
+from federation.webkit.oidc_config import OidcSettings
 from node.core.errors import Code, NodeError
 from node.core.identifier import DEFAULT_FORMAT, IdentifierFormat
-from node.core.vocabulary import RecipientDiscipline
+from node.core.vocabulary import RecipientDiscipline, Role
 from protocol.ids import NODE_ID_PATTERN
 
 __all__ = ["NodeSettings"]
@@ -34,7 +35,7 @@ __all__ = ["NodeSettings"]
 
 class NodeSettings(ObserveSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"passphrase", "db_password", "metrics_token"})
+        {"passphrase", "oidc_client_secret", "db_password", "metrics_token"})
     written_when_set: ClassVar[frozenset[str]] = frozenset({"secure_cookies"})
     toml_header: ClassVar[str] = (
         "# peernet node configuration. Secrets come from PEERNET_PASSPHRASE."
@@ -61,6 +62,9 @@ class NodeSettings(ObserveSettings):
     hub_url: str | None = None
     board_keys: list[str] = Field(default_factory=list)
     board_threshold: int | None = Field(default=None, ge=1)
+    # OpenID Connect sign-in (node.oidc); the secret from PEERNET_OIDC_CLIENT_SECRET only.
+    oidc: OidcSettings | None = None
+    oidc_client_secret: SecretStr | None = None
     # Secrets and tuning (environment, not the TOML file).
     passphrase: SecretStr | None = None
     db_password: SecretStr | None = None
@@ -90,6 +94,13 @@ class NodeSettings(ObserveSettings):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("oidc")
+    @classmethod
+    def _oidc_roles(cls, v: OidcSettings | None) -> OidcSettings | None:
+        if v is not None:
+            v.check_roles(frozenset(r.value for r in Role))
         return v
 
     @model_validator(mode="after")

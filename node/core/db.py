@@ -89,6 +89,7 @@ TABLE_MODULES: list[str] = [
     "node.privacy.ledger_groups",
     "node.activation.db",
     "node.activation.transfer_db",
+    "node.oidc.db",
     "node.records.amendment_db",
 ]
 

@@ -67,6 +67,7 @@ from node.core.errors import Code, NodeError
 from node.core.pseudonym import Pseudonymizer, load_key_file
 from node.core.routes import Route, RouteTable, add_routes
 from node.ops import feature as ops_feature
+from node.oidc import feature as oidc_feature
 from node.privacy import runtime as release_service
 from node.records import feature as records_feature
 from node.web import audit_anchor
@@ -92,6 +93,7 @@ FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activa
                          audit_anchor.setup, records_feature.setup, auditlog_pages.setup]
 FEATURES.append(accounts_feature.setup)  # own password, sessions, resets (node.accounts)
 FEATURES.append(ops_feature.setup)  # a detached node runs alone (node.ops)
+FEATURES.append(oidc_feature.setup)  # sign-in through the agency's provider (node.oidc)
 
 
 def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
