@@ -33,10 +33,9 @@ table, column or code path for a raw record: the hub never sees one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -47,7 +46,6 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     insert,
-    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -56,18 +54,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from federation.database import Database
 from hub.stats.aggregates_db import Base
 from hub.stats.aggregates_errors import AggregateCode, AggregateError
-from hub.stats.aggregates_workload import check_workload, store_values
-from hub.stats.estimates import CELL_INDEX, KEY_SET, SCHEMA, release_variance, sensitivity
-from hub.stats.release_rules import month_refusal
-from hub.stats.shared_guard import holds_share
-from protocol.canonical import canonical_bytes
-from protocol.encoding import sha256_b64u
 from protocol.envelope import KeyResolver
-from protocol.errors import ProtocolError
-from protocol.hub_bodies import AggregateReleaseBody
-from protocol.release import verify_release
-from protocol.vocabulary import Measure
-from protocol.workload import SCHEMA as WORKLOAD_SCHEMA
 
 __all__ = [
     "AggregateAlarm",
@@ -140,50 +127,6 @@ class Accepted:
     duplicate: bool
 
 
-def _month_index(month: str) -> int:
-    return int(month[:4]) * 12 + int(month[5:]) - 1
-
-
-def _month_of_ms(ms: int) -> int:
-    import datetime
-
-    d = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return d.year * 12 + d.month - 1
-
-
-def _check(
-    model: AggregateReleaseBody, now_ms: int, allowance: Decimal | None,
-    weights: Mapping[str, Decimal | str] | None = None,
-) -> tuple[float, dict[str, float] | None]:
-    """Content checks after the signature; returns (per-cell variance of a v1 release or
-    the `total` key's of a v2 one, the v2 groups' variances or None)."""
-    rel = model.release
-    month_refused = month_refusal(rel.month, now_ms)  # future or unfinished
-    if month_refused is not None:
-        raise AggregateError(*month_refused)
-    if rel.schema_ == WORKLOAD_SCHEMA:
-        groups = check_workload(rel, allowance=allowance, weights=weights)
-        return groups["total"], groups
-    if rel.schema_ != SCHEMA or set(rel.cells) != KEY_SET or rel.scale is None:
-        raise AggregateError(AggregateCode.BAD_CELLS, "cells are not the fixed key set")
-    try:
-        scale = float(Decimal(rel.scale))
-        spent = Decimal(rel.budget_spent)
-    except (InvalidOperation, ValueError) as exc:
-        raise AggregateError(AggregateCode.BAD_NOISE, "unreadable scale or budget") from exc
-    if not (scale > 0 and math.isfinite(scale)) or spent <= 0:
-        raise AggregateError(AggregateCode.BAD_NOISE, "a release must carry noise")
-    l1, l2 = sensitivity(rel.bounds.per_person_month, rel.bounds.per_cell)
-    implied = l2 * l2 / (2 * scale * scale) if rel.measure is Measure.ZCDP else l1 / scale
-    if not math.isclose(implied, float(spent), rel_tol=1e-6):
-        raise AggregateError(
-            AggregateCode.BAD_NOISE, "declared scale does not match declared budget and bounds"
-        )
-    if allowance is not None and spent > allowance * (1 + Decimal("1e-9")):
-        raise AggregateError(AggregateCode.OVER_BUDGET, "release spends over the allowance")
-    return release_variance(rel.mechanism.value, scale), None
-
-
 def _upsert(conn: AsyncConnection) -> Any:
     mod: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = mod.insert(AggregateTotal)
@@ -208,74 +151,22 @@ async def accept_release(
     allowance: Decimal | None = None,
     weights: Mapping[str, Decimal | str] | None = None,
 ) -> Accepted:
-    """Verify and store one release body (plain JSON values) in the caller's transaction.
-    `allowance` and `weights` (the roster policy's monthly allowance and workload weights)
-    bound what a release, and each v2 group, may spend.
+    """Verify and store one release body (plain JSON values) in the caller's transaction:
+    a batch of one (`hub.stats.ingest.accept_batch`, the one ingest path). `allowance` and
+    `weights` (the roster policy's monthly allowance and workload weights) bound what a
+    release, and each v2 group, may spend.
 
     Raises `AggregateError`; a conflicting release raises with `alarm` set (the caller
     records it with `record_alarm` in a transaction that commits)."""
-    try:
-        model = verify_release(body, keys=keys, at_ms=now_ms, sender=sender)
-    except ProtocolError as exc:
-        raise AggregateError(exc.code.value, exc.detail or "release refused") from exc
-    variance, group_variances = _check(model, now_ms, allowance, weights)
-    rel = model.release
-    body_bytes = canonical_bytes(dict(body))
-    digest = sha256_b64u(body_bytes)
-    stored = (
-        await conn.execute(
-            select(AggregateRelease.release_id, AggregateRelease.body_sha256,
-                   AggregateRelease.schema_name).where(
-                AggregateRelease.node_id == rel.node_id, AggregateRelease.month == rel.month
-            )
-        )
-    ).first()
-    if stored is not None:
-        if stored.body_sha256 == digest:
-            return Accepted(stored.release_id, rel.node_id, rel.month, duplicate=True)
-        mixed = stored.schema_name != rel.schema_
-        raise AggregateError(
-            AggregateCode.MIXED_SCHEMA if mixed else AggregateCode.CONFLICTING_RELEASE,
-            f"{rel.node_id} already released {rel.month}; a second, different release is "
-            "refused",
-            alarm={
-                "kind": (AggregateCode.MIXED_SCHEMA if mixed
-                         else AggregateCode.CONFLICTING_RELEASE).value, "node_id": rel.node_id,
-                "month": rel.month, "stored_release_id": stored.release_id,
-                "offered_release_id": rel.release_id, "offered_body_sha256": digest,
-                "received_at": now_ms,
-            },
-        )
-    if await holds_share(conn, rel.node_id, rel.month):
-        raise AggregateError(
-            AggregateCode.ALREADY_SHARED,
-            f"{rel.node_id} sent {rel.month} as shares for a shared round; a local release of "
-            "the same month is refused",
-            alarm={"kind": AggregateCode.ALREADY_SHARED.value, "node_id": rel.node_id,
-                   "month": rel.month, "stored_release_id": "hub_share",
-                   "offered_release_id": rel.release_id, "offered_body_sha256": digest,
-                   "received_at": now_ms},
-        )
-    await conn.execute(
-        insert(AggregateRelease).values(
-            release_id=rel.release_id, node_id=rel.node_id, month=rel.month, region=region,
-            schema_name=rel.schema_, measure=rel.measure.value,
-            mechanism=rel.mechanism.value, scale=rel.scale or "groups", variance=variance,
-            budget_spent=rel.budget_spent, per_person_month=rel.bounds.per_person_month,
-            per_cell=rel.bounds.per_cell, opendp_version=rel.opendp_version,
-            received_at=now_ms, body_sha256=digest, body=body_bytes,
-        )
+    from hub.stats.ingest import Offer, accept_batch  # the batch path builds on this module
+
+    (outcome,) = await accept_batch(
+        conn, [Offer(body, sender, region)], keys=keys, now_ms=now_ms, allowance=allowance,
+        weights=weights,
     )
-    if group_variances is not None:
-        await store_values(conn, rel, region, group_variances)
-        return Accepted(rel.release_id, rel.node_id, rel.month, duplicate=False)
-    rows = [
-        {"month": rel.month, "region": region, "cell": CELL_INDEX[k], "value_sum": v,
-         "var_sum": variance, "nodes": 1}
-        for k, v in rel.cells.items()
-    ]
-    await conn.execute(_upsert(conn), rows)
-    return Accepted(rel.release_id, rel.node_id, rel.month, duplicate=False)
+    if isinstance(outcome, AggregateError):
+        raise outcome
+    return outcome
 
 
 async def record_alarm(conn: AsyncConnection, alarm: Mapping[str, Any]) -> None:

@@ -14,12 +14,16 @@ first (as for v1), then `check_workload` checks the content:
 - against the roster policy when the caller passes it: the total within the monthly
   allowance, and each group within its weight's share of it (`over_budget`).
 
-Storage: besides the signed body in `aggregate_releases` (for v2: `scale` reads "groups" and
-`variance` is the `total` key's), one row per (node-month, key) in `aggregate_values` with
-the noisy value and its group's noise variance (`hub.stats.estimates.release_variance` at
-the group's scale), and in the same transaction the running per-(month, region, key) sums
-(`hub.stats.workload_totals`). `hub.stats.aggregates_read.node_values` reads back, per node,
-{key: (value, variance)} and the schema, for both schemas.
+Storage (written by `hub.stats.ingest`): the signed body in `aggregate_releases` (for v2:
+`scale` reads "groups" and `variance` is the `total` key's) and, in the same transaction,
+the running per-(month, region, key) sums (`hub.stats.workload_totals`) and exact variance
+sums (`hub.stats.variance_totals`). `hub.stats.aggregates_read.node_values` reads back, per
+node, {key: (value, variance)} and the schema from the body, for both schemas.
+
+`aggregate_values` (`AggregateValue`: one row per node-month and key) holds the v2 releases
+received before issue 16: ingest wrote it until then, the migrations fill the running sums
+from it, and nothing reads it now (the bodies hold the same values; writing 71 rows a
+release cost more than the rest of ingest together).
 """
 
 from __future__ import annotations
@@ -28,19 +32,16 @@ import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import BigInteger, Double, Index, String, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import BigInteger, Double, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.stats.aggregates_db import Base
 from hub.stats.aggregates_errors import AggregateCode, AggregateError
 from hub.stats.estimates import release_variance
-from hub.stats.workload_totals import add_release
 from protocol.hub_bodies import Release
 from protocol.workload import (
     GROUP_NAMES,
     GROUPS,
-    KEY_GROUP,
     WORKLOAD_KEYS,
     group_sensitivity,
     implied_budget,
@@ -49,7 +50,6 @@ from protocol.workload import (
 __all__ = [
     "AggregateValue",
     "check_workload",
-    "store_values",
 ]
 
 _KEY_SET = frozenset(WORKLOAD_KEYS)
@@ -57,7 +57,8 @@ _GROUP_SET = frozenset(GROUP_NAMES)
 
 
 class AggregateValue(Base):
-    """One key of one node-month's v2 release: the noisy value and its noise variance."""
+    """One key of one node-month's v2 release: the noisy value and its noise variance
+    (releases received before issue 16; see the module docstring)."""
 
     __tablename__ = "aggregate_values"
     __table_args__ = (Index("ix_aggregate_values_month_region", "month", "region"),)
@@ -115,16 +116,3 @@ def check_workload(
                     raise AggregateError(AggregateCode.OVER_BUDGET,
                                          f"group {name} spends over its share of the allowance")
     return variances
-
-
-async def store_values(
-    conn: AsyncConnection, rel: Release, region: str, variances: Mapping[str, float]
-) -> None:
-    """One `aggregate_values` row per key of a checked v2 release."""
-    await conn.execute(insert(AggregateValue), [
-        {"node_id": rel.node_id, "month": rel.month, "key": k, "region": region,
-         "group_name": KEY_GROUP[k], "value": v, "variance": variances[KEY_GROUP[k]]}
-        for k, v in rel.cells.items()
-    ])
-    await add_release(conn, rel.month, region, rel.cells,
-                      {k: variances[KEY_GROUP[k]] for k in rel.cells})

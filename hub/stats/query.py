@@ -1,18 +1,18 @@
 """Reading the aggregate store for a statistics query (answered only from releases already
 received).
 
-v1 releases (`peernet.monthly/v1`): without a node filter the query reads `aggregate_totals`
-(one row per month, region and cell, maintained on receipt), so its cost does not grow with
-the number of nodes; with a node filter (at most `MAX_NODES` nodes) it sums those nodes'
-stored release bodies.
-
-v2 releases (`peernet.workload/v2`): without a node filter, the running per-(month, region,
-key) sums of values and noise variances kept on ingest (`hub.stats.workload_totals`), so the
-cost does not grow with the nodes either; with one, those nodes' per-(node-month, key) rows of
-`aggregate_values` summed in SQL. Published shared-round region-months
-(`hub.stats.shared_sums`) add into the per-region v2 sums (not under a node filter). The
-estimator
-(`hub.stats.summary` -> `hub.stats.consistent`) makes each region's sums consistent.
+Without a node filter a query reads only the running sums kept on ingest, so its cost does
+not grow with the number of nodes: v1 (`peernet.monthly/v1`) cell values from
+`aggregate_totals` (per month, region and cell), v2 (`peernet.workload/v2`) key values from
+`aggregate_value_totals` (per month, region and key), the exact noise-variance sums and the
+release counts from `aggregate_variance_totals` (`hub.stats.variance_totals`). With a node
+filter (at most `MAX_NODES` nodes) those nodes' releases are rescanned (`hub.stats.rescan`:
+v1 bodies, v2 per-key rows). Both give exactly the same figures for the same releases:
+values are integers and variance sums are exact until rounded once
+(`load_month_sums(..., rescan=True)` is the reference the tests compare against).
+Published shared-round region-months (`hub.stats.shared_sums`) add into the per-region v2
+sums (not under a node filter). The estimator (`hub.stats.summary` ->
+`hub.stats.consistent`) makes each region's sums consistent.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.stats.aggregates import AggregateRelease, AggregateTotal
-from hub.stats.aggregates_workload import AggregateValue
-from hub.stats.estimates import CELL_INDEX, CELL_KEYS, DISCIPLINES, SCHEMA
+from hub.stats.estimates import CELL_KEYS, DISCIPLINES
+from hub.stats.rescan import rescan_counts, rescan_v1, rescan_v2
 from hub.stats.shared_sums import V2Sums, add_shared
 from hub.stats.summary import MonthSums
+from hub.stats.variance_totals import V1_PART, reporting_counts, variance_sums
 from hub.stats.workload_totals import AggregateValueTotal
-from protocol.canonical import parse_json
-from protocol.workload import WORKLOAD_KEYS
+from protocol.workload import GROUP_NAMES, KEY_GROUP, WORKLOAD_KEYS
 
 __all__ = ["MAX_NODES", "StatsFilter", "load_month_sums", "months_between", "reporting"]
 
@@ -83,106 +84,91 @@ class StatsFilter:
 
 
 _WORKLOAD_INDEX = {k: n for n, k in enumerate(WORKLOAD_KEYS)}
+_GROUP_INDEX = {g: [_WORKLOAD_INDEX[k] for k in WORKLOAD_KEYS if KEY_GROUP[k] == g]
+                for g in GROUP_NAMES}
 
 
-async def load_v2_sums(conn: AsyncConnection, f: StatsFilter) -> V2Sums:
+async def load_v2_sums(conn: AsyncConnection, f: StatsFilter, *, rescan: bool = False) -> V2Sums:
     """{month: {region: (values, variances)}} of the v2 releases under the filter, summed
     per key (arrays in `WORKLOAD_KEYS` order): the running sums kept on ingest
-    (`aggregate_value_totals`) without a node filter, those nodes' rows with one."""
-    if f.nodes:
-        a = AggregateValue
-        stmt = (
-            select(a.month, a.region, a.key, func.sum(a.value), func.sum(a.variance))
-            .where(a.month >= f.month_from, a.month <= f.month_to,
-                   a.node_id.in_(f.nodes))
-            .group_by(a.month, a.region, a.key)
-        )
-        if f.region is not None:
-            stmt = stmt.where(a.region == f.region)
-    else:
-        t = AggregateValueTotal
-        stmt = select(t.month, t.region, t.key, t.value_sum, t.var_sum).where(
-            t.month >= f.month_from, t.month <= f.month_to)
-        if f.region is not None:
-            stmt = stmt.where(t.region == f.region)
+    (`aggregate_value_totals`, variances from `hub.stats.variance_totals`) without a node
+    filter, a rescan of those nodes' rows (`hub.stats.rescan`) with one or when `rescan`."""
+    if f.nodes or rescan:
+        return await rescan_v2(conn, f.month_from, f.month_to, f.region, f.nodes or None)
+    t = AggregateValueTotal
+    stmt = select(t.month, t.region, t.key, t.value_sum).where(
+        t.month >= f.month_from, t.month <= f.month_to)
+    if f.region is not None:
+        stmt = stmt.where(t.region == f.region)
+    variances = await variance_sums(conn, f.month_from, f.month_to, f.region)
     out: V2Sums = {}
     n = len(WORKLOAD_KEYS)
-    for month, region, key, vsum, varsum in await conn.execute(stmt):
-        vals, varis = out.setdefault(month, {}).setdefault(region, (np.zeros(n), np.zeros(n)))
-        vals[_WORKLOAD_INDEX[key]] = float(vsum)
-        varis[_WORKLOAD_INDEX[key]] = float(varsum)
+    for month, region, key, vsum in await conn.execute(stmt):
+        got = out.setdefault(month, {}).get(region)
+        if got is None:
+            varis = np.zeros(n)
+            for g, parts in variances.get(month, {}).get(region, {}).items():
+                if g in _GROUP_INDEX:
+                    varis[_GROUP_INDEX[g]] = float(parts)
+            got = out[month][region] = (np.zeros(n), varis)
+        got[0][_WORKLOAD_INDEX[key]] = float(vsum)
     return out
 
 
-async def load_month_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, MonthSums]:
+async def load_month_sums(
+    conn: AsyncConnection, f: StatsFilter, *, rescan: bool = False
+) -> dict[str, MonthSums]:
     """Per month in the range: the v1 sums (values, variances), the v2 sums per region (local
     releases plus published shared region-months, `hub.stats.shared_sums`) and the node
-    count (either schema, and the shared rounds' contributors)."""
-    v1 = await _load_v1_sums(conn, f)
-    v2 = await load_v2_sums(conn, f)
+    count (either schema, and the shared rounds' contributors). From the running sums kept
+    on ingest; `rescan` (and a node filter) reads every release instead: the same figures."""
+    if f.nodes or rescan:
+        nodes = f.nodes or None
+        v1 = await rescan_v1(conn, f.month_from, f.month_to, f.region, nodes)
+        counts = await rescan_counts(conn, f.month_from, f.month_to, f.region, nodes)
+    else:
+        v1 = await _load_v1_sums(conn, f)
+        counts = await reporting_counts(conn, f.month_from, f.month_to, f.region)
+    v2 = await load_v2_sums(conn, f, rescan=rescan)
     shared = {} if f.nodes else await add_shared(conn, v2, f.month_from, f.month_to, f.region)
-    return {m: MonthSums(s.values, s.variances, s.nodes + shared.get(m, 0), v2.get(m, {}))
-            for m, s in v1.items()}
-
-
-async def _load_v1_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, MonthSums]:
-    out: dict[str, MonthSums] = {}
-    months = months_between(f.month_from, f.month_to)
     n = len(CELL_KEYS)
-    if f.nodes:
-        stmt = select(
-            AggregateRelease.month, AggregateRelease.body, AggregateRelease.variance
-        ).where(
-            AggregateRelease.month >= f.month_from, AggregateRelease.month <= f.month_to,
-            AggregateRelease.node_id.in_(f.nodes), AggregateRelease.schema_name == SCHEMA,
-        )
-        if f.region is not None:
-            stmt = stmt.where(AggregateRelease.region == f.region)
-        acc: dict[str, tuple[Any, Any]] = {}
-        counts = await reporting(conn, f)
-        for month, body, variance in await conn.execute(stmt):
-            cells = parse_json(body)["release"]["cells"]
-            v = np.zeros(n)
-            for k, x in cells.items():
-                v[CELL_INDEX[k]] = x
-            prev_v, vars_ = acc.get(month, (np.zeros(n), np.zeros(n)))
-            acc[month] = (prev_v + v, vars_ + variance)
-        for month in months:
-            a = acc.get(month, (np.zeros(n), np.zeros(n)))
-            out[month] = MonthSums(a[0], a[1], counts.get(month, 0))
-        return out
+    out = {}
+    for m in months_between(f.month_from, f.month_to):
+        values, variances = v1.get(m, (np.zeros(n), np.zeros(n)))
+        out[m] = MonthSums(values, variances, counts.get(m, 0) + shared.get(m, 0),
+                           v2.get(m, {}))
+    return out
+
+
+async def _load_v1_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, tuple[Any, Any]]:
+    """{month: (cell values, per-cell variances)} from the running sums: values from
+    `aggregate_totals`, the exact variance sum from `hub.stats.variance_totals`."""
     t = AggregateTotal
-    stmt2 = (
-        select(t.month, t.cell, func.sum(t.value_sum), func.sum(t.var_sum))
+    stmt = (
+        select(t.month, t.cell, func.sum(t.value_sum))
         .where(t.month >= f.month_from, t.month <= f.month_to)
         .group_by(t.month, t.cell)
     )
     if f.region is not None:
-        stmt2 = stmt2.where(t.region == f.region)
-    vals: dict[str, Any] = {m: np.zeros(n) for m in months}
-    varis: dict[str, Any] = {m: np.zeros(n) for m in months}
-    for month, cell, vsum, varsum in await conn.execute(stmt2):
-        vals[month][cell] = float(vsum)
-        varis[month][cell] = float(varsum)
-    counts = await reporting(conn, f)
-    for m in months:
-        out[m] = MonthSums(vals[m], varis[m], counts.get(m, 0))
+        stmt = stmt.where(t.region == f.region)
+    n = len(CELL_KEYS)
+    out: dict[str, tuple[Any, Any]] = {}
+    variances = await variance_sums(conn, f.month_from, f.month_to, f.region)
+    for month, cell, vsum in await conn.execute(stmt):
+        got = out.get(month)
+        if got is None:
+            parts = [p[V1_PART] for p in variances.get(month, {}).values() if V1_PART in p]
+            var = float(sum(parts, Fraction(0)))
+            got = out[month] = (np.zeros(n), np.full(n, var))
+        got[0][cell] = float(vsum)
     return out
 
 
 async def reporting(conn: AsyncConnection, f: StatsFilter) -> dict[str, int]:
     """Nodes reporting per month under the filter's region and nodes."""
-    r = AggregateRelease
-    stmt = (
-        select(r.month, func.count())
-        .where(r.month >= f.month_from, r.month <= f.month_to)
-        .group_by(r.month)
-    )
-    if f.region is not None:
-        stmt = stmt.where(r.region == f.region)
     if f.nodes:
-        stmt = stmt.where(r.node_id.in_(f.nodes))
-    return {m: int(c) for m, c in await conn.execute(stmt)}
+        return await rescan_counts(conn, f.month_from, f.month_to, f.region, f.nodes)
+    return await reporting_counts(conn, f.month_from, f.month_to, f.region)
 
 
 async def reported_nodes(conn: AsyncConnection, month: str) -> set[str]:

@@ -4,10 +4,12 @@ Why: a statistics query must not grow with the number of nodes. v1 keeps `aggreg
 per (month, region, cell); v2 stores one `aggregate_values` row per node-month and key (71
 keys), so summing them at query time reads about 2.5M rows at 3,000 nodes x 12 months. This
 table holds, per (month, region, key), the sum of the released values, the sum of their noise
-variances and how many node-months went in; `add_release` adds one checked release to it in
-the caller's transaction, the same one that inserts the release row and its values, so the
-sums always equal the per-node sums (a refused release changes neither; a duplicate is
-answered before anything is written, so it is never counted twice).
+variances and how many node-months went in; `add_sums` adds a batch's pre-summed rows
+(`hub.stats.ingest`) in the caller's transaction, the same one that inserts the release rows
+and their values, so the value sums always equal the per-node sums (a refused release
+changes neither; a duplicate is answered before anything is written, so it is never counted
+twice). `var_sum` is a float running sum, so it can differ from a rescan's in the last bits;
+the queries read the exact variance sums of `hub.stats.variance_totals` instead.
 
 The migration `aggregate_value_totals_0001` creates the table and fills it from
 `aggregate_values` already stored. `hub.stats.query.load_v2_sums` reads it when no node
@@ -16,7 +18,7 @@ filter is set (with one, at most `MAX_NODES` nodes' rows are summed directly).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Double, Integer, String
@@ -26,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.stats.aggregates_db import Base
 
-__all__ = ["AggregateValueTotal", "add_release"]
+__all__ = ["AggregateValueTotal", "add_sums"]
 
 
 class AggregateValueTotal(Base):
@@ -56,13 +58,7 @@ def _upsert(conn: AsyncConnection) -> Any:
     )
 
 
-async def add_release(
-    conn: AsyncConnection, month: str, region: str, cells: Mapping[str, int],
-    variances: Mapping[str, float],
-) -> None:
-    """Add one stored v2 release's values and per-key variances to the running sums."""
-    await conn.execute(_upsert(conn), [
-        {"month": month, "region": region, "key": k, "value_sum": int(v),
-         "var_sum": float(variances[k]), "nodes": 1}
-        for k, v in cells.items()
-    ])
+async def add_sums(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add pre-summed rows (month, region, key, value_sum, var_sum, nodes; one per key) of
+    a batch of stored v2 releases to the running sums."""
+    await conn.execute(_upsert(conn), list(rows))

@@ -14,7 +14,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from federation.database import make_engine, migrate
-from hub.stats.aggregates import AggregateError, receive_release
+from hub.stats.aggregates import AggregateError, AggregateRelease, receive_release
+from hub.stats.aggregates_read import node_values
 from hub.stats.aggregates_workload import AggregateValue
 from hub.stats.query import StatsFilter, load_month_sums, load_v2_sums
 from hub.stats.workload_totals import AggregateValueTotal
@@ -36,12 +37,15 @@ async def _totals(engine: AsyncEngine) -> dict[tuple[str, str, str], tuple[int, 
 
 async def _per_node(engine: AsyncEngine) -> dict[tuple[str, str, str], tuple[int, float, int]]:
     acc: dict[tuple[str, str, str], list[Any]] = defaultdict(lambda: [0, 0.0, 0])
-    async with engine.connect() as conn:
-        for r in await conn.execute(select(AggregateValue.__table__)):
-            a = acc[(r.month, r.region, r.key)]
-            a[0] += int(r.value)
-            a[1] += float(r.variance)
-            a[2] += 1
+    async with engine.connect() as conn:  # per node-month, from the stored bodies
+        months = {m for (m,) in await conn.execute(select(AggregateRelease.month))}
+        for month in months:
+            for nm in (await node_values(conn, month)).values():
+                for key, (value, variance) in nm.values.items():
+                    a = acc[(month, nm.region, key)]
+                    a[0] += value
+                    a[1] += variance
+                    a[2] += 1
     return {k: (v[0], v[1], v[2]) for k, v in acc.items()}
 
 
