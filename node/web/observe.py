@@ -2,7 +2,8 @@
 node's own figures, and `/healthz` with the roster version and whether the hub answers.
 
 Node figures: the newest month released and how many releases are stored but not yet handed
-to the federation layer (a stuck release pass shows here first). Nothing here reads an
+to the federation layer (a stuck release pass shows here first); notifications by state and
+channel (`failing` and `dead` are the ones an admin must look at). Nothing here reads an
 encounter, a follow-up or a pseudonym."""
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from federation.observe.hub_probe import HubProbe
 from federation.observe.metrics import Sampler, ServerMetrics, setup_metrics
 from node.core.appkeys import CLOCK, DB, SETTINGS
 from node.core.routes import Route, add_routes
+from node.notify.db import NotifyDelivery
+from node.notify.kinds import State
 from node.privacy.ledger import LedgerRow, ReleaseDelivery
 from node.web.federation import FEDERATION
 from node.web.plumbing import json_response
@@ -32,6 +35,7 @@ def setup(app: web.Application) -> None:
     metrics = setup_metrics(app, app[SETTINGS], "node")
     add_federation_samplers(metrics, app[DB], fed, probe)
     metrics.add_sampler("releases", _release_sampler(app))
+    metrics.add_sampler("notifications", _notification_sampler(app))
     add_routes(app, [Route("GET", "/healthz", healthz, "healthz", None,
                            "Liveness, roster version and hub reachability")])
 
@@ -60,5 +64,26 @@ def _release_sampler(app: web.Application) -> Sampler:
                 LedgerRow.release_id.not_in(delivered)))).scalar()
         newest.set(int(month.replace("-", "")) if month else 0)
         undelivered.set(int(waiting or 0))
+
+    return sample
+
+
+def _notification_sampler(app: web.Application) -> Sampler:
+    async def sample(m: ServerMetrics) -> None:
+        by_state = m.gauge("peernet_notifications",
+                           "Notification deliveries by state and channel.", ("state", "channel"))
+        failures = m.gauge("peernet_notification_failures",
+                           "Deliveries failing (being retried) or dead (given up).")
+        async with app[DB].read() as conn:
+            rows = (await conn.execute(select(
+                NotifyDelivery.state, NotifyDelivery.channel, func.count())
+                .group_by(NotifyDelivery.state, NotifyDelivery.channel))).all()
+        by_state.clear()
+        failing = 0
+        for state, channel, n in rows:
+            by_state.labels(state, channel).set(n)
+            if state in (State.FAILING.value, State.DEAD.value):
+                failing += int(n)
+        failures.set(failing)
 
     return sample
