@@ -170,6 +170,24 @@ def remove_node_cmd(directory: Path, node_id: str) -> None:
     click.echo(f"{node_id} removed from draft version {draft.version}")
 
 
+@board_group.command("accept-leave")
+@_DIR
+@click.option("--request", "request", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="The leave request a node wrote (peernet node detach).")
+@_expected
+def accept_leave_cmd(directory: Path, request: Path) -> None:
+    """Check a node's signed leave request; remove it from the draft and revoke its keys."""
+    from federation.board_leave import accept_leave
+
+    try:
+        data = request.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {request}: {exc.strerror}") from None
+    node_id, draft = accept_leave(BoardDir(directory), data, _now())
+    click.echo(f"{node_id} left: removed from draft version {draft.version}, its signing keys "
+               "revoked; sign and combine the draft to publish it")
+
+
 @board_group.command("revoke")
 @_DIR
 @click.option("--key", required=True, help="The revoked public key (base64url).")
