@@ -10,7 +10,7 @@
 - PostgreSQL: `pg_dump --format=custom` (one repeatable-read snapshot, so also one
   consistent moment) streams straight into the bundle; restore streams into `pg_restore
   --single-transaction --exit-on-error` (all or nothing). Neither writes plain data to disk.
-  The binaries are looked for in `$PEERNET_PG_BIN`, then the newest
+  The binaries are looked for in `$PEERNET_PG_BIN` (only there when it is set), else the newest
   `/usr/lib/postgresql/<v>/bin` (where the server and the tests' throwaway server come from;
   pg_dump must be at least the server's version), then `PATH`; none found is
   `pg_dump_missing`. The password goes through `PGPASSWORD`, never the command line.
@@ -129,10 +129,10 @@ def sqlite_write(db: Path, chunks: Iterable[bytes]) -> None:
 
 
 def _pg_dirs() -> list[Path]:
-    dirs: list[Path] = []
     env = os.environ.get("PEERNET_PG_BIN")
     if env:
-        dirs.append(Path(env))
+        return [Path(env)]
+    dirs: list[Path] = []
     root = Path("/usr/lib/postgresql")
     if root.is_dir():
         versions = sorted((p for p in root.iterdir() if p.name.isdigit()),
@@ -145,7 +145,8 @@ def pg_binary(name: str) -> str:
     for d in _pg_dirs():
         if (d / name).is_file():
             return str(d / name)
-    found = shutil.which(name)
+    # PEERNET_PG_BIN is the operator's explicit choice: nothing else is tried.
+    found = None if os.environ.get("PEERNET_PG_BIN") else shutil.which(name)
     if found is None:
         raise OpsError("pg_dump_missing", f"{name} was not found: install PostgreSQL's client "
                        "tools (the same major version as the server or newer), or set "

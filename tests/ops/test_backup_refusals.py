@@ -119,3 +119,16 @@ async def _tables(ops: OpsNet) -> list[str]:
             return sorted(await conn.run_sync(lambda c: inspect(c).get_table_names()))
     finally:
         await engine.dispose()
+
+
+async def test_backup_without_pg_dump_is_a_clear_error(ops: OpsNet, tmp_path: Path) -> None:
+    """PostgreSQL needs pg_dump: with none where the operator pointed, one line naming
+    what to install and no file left behind. SQLite needs no tool."""
+    out = tmp_path / "b.pnbak"
+    env = {**ENV, "PEERNET_PG_BIN": str(tmp_path / "no-such-dir")}
+    code, text = await cli("backup", "--config", str(ops.cfg), "--out", str(out), env=env)
+    if ops.kind == "sqlite":
+        assert code == 0, text
+        return
+    assert code == 1 and "[pg_dump_missing]" in text and "pg_dump" in text, text
+    assert not out.exists() and not list(tmp_path.glob(".b.pnbak.*"))
