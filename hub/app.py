@@ -60,6 +60,7 @@ from hub.relay.forwarding import Relay
 from hub.stats import api as stats_api
 from hub.stats import rounds_feature
 from hub.users import accounts as users
+from hub.users import pages as user_pages
 from protocol.envelope import Opened
 from protocol.messages import BatchResult, MessageType
 
@@ -72,6 +73,7 @@ Setup = Callable[[web.Application], None]
 # Feature setups run in this order after the core's; append yours here (one line).
 FEATURES: list[Setup] = [observe.setup, stats_api.setup, users.setup, dashboard.setup,
                          openapi.setup, audit_anchors.setup, rounds_feature.setup]
+FEATURES.append(user_pages.setup)  # hub user list, resets, own password (hub.users)
 
 ROLES = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})

@@ -30,6 +30,8 @@ class Code(StrEnum):
     CSRF_FAILED = "csrf_failed"
     THROTTLED = "throttled"
     CONFLICT = "conflict"
+    WRONG_PASSWORD = "wrong_password"  # the current password given to change it is wrong
+    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # after a reset: change it first
 
 
 HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
@@ -47,6 +49,8 @@ HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
         Code.CSRF_FAILED: 403,
         Code.THROTTLED: 429,
         Code.CONFLICT: 409,
+        Code.WRONG_PASSWORD: 403,
+        Code.PASSWORD_CHANGE_REQUIRED: 403,
     }
 )
 

@@ -63,7 +63,7 @@ LABELS: Mapping[str, str] = {
     "law_enforcement": "Law enforcement", "corrections": "Corrections", "other": "Other",
     "operator": "Operator", "board_analyst": "Board analyst",
 }
-_PAGE_PREFIXES = ("/login", "/logout", "/dashboard", "/operator")
+_PAGE_PREFIXES = ("/login", "/logout", "/dashboard", "/operator", "/account")
 
 
 class DashboardQuery(BaseModel):

@@ -20,6 +20,10 @@ log. No hub role can reach more, because the hub holds nothing more.
   stored as SHA-256 only, so a request costs one indexed read, never a password hash.
   Disabling a user revokes their tokens.
 
+A reset (`hub.users.passwords`) sets `must_change_password`: until the user changes it,
+`authorize` sends page requests to `/account/password` and refuses everything else with
+403 `password_change_required` (the flag comes with the session or token lookup).
+
 `authorize(request, roles) -> role` replaces the hub's default `app[AUTHORIZE]`. It accepts,
 in this order: `Authorization: Bearer <PEERNET_HUB_OPERATOR_TOKEN>` (role `operator`, the
 deployment's break-glass token the federation tooling uses), `Authorization: Bearer
@@ -48,6 +52,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    false,
     insert,
     select,
     update,
@@ -84,9 +89,11 @@ __all__ = [
     "create_user",
     "list_users",
     "load_principal",
+    "check_password_rules",
     "login",
     "logout",
     "make_authorize",
+    "normal_username",
     "secure_cookies",
     "set_active",
     "setup",
@@ -101,6 +108,8 @@ PASSWORD_COST = INTERACTIVE
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 MIN_PASSWORD, MAX_PASSWORD = 10, 200
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PASSWORD_PATH = "/account/password"  # noqa: S105 - a path (hub.users.pages)
+FORCED_CHANGE_PATHS = frozenset({PASSWORD_PATH, "/logout"})
 
 
 class HubRole(StrEnum):
@@ -118,6 +127,9 @@ class HubUser(Base):
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
+    # Set by a reset (`hub.users.passwords`, migration users_reset_0001).
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                       server_default=false())
 
 
 class HubSession(Base):
@@ -163,6 +175,7 @@ class Principal:
     user_id: int | None = None
     session_id: str | None = None
     csrf_token: str | None = None
+    must_change_password: bool = False  # after a reset (hub.users.passwords)
 
 
 PRINCIPAL = web.RequestKey("peernet_hub_principal", Principal)
@@ -189,6 +202,10 @@ def _check_password(password: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise HubError(Code.INVALID_INPUT,
                        f"passwords are {MIN_PASSWORD} to {MAX_PASSWORD} characters", "password")
+
+
+normal_username = _username  # for hub.users.passwords and pages
+check_password_rules = _check_password
 
 
 def _role(raw: str) -> HubRole:
@@ -223,19 +240,29 @@ async def list_users(db: Database) -> list[dict[str, Any]]:
             for r in rows]
 
 
-async def set_active(db: Database, username: str, active: bool, now_ms: int) -> None:
-    """Enable or disable a user; disabling ends their sessions and tokens at once."""
+async def set_active(db: Database, username: str, active: bool, now_ms: int,
+                     actor: str = "cli") -> None:
+    """Enable or disable a user; disabling ends their sessions and tokens at once. The last
+    active operator cannot be disabled (`conflict`). Logged like every account action."""
     async with db.write() as conn:
-        row = (await conn.execute(select(U.c.id).where(U.c.username == _username(username))
-                                  )).first()
+        row = (await conn.execute(select(U.c.id, U.c.role, U.c.active).where(
+            U.c.username == _username(username)))).first()
         if row is None:
             raise HubError(Code.NOT_FOUND, "no such user", "username")
+        if not active and row.active and row.role == HubRole.OPERATOR.value:
+            others = (await conn.execute(select(U.c.id).where(
+                U.c.role == HubRole.OPERATOR.value, U.c.active.is_(True),
+                U.c.id != row.id).limit(1))).first()
+            if others is None:
+                raise HubError(Code.CONFLICT, "this is the last active operator")
         await conn.execute(update(U).where(U.c.id == row.id).values(active=active,
                                                                        updated_at=now_ms))
         if not active:
             await conn.execute(delete(S).where(S.c.user_id == row.id))
             await conn.execute(update(T).where(T.c.user_id == row.id,
                                                T.c.revoked_at.is_(None)).values(revoked_at=now_ms))
+    log.warning("hub user %s %s by %s", _username(username),
+                "enabled" if active else "disabled", actor)
 
 
 async def create_token(db: Database, *, username: str, label: str, now_ms: int,
@@ -325,21 +352,22 @@ async def load_principal(request: web.Request, settings: HubSettings, db: Databa
                                       op.encode("utf-8", "replace")):
             return Principal("operator-token", HubRole.OPERATOR, "operator_token")
         stmt = (
-            select(U.c.id, U.c.username, U.c.role)
+            select(U.c.id, U.c.username, U.c.role, U.c.must_change_password)
             .join(T, T.c.user_id == U.c.id)
             .where(T.c.token_hash == token_hash(given), T.c.revoked_at.is_(None),
                    T.c.expires_at.is_(None) | (T.c.expires_at > now), U.c.active.is_(True))
         )
         async with db.read() as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else Principal(row.username, HubRole(row.role), "token",
-                                                  row.id)
+        return None if row is None else Principal(
+            row.username, HubRole(row.role), "token", row.id,
+            must_change_password=bool(row.must_change_password))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
     sid = token_hash(cookie)
     sstmt = (
-        select(U.c.id, U.c.username, U.c.role, S.c.csrf_token)
+        select(U.c.id, U.c.username, U.c.role, S.c.csrf_token, U.c.must_change_password)
         .join(S, S.c.user_id == U.c.id)
         .where(S.c.id == sid, S.c.expires_at > now, U.c.active.is_(True))
     )
@@ -348,7 +376,7 @@ async def load_principal(request: web.Request, settings: HubSettings, db: Databa
     if srow is None:
         return None
     return Principal(srow.username, HubRole(srow.role), "session", srow.id, sid,
-                     srow.csrf_token)
+                     srow.csrf_token, bool(srow.must_change_password))
 
 
 def make_authorize(app: web.Application) -> Any:
@@ -363,6 +391,11 @@ def make_authorize(app: web.Application) -> Any:
             request[PRINCIPAL] = p
         if p.role.value not in roles:
             raise HubError(Code.FORBIDDEN, "your role may not use this")
+        if p.must_change_password and request.path not in FORCED_CHANGE_PATHS:
+            if request.method == "GET" and not request.path.startswith("/api/"):
+                raise web.HTTPSeeOther(PASSWORD_PATH)
+            raise HubError(Code.PASSWORD_CHANGE_REQUIRED,
+                           "change your password first: it was reset")
         if (request.method not in SAFE_METHODS and p.via == "session"
                 and not csrf_equal(p.csrf_token, await csrf_given(request))):
             raise HubError(Code.CSRF_FAILED, "the form expired or was not sent from this site")

@@ -3,8 +3,14 @@
 - `add USERNAME --role operator|board_analyst`: the password from a hidden prompt (or
   `--password-stdin`);
 - `token USERNAME [--label L] [--days N]`: a new API token for scripts, printed once;
-- `disable USERNAME`: ends the user's sessions and revokes their tokens;
-- `unlock USERNAME`: clears the user's login delays (`federation.login_throttle`).
+- `disable USERNAME`: ends the user's sessions and revokes their tokens (never the last
+  active operator); `enable USERNAME` lets them log in again;
+- `unlock USERNAME`: clears the user's login delays (`federation.login_throttle`);
+- `list [--role R] [--active|--disabled] [--search TEXT]`: users by name, with a count;
+- `reset-password USERNAME`: a temporary password, printed once, that the user must change
+  at their next login; their sessions end and their tokens are revoked.
+
+Account actions are logged on `peernet.hub.users` (the hub has no audit chain).
 
 Expected failures print one line (`<code>: <message>`) and exit non-zero.
 """
@@ -27,6 +33,7 @@ from hub.config import HubSettings
 from hub.db import Database
 from hub.errors import HubError
 from hub.users import accounts as users
+from hub.users import passwords
 
 __all__ = ["user_group"]
 
@@ -107,3 +114,46 @@ def unlock_cmd(config_path: Path, username: str) -> None:
     """Clear a user's login delays (after too many wrong passwords), from every address."""
     removed = _run(config_path, lambda db: users.unlock_login(db, LoginThrottle(), username))
     click.echo(f"unlocked {username} ({removed} counters cleared)")
+
+
+@user_group.command("enable")
+@_config_option
+@click.argument("username")
+def enable_cmd(config_path: Path, username: str) -> None:
+    """Enable a disabled user (they log in again; their old tokens stay revoked)."""
+    _run(config_path, lambda db: users.set_active(db, username, True, SystemClock().now_ms()))
+    click.echo(f"enabled {username}")
+
+
+@user_group.command("list")
+@_config_option
+@click.option("--role", type=click.Choice([r.value for r in users.HubRole]), default=None,
+              help="Only this role.")
+@click.option("--active/--disabled", "active", default=None,
+              help="Only active (or only disabled) users.")
+@click.option("--search", default=None, help="Part of the username.")
+def list_cmd(config_path: Path, role: str | None, active: bool | None,
+             search: str | None) -> None:
+    """List hub users by username (role, status), with how many match."""
+    f = passwords.UserFilter(users.HubRole(role) if role else None, active,
+                             search.strip().casefold() if search else None)
+    rows, total = _run(config_path, lambda db: passwords.page_users(db, f, 0, 100_000))
+    click.echo(f"{'USERNAME':30}  {'ROLE':14}  STATUS")
+    for u in rows:
+        status = "active" if u["active"] else "disabled"
+        if u["must_change_password"]:
+            status += ", must change password"
+        click.echo(f"{u['username']:30}  {u['role']:14}  {status}")
+    click.echo(f"{total} user{'s' if total != 1 else ''}")
+
+
+@user_group.command("reset-password")
+@_config_option
+@click.argument("username")
+def reset_password_cmd(config_path: Path, username: str) -> None:
+    """Give a user a temporary password (printed once) they must change at next login;
+    ends their sessions and revokes their API tokens."""
+    out = _run(config_path, lambda db: passwords.reset_password(
+        db, PasswordHasher(users.PASSWORD_COST), username, now_ms=SystemClock().now_ms()))
+    click.echo(f"temporary password for {out.username} (shown once; they must change it at "
+               f"next login): {out.temporary_password}")
