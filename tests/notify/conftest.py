@@ -50,7 +50,7 @@ def _auth(user: str, password: str) -> Any:
     def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         ok = (isinstance(data, LoginPassword) and data.login == user.encode()
               and data.password == password.encode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
     return check
 
 
@@ -168,9 +168,10 @@ def notify_settings(box: Mailbox, **kw: Any) -> dict[str, Any]:
     return out
 
 
-async def notifier(node: Node) -> Notifier:
+async def notifier(node: Node | web.Application) -> Notifier:
     """The node's sender with its background loop stopped: the test runs the passes."""
-    n = node.client.server.app[NOTIFIER]
+    app = node if isinstance(node, web.Application) else node.client.server.app
+    n = app[NOTIFIER]
     if n.loop is not None:
         await n.loop.stop()
         n.loop = None

@@ -164,3 +164,27 @@ async def test_quiet_hours_hold_and_digest_groups(make_node: Any, mailbox: Mailb
     await n.run_once()
     assert [m[0] for m in mailbox.messages] == [["sup1@agency.example"],
                                                ["sup2@agency.example"]]
+
+
+async def test_activation_request_breaks_quiet_hours_only_when_opted_in(
+        make_node: Any, mailbox: Mailbox) -> None:
+    from node.notify import queue
+    from node.notify.kinds import Kind
+
+    node = await make_node(**notify_settings(mailbox))
+    n = await notifier(node)
+    await _prefs(node, "coord", email="coord@agency.example", channels=["email"],
+                 quiet_start="12:00", quiet_end="18:00", urgent_in_quiet=True)
+    await _prefs(node, "coord_b", email="coordb@agency.example", channels=["email"],
+                 quiet_start="12:00", quiet_end="18:00")
+    async with node.ctx.db.write() as conn:  # as the inbound request's transaction does
+        queued = await queue.enqueue(conn, node.clock.now_ms(), Kind.ACTIVATION_REQUEST,
+                                     "msg:01TESTREQUEST", "/activations/01TESTREQUEST")
+        again = await queue.enqueue(conn, node.clock.now_ms(), Kind.ACTIVATION_REQUEST,
+                                    "msg:01TESTREQUEST", "/activations/01TESTREQUEST")
+    assert (queued, again) == (2, 0)  # the two coordinators; a repeat queues nothing
+    await n.run_once()  # 12:00, inside both quiet windows
+    assert [m[0] for m in mailbox.messages] == [["coord@agency.example"]]
+    node.clock.advance(6 * HOUR)
+    await n.run_once()
+    assert [m[0] for m in mailbox.messages][1:] == [["coordb@agency.example"]]
