@@ -209,8 +209,13 @@ async def _bulk_insert(
     per-row statement building either way)."""
     if conn.dialect.name == "postgresql":
         raw = await conn.get_raw_connection()
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            table, records=rows, columns=list(cols))
+        try:
+            await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+                table, records=rows, columns=list(cols))
+        except Exception as exc:  # the driver's own error: give it SQLAlchemy's class
+            if str(getattr(exc, "sqlstate", "")).startswith("23"):  # integrity violation
+                raise IntegrityError(f"COPY {table}", None, exc) from exc
+            raise
         return
     marks = ",".join("?" * len(cols))
     sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({marks})"  # noqa: S608 (constants)
