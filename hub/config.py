@@ -19,6 +19,7 @@ from federation.client_address import parse_trusted
 from federation.db_url import check_db_url
 from federation.observe.settings import ObserveSettings
 from federation.settings import apply_db_password
+from federation.webkit.oidc_config import OidcSettings
 from hub.errors import Code, HubError
 from protocol.ids import NODE_ID_PATTERN
 
@@ -27,7 +28,7 @@ __all__ = ["HubSettings"]
 
 class HubSettings(ObserveSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"passphrase", "operator_token", "db_password", "metrics_token"})
+        {"passphrase", "oidc_client_secret", "operator_token", "db_password", "metrics_token"})
     toml_header: ClassVar[str] = (
         "# peernet hub configuration. Secrets come from PEERNET_HUB_PASSPHRASE."
     )
@@ -48,6 +49,9 @@ class HubSettings(ObserveSettings):
     key_file: Path | None = None
     board_keys: list[str] = Field(default_factory=list)
     board_threshold: int | None = Field(default=None, ge=1)
+    # OpenID Connect sign-in (hub.oidc); the secret from PEERNET_HUB_OIDC_CLIENT_SECRET only.
+    oidc: OidcSettings | None = None
+    oidc_client_secret: SecretStr | None = None
     # Secrets and tuning (environment, not the TOML file).
     passphrase: SecretStr | None = None
     operator_token: SecretStr | None = None
@@ -64,6 +68,13 @@ class HubSettings(ObserveSettings):
     @classmethod
     def _proxy_networks(cls, v: list[str]) -> list[str]:
         parse_trusted(v)  # ValueError names the bad entry
+        return v
+
+    @field_validator("oidc")
+    @classmethod
+    def _oidc_roles(cls, v: OidcSettings | None) -> OidcSettings | None:
+        if v is not None:
+            v.check_roles(frozenset({"operator", "board_analyst"}))
         return v
 
     @model_validator(mode="after")

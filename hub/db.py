@@ -31,7 +31,7 @@ __all__ = ["TABLE_MODULES", "Base", "Database", "import_table_modules"]
 TABLE_MODULES: list[str] = ["hub.relay.forwarding", "hub.relay.activation_log",
                             "hub.stats.aggregates", "hub.stats.aggregates_workload",
                             "hub.stats.workload_totals",
-                            "hub.users.accounts",
+                            "hub.users.accounts", "hub.oidc.users",
                             "hub.relay.audit_anchors", "hub.stats.rounds"]
 
 
