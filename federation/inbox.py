@@ -5,7 +5,8 @@ For one batch from one verified hop:
 1. every envelope is opened (`protocol.envelope_open.open_envelope` against the `RosterState`):
    a protocol refusal becomes that position's `refused` result and changes nothing stored
    (a split-view alarm raised meanwhile is persisted in its own transaction);
-2. one write transaction for the whole batch (batch inserts; one commit per batch):
+2. one write transaction for the whole batch (batch inserts; one commit per batch, shared
+   with the batches that queued behind the previous one: `federation.inbox_group`):
    - already in `fed_inbox` (`UNIQUE(from, msg_id)`), or twice in this batch -> the stored
      result: `duplicate` (or the stored refusal); a non-ack duplicate is acked again, since
      the sender resending means it has not seen our ack;
@@ -41,13 +42,23 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import nacl.public
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import String, and_, any_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.clock import Clock
 from federation.errors import FederationError
-from federation.outbox import RESET_ALL, RESET_ONE, enqueue_many, follow_carriers, mark_acked
+from federation.inbox_group import InboxGroup, Part
+from federation.outbox import (
+    _RESET_COND,
+    RESET_ALL,
+    RESET_ONE,
+    _reset,
+    enqueue_many,
+    follow_carriers,
+    mark_acked,
+)
 from federation.prepared import Prepared
 from federation.retention import dedupe_expiry, too_old
 from federation.roster_sync import RosterStore
@@ -78,7 +89,19 @@ _STORED = Prepared(
         inbox.c.msg_id.in_(bindparam("msg_ids", expanding=True)),
     )
 )
+# On PostgreSQL the same lookup takes two arrays (`= ANY`): one statement text whatever the
+# batch's size, so asyncpg prepares it once per connection instead of once per IN length.
+_STORED_PG = Prepared(
+    select(inbox.c.from_node, inbox.c.msg_id, inbox.c.status, inbox.c.code).where(
+        inbox.c.from_node == any_(bindparam("senders", type_=ARRAY(String))),
+        inbox.c.msg_id == any_(bindparam("msg_ids", type_=ARRAY(String))),
+    )
+)
 _INSERT_INBOX = Prepared(insert(inbox))
+# The backoff reset for the several origins of a group transaction, in one statement.
+_RESET_SOME = Prepared(
+    _reset(*_RESET_COND, outbox.c.destination.in_(bindparam("dests", expanding=True)))
+)
 # Acks from one sender with one outcome, marked in one statement (no ack handler).
 _MARK_ACKED = Prepared(
     update(outbox)
@@ -157,6 +180,7 @@ class Inbox:
         self.handlers = handlers
         self.rand = rand
         self.on_acked: Callable[[], None] | None = None
+        self.group = InboxGroup(self.apply_parts)
         self.on_queued: Callable[[], None] | None = None
 
     def open_all(self, items: list[object], now: int) -> list[Opened | BatchResult]:
@@ -179,10 +203,6 @@ class Inbox:
     async def receive(self, origin: str, items: list[object]) -> list[BatchResult]:
         now = self.clock.now_ms()
         opened = self.open_all(items, now)
-        for o in opened:  # one line per refused envelope: ids and codes, never contents
-            if isinstance(o, BatchResult) and o.code is not None:
-                log.info("envelope %s via %s refused: %s", o.msg_id or "-", origin,
-                         getattr(o.code, "value", o.code))
         await self.roster.flush_alarms()
         if any(isinstance(o, Opened) for o in opened):
             return await self.apply(origin, opened, now)
@@ -191,33 +211,38 @@ class Inbox:
     async def apply(
         self, origin: str, opened: list[Opened | BatchResult], now: int
     ) -> list[BatchResult]:
-        """The database part of `receive` (one transaction for the batch).
+        """The database part of `receive`: one transaction, shared with the batches that
+        arrived while the previous one was applied (`federation.inbox_group`)."""
+        return await self.group.submit(origin, opened, now)
+
+    async def apply_parts(self, parts: list[Part], now: int) -> list[list[BatchResult]]:
+        """Apply several batches (origin, opened) in one transaction; each one's results.
 
         Optimistic first: handlers run without savepoints (a savepoint per message costs two
         round trips). If any handler refuses, the whole transaction is rolled back and the
-        batch is applied again with one savepoint per message, so only the refused
+        batches are applied again with one savepoint per message, so only the refused
         message's changes are dropped."""
         isolate = False
         for attempt in range(3):
             try:
-                return await self._apply(origin, opened, now, isolate=isolate)
+                return await self._apply(parts, now, isolate=isolate)
             except _Isolate:
                 isolate = True
             except IntegrityError:
                 # The same message arrived at the same moment by another path (direct and
-                # via the hub): both passed the duplicate lookup, and UNIQUE(from, msg_id)
-                # refused the second insert. Everything rolled back; applying again finds
-                # the stored result and answers `duplicate` instead of failing the batch.
+                # via the hub, or another server process): both passed the duplicate lookup,
+                # and UNIQUE(from, msg_id) refused the second insert. Everything rolled back;
+                # applying again finds the stored result and answers `duplicate` instead of
+                # failing the batch.
                 if attempt == 2:
                     raise
-                log.info(
-                    "concurrent delivery of a message in a batch from %s: applying again", origin
-                )
-        return await self._apply(origin, opened, now, isolate=True)
+                log.info("concurrent delivery of an inbound message: applying again")
+        return await self._apply(parts, now, isolate=True)
 
     async def _apply(
-        self, origin: str, opened: list[Opened | BatchResult], now: int, *, isolate: bool
-    ) -> list[BatchResult]:
+        self, parts: list[Part], now: int, *, isolate: bool
+    ) -> list[list[BatchResult]]:
+        opened = [o for _origin, batch in parts for o in batch]
         msgs = [o.inner for o in opened if isinstance(o, Opened)]
         results: list[BatchResult] = []
         queued_acks = False
@@ -230,15 +255,7 @@ class Inbox:
             stored = (
                 {
                     (r.from_node, r.msg_id): (r.status, r.code)
-                    for r in (
-                        await _STORED.run(
-                            conn,
-                            {
-                                "senders": sorted({m.from_ for m in msgs}),
-                                "msg_ids": [m.msg_id for m in msgs],
-                            },
-                        )
-                    ).all()
+                    for r in (await _stored(conn, msgs)).all()
                 }
                 if msgs
                 else {}
@@ -309,15 +326,23 @@ class Inbox:
             if ack_rows:
                 await enqueue_many(conn, ack_rows)
                 queued_acks = True
-            if self._is_hub(origin):
+            origins = sorted({origin for origin, _batch in parts})
+            if any(self._is_hub(origin) for origin in origins):
                 await RESET_ALL.run(conn, {"now": now})
+            elif len(origins) == 1:
+                await RESET_ONE.run(conn, {"now": now, "dest": origins[0]})
             else:
-                await RESET_ONE.run(conn, {"now": now, "dest": origin})
+                await _RESET_SOME.run(conn, {"now": now, "dests": origins})
         if queued_acks and self.on_queued is not None:
             self.on_queued()
         if acked and self.on_acked is not None:
             self.on_acked()
-        return results
+        out: list[list[BatchResult]] = []
+        at = 0
+        for _origin, batch in parts:
+            out.append(results[at : at + len(batch)])
+            at += len(batch)
+        return out
 
     def _is_hub(self, node_id: str) -> bool:
         state = self.roster.state
@@ -426,6 +451,14 @@ class Inbox:
         async with self.write() as conn:
             res = await conn.execute(delete(inbox).where(inbox.c.expires_ts < cutoff))
         return int(res.rowcount)
+
+
+async def _stored(conn: AsyncConnection, msgs: list[Any]) -> Any:
+    """The stored results of these messages' (sender, msg_id) pairs (and maybe a few more)."""
+    params = {"senders": sorted({m.from_ for m in msgs}), "msg_ids": [m.msg_id for m in msgs]}
+    if conn.dialect.name == "postgresql":
+        return await _STORED_PG.run(conn, params)
+    return await _STORED.run(conn, params)
 
 
 class _RandomPool:

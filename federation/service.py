@@ -61,6 +61,8 @@ ROSTER_REFRESH_MS = 10 * 60_000
 # cannot make a server fetch in a loop by naming versions that do not exist).
 PEER_ROSTER_FETCH_MS = 5_000
 SWEEP_MS = 60 * 60_000
+# Outgoing connections kept open at once (over all peers).
+HTTP_CONNECTIONS = 1_000
 
 
 class FederationService(OutboxSending, OutboxDelivery):
@@ -211,8 +213,12 @@ class FederationService(OutboxSending, OutboxDelivery):
 
     async def start(self) -> None:
         await self.roster.load()
-        # Peers never need cookies from one another: none is kept or sent back.
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        # Peers never need cookies from one another: none is kept or sent back. The pool
+        # keeps a connection to every peer of a fan-out (aiohttp's default of 100 closed and
+        # reopened connections on every fan-out to more agencies than that).
+        self.http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(),
+            connector=aiohttp.TCPConnector(limit=HTTP_CONNECTIONS, limit_per_host=8))
         self.client = HopClient(self.me, self.keys, self.clock, self.http,
                                 signer=self._hop_signer)
         if self.roster.state.current is None and self.hub_url:
