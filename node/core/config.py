@@ -35,7 +35,7 @@ __all__ = ["NodeSettings"]
 
 class NodeSettings(ObserveSettings):
     secret_fields: ClassVar[frozenset[str]] = frozenset(
-        {"passphrase", "oidc_client_secret", "db_password", "metrics_token"})
+        {"passphrase", "oidc_client_secret", "db_password", "metrics_token", "smtp_password"})
     written_when_set: ClassVar[frozenset[str]] = frozenset({"secure_cookies"})
     toml_header: ClassVar[str] = (
         "# peernet node configuration. Secrets come from PEERNET_PASSPHRASE."
@@ -76,6 +76,17 @@ class NodeSettings(ObserveSettings):
     trusted_proxies: list[str] = Field(default_factory=list)  # federation.client_address
     # How a typed recipient identifier is normalised (node.core.identifier).
     identifier_format: IdentifierFormat = DEFAULT_FORMAT
+    # Notifications (node.notify): SMTP relay; the password from PEERNET_SMTP_PASSWORD only.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ca_file: Path | None = None  # a private CA the relay's certificate is signed by
+    notify_from: str = Field(default="peernet@localhost", max_length=254)
+    notify_digest_hour: int = Field(default=7, ge=0, le=23)
+    notify_poll_s: float = Field(default=5.0, gt=0, le=3600)
+    notify_allow_http_loopback: bool = False  # test/dev only: http:// webhooks to loopback
 
     @classmethod
     def config_error(cls, message: str, field: str | None = None) -> Exception:

@@ -24,6 +24,7 @@ from node.activation.errors import HTTP_STATUS as ACTIVATION_STATUS
 from node.core.appkeys import ROUTES, SETTINGS
 from node.core.errors import HTTP_STATUS as NODE_STATUS
 from node.core.routes import Route
+from node.notify.errors import HTTP_STATUS as NOTIFY_STATUS
 from node.web.openapi_examples import BODY_EXAMPLES
 
 __all__ = ["LIST_ORDER", "error_status", "init", "openapi_document"]
@@ -43,6 +44,8 @@ LIST_ORDER: dict[str, str] = {
     "api.activations.targets": "roster order",
     "api.activations.handoffs": "earliest due first",
     "api.transfers.list": "newest first",
+    "api.notify.deliveries": "not yet sent first, most attempts first, then newest first",
+    "api.notify.endpoints": "oldest first",
 }
 
 # Every route may answer these (plus 401 when it needs a login); 405/429 are page-only.
@@ -53,6 +56,7 @@ def error_status() -> dict[str, int]:
     """Every stable code an API route can answer with, and its HTTP status."""
     out = {code.value: status for code, status in NODE_STATUS.items()}
     out.update({code.value: status for code, status in ACTIVATION_STATUS.items()})
+    out.update({code.value: status for code, status in NOTIFY_STATUS.items()})
     return out
 
 

@@ -18,6 +18,12 @@ _T0 = 1_780_000_000_000
 _HOUR = 3_600_000
 
 BODY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "api.notify.prefs.set": {"email": "duty@example.org", "channels": ["email"],
+                             "digest": True, "quiet_start": "22:00", "quiet_end": "07:00",
+                             "urgent_in_quiet": True},
+    "api.notify.endpoints.add": {"label": "County CAD", "channel": "webhook",
+                                 "target": "https://cad.example.org/hooks/peernet",
+                                 "kinds": ["activation_request", "offer_accepted"]},
     "api.encounters.amend": {"intervention": "defusing", "referral": None},
     "api.transfers.consent": {"to": "agency-2"},
     "api.transfers.send": {"to": "agency-2", "contact_note": "Prefers calls after 18:00",
