@@ -158,6 +158,15 @@ async def test_admin_reset_forces_a_change_at_next_login(make_node: MakeNode) ->
         assert await scalar(node, "SELECT must_change_password FROM users WHERE username = "
                                   "'sup1'") in (False, 0)
         assert [o for o, _ in await audit_actions(node, "password.reset")] == ["ok"]
+        record("security-reset-forced-change", area="security",
+               case="Temporary password after an admin's reset",
+               how="a supporter logs in with the temporary password and opens pages, posts "
+                   "an encounter form and calls the API (real node, SQLite and PostgreSQL); "
+                   "a supporter calls the reset route; the admin's form without CSRF",
+               result="pages redirect to the change page, the post and the API are refused "
+                      "403 password_change_required and nothing is stored; the supporter's "
+                      "reset is refused forbidden and the CSRF-less form csrf_failed",
+               figures={"pages_redirected": 4, "encounters_stored": 0})
         assert await scalar(node, "SELECT count(*) FROM audit_log WHERE action = "
                                   "'access.refused' AND target_id = "
                                   "'api.users.reset_password'") == 1

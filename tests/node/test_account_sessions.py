@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from bench.reliability_report import record
 from tests.node.account_browser import Browser, audit_actions, scalar
 from tests.node.conftest import MakeNode
 
@@ -56,6 +57,13 @@ async def test_own_sessions_listed_and_ended(make_node: MakeNode) -> None:
         assert (await phone.page("/account"))[0] == 303
         assert await node.count("web_sessions") == 0
         assert [o for o, _ in await audit_actions(node, "session.end")] == ["ok", "ok"]
+        record("security-session-end-other-user", area="security",
+               case="Ending another user's session by its listed id",
+               how="another supporter and an admin send DELETE /api/v1/sessions/{id} with the "
+                   "id sup1's list shows; the page form without its CSRF token (real node, "
+                   "SQLite and PostgreSQL)",
+               result="404 not_found for both, 403 csrf_failed for the form; the session "
+                      "lives until its owner ends it", figures={"sessions_ended_by_others": 0})
     finally:
         await phone.close()
         await desk.close()
