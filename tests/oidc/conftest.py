@@ -14,11 +14,16 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from federation.clock import FakeClock
 from federation.keystore import NodeKeys
 from federation.passwords import MIN, PasswordHasher
+from hub.app import create_app as create_hub_app
+from hub.appkeys import DB as HUB_DB
+from hub.config import HubSettings
+from hub.users import accounts as hub_users
 from node.accounts.users import create_user
 from node.core.config import NodeSettings
 from node.core.context import NodeContext
@@ -147,3 +152,47 @@ def code_of(page: str) -> str | None:
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+HUB_RULES = [{"group": "hub-operators", "role": "operator"},
+             {"group": "board-analysts", "role": "board_analyst"}]
+HUB_USERS: dict[str, Any] = {
+    "bea": {"password": PASSWORD, "username": "bea@board.example.gov",
+            "groups": ["board-analysts"]},
+    "nils": {"password": PASSWORD, "groups": ["fire-peers"]},
+    "op": {"password": PASSWORD, "groups": ["hub-operators"]},
+}
+
+MakeHub = Callable[..., Awaitable[tuple[TestClient[Any, Any], Any]]]
+
+
+@pytest.fixture
+async def make_hub(tmp_path: Path, db_url: str,
+                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeHub]:
+    monkeypatch.setattr(hub_users, "PASSWORD_COST", MIN)
+    made: list[TestClient[Any, Any]] = []
+
+    async def factory(issuer: str, port: int, *,
+                      own_db: bool = False) -> tuple[TestClient[Any, Any], Any]:
+        d = tmp_path / "hub"
+        d.mkdir()
+        settings = HubSettings(
+            hub_id="oidc-hub", name="OIDC Hub", data_dir=d,
+            db_url=f"sqlite:///{d / 'hub.db'}" if own_db else db_url,
+            public_url=f"http://127.0.0.1:{port}",
+            operator_token=SecretStr("oidc-operator-token-" + "x" * 20),
+            oidc={"issuer": issuer, "client_id": "peernet-hub", "rules": HUB_RULES},
+            oidc_client_secret=SecretStr(CLIENT_SECRET))
+        app = create_hub_app(settings, clock=FakeClock(now_ms()), keys=NodeKeys.generate())
+        c = TestClient(TestServer(app, host="127.0.0.1", port=port))
+        await c.start_server()
+        made.append(c)
+        # A local operator named like the provider's "op": never taken over.
+        await hub_users.create_user(app[HUB_DB], PasswordHasher(MIN), username="op",
+                                    password="correct horse battery", role="operator",
+                                    now_ms=now_ms())
+        return c, app[HUB_DB]
+
+    yield factory
+    for c in made:
+        await c.close()

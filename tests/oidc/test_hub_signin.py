@@ -7,65 +7,14 @@ a local account is never taken over; the sign-ins are recorded in the hub's acco
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 from sqlalchemy import text
 
-from federation.clock import FakeClock
-from federation.keystore import NodeKeys
-from federation.passwords import MIN, PasswordHasher
-from hub.app import create_app
-from hub.appkeys import DB
-from hub.config import HubSettings
-from hub.users import accounts as hub_users
-from tests.oidc.conftest import code_of, now_ms, session_for, sign_in
-from tests.oidc.real_provider import CLIENT_SECRET, PASSWORD, client, real_provider
-
-HUB_RULES = [{"group": "hub-operators", "role": "operator"},
-             {"group": "board-analysts", "role": "board_analyst"}]
-HUB_USERS: dict[str, Any] = {
-    "bea": {"password": PASSWORD, "username": "bea@board.example.gov",
-            "groups": ["board-analysts"]},
-    "nils": {"password": PASSWORD, "groups": ["fire-peers"]},
-    "op": {"password": PASSWORD, "groups": ["hub-operators"]},
-}
-
-MakeHub = Callable[[str, int], Awaitable[tuple[TestClient[Any, Any], Any]]]
-
-
-@pytest.fixture
-async def make_hub(tmp_path: Path, db_url: str,
-                   monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MakeHub]:
-    monkeypatch.setattr(hub_users, "PASSWORD_COST", MIN)
-    made: list[TestClient[Any, Any]] = []
-
-    async def factory(issuer: str, port: int) -> tuple[TestClient[Any, Any], Any]:
-        d = tmp_path / "hub"
-        d.mkdir()
-        settings = HubSettings(
-            hub_id="oidc-hub", name="OIDC Hub", data_dir=d, db_url=db_url,
-            public_url=f"http://127.0.0.1:{port}",
-            operator_token=SecretStr("oidc-operator-token-" + "x" * 20),
-            oidc={"issuer": issuer, "client_id": "peernet-hub", "rules": HUB_RULES},
-            oidc_client_secret=SecretStr(CLIENT_SECRET))
-        app = create_app(settings, clock=FakeClock(now_ms()), keys=NodeKeys.generate())
-        c = TestClient(TestServer(app, host="127.0.0.1", port=port))
-        await c.start_server()
-        made.append(c)
-        # A local operator named like the provider's "op": never taken over.
-        await hub_users.create_user(app[DB], PasswordHasher(MIN), username="op",
-                                    password="correct horse battery", role="operator",
-                                    now_ms=now_ms())
-        return c, app[DB]
-
-    yield factory
-    for c in made:
-        await c.close()
+from tests.oidc.conftest import HUB_USERS, MakeHub, code_of, session_for, sign_in
+from tests.oidc.real_provider import client, real_provider
 
 
 async def _state(db: Any) -> dict[str, Any]:
