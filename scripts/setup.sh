@@ -53,3 +53,20 @@ apt_install() {
     return 1
   fi
 }
+
+install_test_oidc_provider() {
+  # Node.js and the real OpenID provider the sign-in tests start (tests/oidc_provider:
+  # panva/oidc-provider from its committed package-lock.json). scripts/test only.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "setup: installing Node.js for the OpenID Connect tests" >&2
+    apt_install nodejs npm || return 1
+  fi
+  local dir=tests/oidc_provider
+  local stamp="$dir/node_modules/.peernet-installed"
+  local want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "setup: installing the test OpenID provider (npm ci in $dir)" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && echo "$want" > "$stamp"
+  fi
+}
