@@ -27,7 +27,7 @@ START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
 
 # Settings read only from the environment: secrets never go in the TOML file.
-SECRETS = {"passphrase", "operator_token", "db_password", "metrics_token"}
+SECRETS = {"passphrase", "operator_token", "db_password", "metrics_token", "smtp_password"}
 
 # Metrics and logs (federation.observe.settings), the same on every server.
 OBSERVE = {
@@ -85,6 +85,21 @@ MEANINGS: dict[str, dict[str, str]] = {
                              "and leading zeros; `employee_number` takes digits only and drops "
                              "leading zeros. Placeholders such as `unknown` are refused either "
                              "way.",
+        "smtp_host": "Mail relay for notifications (`node.notify`); empty: no mail is sent "
+                     "(deliveries fail `smtp_not_configured` and are retried).",
+        "smtp_port": "Mail relay port (587 for STARTTLS submission).",
+        "smtp_user": "Mail relay login; empty: no AUTH.",
+        "smtp_password": "Mail relay password. Environment only (`PEERNET_SMTP_PASSWORD`).",
+        "smtp_starttls": "Require STARTTLS before AUTH and mail; off only for a relay on the "
+                         "same host.",
+        "smtp_ca_file": "PEM file of a private CA the relay's certificate is signed by; "
+                        "empty: the system's trust store.",
+        "notify_from": "Sender address of notification mail.",
+        "notify_digest_hour": "Local hour (node `timezone`) the daily follow-up digest goes "
+                              "out.",
+        "notify_poll_s": "How often the notification sender looks for due deliveries.",
+        "notify_allow_http_loopback": "Test/development only: accept `http://` webhook URLs "
+                                      "to a loopback host (otherwise https only).",
     },
     "hub": {
         "hub_id": "Roster id of the hub.",
