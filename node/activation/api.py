@@ -18,6 +18,7 @@ codes of `node.activation.errors` (e.g. 409 `illegal_transition`), or the node's
 from __future__ import annotations
 
 import uuid
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from node.activation import rows as act_rows
 from node.activation.context import ActivationContext
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
+from node.activation.list_filter import filtered
 from node.activation.models import (
     AcceptIn,
     AcceptOut,
@@ -46,15 +48,16 @@ from node.activation.models import (
 )
 from node.core import audit
 from node.core.access import Principal
-from node.core.appkeys import DB
+from node.core.appkeys import DB, SETTINGS
 from node.core.db import Database
-from node.core.paging import Cursor, NextCursor, offset_of, page_of
+from node.core.paging import Cursor, NextCursor, page_of
 from node.core.routes import Route, add_routes
 from node.core.vocabulary import Role
+from node.records.list_filters import check_range
 from node.web.api import query_params
 from node.web.plumbing import json_body, principal
 from protocol.ids import NodeId, is_msg_id
-from protocol.vocabulary import Discipline
+from protocol.vocabulary import ActivationState, Discipline
 
 __all__ = [
     "ACTIVATIONS",
@@ -78,6 +81,13 @@ class ListQuery(BaseModel):
     side: Side | None = None
     limit: int = Field(default=200, ge=1, le=1000)
     cursor: Cursor = None
+    since: date | None = Field(default=None, description="Incident on or after this day "
+                               "(node time zone)")
+    until: date | None = Field(default=None, description="Incident on or before this day "
+                               "(node time zone)")
+    status: ActivationState | None = Field(default=None, description="Overall state")
+    discipline: Discipline | None = Field(default=None, description="Affected personnel "
+                                          "of this discipline")
 
 
 class ActivationQuery(BaseModel):
@@ -99,6 +109,7 @@ class HandoffQuery(BaseModel):
 class ActivationList(BaseModel):
     items: list[ActivationSummary]
     next_cursor: NextCursor = None
+    total: int | None = Field(default=None, description="Activations matching the filters")
 
 
 class TargetList(BaseModel):
@@ -147,11 +158,14 @@ def _db(request: web.Request) -> Database:
 
 async def list_view(request: web.Request) -> web.Response:
     q = query_params(request, ListQuery)
+    check_range(q.since, q.until)
     ctx = activation_context(request.app)
     async with _db(request).read() as conn:
-        items = await views.list_activations(conn, ctx, q.side, offset_of(q.cursor) + q.limit)
+        items = await filtered(conn, ctx, request.app[SETTINGS].zone, side=q.side,
+                               since=q.since, until=q.until, status=q.status,
+                               discipline=q.discipline)
     page, nxt = page_of(items, q.cursor, q.limit)
-    return _dump(ActivationList(items=page, next_cursor=nxt))
+    return _dump(ActivationList(items=page, next_cursor=nxt, total=len(items)))
 
 
 async def create(request: web.Request) -> web.Response:

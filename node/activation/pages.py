@@ -1,6 +1,8 @@
 """Coordinator pages for interagency activation (mobile first, no JavaScript needed).
 
-    /activations              incoming and outgoing activations, newest first
+    /activations              incoming and outgoing activations, newest first, 50 a page
+                              with the count, filtered by side, incident day, state and
+                              affected discipline
     /activations/new          a request: incident, who is affected, what is needed, and a
                               target picker filtered by discipline and region
     /activations/{aid}        one activation: facts, timing warnings, each agency's state
@@ -31,6 +33,7 @@ from node.activation.api import activation_context
 from node.activation.context import ActivationContext
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
+from node.activation.list_filter import ActivationFilter, filtered
 from node.activation.models import HandoffIn, OfferIn, RequestIn
 from node.activation.states import allowed_events
 from node.core import audit
@@ -38,9 +41,13 @@ from node.core.appkeys import DB, SETTINGS
 from node.core.errors import NodeError
 from node.core.routes import NavItem, Route, add_nav, add_routes
 from node.core.vocabulary import Role
+from node.records.encounter_paging import page_of, requested_page
+from node.records.list_filters import query_string
+from node.records.list_pages import query_model
 from node.web.plumbing import principal, render, validation_error
 from protocol.ids import is_msg_id
 from protocol.vocabulary import (
+    ActivationState,
     AgencyRole,
     CancelReason,
     DeclineReason,
@@ -124,13 +131,21 @@ def _requester_q(request: web.Request) -> str | None:
 
 
 async def list_page(request: web.Request) -> web.Response:
+    """Newest first, 50 a page with the count, filtered (`node.activation.list_filter`);
+    each page keeps the two headings, asked of us and our requests."""
     ctx = activation_context(request.app)
+    requested_page(request.query)
+    f = query_model(request, ActivationFilter)
     async with request.app[DB].read() as conn:
-        items = await views.list_activations(conn, ctx)
+        items = await filtered(conn, ctx, _zone(request), side=f.side, since=f.since,
+                               until=f.until, status=f.status, discipline=f.discipline)
+    page = page_of(f.page, len(items))
+    shown = items[page.offset:page.offset + page.size]
     return render(request, "activations.html", {
-        **_common(request),
-        "incoming": [a for a in items if a.side == Side.IN.value],
-        "outgoing": [a for a in items if a.side == Side.OUT.value],
+        **_common(request), "page": page, "f": f, "qs": lambda **kw: query_string(f, **kw),
+        "incoming": [a for a in shown if a.side == Side.IN.value],
+        "outgoing": [a for a in shown if a.side == Side.OUT.value],
+        "statuses": _choices(ActivationState), "disciplines": _choices(Discipline),
     })
 
 

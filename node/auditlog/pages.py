@@ -32,7 +32,8 @@ from node.core.routes import NavItem, Route, add_nav, add_routes
 from node.core.times import to_dt
 from node.core.vocabulary import Role
 from node.records.encounter_paging import page_of
-from node.records.list_filters import query_model, query_string
+from node.records.list_filters import query_string
+from node.records.list_pages import query_model
 from node.web.plumbing import principal, render
 
 __all__ = ["TRUNCATION_NOTE", "setup"]

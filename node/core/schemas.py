@@ -153,6 +153,14 @@ class EncounterOut(Response):
 class EncounterQuery(Request):
     scope: Literal["mine", "team"] = "mine"
     limit: int = Field(default=50, ge=1, le=200)
+    since: date | None = Field(default=None, description="Occurred on or after this day "
+                               "(node time zone)")
+    until: date | None = Field(default=None, description="Occurred on or before this day "
+                               "(node time zone)")
+    status: FollowUpStatus | None = Field(default=None, description="Follow-up status "
+                                          "(overdue: open and past due)")
+    discipline: RecipientDiscipline | None = Field(default=None,
+                                                   description="Recipient discipline")
     offset: int = Field(default=0, ge=0, le=1_000_000, description="Use `cursor`",
                         json_schema_extra={"deprecated": True})
     cursor: Cursor = None
@@ -161,6 +169,7 @@ class EncounterQuery(Request):
 class EncounterList(Response):
     items: list[EncounterOut]
     next_cursor: NextCursor = None
+    total: int | None = Field(default=None, description="Encounters matching the filters")
 
 
 # --- follow-ups -------------------------------------------------------------------------
@@ -184,11 +193,18 @@ class FollowUpQuery(Request):
     due_only: bool = False
     limit: int = Field(default=200, ge=1, le=1000)
     cursor: Cursor = None
+    since: date | None = Field(default=None, description="Due on or after this day")
+    until: date | None = Field(default=None, description="Due on or before this day")
+    status: FollowUpStatus | None = Field(default=None, description="Status (overdue: "
+                                          "open and past due; open: not yet overdue)")
+    discipline: RecipientDiscipline | None = Field(default=None,
+                                                   description="Recipient discipline")
 
 
 class FollowUpList(Response):
     items: list[FollowUpOut]
     next_cursor: NextCursor = None
+    total: int | None = Field(default=None, description="Follow-ups matching the filters")
 
 
 class ReassignIn(Request):

@@ -15,7 +15,7 @@ it goes no further.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table, and_, select
@@ -164,8 +164,10 @@ async def _with_history(ctx: NodeContext, row: Mapping[str, Any]) -> EncounterOu
 
 
 async def list_encounters(
-    ctx: NodeContext, p: Principal, scope: str = "mine", limit: int = 50, offset: int = 0
+    ctx: NodeContext, p: Principal, scope: str = "mine", limit: int = 50, offset: int = 0,
+    where: Sequence[Any] = (),
 ) -> list[EncounterOut]:
+    """`where`: filters (`node.records.encounter_paging.encounter_where`)."""
     base = (select(*_COLUMNS)
             .select_from(E.outerjoin(F, F.c.encounter_id == E.c.id)))
     if scope == "team":
@@ -178,7 +180,8 @@ async def list_encounters(
         stmt = base.join(U, and_(U.c.id == E.c.created_by, U.c.team == p.team))
     else:
         stmt = base.where(E.c.created_by == p.user_id)
-    stmt = stmt.order_by(E.c.occurred_at.desc(), E.c.id).limit(limit).offset(offset)
+    stmt = stmt.where(*where).order_by(E.c.occurred_at.desc(), E.c.id).limit(limit)
+    stmt = stmt.offset(offset)
     async with ctx.db.read() as conn:
         rows = (await conn.execute(stmt)).mappings().all()
     items = [_out(r, ctx) for r in rows]

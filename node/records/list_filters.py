@@ -5,26 +5,21 @@ days `YYYY-MM-DD` in the node's time zone, both inclusive), `status` and `discip
 (values of the list's own vocabulary) and, on pages, `page` (from 1; `node.records.
 encounter_paging`). An empty parameter (a GET form's untouched field) means "any". A bad
 value is refused with `invalid_input` / `invalid_enum` naming the parameter; `until` before
-`since` is refused too (`invalid_input`, field `until`).
+`since` is refused too (`invalid_input`, field `until`). Pages read the query string with
+`node.records.list_pages.query_model`.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TypeVar
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from node.core.errors import Code, NodeError
-from node.web.plumbing import validation_error
 
-__all__ = ["DateRange", "day_bounds", "query_model", "query_string"]
-
-M = TypeVar("M", bound=BaseModel)
-
+__all__ = ["DateRange", "check_range", "day_bounds", "query_string"]
 
 class DateRange(BaseModel):
     """The date range every filtered list takes (its own models add status, discipline)."""
@@ -36,23 +31,9 @@ class DateRange(BaseModel):
     page: int = Field(default=1, ge=1, le=999_999_999, description="Page number, from 1")
 
 
-def query_model(request: web.Request, model: type[M]) -> M:
-    """The query string as `model`; empty values dropped, a repeated parameter refused."""
-    data: dict[str, str] = {}
-    for key in request.query:
-        values = request.query.getall(key)
-        if len(values) != 1:
-            raise NodeError(Code.INVALID_INPUT, f"{key}: give it once", key)
-        if values[0] != "":
-            data[key] = values[0]
-    try:
-        out = model.model_validate(data, strict=False)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-    since, until = getattr(out, "since", None), getattr(out, "until", None)
+def check_range(since: date | None, until: date | None) -> None:
     if since is not None and until is not None and until < since:
         raise NodeError(Code.INVALID_INPUT, "until: before the start of the range", "until")
-    return out
 
 
 def day_bounds(since: date | None, until: date | None,

@@ -58,7 +58,9 @@ from node.core.schemas import (
 )
 from node.core.times import to_dt
 from node.core.vocabulary import Role
-from node.records import disclosures, encounters, followups, report, retention
+from node.records import disclosures, encounters, followup_paging, followups, report, retention
+from node.records.encounter_paging import count_encounters, encounter_where
+from node.records.list_filters import check_range
 from node.web import openapi
 from node.web.plumbing import json_body, json_response, principal, validation_error
 
@@ -115,11 +117,13 @@ async def encounter_create(request: web.Request) -> web.Response:
 
 async def encounter_list(request: web.Request) -> web.Response:
     q = query_params(request, EncounterQuery)
+    ctx, p = NodeContext.of(request.app), principal(request)
+    check_range(q.since, q.until)
     offset = offset_of(q.cursor) if q.cursor else q.offset
-    items = await encounters.list_encounters(NodeContext.of(request.app), principal(request),
-                                             q.scope, q.limit, offset)
-    return _dump(EncounterList(items=items,
-                               next_cursor=next_cursor(offset, q.limit, len(items))))
+    where = encounter_where(ctx, q.since, q.until, q.status, q.discipline)
+    items = await encounters.list_encounters(ctx, p, q.scope, q.limit, offset, where)
+    return _dump(EncounterList(items=items, next_cursor=next_cursor(offset, q.limit, len(items)),
+                               total=await count_encounters(ctx, p, q.scope, where)))
 
 
 async def encounter_get(request: web.Request) -> web.Response:
@@ -130,10 +134,15 @@ async def encounter_get(request: web.Request) -> web.Response:
 
 async def follow_up_list(request: web.Request) -> web.Response:
     q = query_params(request, FollowUpQuery)
-    items = await followups.list_follow_ups(NodeContext.of(request.app), principal(request),
-                                            q.scope, q.due_only)
-    page, nxt = page_of(items, q.cursor, q.limit)
-    return _dump(FollowUpList(items=page, next_cursor=nxt))
+    check_range(q.since, q.until)
+    ctx = NodeContext.of(request.app)
+    conds = followup_paging.where(ctx, since=q.since, until=q.until, status=q.status,
+                                  discipline=q.discipline, due_only=q.due_only)
+    offset = offset_of(q.cursor)
+    page, total = await followup_paging.page_follow_ups(ctx, principal(request), q.scope,
+                                                        conds, q.limit, offset)
+    return _dump(FollowUpList(items=page, next_cursor=next_cursor(offset, q.limit, len(page)),
+                              total=total))
 
 
 async def follow_up_complete(request: web.Request) -> web.Response:

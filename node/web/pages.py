@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict
 
 from federation.field_errors import field_label
 from federation.webkit.pages import favicon
-from node.accounts import users as accounts
 from node.accounts import pages as account_pages
+from node.accounts import users as accounts
 from node.activation import transfer
 from node.activation.api import ACTIVATIONS
 from node.core.appkeys import THROTTLE
@@ -39,6 +39,7 @@ from node.core.schemas import (
 from node.core.vocabulary import (
     ActivationType,
     DurationBucket,
+    FollowUpStatus,
     Intervention,
     RecipientCategory,
     RecipientDiscipline,
@@ -46,8 +47,17 @@ from node.core.vocabulary import (
     Role,
     Topic,
 )
-from node.records import encounters, followups, report
-from node.records.encounter_paging import count_mine, page_of, requested_page
+from node.records import encounters, followup_paging, followups, report
+from node.records.encounter_paging import (
+    PAGE_SIZE,
+    EncounterFilter,
+    count_encounters,
+    encounter_where,
+    page_of,
+    requested_page,
+)
+from node.records.list_filters import query_string
+from node.records.list_pages import query_model
 from node.web.charts import hbars, month_bars
 from node.web.login import LOGIN
 from node.web.plumbing import form_body, principal, render
@@ -72,7 +82,8 @@ LABELS: dict[str, str] = {
     "substance_use": "Substance use", "grief": "Grief", "undisclosed": "Not disclosed",
     "eap": "EAP", "clinician": "Clinician", "chaplain": "Chaplain",
     "crisis_line": "Crisis line", "none": "None", "open": "Open", "done": "Done",
-    "overdue": "Overdue", "handed_off": "Handed off", "peer_supporter": "Peer supporter",
+    "overdue": "Overdue", "handed_off": "Handed off", "transferred": "Transferred",
+    "peer_supporter": "Peer supporter",
     "coordinator": "Coordinator", "admin": "Admin", "auditor": "Auditor",
     "<15m": "< 15 min", "15-30m": "15–30 min", "30-60m": "30–60 min", "1-2h": "1–2 h",
     ">2h": "> 2 h",
@@ -215,11 +226,15 @@ async def encounter_post(request: web.Request) -> web.Response:
 
 async def encounter_list(request: web.Request) -> web.Response:
     ctx, p = _ctx(request), principal(request)
-    wanted = requested_page(request.query)
-    page = page_of(wanted, await count_mine(ctx, p))
-    items = await encounters.list_encounters(ctx, p, "mine", page.size, page.offset)
-    return render(request, "encounters.html", {"items": items, "labels": LABELS,
-                                               "page": page})
+    requested_page(request.query)
+    f = query_model(request, EncounterFilter)
+    where = encounter_where(ctx, f.since, f.until, f.status, f.discipline)
+    page = page_of(f.page, await count_encounters(ctx, p, "mine", where))
+    items = await encounters.list_encounters(ctx, p, "mine", page.size, page.offset, where)
+    return render(request, "encounters.html", {
+        "items": items, "labels": LABELS, "page": page, "f": f,
+        "qs": lambda **kw: query_string(f, **kw), "statuses": _choices(FollowUpStatus),
+        "disciplines": _choices(RecipientDiscipline)})
 
 
 async def encounter_view(request: web.Request) -> web.Response:
@@ -258,13 +273,24 @@ async def follow_up_complete(request: web.Request) -> web.Response:
 async def team_view(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     p = principal(request)
-    items = await followups.list_follow_ups(ctx, p, "team")
+    requested_page(request.query)
+    f = query_model(request, followup_paging.TeamFilter)
+    conds = followup_paging.where(ctx, since=f.since, until=f.until, status=f.status,
+                                  discipline=f.discipline)
+    items, total = await followup_paging.page_follow_ups(ctx, p, "team", conds, PAGE_SIZE,
+                                                         (f.page - 1) * PAGE_SIZE)
+    page = page_of(f.page, total)
+    if page.number != f.page:  # past the end: the last page
+        items, total = await followup_paging.page_follow_ups(ctx, p, "team", conds,
+                                                             PAGE_SIZE, page.offset)
     people = [u for u in await accounts.list_users(ctx)
               if u.team == p.team and u.active and u.role in SUPPORTERS]
-    open_items = [f for f in items if f.status.value in ("open", "overdue")]
     return render(request, "team.html", {
-        "overdue": [f for f in open_items if f.status.value == "overdue"],
-        "upcoming": [f for f in open_items if f.status.value == "open"],
+        "items": items, "page": page, "f": f, "qs": lambda **kw: query_string(f, **kw),
+        "statuses": [("active", "To do (open or overdue)"), ("any", "Any"),
+                     *[(v, LABELS.get(v, v)) for v in ("overdue", "open", "done",
+                                                       "handed_off", "transferred")]],
+        "disciplines": _choices(RecipientDiscipline),
         "people": people, "labels": LABELS, "transfers": ACTIVATIONS in request.app,
     })
 

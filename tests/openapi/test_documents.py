@@ -123,7 +123,7 @@ def _body_models() -> dict[str, Any]:
     core_api.setup(app)
     from node.activation.transfer_api import transfer_routes
 
-    from node.records.amendment_routes import routes as record_routes
+    from node.records.amendment_pages import routes as record_routes
 
     routes = [*app[ROUTES], *api_routes(), *transfer_routes(), *record_routes()]
     return {r.name: r.body for r in routes if r.body is not None}
