@@ -20,6 +20,7 @@ import csv
 import enum
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -76,6 +77,15 @@ def _columns(table: Table) -> list[str]:
             and c.type.__class__.__name__ != "LargeBinary"]
 
 
+def _private(path: Path) -> Path:
+    """`path` emptied (or created) readable by its owner only: the records are sensitive
+    whatever the umask or an earlier file's mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+    return path
+
+
 class _Out:
     """One table's CSV and JSON files, written row by row."""
 
@@ -83,8 +93,8 @@ class _Out:
         self.columns = columns
         self.header = [h for c in columns for h in ([c, f"{c}_utc"] if _is_time(c) else [c])]
         self.csv_path, self.json_path = out / f"{name}.csv", out / f"{name}.json"
-        self.csv_f = self.csv_path.open("w", encoding="utf-8-sig", newline="")
-        self.json_f = self.json_path.open("w", encoding="utf-8")
+        self.csv_f = _private(self.csv_path).open("w", encoding="utf-8-sig", newline="")
+        self.json_f = _private(self.json_path).open("w", encoding="utf-8")
         self.writer = csv.writer(self.csv_f)
         self.writer.writerow(self.header)
         self.json_f.write("[")
@@ -166,15 +176,15 @@ async def export_records(db: Database, out: Path, clock: Clock, *, node_id: str,
 def _finish(out: Path, node_id: str, now: int,
             described: list[tuple[ExportTable, list[str]]], counts: dict[str, int]) -> None:
     """schema.md, then manifest.json with the digest of every data file."""
-    (out / "schema.md").write_text(_schema_md(node_id, now, described, counts), "utf-8")
+    _private(out / "schema.md").write_text(_schema_md(node_id, now, described, counts), "utf-8")
     files = {}
     for name in counts:
         for path in (out / f"{name}.csv", out / f"{name}.json"):
             files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
     manifest = {"format": "peernet-node-export-v1", "node_id": node_id, "exported_ts": now,
                 "rows": counts, "sha256": files}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n",
-                                       "utf-8")
+    text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    _private(out / "manifest.json").write_text(text, "utf-8")
 
 
 def _schema_md(node_id: str, now: int, described: Iterable[tuple[ExportTable, list[str]]],

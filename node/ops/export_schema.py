@@ -47,9 +47,25 @@ COMMON = {
     "responder": "An agency asked to help (node id).",
     "state": "State at export time.",
     "status": "Status at export time.",
+    "node_id": "This agency's node id.",
+    "discipline": "Discipline of the person concerned.",
+    "intervention": "The kind of support.",
+    "due_on": "When it is due.",
+    "direction": "in (received from the other agency) or out (sent to it).",
+    "owner_id": "Who owns it (`id` in users.csv).",
+    "follow_up_id": "The follow-up (`id` in follow_ups.csv).",
+    "handoff_id": "The hand-off (`id` in handoffs.csv).",
+    "consent_id": "The consent (`id` in followup_transfer_consents.csv).",
+    "reason": "Coded reason, when there is one.",
+    "cancel_reason": "Why it was cancelled, if it was.",
+    "decline_reason": "Why it was declined, if it was.",
+    "release_id": "The release (`release_id` in release_ledger.csv).",
 }
 
-DROPPED = {"users": frozenset({"password_hash"})}
+DROPPED = {"users": frozenset({"password_hash"}),
+           # A per-row secret binding the values to the audit chain (node.records), not a
+           # record: the values themselves are exported.
+           "encounter_amendments": frozenset({"nonce"})}
 
 TABLES: list[ExportTable] = [
     ExportTable("users", "Users", "Everyone who can sign in to the node, so that "
@@ -101,7 +117,14 @@ TABLES: list[ExportTable] = [
     ExportTable("activation_legs", "Activation legs", "One row per agency asked in an "
                 "activation: its offer, acceptance, decline or cancellation.", {
                     "offer": "The offer (JSON text: peers, disciplines, ETA, conditions).",
-                    "offer_peers": "Peers offered."}),
+                    "offer_peers": "Peers offered.",
+                    "request_msg_id": "Id of the request message to this agency.",
+                    "offer_msg_id": "Id of its offer message.",
+                    "offered_by": "Who made the offer here (`id` in users.csv).",
+                    "accept_msg_id": "Id of the acceptance message.",
+                    "accepted_at": "When the offer was accepted.",
+                    "declined_by": "Who declined (node id).",
+                    "cancelled_by": "Who cancelled (node id)."}),
     ExportTable("activation_events", "Activation events", "Every state change of an "
                 "activation, in order: the activation's history.", {
                     "actor_node": "The agency that made the change.", "ts": "When.",
@@ -113,11 +136,35 @@ TABLES: list[ExportTable] = [
                     "assigned_to": "Who it was given to (`id` in users.csv).",
                     "completed_at": "When it was done."}),
     ExportTable("followup_transfers", "Follow-up transfers", "Follow-ups transferred to or "
-                "from a member agency with the person's consent.", {}),
+                "from a member agency with the person's consent.", {
+                    "consent_ts": "When the person consented.",
+                    "answer_by": "When the other agency must answer by (ms, as the times).",
+                    "decided_at": "When the other agency answered."}),
     ExportTable("followup_transfer_consents", "Transfer consents", "Consents recorded "
-                "before a follow-up transfer.", {}),
+                "before a follow-up transfer.", {
+                    "to_agency": "The agency the follow-up may go to (node id).",
+                    "asked_by": "Who recorded the consent (`id` in users.csv).",
+                    "consented_at": "When.", "used_at": "When a transfer used it."}),
+    ExportTable("encounter_amendments", "Encounter amendments", "Every audited correction "
+                "of an encounter: who, when, which fields, the values before and after.", {
+                    "encounter_id": "The encounter (`id` in encounters.csv).",
+                    "amended_by": "Who corrected it (`id` in users.csv).",
+                    "amended_at": "When.", "fields": "The fields changed, comma-separated.",
+                    "old_values": "Their values before (JSON text).",
+                    "new_values": "Their values after (JSON text)."}),
     ExportTable("release_ledger", "Release ledger", "The node's privacy ledger: every noisy "
-                "monthly statistics release and the privacy budget it spent.", {}),
+                "monthly statistics release and the privacy budget it spent.", {
+                    "month": "The month released (YYYY-MM).", "year": "Its year.",
+                    "query_sha256": "Fingerprint of the fixed query released.",
+                    "unit": "The privacy unit (one person per agency per year).",
+                    "per_person_month": "At most this many encounters per person and month "
+                                        "counted.",
+                    "per_cell": "At most this many per person in one cell.",
+                    "measure": "Privacy measure (zcdp or pure_dp).",
+                    "mechanism": "Noise (gaussian or laplace).",
+                    "scale": "Noise scale.", "budget_spent": "Privacy budget this release "
+                    "spent.", "budget_per_year": "The yearly budget it counts against.",
+                    "opendp_version": "The OpenDP library version used."}),
     ExportTable("audit_log", "Audit log", "The node's append-only audit log (a hash chain): "
                 "who did what and when, never record contents.", {
                     "seq": "Entry number (1, 2, ...).", "ts": "When.",

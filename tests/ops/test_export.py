@@ -80,3 +80,4 @@ async def test_export_writes_every_record_and_no_secret(ops: OpsNet, tmp_path: P
            result="CSV and JSON rows equal the database's; schema.md names every file and "
                   "column; no key, pseudonym key or password hash in any file; a second "
                   "export without --force refused dir_not_empty with the files unchanged")
+    assert all(p.stat().st_mode & 0o077 == 0 for p in out.iterdir())
