@@ -18,9 +18,8 @@ sums (not under a node filter). The estimator (`hub.stats.summary` ->
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,13 @@ from hub.stats.estimates import CELL_KEYS, DISCIPLINES
 from hub.stats.rescan import rescan_counts, rescan_v1, rescan_v2
 from hub.stats.shared_sums import V2Sums, add_shared
 from hub.stats.summary import MonthSums
-from hub.stats.variance_totals import V1_PART, reporting_counts, variance_sums
+from hub.stats.variance_totals import (
+    V1_PART,
+    counts_of,
+    exact_total,
+    reporting_counts,
+    variance_sums,
+)
 from hub.stats.workload_totals import AggregateValueTotal
 from protocol.workload import GROUP_NAMES, KEY_GROUP, WORKLOAD_KEYS
 
@@ -95,21 +100,27 @@ async def load_v2_sums(conn: AsyncConnection, f: StatsFilter, *, rescan: bool = 
     filter, a rescan of those nodes' rows (`hub.stats.rescan`) with one or when `rescan`."""
     if f.nodes or rescan:
         return await rescan_v2(conn, f.month_from, f.month_to, f.region, f.nodes or None)
+    variances = await variance_sums(conn, f.month_from, f.month_to, f.region)
+    return await _v2_from_totals(conn, f, variances)
+
+
+async def _v2_from_totals(
+    conn: AsyncConnection, f: StatsFilter, variances: Mapping[str, Mapping[str, Any]]
+) -> V2Sums:
     t = AggregateValueTotal
     stmt = select(t.month, t.region, t.key, t.value_sum).where(
         t.month >= f.month_from, t.month <= f.month_to)
     if f.region is not None:
         stmt = stmt.where(t.region == f.region)
-    variances = await variance_sums(conn, f.month_from, f.month_to, f.region)
     out: V2Sums = {}
     n = len(WORKLOAD_KEYS)
-    for month, region, key, vsum in await conn.execute(stmt):
+    for month, region, key, vsum in (await conn.execute(stmt)).all():
         got = out.setdefault(month, {}).get(region)
         if got is None:
             varis = np.zeros(n)
-            for g, parts in variances.get(month, {}).get(region, {}).items():
+            for g, part in variances.get(month, {}).get(region, {}).items():
                 if g in _GROUP_INDEX:
-                    varis[_GROUP_INDEX[g]] = float(parts)
+                    varis[_GROUP_INDEX[g]] = part.var_sum
             got = out[month][region] = (np.zeros(n), varis)
         got[0][_WORKLOAD_INDEX[key]] = float(vsum)
     return out
@@ -126,10 +137,12 @@ async def load_month_sums(
         nodes = f.nodes or None
         v1 = await rescan_v1(conn, f.month_from, f.month_to, f.region, nodes)
         counts = await rescan_counts(conn, f.month_from, f.month_to, f.region, nodes)
+        v2 = await load_v2_sums(conn, f, rescan=True)
     else:
-        v1 = await _load_v1_sums(conn, f)
-        counts = await reporting_counts(conn, f.month_from, f.month_to, f.region)
-    v2 = await load_v2_sums(conn, f, rescan=rescan)
+        variances = await variance_sums(conn, f.month_from, f.month_to, f.region)
+        v1 = await _load_v1_sums(conn, f, variances)
+        counts = counts_of(variances)
+        v2 = await _v2_from_totals(conn, f, variances)
     shared = {} if f.nodes else await add_shared(conn, v2, f.month_from, f.month_to, f.region)
     n = len(CELL_KEYS)
     out = {}
@@ -140,7 +153,9 @@ async def load_month_sums(
     return out
 
 
-async def _load_v1_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, tuple[Any, Any]]:
+async def _load_v1_sums(
+    conn: AsyncConnection, f: StatsFilter, variances: Mapping[str, Mapping[str, Any]]
+) -> dict[str, tuple[Any, Any]]:
     """{month: (cell values, per-cell variances)} from the running sums: values from
     `aggregate_totals`, the exact variance sum from `hub.stats.variance_totals`."""
     t = AggregateTotal
@@ -153,12 +168,11 @@ async def _load_v1_sums(conn: AsyncConnection, f: StatsFilter) -> dict[str, tupl
         stmt = stmt.where(t.region == f.region)
     n = len(CELL_KEYS)
     out: dict[str, tuple[Any, Any]] = {}
-    variances = await variance_sums(conn, f.month_from, f.month_to, f.region)
-    for month, cell, vsum in await conn.execute(stmt):
+    for month, cell, vsum in (await conn.execute(stmt)).all():
         got = out.get(month)
         if got is None:
-            parts = [p[V1_PART] for p in variances.get(month, {}).values() if V1_PART in p]
-            var = float(sum(parts, Fraction(0)))
+            var = exact_total(p[V1_PART] for p in variances.get(month, {}).values()
+                              if V1_PART in p)
             got = out[month] = (np.zeros(n), np.full(n, var))
         got[0][cell] = float(vsum)
     return out

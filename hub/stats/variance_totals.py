@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Double,
@@ -51,8 +51,11 @@ __all__ = [
     "V1_PART",
     "AggregateVarianceTotal",
     "PartKey",
+    "Part",
     "add_parts",
+    "counts_of",
     "exact_float",
+    "exact_total",
     "reporting_counts",
     "variance_sums",
 ]
@@ -128,18 +131,51 @@ async def add_parts(
         )
 
 
+class Part(NamedTuple):
+    """One (month, region, part) row: releases counted, rounded and exact variance sums."""
+
+    nodes: int
+    var_sum: float
+    var_exact: str
+
+
+def exact_total(parts: Iterable[Part]) -> float:
+    """The correctly rounded sum of several parts' exact variance sums (one part: its own
+    rounded sum, which was rounded from the same exact value)."""
+    ps = list(parts)
+    if len(ps) == 1:
+        return ps[0].var_sum
+    total = Fraction(0)
+    for p in ps:
+        num, _, den = p.var_exact.partition("/")
+        total += Fraction(int(num), int(den))
+    return float(total)
+
+
 async def variance_sums(
     conn: AsyncConnection, month_from: str, month_to: str, region: str | None
-) -> dict[str, dict[str, dict[str, Fraction]]]:
-    """{month: {region: {part: exact variance sum}}} in the range (and region)."""
+) -> dict[str, dict[str, dict[str, Part]]]:
+    """{month: {region: {part: Part}}} in the range (and region)."""
     t = AggregateVarianceTotal
-    stmt = select(t.month, t.region, t.part, t.var_exact).where(
+    stmt = select(t.month, t.region, t.part, t.nodes, t.var_sum, t.var_exact).where(
         t.month >= month_from, t.month <= month_to)
     if region is not None:
         stmt = stmt.where(t.region == region)
-    out: dict[str, dict[str, dict[str, Fraction]]] = {}
-    for m, r, p, x in await conn.execute(stmt):
-        out.setdefault(m, {}).setdefault(r, {})[p] = Fraction(x)
+    out: dict[str, dict[str, dict[str, Part]]] = {}
+    for m, r, p, n, v, x in (await conn.execute(stmt)).all():
+        out.setdefault(m, {}).setdefault(r, {})[p] = Part(int(n), float(v), x)
+    return out
+
+
+def counts_of(parts: Mapping[str, Mapping[str, Mapping[str, Part]]]) -> dict[str, int]:
+    """Releases per month (either schema) from `variance_sums`: the `v1` part's count plus
+    the first v2 group's (every v2 release adds to each group)."""
+    out: dict[str, int] = {}
+    for month, regions in parts.items():
+        n = sum(p[k].nodes for p in regions.values() for k in (V1_PART, GROUP_NAMES[0])
+                if k in p)
+        if n > 0:
+            out[month] = n
     return out
 
 
