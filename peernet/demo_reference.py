@@ -162,6 +162,19 @@ MEANINGS: dict[str, dict[str, str]] = {
 for _server in MEANINGS.values():
     _server.update(OBSERVE)
 
+# OpenID Connect sign-in (federation.webkit.oidc_config), the same on node and hub.
+SECRETS |= {"oidc_client_secret"}
+OIDC = {
+    "oidc": "The `[oidc]` table: sign-in through the agency's identity provider (`issuer`, "
+            "`client_id`, `groups_claim`, `rules` mapping groups to roles and teams, `only` "
+            "to refuse password logins); see \"Signing in with the agency's identity "
+            "provider\". Empty: local accounts only.",
+    "oidc_client_secret": "The OpenID client secret registered at the provider. "
+                          "Environment only.",
+}
+MEANINGS["node"].update(OIDC)
+MEANINGS["hub"].update(OIDC)
+
 
 def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) or str(annotation)
