@@ -75,13 +75,18 @@ async def _endpoint_targets(db: Db, kind: Kind) -> list[tuple[str, Channel]]:
 
 
 async def enqueue(db: Db, now: int, kind: Kind, key: str, path: str, *,
-                  users: Sequence[uuid.UUID] | None = None, subject: str | None = None) -> int:
+                  users: Sequence[uuid.UUID] | None = None, subject: str | None = None,
+                  keep_empty: bool = True) -> int:
     """Queue `kind` for its recipients (`users`: None means every active coordinator);
-    answers how many deliveries were queued (0 when `key` was queued before)."""
+    answers how many deliveries were queued (0 when `key` was queued before). With
+    `keep_empty=False` an event nobody is to hear of leaves no row (a message id never
+    comes twice; the reminder scan needs the row to know it looked)."""
     if (await db.execute(select(EV.c.key).where(EV.c.key == key))).first() is not None:
         return 0
-    await db.execute(insert(EV).values(key=key, kind=kind.value, path=path, created_at=now))
     targets = await _user_targets(db, users) + await _endpoint_targets(db, kind)
+    if not targets and not keep_empty:
+        return 0
+    await db.execute(insert(EV).values(key=key, kind=kind.value, path=path, created_at=now))
     rows: list[dict[str, Any]] = [
         {"id": uuid.uuid4(), "event_key": key, "kind": kind.value, "subject": subject,
          "recipient": who, "channel": ch.value, "state": State.PENDING.value, "attempts": 0,
@@ -104,12 +109,13 @@ async def activation_message(db: Db, now: int, msg_type: str, msg_id: str,
                              .limit(1))
     if known.first() is None:
         return  # kept until its request arrives (an early cancel): nothing to open yet
-    await enqueue(db, now, kind, f"msg:{msg_id}", f"/activations/{activation_id}")
+    await enqueue(db, now, kind, f"msg:{msg_id}", f"/activations/{activation_id}",
+                  keep_empty=False)
 
 
 async def handoff_arrived(db: Db, now: int, msg_id: str, assignee: uuid.UUID | None) -> None:
     await enqueue(db, now, Kind.HANDOFF_RECEIVED, f"msg:{msg_id}", "/activations/handoffs",
-                  users=[assignee] if assignee is not None else None)
+                  users=[assignee] if assignee is not None else None, keep_empty=False)
 
 
 async def follow_up_reminder(db: Db, now: int, kind: Kind, follow_up: uuid.UUID, due: date,

@@ -28,6 +28,7 @@ __all__ = ["SCAN_EVERY_MS", "queue_reminders"]
 F = table_of(FollowUp)
 SCAN_EVERY_MS = 60_000
 _CHUNK = 400
+_PER_WRITE = 100
 
 
 async def queue_reminders(db: Database, now: int, today: date) -> int:
@@ -55,7 +56,8 @@ async def queue_reminders(db: Database, now: int, today: date) -> int:
     if not todo:
         return 0
     n = 0
-    async with db.write() as conn:
-        for kind, r in todo:
-            n += await follow_up_reminder(conn, now, kind, r.id, r.due_on, r.owner_id)
+    for i in range(0, len(todo), _PER_WRITE):  # short write transactions on a big backlog
+        async with db.write() as conn:
+            for kind, r in todo[i:i + _PER_WRITE]:
+                n += await follow_up_reminder(conn, now, kind, r.id, r.due_on, r.owner_id)
     return n

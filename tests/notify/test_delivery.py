@@ -188,3 +188,36 @@ async def test_activation_request_breaks_quiet_hours_only_when_opted_in(
     node.clock.advance(6 * HOUR)
     await n.run_once()
     assert [m[0] for m in mailbox.messages][1:] == [["coordb@agency.example"]]
+
+
+async def test_queued_with_the_event_or_not_at_all(make_node: Any, mailbox: Mailbox) -> None:
+    from node.notify import queue
+    from node.notify.kinds import Kind
+
+    node = await make_node(**notify_settings(mailbox))
+    await notifier(node)
+    await _prefs(node, "coord", email="coord@agency.example", channels=["email"])
+    try:
+        async with node.ctx.db.write() as conn:
+            assert await queue.enqueue(conn, node.clock.now_ms(), Kind.ACTIVATION_REQUEST,
+                                       "msg:01ROLLEDBACK", "/activations/01ROLLEDBACK") == 1
+            raise RuntimeError("the event's transaction fails after queueing")
+    except RuntimeError:
+        pass
+    assert await node.count("notify_events") == 0
+    assert await node.count("notify_deliveries") == 0
+
+
+async def test_background_loop_sends_without_being_asked(make_node: Any,
+                                                         mailbox: Mailbox) -> None:
+    import asyncio
+
+    node = await make_node(**notify_settings(mailbox, notify_poll_s=0.05))
+    await _prefs(node, "sup1", email="sup1@agency.example", channels=["email"])
+    await _follow_up(node, "sup1", "2026-06-16")
+    node.clock.advance(DAY)
+    async with asyncio.timeout(10):
+        while not mailbox.messages:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # more passes: still one message
+    assert len(mailbox.messages) == 1
