@@ -208,6 +208,10 @@ class OidcFlow:
                                                       given.encode("utf-8", "replace")):
             raise OidcError(OidcCode.STATE, "this sign-in was not started here or has "
                             "expired; start again")
+        iss = request.query.get("iss")  # RFC 9207: which provider answered (mix-up)
+        if iss is not None and iss != self.settings.issuer:
+            raise OidcError(OidcCode.WRONG_ISSUER,
+                            "the answer comes from another identity provider")
         if "error" in request.query:
             raise OidcError(OidcCode.PROVIDER_ERROR,
                             "the identity provider did not sign you in")
