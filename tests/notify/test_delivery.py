@@ -221,3 +221,25 @@ async def test_background_loop_sends_without_being_asked(make_node: Any,
             await asyncio.sleep(0.05)
     await asyncio.sleep(0.3)  # more passes: still one message
     assert len(mailbox.messages) == 1
+
+
+async def test_retry_now_from_the_admin_page(make_node: Any, mailbox: Mailbox) -> None:
+    node = await make_node(**notify_settings(mailbox))
+    n = await notifier(node)
+    await _prefs(node, "sup1", email="sup1@agency.example", channels=["email"])
+    await _follow_up(node, "sup1", "2026-06-16")
+    await mailbox.stop()
+    node.clock.advance(DAY)
+    await n.run_once()
+    [d] = await _deliveries(node, state="failing")
+    assert d["next_at"] > node.clock.now_ms()
+    await mailbox.start()
+    r = await node.client.post(f"/admin/notifications/{d['id']}/retry",
+                               headers=node.auth("admin"), allow_redirects=False)
+    assert r.status == 303
+    await n.run_once()  # no clock change: the retry made it due now
+    assert len(mailbox.messages) == 1
+    r = await node.client.post(f"/api/v1/notify/deliveries/{d['id']}/retry",
+                               headers=node.auth("admin"))
+    body = await r.json()
+    assert (r.status, body["error"]["code"]) == (409, "conflict")  # sent: nothing to retry
