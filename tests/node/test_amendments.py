@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from bench.reliability_report import record
 from node.core.audit_verify import verify
 from node.records.amendment_history import AM
 from node.records.amendments import amendment_digest
@@ -124,6 +125,12 @@ async def test_wrong_people_are_refused_and_nothing_changes(make_node: MakeNode)
     status, body = await node.post("sup1", "/api/v1/encounters/"
                                    "00000000-0000-4000-8000-000000000000/amendments", change)
     assert (status, body["error"]["code"]) == (404, "not_found")
+    record("security-amendment-roles", area="security",
+           case="only an encounter's creator or their team's coordinator can amend it",
+           how="real node; another supporter of the team, another team's coordinator and "
+               "supporter, an admin and an auditor POST an amendment",
+           result="403 forbidden for all five, each refusal audited; encounter row and "
+                  "amendments unchanged")
 
 
 async def test_bad_amendments_are_refused_with_stable_codes(make_node: MakeNode) -> None:
@@ -160,6 +167,14 @@ async def test_bad_amendments_are_refused_with_stable_codes(make_node: MakeNode)
     assert r.status == 400 and (await r.json())["error"]["code"] == "malformed"
     assert await _snapshot(node) == before
     assert await node.count("audit_log") == audit_before
+    record("bad-input-amendment", area="bad-input",
+           case="a bad encounter amendment is refused with a stable code, nothing stored",
+           how="real node; empty body, free-text field, values outside the vocabularies, "
+               "null for a required field, future or naive time, placeholder recipient, "
+               "no change, witness owning the follow-up, time after the due date, not JSON",
+           result="422 invalid_input / unknown_field / invalid_enum / placeholder_identifier "
+                  "naming the field (400 malformed); encounter, amendments and audit log "
+                  "unchanged", figures={"cases": len(cases) + 2})
 
 
 async def test_amend_form_corrects_an_encounter_on_a_phone(make_node: MakeNode) -> None:

@@ -12,6 +12,7 @@ import re
 
 from sqlalchemy import text
 
+from bench.reliability_report import record
 from node.auditlog.pages import TRUNCATION_NOTE
 from tests.node.conftest import MakeNode, Node, encounter
 from tests.node.test_pages import HTML, log_in
@@ -147,6 +148,13 @@ async def test_wrong_roles_and_bad_filters_are_refused(make_node: MakeNode) -> N
         assert r.status == 422 and (body["error"]["code"], body["error"]["field"]) == (
             code, field), (query, body)
     assert await node.count("audit_log") == before
+    record("security-audit-page-roles", area="security",
+           case="only the auditor reads the audit-log page and downloads its export",
+           how="real node; a peer supporter, a coordinator and an admin GET /audit and "
+               "/audit/export; the auditor sends malformed dates, an unknown actor, a "
+               "quoted action, an unknown parameter and format",
+           result="403 forbidden for the other roles (each audited); 422 with a stable "
+                  "code naming the parameter for bad filters, nothing appended")
 
 
 async def test_disclosures_page_for_coordinators_only(make_node: MakeNode) -> None:
