@@ -44,6 +44,7 @@ from node.activation.transfer_db import (
 from node.activation.transfer_models import ConsentOut, TransferIn, TransferOut
 from node.core.db import Encounter, FollowUp, User, table_of
 from node.core.vocabulary import FollowUpStatus, Role
+from node.notify import queue as notify_queue
 from protocol.messages import MessageType
 from protocol.transfer_bodies import (
     FollowupTransferBody,
@@ -172,12 +173,13 @@ async def apply_transfer(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         raise _err(ActivationCode.TRANSFER_EXPIRED, "the answer was due already")
     hid = uuid.uuid4()
     due = datetime.date.fromisoformat(body.due)
+    assignee = await _first_coordinator(db)
     await db.execute(insert(H).values(
         id=hid, activation_id=m.msg_id, requester=m.sender,
         direction=HandoffDirection.IN.value, peer=m.sender, msg_id=m.msg_id,
         discipline=body.discipline.value, due_on=due,
         note_ct=handoff.seal_note(ctx.note_key, body.contact_note),
-        assigned_to=await _first_coordinator(db), status=HandoffStatus.OPEN.value,
+        assigned_to=assignee, status=HandoffStatus.OPEN.value,
         created_at=now, completed_at=None,
     ))
     await db.execute(insert(T).values(
@@ -188,6 +190,7 @@ async def apply_transfer(db: Db, ctx: ActivationContext, m: Inbound) -> None:
         state=TransferState.PENDING.value, reason=None, owner_id=None, created_by=None,
         created_at=now, decided_at=None,
     ))
+    await notify_queue.handoff_arrived(db, now, m.msg_id, assignee, "/transfers")
 
 
 async def answer(

@@ -113,8 +113,11 @@ async def activation_message(db: Db, now: int, msg_type: str, msg_id: str,
                   keep_empty=False)
 
 
-async def handoff_arrived(db: Db, now: int, msg_id: str, assignee: uuid.UUID | None) -> None:
-    await enqueue(db, now, Kind.HANDOFF_RECEIVED, f"msg:{msg_id}", "/activations/handoffs",
+async def handoff_arrived(db: Db, now: int, msg_id: str, assignee: uuid.UUID | None,
+                          path: str = "/activations/handoffs") -> None:
+    """A follow-up was handed to this agency (after an activation, or by consented
+    transfer: `path` "/transfers"); its assigned coordinator hears of it."""
+    await enqueue(db, now, Kind.HANDOFF_RECEIVED, f"msg:{msg_id}", path,
                   users=[assignee] if assignee is not None else None, keep_empty=False)
 
 

@@ -131,3 +131,49 @@ async def test_activation_events_notify_without_content(
                "receiver (signature verified) searched for the request's fields and the note",
            result="kind and link only; none of the fields or the note in any body",
            figures={"mails": len(mailbox.messages), "webhooks": len(receiver.delivered())})
+
+
+TRANSFER_NOTE = "Prefers calls after 18:00 via the station line"
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+async def test_a_transfer_arriving_notifies_the_assigned_coordinator(
+        tmp_path: Path, request: Any, db: str, mailbox: Mailbox) -> None:
+    pg = request.getfixturevalue("pg_admin_url") if db == "postgres" else None
+    net = await make_network(2, tmp_path=tmp_path, db=db, pg_admin_url=pg)
+    try:
+        a, b = net.node("agency-1"), net.node("agency-2")
+        await b.stop()
+        assert b.settings is not None
+        b.settings = b.settings.model_copy(update=notify_settings(mailbox, public_url=b.url))
+        await b.start()
+        assert b.app is not None
+        send_b = await notifier(b.app)
+        _, tok_a = await add_user(a, "coord", Role.COORDINATOR)
+        sup_a, _ = await add_user(a, "sup", Role.PEER_SUPPORTER)
+        _, tok_b = await add_user(b, "coordb", Role.COORDINATOR)
+        await _call(b, tok_b, "PUT", "/api/v1/notify/preferences",
+                    {"email": "coordb@agency-2.example", "channels": ["email"]})
+        enc = await _call(a, tok_a, "POST", "/api/v1/encounters", {
+            "occurred_at": "2026-05-20T11:30:00Z", "duration_bucket": "15-30m",
+            "activation_type": "self", "intervention": "one_on_one",
+            "recipient_discipline": "fire", "recipient_category": "own_agency",
+            "recipient": "E-77123", "topics": ["work_stress"], "referral": None,
+            "follow_up_due": "2026-06-22", "follow_up_owner": str(sup_a),
+            "notice_given": True})
+        fus = await _call(a, tok_a, "GET", "/api/v1/follow-ups?scope=team", None)
+        fid = next(f["id"] for f in fus["items"] if f["encounter_id"] == enc["id"])
+        await _call(a, tok_a, "POST", f"/api/v1/follow-ups/{fid}/transfer-consent",
+                    {"to": "agency-2"})
+        await _call(a, tok_a, "POST", f"/api/v1/follow-ups/{fid}/transfer",
+                    {"to": "agency-2", "contact_note": TRANSFER_NOTE})
+        await net.settle()
+        assert await send_b.run_once() == 1
+        [(to, raw)] = mailbox.messages
+        text = raw.decode()
+        assert to == ["coordb@agency-2.example"] and "Follow-up handed to you" in text
+        assert f"{b.url}/transfers" in text
+        for secret in (TRANSFER_NOTE, "E-77123", "18:00", "2026-06-22"):
+            assert secret not in text
+    finally:
+        await net.close()
