@@ -25,4 +25,5 @@ __all__ = ["setup"]
 def setup(app: web.Application) -> None:
     add_routes(app, [*api_routes(), *page_routes()])
     add_nav(app, NavItem("Notifications", "/admin/notifications", frozenset({Role.ADMIN}), 80))
+    add_nav(app, NavItem("Alerts", "/notifications", frozenset(Role) - {Role.ADMIN}, 80))
     app.cleanup_ctx.append(notify_ctx)
