@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from node.core.db import Database, FollowUp, table_of
 from node.core.vocabulary import FollowUpStatus
@@ -57,7 +58,13 @@ async def queue_reminders(db: Database, now: int, today: date) -> int:
         return 0
     n = 0
     for i in range(0, len(todo), _PER_WRITE):  # short write transactions on a big backlog
-        async with db.write() as conn:
-            for kind, r in todo[i:i + _PER_WRITE]:
-                n += await follow_up_reminder(conn, now, kind, r.id, r.due_on, r.owner_id)
+        try:
+            async with db.write() as conn:
+                part = 0
+                for kind, r in todo[i:i + _PER_WRITE]:
+                    part += await follow_up_reminder(conn, now, kind, r.id, r.due_on,
+                                                     r.owner_id)
+        except IntegrityError:
+            continue  # another process queued these first; the next scan sees them
+        n += part
     return n
