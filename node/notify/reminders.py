@@ -60,11 +60,11 @@ async def queue_reminders(db: Database, now: int, today: date) -> int:
     for i in range(0, len(todo), _PER_WRITE):  # short write transactions on a big backlog
         try:
             async with db.write() as conn:
-                part = 0
+                added = 0
                 for kind, r in todo[i:i + _PER_WRITE]:
-                    part += await follow_up_reminder(conn, now, kind, r.id, r.due_on,
+                    added += await follow_up_reminder(conn, now, kind, r.id, r.due_on,
                                                      r.owner_id)
         except IntegrityError:
             continue  # another process queued these first; the next scan sees them
-        n += part
+        n += added
     return n
