@@ -17,7 +17,7 @@ in through the provider goes on to the provider's end-session page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
@@ -30,11 +30,26 @@ from federation.websecurity import (
     set_session_cookie,
 )
 
-__all__ = ["PRE_SESSION_S", "SHOWN_CODES", "IssuedSession", "LoginBackend", "LoginFlow",
-           "Refusal"]
+__all__ = ["OIDC_FLOW", "PRE_SESSION_S", "SHOWN_CODES", "IssuedSession", "LoginBackend",
+           "LoginFlow", "OidcHook", "Refusal"]
 
 PRE_SESSION_S = 3600  # how long a login form stays usable
 SHOWN_CODES = frozenset({"bad_credentials", "throttled"})  # refusals the form itself shows
+
+
+class OidcHook(Protocol):
+    """What the login flow needs of `federation.webkit.oidc.OidcFlow` (registered as
+    `app[OIDC_FLOW]` when the server has `[oidc]`), without importing it."""
+
+    @property
+    def settings(self) -> Any: ...  # OidcSettings
+
+    async def end_session(self, request: web.Request,
+                          response_for: Callable[[str | None], web.StreamResponse]
+                          ) -> web.StreamResponse: ...
+
+
+OIDC_FLOW = web.AppKey("peernet_oidc_flow", OidcHook)
 
 
 @runtime_checkable
@@ -161,15 +176,11 @@ class LoginFlow:
             clear_cookie(resp, b.session_cookie, secure=secure)
             return resp
 
-        from federation.webkit.oidc import OIDC_FLOW  # the OIDC module imports this one
-
         flow = request.app.get(OIDC_FLOW)
         return answer(None) if flow is None else await flow.end_session(request, answer)
 
 
 def _oidc_settings(request: web.Request) -> Any:
     """The server's `OidcSettings`, or None without OpenID Connect."""
-    from federation.webkit.oidc import OIDC_FLOW
-
     flow = request.app.get(OIDC_FLOW)
     return None if flow is None else flow.settings

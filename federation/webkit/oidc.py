@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from federation.webkit.login import IssuedSession
+from federation.webkit.login import OIDC_FLOW, IssuedSession
 from federation.webkit.oidc_config import OidcRule, OidcSettings
 from federation.webkit.oidc_provider import OidcCode, OidcError, Provider
 from federation.websecurity import clear_cookie, set_session_cookie
@@ -259,6 +259,3 @@ class OidcFlow:
         resp = response_for(url)
         resp.del_cookie(self.hint_cookie, path="/logout")
         return resp
-
-
-OIDC_FLOW = web.AppKey("peernet_oidc_flow", OidcFlow)
