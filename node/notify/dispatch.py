@@ -181,13 +181,19 @@ class Notifier:
             e = endpoints[ident]
             to, secret = e.target, e.secret
         assert to is not None  # checked by _plan
-        if channel is Channel.EMAIL:
-            code = await send_mail(self.settings, out, to)
-        elif self.http is None or secret is None:
-            code = "webhook_unreachable"
-        else:
-            code = await send_webhook(self.http, self.settings, out, to, secret,
-                                      self.wall.now_ms())
+        code: str | None
+        try:
+            if channel is Channel.EMAIL:
+                code = await send_mail(self.settings, out, to)
+            elif self.http is None or secret is None:
+                code = "webhook_unreachable"
+            else:
+                code = await send_webhook(self.http, self.settings, out, to, secret,
+                                          self.wall.now_ms())
+        except Exception as exc:  # counted as an attempt; the message may name an address
+            log.error("notification %s: unexpected %s while sending", out.webhook_id,
+                      type(exc).__name__)
+            code = "send_error"
         await self._record(members, code, out.webhook_id)
 
     async def _record(self, members: list[Any], code: str | None, wid: str) -> None:
