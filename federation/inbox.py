@@ -328,11 +328,13 @@ class Inbox:
                 queued_acks = True
             origins = sorted({origin for origin, _batch in parts})
             if any(self._is_hub(origin) for origin in origins):
-                await RESET_ALL.run(conn, {"now": now})
+                reset = await RESET_ALL.run(conn, {"now": now})
             elif len(origins) == 1:
-                await RESET_ONE.run(conn, {"now": now, "dest": origins[0]})
+                reset = await RESET_ONE.run(conn, {"now": now, "dest": origins[0]})
             else:
-                await _RESET_SOME.run(conn, {"now": now, "dests": origins})
+                reset = await _RESET_SOME.run(conn, {"now": now, "dests": origins})
+            # Rows made due again wake the worker too (it sleeps until the next due time).
+            queued_acks |= bool(reset.rowcount)
         if queued_acks and self.on_queued is not None:
             self.on_queued()
         if acked and self.on_acked is not None:

@@ -15,8 +15,11 @@ halves of the outbox: queueing in the caller's transaction (`send`, `send_many`:
 (`run_once`: `federation.delivery.OutboxDelivery`).
 
 The worker wakes when a transaction that queued something commits (`kick()`, an
-`asyncio.Event`), or every `poll_ms` (an arriving ack makes nothing due, so it does not
-wake it). Tests drive it deterministically with `run_once()` / `drain()` and a `FakeClock`.
+`asyncio.Event`, also when an inbound request made rows due again), and otherwise sleeps
+until the next row is due (its `next_attempt_ts`: a retry, a lease running out, a linger)
+or the next housekeeping, at most `IDLE_MS`: no pass that finds nothing (an arriving ack
+makes nothing due, so it does not wake it). With a `FakeClock` it polls every `poll_ms`.
+Tests drive it deterministically with `run_once()` / `drain()` and a `FakeClock`.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from nacl.signing import SigningKey
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from federation.clock import Clock
+from federation.clock import Clock, SystemClock
 from federation.delivery import OutboxDelivery
 from federation.errors import FedCode, FederationError
 from federation.inbox import Handler, HandlerRegistry, Inbox, WriteTx
 from federation.keystore import NodeKeys
+from federation.leader_lock import leader
 from federation.retention import sweep_alarms
 from federation.roster_acceptance import BoardPin
 from federation.roster_sync import RosterStore, roster_routes
@@ -61,8 +65,14 @@ ROSTER_REFRESH_MS = 10 * 60_000
 # cannot make a server fetch in a loop by naming versions that do not exist).
 PEER_ROSTER_FETCH_MS = 5_000
 SWEEP_MS = 60 * 60_000
+# Longest worker sleep when nothing is due (another process's commits, a lease running out).
+IDLE_MS = 30_000
 # Outgoing connections kept open at once (over all peers).
 HTTP_CONNECTIONS = 1_000
+
+
+_NEXT_DUE = select(func.min(outbox.c.next_attempt_ts)).where(
+    outbox.c.state == OutboxState.PENDING)
 
 
 class FederationService(OutboxSending, OutboxDelivery):
@@ -109,6 +119,10 @@ class FederationService(OutboxSending, OutboxDelivery):
         self.receiver: BatchReceiver = self.inbox
         self.http: aiohttp.ClientSession | None = None
         self.client: HopClient | None = None
+        self.poll_ms = poll_ms
+        # With the system clock the worker sleeps until the next row is due (`_next_wait_ms`);
+        # a clock that moves only when told (tests) cannot say when that is: poll instead.
+        self.idle_ms: int | None = IDLE_MS if isinstance(clock, SystemClock) else None
         self._loop = PassLoop(f"federation-worker-{me}", self._pass, poll_ms)
         self._direct_down_until: dict[str, int] = {}
         self._hops_down: set[str] = set()
@@ -274,11 +288,32 @@ class FederationService(OutboxSending, OutboxDelivery):
                 log.warning("roster refresh failed: %s", exc.code)
         if now - self._last_sweep >= SWEEP_MS:
             self._last_sweep = now
-            await self.sweep()
+            async with leader(self.engine, "federation-sweep") as lead:
+                if lead:  # one process of several over one database sweeps
+                    await self.sweep()
 
     async def _pass(self) -> None:
         await self._housekeeping()
-        await self.run_once()
+        handled = await self.run_once()
+        if self.idle_ms is not None:
+            self._loop.wake_in(await self._next_wait_ms(handled))
+
+    async def _next_wait_ms(self, handled: int) -> int:
+        """How long the worker may sleep: until the next outbox row is due (one indexed
+        query) or the next housekeeping, at most `idle_ms`. Commits that queue work kick
+        it sooner."""
+        now = self.clock.now_ms()
+        async with self.engine.connect() as conn:
+            due = (await conn.execute(_NEXT_DUE)).scalar()
+        wait = min(self.idle_ms or 0, self._last_sweep + SWEEP_MS - now)
+        if not self.is_hub:
+            refresh = self._last_roster_refresh + ROSTER_REFRESH_MS - now
+            wait = min(wait, refresh if self.roster.state.current is not None else self.poll_ms)
+        if due is not None:
+            # Due already but nothing was handled (no client yet, a row being leased by
+            # another process): look again after a poll period, not in a busy loop.
+            wait = min(wait, due - now if due > now or handled else self.poll_ms)
+        return max(0, int(wait))
 
     async def drain(self, max_passes: int = 20) -> None:
         """Run passes until nothing is due (tests and the benchmark)."""

@@ -1,7 +1,9 @@
 """The background loop shared by the node's outbox worker and the hub relay.
 
 A pass runs when something kicks the loop (a commit queued work, an ack or a peer came
-back) or every `poll_ms` otherwise; a failing pass is logged and the loop goes on.
+back) or every `poll_ms` otherwise; a failing pass is logged and the loop goes on. A pass
+that knows when the next work is due says so with `wake_in(ms)`: the loop then sleeps until
+then (or a kick) instead of polling every `poll_ms` and finding nothing.
 
 The wait between passes uses `asyncio.timeout`, not `asyncio.wait_for`: on Python 3.11
 `wait_for` returns the inner result instead of raising when a cancellation arrives in the
@@ -44,6 +46,12 @@ class PassLoop:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._wake_in: int | None = None
+
+    def wake_in(self, ms: int) -> None:
+        """Called by a pass: the next pass is due in `ms` (this wait only; a kick still
+        wakes the loop sooner)."""
+        self._wake_in = max(0, ms)
 
     def kick(self) -> None:
         """Wake the loop (something became due)."""
@@ -62,6 +70,7 @@ class PassLoop:
 
     async def _run(self) -> None:
         while not self._stopping:
+            self._wake_in = None
             try:
                 await self._run_pass()
             except asyncio.CancelledError:
@@ -70,8 +79,9 @@ class PassLoop:
                 log.exception("%s pass failed", self.name)
             if self._stopping:
                 return
+            wait_ms = self.poll_ms if self._wake_in is None else self._wake_in
             try:
-                async with asyncio.timeout(self.poll_ms / 1000):
+                async with asyncio.timeout(wait_ms / 1000):
                     await self._wake.wait()
             except TimeoutError:
                 pass

@@ -38,7 +38,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -63,9 +62,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from federation.clock import Clock
 from federation.login_throttle import LoginThrottle
 from federation.passwords import INTERACTIVE, PasswordHasher
-from federation.webkit.csrf import csrf_given
+from federation.webkit.csrf import csrf_given, login_secret
 from federation.websecurity import csrf_equal, new_token, token_hash
-from hub.appkeys import AUTHORIZE, CLOCK, DB, SETTINGS
+from hub.appkeys import AUTHORIZE, CLOCK, DB, KEYS, SETTINGS
 from hub.config import HubSettings
 from hub.db import Base, Database
 from hub.errors import Code, HubError
@@ -408,5 +407,5 @@ def setup(app: web.Application) -> None:
     """Hub feature hook: password hasher, login throttle and the session/token check."""
     app[HASHER] = PasswordHasher(PASSWORD_COST)
     app[THROTTLE] = LoginThrottle()  # counters in the database
-    app[LOGIN_SECRET] = secrets.token_bytes(32)
+    app[LOGIN_SECRET] = login_secret(bytes(app[KEYS].signing_key))  # same in every process
     app[AUTHORIZE] = make_authorize(app)

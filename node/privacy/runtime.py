@@ -13,7 +13,8 @@ builds the envelope once and resends those bytes until the hub's signed ack arri
 body inside is the ledger's stored, signed body, so retries never carry new noise.
 
 A release recorded from the command line (`peernet node release`) is queued by the next
-pass of the running node.
+pass of the running node. Several node processes over one PostgreSQL run the pass one at a
+time (`federation.leader_lock`), so a month is recorded and queued once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
+from federation.leader_lock import leader
 from federation.worker import stop_task
 from node.core.appkeys import CLOCK, DB, KEYS, SETTINGS
 from node.core.db import Database
@@ -123,8 +125,13 @@ def install(app: web.Application, fed: ReleaseSender,
                 # the release day lasts all day.
                 await asyncio.sleep(interval_s)
                 try:
-                    await run_once(app[DB], fed, node_id=app[SETTINGS].node_id,
-                                   keys=app[KEYS], now_ms=app[CLOCK].now_ms())
+                    # One process at a time over one database (federation.leader_lock): two
+                    # passes side by side would both find the month unreleased, or both
+                    # queue the same undelivered release. The other process skips its turn.
+                    async with leader(app[DB].engine, "node-release") as lead:
+                        if lead:
+                            await run_once(app[DB], fed, node_id=app[SETTINGS].node_id,
+                                           keys=app[KEYS], now_ms=app[CLOCK].now_ms())
                 except Exception:
                     log.exception("monthly release pass failed")
 

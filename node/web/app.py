@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from federation.database import is_sqlite, make_engine, migrate
 from federation.keystore import KeystoreError, NodeKeys
 from federation.login_throttle import LoginThrottle
 from federation.passwords import INTERACTIVE, PasswordHasher
+from federation.webkit.csrf import login_secret
 from federation.webkit.pages import Site, setup_pages
 from federation.websecurity import body_limit, security_headers
 from federation.worker import stop_task
@@ -158,7 +158,7 @@ def create_app(
     app[HASHER] = hasher or PasswordHasher(INTERACTIVE)
     app[THROTTLE] = LoginThrottle()  # counters in the database
     app[TRUSTED_PROXIES] = parse_trusted(settings.trusted_proxies)  # the throttle's address
-    app[LOGIN_SECRET] = secrets.token_bytes(32)
+    app[LOGIN_SECRET] = login_secret(bytes(keys.signing_key))  # same in every process
     app[ROUTES] = RouteTable()
     app[NAV] = []
     app[SIGNER_PASSES] = SignerPasses()

@@ -8,7 +8,8 @@ handler runs (so a refused request writes nothing but its audit entry):
 1. public route (`roles is None`): go on;
 2. find the caller: `Authorization: Bearer <api token>` or the session cookie (both stored
    as SHA-256 only; one indexed read, no password hash on this path; a token's lookup is
-   kept for `TOKEN_CACHE_MS`). None -> 401;
+   kept for `TOKEN_CACHE_MS` on SQLite, not over PostgreSQL where another process may
+   revoke it). None -> 401;
 3. role outside `route.roles` -> audit `access.refused`, 403 `forbidden`;
 4. unsafe method on a cookie session -> the CSRF token (form field `csrf` or header
    `X-CSRF-Token`) must equal the session's; else audit `csrf.refused`, 403 `csrf_failed`.
@@ -204,7 +205,9 @@ async def load_principal(request: web.Request) -> Principal | None:
             return None
         th = token_hash(token.strip())
         db = app[DB]
-        hit = db.auth_cache.get(th)
+        # Cached only on SQLite (one process): over PostgreSQL another process may revoke
+        # the token, and only this process's own revocations clear its cache.
+        hit = db.auth_cache.get(th) if db.is_sqlite else None
         if hit is not None and hit[0] > now:
             cached: Principal = hit[1]
             return cached
@@ -228,7 +231,8 @@ async def load_principal(request: web.Request) -> Principal | None:
         if len(db.auth_cache) > TOKEN_CACHE_MAX:
             db.auth_cache.clear()
         until = now + TOKEN_CACHE_MS
-        db.auth_cache[th] = (min(until, row.expires_at or until), p)
+        if db.is_sqlite:
+            db.auth_cache[th] = (min(until, row.expires_at or until), p)
         return p
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
