@@ -42,13 +42,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from federation.database import Database
-from hub.stats.aggregates import (
+from hub.stats.aggregates_errors import AggregateCode, AggregateError
+from hub.stats.aggregates_models import (
     Accepted,
-    AggregateCode,
-    AggregateError,
     AggregateRelease,
-    _upsert,
     record_alarm,
+    upsert_totals,
 )
 from hub.stats.estimates import CELL_INDEX
 from hub.stats.release_check import check_content
@@ -254,7 +253,7 @@ async def _store(conn: AsyncConnection, items: list[_Checked], now_ms: int) -> N
             acc[1] += groups[KEY_GROUP[k]]
             acc[2] += 1
     if v1:
-        await conn.execute(_upsert(conn), [
+        await conn.execute(upsert_totals(conn), [
             {"month": m, "region": reg, "cell": cell, "value_sum": s, "var_sum": vs,
              "nodes": n} for (m, reg, cell), (s, vs, n) in sorted(v1.items())])
     if v2:
