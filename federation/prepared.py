@@ -20,11 +20,13 @@ PostgreSQL, and compares rows, returned values and counts.
 from __future__ import annotations
 
 import collections
+import functools
 import keyword
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Column, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -34,7 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from federation.sqlite_inline import InlineConnection
 from federation.sqlite_lock import write_error
 
-__all__ = ["Prepared", "RawResult", "inline_cursor_of"]
+__all__ = ["InsertShape", "Prepared", "RawResult", "inline_cursor_of", "insert_shape"]
 
 Db = AsyncConnection | AsyncSession
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -264,3 +266,62 @@ class Prepared:
             return await db.execute(self.stmt, params)
         cursor.executemany(batch[0][0], [args for _, args in batch])
         return RawResult([], cursor.rowcount)
+
+
+class _DefaultContext:
+    """What a Python-side column default callable may ask of SQLAlchemy's execution
+    context: the parameters of the row being inserted."""
+
+    __slots__ = ("current_parameters",)
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.current_parameters = params
+
+    def get_current_parameters(self, isolate_multiinsert_groups: bool = True) -> Any:
+        return self.current_parameters
+
+
+class InsertShape:
+    """One row's INSERT into `table` as SQLAlchemy compiles it for the given columns: the
+    SQL text, the columns it names in order, their bind processors, and for each column
+    the row did not give, the Python-side default SQLAlchemy would fill (columns with
+    neither are left out, so their server default or NULL applies). The raw writers (the
+    encounter fast writer on SQLite, the group commit on PostgreSQL) insert through it, so
+    a column added later with a default gets the same value on every path."""
+
+    __slots__ = ("columns", "defaults", "procs", "sql")
+
+    def __init__(self, table: Table, keys: frozenset[str], dialect: Dialect) -> None:
+        compiled = insert(table).compile(dialect=dialect, column_keys=sorted(keys))
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = compiled.string
+        names = list(compiled.positiontup or ())
+        by_key = {c.key: c for c in table.columns}
+        if any(n not in by_key for n in names):
+            raise ValueError(f"{table.name}: an INSERT parameter is not a column")
+        self.columns: tuple[Column[Any], ...] = tuple(by_key[n] for n in names)
+        processors = compiled._bind_processors
+        self.procs: tuple[_Proc, ...] = tuple(processors.get(n) for n in names)  # type: ignore[misc]
+        prefetch = {c.key for c in compiled.insert_prefetch}
+        self.defaults = tuple(c.default if c.key in prefetch else None for c in self.columns)
+
+    def params(self, values: Mapping[str, Any]) -> list[Any]:
+        """The bound values of one row, in the SQL's order."""
+        out: list[Any] = []
+        ctx: _DefaultContext | None = None
+        for col, proc, default in zip(self.columns, self.procs, self.defaults, strict=True):
+            if default is None:
+                value = values[col.key]
+            elif default.is_scalar:
+                value = default.arg  # type: ignore[attr-defined]
+            else:
+                ctx = ctx or _DefaultContext(values)
+                value = default.arg(ctx)  # type: ignore[attr-defined]
+            out.append(value if proc is None or value is None else proc(value))
+        return out
+
+
+@functools.cache
+def insert_shape(table: Table, keys: frozenset[str], dialect: Dialect) -> InsertShape:
+    """`InsertShape` for rows of `table` giving `keys`, compiled once per dialect."""
+    return InsertShape(table, keys, dialect)

@@ -37,7 +37,6 @@ broken_link, head_mismatch, unsigned_head, stale_signature, bad_signature, ...);
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sqlite3
 import uuid
@@ -49,12 +48,14 @@ from sqlalchemy import Pool, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
+from federation.prepared import insert_shape
 from federation.sqlite_lock import write_error
 from node.core.access import Principal
+from node.core.audit_entry import entry_bytes, entry_row, link_entry
+from node.core.audit_pg import record_in_group
 from node.core.db import AuditEntry, AuditHead, Database, table_of
 from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
-from protocol.canonical import canonical_bytes
-from protocol.encoding import b64u, sha256_b64u
+from protocol.encoding import b64u
 
 __all__ = [
     "HEAD_CONTEXT",
@@ -74,15 +75,6 @@ _entries = table_of(AuditEntry)
 _head = table_of(AuditHead)
 
 
-def entry_bytes(row: Mapping[Any, Any]) -> bytes:
-    return canonical_bytes({
-        "seq": row["seq"], "ts": row["ts"], "actor": row["actor"], "role": row["role"],
-        "action": row["action"], "target_type": row["target_type"],
-        "target_id": row["target_id"], "outcome": row["outcome"], "detail": row["detail"],
-        "prev": row["prev_hash"],
-    })
-
-
 async def append(
     conn: AsyncConnection,
     *,
@@ -99,7 +91,7 @@ async def append(
 
     `rows`: rows to insert first, in the same transaction (the change this entry records).
     """
-    row = _entry_row(ts, action, actor, target_type, target_id, outcome, detail)
+    row = entry_row(ts, action, actor, target_type, target_id, outcome, detail)
     pool = conn.sync_engine.pool
     cached = _HEADS.get(pool) if conn.dialect.name == "sqlite" else None
     if conn.dialect.name == "postgresql":
@@ -111,7 +103,7 @@ async def append(
         # SQLite writers are serialised, so the head we wrote last is almost always still
         # the head; the guarded UPDATE proves it (another process or a rollback makes it
         # match nothing, and we fall back to reading the head row).
-        _link(row, *cached)
+        link_entry(row, *cached)
         guarded = await conn.execute(
             update(_head).where(_head.c.id == 1, _head.c.seq == cached[0],
                                 _head.c.hash == cached[1])
@@ -123,7 +115,7 @@ async def append(
         head = (await conn.execute(
             select(_head.c.seq, _head.c.hash).where(_head.c.id == 1).with_for_update()
         )).one()
-        _link(row, head.seq, head.hash)
+        link_entry(row, head.seq, head.hash)
         await conn.execute(
             update(_head).where(_head.c.id == 1).values(seq=row["seq"], hash=row["hash"])
         )
@@ -143,7 +135,7 @@ async def _append_postgres(conn: AsyncConnection,
         update(_head).where(_head.c.id == 1).values(seq=_head.c.seq + 1)
         .returning(_head.c.seq, _head.c.hash)
     )).one()
-    _link(row, head.seq - 1, head.hash)
+    link_entry(row, head.seq - 1, head.hash)
     stmt = insert(_entries).values(**row).add_cte(
         update(_head).where(_head.c.id == 1).values(hash=row["hash"]).cte("new_head")
     )
@@ -152,39 +144,11 @@ async def _append_postgres(conn: AsyncConnection,
     await conn.execute(stmt)
 
 
-_Plan = tuple[str, tuple[tuple[str, Any, Any], ...]]
-
-
-@functools.cache
-def _insert_plan(table: Table, keys: frozenset[str], dialect: Any) -> _Plan:
-    """The fast writer's INSERT for rows giving `keys`, as SQLAlchemy would write it: the
-    given columns plus those with a Python-side default (filled here); any other column is
-    left out, so its server default (or NULL) applies on both paths."""
-    cols = [c for c in table.columns if c.name in keys or _python_default(c) is not None]
-    names = ", ".join(c.name for c in cols)
-    marks = ", ".join("?" for _ in cols)
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608 - our tables
-    return sql, tuple((c.name, c.type.bind_processor(dialect),
-                       None if c.name in keys else _python_default(c)) for c in cols)
-
-
-def _python_default(column: Any) -> Any:
-    default = column.default
-    if default is not None and (default.is_scalar or default.is_callable):
-        return default
-    return None
-
-
 def _insert(table: Table, values: Mapping[str, Any], dialect: Any) -> tuple[str, list[Any]]:
-    sql, cols = _insert_plan(table, frozenset(values), dialect)
-    out = []
-    for name, proc, default in cols:
-        if default is None:
-            value = values[name]
-        else:
-            value = default.arg if default.is_scalar else default.arg(None)
-        out.append(value if proc is None or value is None else proc(value))
-    return sql, out
+    """The fast writer's INSERT for one row, as SQLAlchemy writes it: the prepared layer's
+    compiled statement, bind processors and Python-side column defaults."""
+    shape = insert_shape(table, frozenset(values), dialect)
+    return shape.sql, shape.params(values)
 
 
 _GUARDED_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
@@ -204,14 +168,20 @@ async def record(
 ) -> dict[str, Any]:
     """Insert `rows` and their audit entry as one transaction of their own.
 
-    The hot path of the node (logging an encounter). On SQLite, with the head this process
-    wrote last, it is one round trip to the driver's thread (`_write_batch`: the guarded
-    head update, the inserts, the entry, the commit; a moved head writes nothing).
-    Otherwise (PostgreSQL, a cold or moved head) it is `append` inside `db.write()`."""
+    The hot path of the node (logging an encounter); concurrent calls share a transaction
+    (group commit). On SQLite, with the head this process wrote last, it is one round trip
+    to the driver's thread (`_write_batch`: the guarded head update, the inserts, the
+    entry, the commit; a moved head writes nothing). On PostgreSQL it joins the next group
+    transaction (`node.core.audit_pg`: one head-row lock and update per group). Otherwise
+    (a cold or moved SQLite head, a failed group) it is `append` inside `db.write()`."""
     entry = dict(ts=ts, action=action, actor=actor, target_type=target_type,
                  target_id=target_id, outcome=outcome, detail=detail)
     if db.is_sqlite and rows:
         done = await _record_sqlite(db, rows, entry)
+        if done is not None:
+            return done
+    elif db.engine.dialect.name == "postgresql":
+        done = await record_in_group(db, rows, entry_row(**entry))  # type: ignore[arg-type]
         if done is not None:
             return done
     async with db.write() as conn:
@@ -225,8 +195,8 @@ async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, 
     cached = _HEADS.get(pool)
     if cached is None:
         return None
-    row = _entry_row(**entry)
-    _link(row, *cached)
+    row = entry_row(**entry)
+    link_entry(row, *cached)
     mine = (row["seq"], row["hash"])
     # Chain the next writer onto this entry now: batches run in queue order on one
     # connection, so concurrent writes pipeline like plain inserts. Each batch's guard is
@@ -373,29 +343,6 @@ def _write_batch(conn: sqlite3.Connection, guard: tuple[Any, ...],
         raise
     finally:
         cur.close()
-
-
-def _entry_row(ts: int, action: str, actor: Principal | None = None,
-               target_type: str | None = None, target_id: str | uuid.UUID | None = None,
-               outcome: str = "ok", detail: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "seq": 0,
-        "ts": ts,
-        "actor": actor.actor if actor else None,
-        "role": actor.role.value if actor else None,
-        "action": action,
-        "target_type": target_type,
-        "target_id": str(target_id) if target_id is not None else None,
-        "outcome": outcome,
-        "detail": canonical_bytes(dict(detail or {})).decode("utf-8"),
-        "prev_hash": "",
-    }
-
-
-def _link(row: dict[str, Any], seq: int, prev_hash: str) -> None:
-    row["seq"] = seq + 1
-    row["prev_hash"] = prev_hash
-    row["hash"] = sha256_b64u(entry_bytes(row))
 
 
 async def head_moved(conn: AsyncConnection) -> bool:

@@ -1,0 +1,203 @@
+"""Group commit of encounter writes on both engines (issue 16 item 1): concurrent writes
+share one transaction and one head update (PostgreSQL: `node.core.audit_pg`; SQLite:
+`node.core.audit._write_group`), a failing write falls back alone and changes nothing, and
+the hash chain, the signed head and the tamper checks hold for group-written entries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from federation.database import make_engine, migrate
+from node.core import audit, audit_pg
+from node.core.audit_verify import AuditReport, verify
+from node.core.db import AuditEntry, AuditHead, Database, table_of
+from protocol.encoding import sha256_b64u
+from tests.node.conftest import MakeNode, Node, encounter
+
+_entries = table_of(AuditEntry)
+_head = table_of(AuditHead)
+_META = sa.MetaData()
+_ITEMS = sa.Table(
+    "group_items", _META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Column("added", sa.Integer, nullable=False, default=7),
+)
+
+
+async def _verify(node: Node) -> AuditReport:
+    async with node.ctx.db.write() as conn:
+        await audit.sign_head(conn, node.keys, node.settings.node_id, node.clock.now_ms())
+    async with node.ctx.db.read() as conn:
+        return await verify(conn, node.keys, node.settings.node_id, now_ms=node.clock.now_ms(),
+                            sign_interval_ms=node.settings.audit_sign_interval_s * 1000)
+
+
+def _group_sizes(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every group transaction written from now on, on either engine."""
+    sizes: list[int] = []
+    if db.is_sqlite:
+        real = audit._write_group
+
+        def counting(conn: Any, items: Any) -> list[bool]:
+            sizes.append(len(items))
+            return real(conn, items)
+
+        monkeypatch.setattr(audit, "_write_group", counting)
+    else:
+        real_pg = audit_pg._write_group
+
+        async def counting_pg(db: Database, group: Any, batch: Any) -> Any:
+            sizes.append(len(batch))
+            return await real_pg(db, group, batch)
+
+        monkeypatch.setattr(audit_pg, "_write_group", counting_pg)
+    return sizes
+
+
+async def test_concurrent_encounter_writes_share_one_transaction(
+    make_node: MakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await make_node()
+    await node.post("sup1", "/api/v1/encounters", encounter())  # SQLite: warms the head
+    before = await node.count("audit_log")
+    sizes = _group_sizes(node.ctx.db, monkeypatch)
+    results = await asyncio.gather(*[
+        node.post("sup1", "/api/v1/encounters", encounter(recipient=f"R{i}")) for i in range(32)
+    ])
+    assert [s for s, _ in results] == [201] * 32
+    assert sum(sizes) == 32 and max(sizes) > 1, sizes  # several writes per transaction
+    group = node.ctx.db.write_group
+    if isinstance(group, audit_pg.PgGroup):  # all in groups (the first locked the head)
+        assert sum(group.sizes) == 33 and group.locked == 1, (group.sizes, group.locked)
+    assert await node.count("encounters") == 33
+    assert await node.count("audit_log") == before + 32
+    rep = await _verify(node)
+    assert rep.ok, rep
+
+
+async def _add_refusing_trigger(db: Database) -> None:
+    """The database itself refuses one encounter (incident_ref 'REFUSED'), as a constraint
+    added by an operator or a broken row would: the write fails at its INSERT."""
+    async with db.write() as conn:
+        if db.is_sqlite:
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON encounters "
+                "WHEN NEW.incident_ref = 'REFUSED' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        else:
+            await conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.incident_ref = 'REFUSED' THEN RAISE EXCEPTION 'refused' "
+                "USING ERRCODE = '23514'; END IF; RETURN NEW; END $$")
+            await conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON encounters "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_one()")
+
+
+async def test_one_failing_write_in_a_group_fails_alone_through_the_api(
+    make_node: MakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = await make_node()
+    await node.post("sup1", "/api/v1/encounters", encounter())
+    await _add_refusing_trigger(node.ctx.db)
+    before = await node.count("audit_log")
+    sizes = _group_sizes(node.ctx.db, monkeypatch)
+    bodies = [encounter(recipient=f"R{i}", incident_ref="REFUSED" if i == 5 else f"C-{i}")
+              for i in range(12)]
+    results = await asyncio.gather(*[node.post("sup1", "/api/v1/encounters", b)
+                                     for b in bodies])
+    statuses = [s for s, _ in results]
+    assert statuses == [201] * 5 + [500] + [201] * 6, statuses
+    assert results[5][1]["error"]["code"] == "internal"  # as it answers alone
+    assert max(sizes) > 1  # it was in a group with others
+    # Nothing of the refused write is stored: no row, no entry; the others all are.
+    async with node.ctx.db.read() as conn:
+        refs = set((await conn.execute(sa.text("SELECT incident_ref FROM encounters"))).scalars())
+    assert "REFUSED" not in refs and {f"C-{i}" for i in range(12) if i != 5} <= refs
+    assert await node.count("audit_log") == before + 11
+    rep = await _verify(node)
+    assert rep.ok, rep
+    # Alone, the same write gets the same answer.
+    status, body = await node.post("sup1", "/api/v1/encounters", bodies[5])
+    assert (status, body["error"]["code"]) == (500, "internal")
+    assert await node.count("audit_log") == before + 11
+
+
+async def test_tampering_with_a_group_written_entry_is_caught(make_node: MakeNode) -> None:
+    node = await make_node()
+    results = await asyncio.gather(*[
+        node.post("sup1", "/api/v1/encounters", encounter(recipient=f"R{i}")) for i in range(16)
+    ])
+    assert {s for s, _ in results} == {201}
+    assert (await _verify(node)).ok
+    async with node.ctx.db.write() as conn:
+        await conn.execute(sa.update(_entries).where(_entries.c.seq == 9)
+                           .values(detail='{"forged":1}'))
+    async with node.ctx.db.read() as conn:
+        rep = await verify(conn, node.keys, node.settings.node_id, now_ms=node.clock.now_ms(),
+                           sign_interval_ms=node.settings.audit_sign_interval_s * 1000)
+    assert (rep.ok, rep.problem, rep.first_broken) == (False, "altered", 9)
+
+
+@pytest.fixture
+async def two_dbs(db_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    """Two handles on one database: two node processes over one server (or one file)."""
+    one, two = Database(make_engine(db_url)), Database(make_engine(db_url))
+    await migrate(one.engine, "node:migrations")
+    async with one.write() as conn:
+        await conn.run_sync(_META.create_all)
+    yield one, two
+    await one.dispose()
+    await two.dispose()
+
+
+async def _chain(db: Database) -> list[Any]:
+    async with db.read() as conn:
+        rows = (await conn.execute(sa.select(_entries).order_by(_entries.c.seq))).mappings().all()
+        top = (await conn.execute(sa.select(_head.c.seq, _head.c.hash))).one()
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    assert all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(r["hash"] == sha256_b64u(audit.entry_bytes(r)) for r in rows)
+    assert (top.seq, top.hash) == (rows[-1]["seq"], rows[-1]["hash"])
+    return list(rows)
+
+
+async def test_two_processes_writing_groups_keep_one_chain(
+    two_dbs: tuple[Database, Database]
+) -> None:
+    one, two = two_dbs
+
+    async def write(db: Database, i: int) -> None:
+        await audit.record(db, rows=[(_ITEMS, {"id": i, "name": f"n{i}"})], ts=1,
+                           action="item.create")
+
+    await asyncio.gather(*[write(one if i % 2 else two, i) for i in range(60)])
+    rows = await _chain(one)
+    assert len(rows) == 60
+    async with one.read() as conn:
+        stored = (await conn.execute(sa.select(_ITEMS.c.id, _ITEMS.c.added))).all()
+    assert sorted(stored) == [(i, 7) for i in range(60)]
+
+
+async def test_a_failed_write_raises_its_own_error_and_the_group_lands(
+    two_dbs: tuple[Database, Database]
+) -> None:
+    db, _ = two_dbs
+    await audit.record(db, rows=[(_ITEMS, {"id": 0, "name": "warm"})], ts=1, action="item")
+    results = await asyncio.gather(*[
+        audit.record(db, rows=[(_ITEMS, {"id": i, "name": None if i == 3 else f"g{i}"})],
+                     ts=1, action="item") for i in range(1, 9)
+    ], return_exceptions=True)
+    assert [type(r).__name__ for r in results] == ["dict"] * 2 + ["IntegrityError"] + ["dict"] * 5
+    assert isinstance(results[2], IntegrityError)
+    rows = await _chain(db)
+    assert len(rows) == 8  # warm + the 7 good ones; the bad one left no entry
+    async with db.read() as conn:
+        ids = sorted((await conn.execute(sa.select(_ITEMS.c.id))).scalars())
+    assert ids == [0, 1, 2, 4, 5, 6, 7, 8]
