@@ -37,7 +37,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Table, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -67,6 +67,7 @@ __all__ = ["Offer", "Outcome", "accept_batch", "receive_releases"]
 
 Outcome = Accepted | AggregateError
 _CHUNK = 400  # (node, month) pairs per lookup: well inside every engine's parameter limit
+_COPY_FROM = 20  # rows from which PostgreSQL's COPY beats an INSERT
 
 
 @dataclass(frozen=True)
@@ -201,23 +202,27 @@ _RELEASE_COLS = ("release_id", "node_id", "month", "region", "schema_name", "mea
 
 
 async def _bulk_insert(
-    conn: AsyncConnection, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]
+    conn: AsyncConnection, table: Table, cols: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> None:
-    """Plain rows into `table` in the caller's transaction: PostgreSQL's COPY on the
-    transaction's own connection, SQLite's executemany of one prepared INSERT (no
-    per-row statement building either way)."""
-    if conn.dialect.name == "postgresql":
+    """Plain rows into `table` in the caller's transaction: on PostgreSQL a COPY on the
+    transaction's own connection (for a few rows, one INSERT: COPY first asks the server
+    for the column types), on SQLite an executemany of one prepared INSERT (no per-row
+    statement building either way)."""
+    if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
         raw = await conn.get_raw_connection()
         try:
             await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-                table, records=rows, columns=list(cols))
+                table.name, records=rows, columns=list(cols))
         except Exception as exc:  # the driver's own error: give it SQLAlchemy's class
             if str(getattr(exc, "sqlstate", "")).startswith("23"):  # integrity violation
-                raise IntegrityError(f"COPY {table}", None, exc) from exc
+                raise IntegrityError(f"COPY {table.name}", None, exc) from exc
             raise
         return
+    if conn.dialect.name == "postgresql":
+        await conn.execute(insert(table), [dict(zip(cols, r, strict=True)) for r in rows])
+        return
     marks = ",".join("?" * len(cols))
-    sql = f"INSERT INTO {table} ({','.join(cols)}) VALUES ({marks})"  # noqa: S608 (constants)
+    sql = f"INSERT INTO {table.name} ({','.join(cols)}) VALUES ({marks})"  # noqa: S608
     await conn.exec_driver_sql(sql, rows)
 
 
@@ -225,7 +230,7 @@ async def _store(conn: AsyncConnection, items: list[_Checked], now_ms: int) -> N
     """One statement per table for everything the accepted offers add."""
     if not items:
         return
-    await _bulk_insert(conn, AggregateRelease.__tablename__, _RELEASE_COLS, [
+    await _bulk_insert(conn, AggregateRelease.__table__, _RELEASE_COLS, [  # type: ignore[arg-type]
         (c.rel.release_id, c.rel.node_id, c.rel.month, c.region, c.rel.schema_,
          c.rel.measure.value, c.rel.mechanism.value, c.rel.scale or "groups", c.variance,
          c.rel.budget_spent, c.rel.bounds.per_person_month, c.rel.bounds.per_cell,

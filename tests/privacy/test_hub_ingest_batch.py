@@ -9,7 +9,8 @@
 - A bad release in a batch is refused alone: the store after [good, bad, good] is the
   store after [good, good], row for row.
 - Two batches racing for one node-month (PostgreSQL: both find it absent, the second's
-  insert then hits the unique key) still give one stored release and a duplicate answer.
+  COPY then hits the unique key and its offers are received again one per transaction)
+  still give one stored release and a duplicate answer.
 """
 
 from __future__ import annotations
@@ -164,22 +165,23 @@ async def test_bad_release_in_a_batch_is_refused_alone(
 
 async def test_racing_batches_store_a_node_month_once(db_url: str) -> None:
     fac = ReleaseFactory(seed=3)
-    shared = _offer(fac.body(NODES[0], "2026-07", schema=V2))
-    a = [shared] + [_offer(fac.body(n, "2026-07", schema=V2)) for n in NODES[1:4]]
-    b = [_offer(fac.body(n, "2026-07", schema=V2)) for n in NODES[4:7]] + [shared]
+    racers = [f"racer-{i:02d}" for i in range(48)]  # batches big enough for COPY
+    keys = Keys(racers)
+    offers = [Offer(fac.body(n, "2026-07", schema=V2), n, "north") for n in racers]
+    a, b = offers[:24], offers[24:] + offers[:1]  # racer-00 in both
     engine = await make_hub_store(db_url)
     db1, db2 = Database(engine), Database(engine)  # two writers, as two processes would be
     try:
         got_a, got_b = await asyncio.gather(
-            receive_releases(db1, a, keys=KEYS, now_ms=NOW),
-            receive_releases(db2, b, keys=KEYS, now_ms=NOW))
+            receive_releases(db1, a, keys=keys, now_ms=NOW),
+            receive_releases(db2, b, keys=keys, now_ms=NOW))
         codes = _codes(got_a) + _codes(got_b)
-        assert codes.count("duplicate") == 1 and codes.count(None) == 7
+        assert codes.count("duplicate") == 1 and codes.count(None) == 48
         rows = await dump(engine)
-        assert len(rows["aggregate_releases"]) == 7
+        assert len(rows["aggregate_releases"]) == 48
         assert rows["aggregate_alarms"] == []
         by_key = {(m, r, p): n for m, r, p, n, _x, _v in rows["aggregate_variance_totals"]}
-        assert sum(n for (_, _, p), n in by_key.items() if p == "total") == 7
+        assert sum(n for (_, _, p), n in by_key.items() if p == "total") == 48
     finally:
         await db1.dispose()
         await db2.dispose()
