@@ -15,7 +15,8 @@
   password, role or activity revokes all their tokens (and ends their sessions); listing
   and revoking single tokens is `node.accounts.tokens`.
 - Admins manage users; nobody can remove the last active admin. A password an admin sets
-  (PATCH or `node.accounts.passwords.reset_password`) must be changed at next login.
+  (a new user on the page or API, PATCH, or `node.accounts.passwords.reset_password`) must
+  be changed at next login; users made from the CLI (`actor` None) choose their own.
 - Own password changes, resets, sessions and the paged users list: `node.accounts.passwords`,
   `node.accounts.sessions`, `node.accounts.user_list`.
 """
@@ -68,7 +69,9 @@ async def create_user(ctx: NodeContext, actor: Principal | None, data: UserIn) -
     uid = uuid.uuid4()
     pw_hash = await ctx.hasher.hash_async(data.password)
     row = {"id": uid, "username": data.username, "password_hash": pw_hash, "role": data.role,
-           "team": data.team, "active": True, "created_at": now, "updated_at": now}
+           "team": data.team, "active": True, "created_at": now, "updated_at": now,
+           # An admin chose it (page, API): the user picks their own at first login.
+           "must_change_password": actor is not None}
     try:
         async with ctx.db.write() as conn:
             await conn.execute(insert(U), [row])

@@ -201,3 +201,23 @@ async def test_reset_through_the_api_refuses_tokens_until_changed(make_node: Mak
     assert r.status == 200
     assert await scalar(node, "SELECT must_change_password FROM users WHERE username = "
                               "'sup2'") in (True, 1)
+
+
+async def test_a_user_an_admin_creates_changes_the_password_first(make_node: MakeNode) -> None:
+    node = await make_node()
+    status, _ = await node.post("admin", "/api/v1/users", {
+        "username": "newbie", "password": "given by the admin", "role": "peer_supporter"})
+    assert status == 201
+    newbie = Browser(node)
+    try:
+        assert await newbie.log_in("newbie", "given by the admin") == 303
+        status, page = await newbie.page("/encounters/new")
+        assert status == 303
+        status, page = await newbie.page("/account/password")
+        assert 'id="forced"' in page
+        r = await newbie.post("/account/password", {"current_password": "given by the admin",
+                                                     "new_password": NEW, "confirm": NEW})
+        assert r.status == 303
+        assert (await newbie.page("/encounters/new"))[0] == 200
+    finally:
+        await newbie.close()
