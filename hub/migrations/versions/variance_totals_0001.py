@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -46,12 +47,12 @@ def upgrade() -> None:
         sums[key] = (n + 1, v + Fraction(variance))
 
     tables = set(sa.inspect(bind).get_table_names())
-    v1_rows = [] if "aggregate_releases" not in tables else bind.execute(sa.text(
+    v1_rows: Any = [] if "aggregate_releases" not in tables else bind.execute(sa.text(
             "SELECT month, region, variance FROM aggregate_releases WHERE schema_name = :s"),
             {"s": _V1})
     for month, region, variance in v1_rows:
         add((month, region, "v1"), float(variance))
-    v2_rows = [] if "aggregate_values" not in tables else bind.execute(sa.text(
+    v2_rows: Any = [] if "aggregate_values" not in tables else bind.execute(sa.text(
         "SELECT month, region, group_name, MIN(variance) FROM aggregate_values "
         "GROUP BY node_id, month, region, group_name"))
     for month, region, group, variance in v2_rows:
