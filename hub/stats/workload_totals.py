@@ -1,19 +1,20 @@
 """Running per-(month, region, key) sums of workload (v2) releases, kept on ingest.
 
 Why: a statistics query must not grow with the number of nodes. v1 keeps `aggregate_totals`
-per (month, region, cell); v2 stores one `aggregate_values` row per node-month and key (71
-keys), so summing them at query time reads about 2.5M rows at 3,000 nodes x 12 months. This
-table holds, per (month, region, key), the sum of the released values, the sum of their noise
-variances and how many node-months went in; `add_sums` adds a batch's pre-summed rows
-(`hub.stats.ingest`) in the caller's transaction, the same one that inserts the release rows
-and their values, so the value sums always equal the per-node sums (a refused release
-changes neither; a duplicate is answered before anything is written, so it is never counted
-twice). `var_sum` is a float running sum, so it can differ from a rescan's in the last bits;
-the queries read the exact variance sums of `hub.stats.variance_totals` instead.
+per (month, region, cell); summing v2's 71 keys per node-month at query time would read
+about 2.5M values at 3,000 nodes x 12 months. This table holds, per (month, region, key), the
+sum of the released values, the sum of their noise variances and how many node-months went
+in; `add_sums` adds a batch's pre-summed rows (`hub.stats.ingest`) in the caller's
+transaction, the same one that inserts the release rows, so the value sums always equal the
+per-node sums (a refused release changes neither; a duplicate is answered before anything is
+written, so it is never counted twice). `var_sum` is a float running sum, so it can differ
+from a rescan's in the last bits; the queries read the exact variance sums of
+`hub.stats.variance_totals` instead.
 
-The migration `aggregate_value_totals_0001` creates the table and fills it from
-`aggregate_values` already stored. `hub.stats.query.load_v2_sums` reads it when no node
-filter is set (with one, at most `MAX_NODES` nodes' rows are summed directly).
+The migration `aggregate_value_totals_0001` creates the table and fills it from the per-key
+rows (`aggregate_values`) stored before issue 16. `hub.stats.query.load_v2_sums` reads it
+when no node filter is set (with one, at most `MAX_NODES` nodes' releases are rescanned,
+`hub.stats.rescan`).
 """
 
 from __future__ import annotations
