@@ -295,7 +295,10 @@ class InsertShape:
         compiled = insert(table).compile(dialect=dialect, column_keys=sorted(keys))
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
-        names = list(compiled.positiontup or ())
+        # Positional drivers (sqlite3, asyncpg) in the SQL's order; named ones in the
+        # order the columns are compiled, which is the SQL's too.
+        names = list(compiled.positiontup) if compiled.positiontup is not None else [
+            b.key for b in compiled.binds.values()]
         by_key = {c.key: c for c in table.columns}
         if any(n not in by_key for n in names):
             raise ValueError(f"{table.name}: an INSERT parameter is not a column")

@@ -128,20 +128,20 @@ async def append(
 async def _append_postgres(conn: AsyncConnection,
                            rows: Sequence[tuple[Table, Mapping[str, Any]]],
                            row: dict[str, Any]) -> None:
-    """PostgreSQL: take the head row lock and the next seq in one statement, then write the
-    rows, the entry and the new head hash in one more (data-modifying CTEs), so the lock is
-    held for one statement and the commit."""
+    """PostgreSQL: the caller's rows first, as plain INSERTs (their column defaults as
+    SQLAlchemy fills them), then the head row lock and the next seq in one statement and
+    the entry with the new head hash in one more (a data-modifying CTE): the lock is held
+    for one statement and the commit."""
+    for table, values in rows:
+        await conn.execute(insert(table), [dict(values)])
     head = (await conn.execute(
         update(_head).where(_head.c.id == 1).values(seq=_head.c.seq + 1)
         .returning(_head.c.seq, _head.c.hash)
     )).one()
     link_entry(row, head.seq - 1, head.hash)
-    stmt = insert(_entries).values(**row).add_cte(
+    await conn.execute(insert(_entries).values(**row).add_cte(
         update(_head).where(_head.c.id == 1).values(hash=row["hash"]).cte("new_head")
-    )
-    for i, (table, values) in enumerate(rows):
-        stmt = stmt.add_cte(insert(table).values(**dict(values)).cte(f"row_{i}"))
-    await conn.execute(stmt)
+    ))
 
 
 def _insert(table: Table, values: Mapping[str, Any], dialect: Any) -> tuple[str, list[Any]]:
