@@ -89,6 +89,7 @@ TABLE_MODULES: list[str] = [
     "node.privacy.ledger_groups",
     "node.activation.db",
     "node.activation.transfer_db",
+    "node.notify.db",
     "node.oidc.db",
     "node.records.amendment_db",
 ]
@@ -143,11 +144,11 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[int] = mapped_column(BigInteger)
-
-
     # Set by an admin's reset (`node.accounts.passwords`, migration accounts_0001).
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False,
                                                        server_default=false())
+
+
 class WebSession(Base):
     """A browser session; `id` is the SHA-256 (b64u) of the cookie value, never the value."""
 
@@ -160,11 +161,11 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(43))
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger)
-
-
     # Shown on the user's own sessions page (`node.accounts.sessions`, accounts_0001).
     last_seen_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
 class ApiToken(Base):
     """A bearer token for scripts and the CLI, stored as its SHA-256 (b64u) only."""
 

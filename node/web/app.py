@@ -65,14 +65,15 @@ from node.core.config import NodeSettings
 from node.core.db import Database
 from node.core.errors import Code, NodeError
 from node.core.pseudonym import Pseudonymizer, load_key_file
-from node.core.routes import Route, RouteTable, add_routes
-from node.ops import feature as ops_feature
+from node.core.routes import RouteTable
+from node.notify import feature as notify_feature
 from node.oidc import feature as oidc_feature
+from node.ops import feature as ops_feature
 from node.privacy import runtime as release_service
 from node.records import feature as records_feature
-from node.web import audit_anchor
+from node.web import audit_anchor, observe
 from node.web import federation as federation_service
-from node.web.plumbing import auth_middleware, error_middleware, json_response
+from node.web.plumbing import auth_middleware, error_middleware
 
 __all__ = ["FEATURES", "create_app", "engine_options", "load_secrets"]
 
@@ -89,11 +90,13 @@ def _core_features() -> list[Setup]:
 
 
 # Feature setups run in this order after the core's; append yours here (one line).
-FEATURES: list[Setup] = [federation_service.setup, release_service.setup, activations.setup,
-                         audit_anchor.setup, records_feature.setup, auditlog_pages.setup]
+FEATURES: list[Setup] = [federation_service.setup, observe.setup, release_service.setup,
+                         activations.setup, audit_anchor.setup, records_feature.setup,
+                         auditlog_pages.setup]
 FEATURES.append(accounts_feature.setup)  # own password, sessions, resets (node.accounts)
-FEATURES.append(ops_feature.setup)  # a detached node runs alone (node.ops)
 FEATURES.append(oidc_feature.setup)  # sign-in through the agency's provider (node.oidc)
+FEATURES.append(notify_feature.setup)  # email and signed webhooks (node.notify)
+FEATURES.append(ops_feature.setup)  # a detached node runs alone (node.ops)
 
 
 def load_secrets(settings: NodeSettings) -> tuple[NodeKeys, Pseudonymizer]:
@@ -118,10 +121,6 @@ def engine_options(settings: NodeSettings) -> dict[str, Any]:
     if is_sqlite(settings.db_url):
         opts["pool_reset_on_return"] = None
     return opts
-
-
-async def healthz(_request: web.Request) -> web.Response:
-    return json_response({"ok": True})
 
 
 def create_app(
@@ -167,7 +166,6 @@ def create_app(
                                       home="/", home_label="Back to start"))
     app.router.add_static("/static/", HERE / "static", name="static")
     app.cleanup_ctx.append(_database_ctx)
-    add_routes(app, [Route("GET", "/healthz", healthz, "healthz", None, "Liveness")])
     for setup in [*_core_features(), *FEATURES]:
         setup(app)
     return app
