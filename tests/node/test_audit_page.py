@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from bench.reliability_report import record
 from node.auditlog.pages import TRUNCATION_NOTE
+from node.core.audit import entry_bytes
+from protocol.encoding import sha256_b64u
 from tests.node.conftest import MakeNode, Node, encounter
 from tests.node.test_pages import HTML, log_in
 
@@ -106,6 +108,11 @@ async def test_export_downloads_csv_and_json_and_is_audited(make_node: MakeNode)
     assert len(rows) == before + 1  # the export's own entry is in it
     assert [int(x["seq"]) for x in rows] == list(range(1, before + 2))
     assert all(rows[i]["prev_hash"] == rows[i - 1]["hash"] for i in range(1, len(rows)))
+    for x in rows:  # each row re-hashes to its hash by the chain rule (node.core.audit)
+        entry = {"seq": int(x["seq"]), "ts": int(x["ts_ms"]), "prev_hash": x["prev_hash"],
+                 **{k: x[k] or None for k in ("actor", "role", "action", "target_type",
+                                               "target_id", "outcome")}, "detail": x["detail"]}
+        assert sha256_b64u(entry_bytes(entry)) == x["hash"], x["seq"]
     assert rows[-1]["action"] == "audit.export" and rows[-1]["actor_username"] == "audit"
     assert json.loads(rows[-1]["detail"]) == {"count": before, "format": "csv"}
     r = await node.client.get("/audit/export?format=json&actor=sup2",
