@@ -29,7 +29,7 @@ from node.core.errors import Code, NodeError
 from node.core.vocabulary import FollowUpStatus, RecipientDiscipline
 from node.records.list_filters import DateRange, day_bounds
 
-__all__ = ["PAGE_SIZE", "EncounterFilter", "Page", "count_encounters", "count_mine",
+__all__ = ["PAGE_SIZE", "EncounterFilter", "Page", "count_encounters",
            "encounter_where", "page_of", "requested_page", "status_where"]
 
 PAGE_SIZE = 50
@@ -86,12 +86,6 @@ def page_of(number: int, total: int, size: int = PAGE_SIZE) -> Page:
     """Page `number`, moved back to the last page when it lies past the end."""
     last = max(1, -(-total // size))
     return Page(min(number, last), size, total)
-
-
-async def count_mine(ctx: NodeContext, p: Principal) -> int:
-    async with ctx.db.read() as conn:
-        stmt = select(func.count()).select_from(_E).where(_E.c.created_by == p.user_id)
-        return int((await conn.execute(stmt)).scalar_one())
 
 
 # --- filters (issue 17 item 4) ----------------------------------------------------------
