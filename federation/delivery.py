@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, func, select, update
 
 from federation.clock import Clock
 from federation.errors import FederationError
@@ -89,6 +89,10 @@ _FINISH = Prepared(
         acked_ts=bindparam("b_acked"),
     )
 )
+_NEXT_DUE = Prepared(
+    select(func.min(outbox.c.next_attempt_ts).label("due"))
+    .where(outbox.c.state == OutboxState.PENDING)
+)
 _RETRY = Prepared(
     update(outbox)
     .where(outbox.c.id == bindparam("b_id"), outbox.c.state == OutboxState.PENDING)
@@ -139,6 +143,9 @@ class OutboxDelivery:
     hub_url: str | None
     _direct_down_until: dict[str, int]
     _hops_down: set[str]
+    # The earliest `next_attempt_ts` of a pending row as the last pass left it (None: none
+    # pending, or no pass yet); the service sleeps until then (`_next_wait_ms`).
+    next_due: int | None = None
 
     def sender(self) -> Sender:
         raise NotImplementedError
@@ -154,6 +161,9 @@ class OutboxDelivery:
         now = self.clock.now_ms()
         async with self.write() as conn:
             claimed = await claim_due(conn, now=now)
+            # When the next row falls due (leases included), read in the claim's own
+            # transaction: the worker sleeps until then without a query of its own.
+            self.next_due = (await _NEXT_DUE.run(conn, {})).scalar()
             # Queued acks get their envelope built now and stored in the claim's own
             # transaction, before the first send (a resend reuses the bytes).
             unbuilt = [
@@ -357,6 +367,10 @@ class OutboxDelivery:
         parameter set per row for the rows that wait (for the ack, or to retry)."""
         if not (outcome.finish or outcome.waiting or outcome.retry):
             return
+        later = [p["b_next"] for p in (*outcome.waiting, *outcome.retry)]
+        if later:  # rows this pass set to wait less than their lease
+            self.next_due = min(later) if self.next_due is None else min(self.next_due,
+                                                                          *later)
         async with self.write() as conn:
             for (state, code), ids in outcome.finish.items():
                 await _FINISH.run(

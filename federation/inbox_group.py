@@ -11,7 +11,8 @@ How: `InboxGroup.submit` queues the batch and waits for its turn (a FIFO lock). 
 caller whose turn it is applies everything queued (its own batch and those that arrived
 meanwhile, up to `MAX_GROUP_MESSAGES`) in one transaction (`Inbox.apply_parts`) and hands
 each caller its own results; a caller whose batch an earlier turn applied just returns.
-Nothing waits on a timer: a lone batch is applied at once, exactly as before, and grouping
+Nothing waits on a timer: the first batch in line lets the event loop turn once (requests
+of a burst already read reach the queue), then its transaction starts; grouping otherwise
 happens only because batches queued behind a running transaction.
 
 What a batch sees is unchanged: each message's result is the one it would get alone (a
@@ -64,6 +65,11 @@ class InboxGroup:
                      now: int) -> list[BatchResult]:
         me = _Waiting((origin, opened), now)
         self._queue.append(me)
+        if len(self._queue) == 1 and not self._turn.locked():
+            # First in line with nobody writing: let the requests already read by this
+            # loop (a fan-in's burst) reach the queue before the transaction starts. One
+            # turn of the loop, no timer.
+            await asyncio.sleep(0)
         async with self._turn:
             while not me.done.done():  # an earlier leader may have applied it already
                 await self._run(self._take())

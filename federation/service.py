@@ -71,10 +71,6 @@ IDLE_MS = 30_000
 HTTP_CONNECTIONS = 1_000
 
 
-_NEXT_DUE = select(func.min(outbox.c.next_attempt_ts)).where(
-    outbox.c.state == OutboxState.PENDING)
-
-
 class FederationService(OutboxSending, OutboxDelivery):
     def __init__(
         self,
@@ -296,15 +292,14 @@ class FederationService(OutboxSending, OutboxDelivery):
         await self._housekeeping()
         handled = await self.run_once()
         if self.idle_ms is not None:
-            self._loop.wake_in(await self._next_wait_ms(handled))
+            self._loop.wake_in(self._next_wait_ms(handled))
 
-    async def _next_wait_ms(self, handled: int) -> int:
-        """How long the worker may sleep: until the next outbox row is due (one indexed
-        query) or the next housekeeping, at most `idle_ms`. Commits that queue work kick
-        it sooner."""
+    def _next_wait_ms(self, handled: int) -> int:
+        """How long the worker may sleep: until the next outbox row is due (as the pass
+        left it) or the next housekeeping, at most `idle_ms`. Commits that queue work and
+        inbound requests that make rows due again kick it sooner."""
         now = self.clock.now_ms()
-        async with self.engine.connect() as conn:
-            due = (await conn.execute(_NEXT_DUE)).scalar()
+        due = self.next_due  # read by the pass's claim (`OutboxDelivery.run_once`)
         wait = min(self.idle_ms or 0, self._last_sweep + SWEEP_MS - now)
         if not self.is_hub:
             refresh = self._last_roster_refresh + ROSTER_REFRESH_MS - now
