@@ -30,8 +30,8 @@ class Code(StrEnum):
     CSRF_FAILED = "csrf_failed"
     THROTTLED = "throttled"
     CONFLICT = "conflict"
-    WRONG_PASSWORD = "wrong_password"  # the current password given to change it is wrong
-    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # after a reset: change it first
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an error code; the current password given to change it is wrong
+    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105 - an error code; after a reset: change it first
 
 
 HTTP_STATUS: Mapping[Code, int] = MappingProxyType(

@@ -44,8 +44,8 @@ class Code(StrEnum):
     CONFIG = "config"  # missing or invalid configuration (CLI)
     KEYS = "keys"  # key file missing, damaged, or wrong passphrase (CLI)
     DATABASE = "database"  # database unreachable (CLI)
-    WRONG_PASSWORD = "wrong_password"  # the current password given to change it is wrong
-    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # after a reset: change it first
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an error code; the current password given to change it is wrong
+    PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105 - an error code; after a reset: change it first
     BUSY = "busy"  # SQLite: another process held the write lock too long; retry (Retry-After)
     INTERNAL = "internal"
 
