@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import aiohttp_jinja2
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from federation.errors import FederationError
 from federation.field_errors import field_message, sentence
@@ -70,6 +70,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _users = table_of(User)
 _tokens = table_of(ApiToken)
 _sessions = table_of(WebSession)
+# Built once (every API request runs it): the bearer token's user, if the token is live.
+_TOKEN_LOOKUP = (
+    select(_users.c.id, _users.c.username, _users.c.role, _users.c.team,
+           _tokens.c.expires_at, _users.c.must_change_password)
+    .join(_tokens, _tokens.c.user_id == _users.c.id)
+    .where(_tokens.c.token_hash == bindparam("th"),
+           _tokens.c.revoked_at.is_(None),
+           (_tokens.c.expires_at.is_(None)) | (_tokens.c.expires_at > bindparam("now")),
+           _users.c.active.is_(True))
+)
+_AUTOCOMMIT: dict[bool, dict[str, Any]] = {True: {"peernet_autocommit": True},
+                                           False: {"isolation_level": "AUTOCOMMIT"}}
 
 
 def principal(request: web.Request) -> Principal:
@@ -211,18 +223,11 @@ async def load_principal(request: web.Request) -> Principal | None:
         if hit is not None and hit[0] > now:
             cached: Principal = hit[1]
             return cached
-        stmt = (
-            select(_users.c.id, _users.c.username, _users.c.role, _users.c.team,
-                   _tokens.c.expires_at, _users.c.must_change_password)
-            .join(_tokens, _tokens.c.user_id == _users.c.id)
-            .where(_tokens.c.token_hash == th,
-                   _tokens.c.revoked_at.is_(None),
-                   (_tokens.c.expires_at.is_(None)) | (_tokens.c.expires_at > now),
-                   _users.c.active.is_(True))
-        )
         async with db.engine.connect() as conn:
-            conn = await conn.execution_options(peernet_autocommit=True)
-            row = (await conn.execute(stmt)).first()
+            # One statement outside a transaction: on PostgreSQL no BEGIN and ROLLBACK
+            # round trips around the lookup.
+            conn = await conn.execution_options(**_AUTOCOMMIT[db.is_sqlite])
+            row = (await conn.execute(_TOKEN_LOOKUP, {"th": th, "now": now})).first()
         if row is None:
             db.auth_cache.pop(th, None)
             return None
