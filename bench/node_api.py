@@ -8,15 +8,18 @@ encounter row, its follow-up row and the hash-chained audit entry, then the comm
 concurrent clients, on SQLite and on PostgreSQL (a throwaway server unless
 `PEERNET_PG_URL` is set).
 
-Bare limit: a minimal aiohttp handler that parses the same JSON body and inserts one row into
-SQLite (same WAL pragmas) with one commit per request.
+Bare limits: a minimal aiohttp handler that parses the same JSON body and inserts one row
+with one commit per request, into SQLite (same WAL pragmas) and into PostgreSQL (asyncpg, a
+pool of 16 connections, the same table and index: an autocommitted INSERT per request).
 
 Each server runs in its own process (uvloop when installed) so the load generator does not
 share its event loop. Bare and full SQLite servers are up together and loaded in alternating
 rounds; each keeps its best round (as in bench.protocol: a noisy neighbour on a shared
 machine then skews both sides alike). JSON keys: sqlite_writes_per_s, sqlite_p50_ms,
 sqlite_p99_ms, bare_writes_per_s, bare_p50_ms, bare_p99_ms, sqlite_to_bare,
-postgres_writes_per_s, postgres_p50_ms, postgres_p99_ms;
+postgres_writes_per_s, postgres_p50_ms, postgres_p99_ms, bare_postgres_writes_per_s,
+bare_postgres_p50_ms, bare_postgres_p99_ms, postgres_to_bare (goals: >= 0.5, postgres_p99_ms
+< 30; PostgreSQL node and bare servers are up together and loaded in alternating rounds);
 loop_stall_max_ms_writes: worst stall of the node's event loop (1 ms sampler in the server)
 during one more SQLite round after the measured ones (the sampler costs them nothing);
 loop_stall_max_ms_foreign_lock: the same while another process holds the write lock for
@@ -168,11 +171,38 @@ async def _serve_bare(db_path: Path, ready: Path) -> None:
     await asyncio.Event().wait()
 
 
+async def _serve_bare_pg(db_url: str, ready: Path) -> None:
+    import asyncpg
+    from aiohttp import web
+
+    pool = await asyncpg.create_pool(db_url, min_size=CLIENTS, max_size=CLIENTS)
+    await pool.execute("CREATE TABLE e (id TEXT PRIMARY KEY, occurred_at TEXT, body TEXT)")
+
+    async def handler(request: web.Request) -> web.Response:
+        data = json.loads(await request.read())
+        # autocommit: the INSERT is its own transaction, one commit per request
+        await pool.execute("INSERT INTO e VALUES ($1, $2, $3)",
+                           str(uuid.uuid4()), data["occurred_at"], data["intervention"])
+        return web.json_response({"ok": True}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/e", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    ready.write_text(  # noqa: ASYNC240 - once, at start
+        json.dumps({"port": runner.addresses[0][1], "token": "", "path": "/e"}))
+    await asyncio.Event().wait()
+
+
 def _child(kind: str, db: str, data_dir: str, ready: str) -> None:
     loop = _loop()
     asyncio.set_event_loop(loop)
     if kind == "node":
         loop.run_until_complete(_serve_node(db, Path(data_dir), Path(ready)))
+    elif kind == "bare_pg":
+        loop.run_until_complete(_serve_bare_pg(db, Path(ready)))
     else:
         loop.run_until_complete(_serve_bare(Path(db), Path(ready)))
 
@@ -245,7 +275,7 @@ async def _load(info: dict[str, Any], seconds: float, warmup: float) -> dict[str
 
 
 def _rounds(targets: dict[str, dict[str, Any]], rounds: int, seconds: float,
-            warmup: float) -> dict[str, dict[str, float]]:
+            warmup: float, *, stall: bool = True) -> dict[str, dict[str, float]]:
     """Alternate short load rounds over servers that are all up; keep each one's best round
     (a noisy neighbour on a shared machine then skews both sides alike)."""
     loop = _loop()
@@ -257,7 +287,7 @@ def _rounds(targets: dict[str, dict[str, Any]], rounds: int, seconds: float,
                 if name not in best or r["writes_per_s"] > best[name]["writes_per_s"]:
                     best[name] = r
         for name, info in targets.items():  # one more round with the node's loop sampler
-            if info["path"] != "/e":
+            if stall and info["path"] != "/e":
                 loop.run_until_complete(_bench_get(info, "/_bench/stall?start=1"))
                 loop.run_until_complete(_load(info, seconds, 0.3))
                 ms = loop.run_until_complete(_bench_get(info, "/_bench/stall"))["max_ms"]
@@ -325,20 +355,22 @@ async def _foreign_lock(info: dict[str, Any], db_path: Path, hold_s: float) -> d
             "foreign_lock_writes_other": sum(n for c, n in statuses.items() if c not in (201, 503))}
 
 
-def _pg_url(stack: contextlib.ExitStack) -> str:
+def _pg_urls(stack: contextlib.ExitStack, n: int) -> list[str]:
+    """`n` fresh databases on a throwaway PostgreSQL (or on `PEERNET_PG_URL`'s server)."""
     from peernet.throwaway_pg import create_database, throwaway_postgres
 
     admin = os.environ.get("PEERNET_PG_URL")
     if not admin:
         admin = stack.enter_context(throwaway_postgres()).url()
-    return asyncio.run(create_database(admin, "bench_" + uuid.uuid4().hex[:10]))
+    return [asyncio.run(create_database(admin, "bench_" + uuid.uuid4().hex[:10]))
+            for _ in range(n)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--serve", choices=["node", "bare"], help=argparse.SUPPRESS)
+    ap.add_argument("--serve", choices=["node", "bare", "bare_pg"], help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", help=argparse.SUPPRESS)
     ap.add_argument("--ready", help=argparse.SUPPRESS)
@@ -360,8 +392,10 @@ def main() -> None:
         ck = asyncio.run(_bench_get(targets["sqlite"], "/_bench/checkpoint"))
         extra["wal_bytes_after_checkpoint"] = ck["wal_bytes"]
         extra["wal_limit_bytes"] = ck["limit_bytes"]
-        pg = stack.enter_context(_server("node", _pg_url(stack), d))
-        results.update(_rounds({"postgres": pg}, max(1, rounds - 1), seconds, warmup))
+        node_pg, bare_pg = _pg_urls(stack, 2)
+        pg_targets = {"bare_postgres": stack.enter_context(_server("bare_pg", bare_pg, d)),
+                      "postgres": stack.enter_context(_server("node", node_pg, d))}
+        results.update(_rounds(pg_targets, max(1, rounds - 1), seconds, warmup, stall=False))
     out: dict[str, float] = {}
     for name, r in results.items():
         out[f"{name}_writes_per_s"] = round(r["writes_per_s"], 1)
@@ -369,17 +403,22 @@ def main() -> None:
         out[f"{name}_p99_ms"] = round(r["p99_ms"], 2)
     out["sqlite_to_bare"] = round(results["sqlite"]["writes_per_s"]
                                   / results["bare"]["writes_per_s"], 3)
+    out["postgres_to_bare"] = round(results["postgres"]["writes_per_s"]
+                                    / results["bare_postgres"]["writes_per_s"], 3)
     out["loop_stall_max_ms_writes"] = round(results["sqlite"]["stall_ms"], 2)
     out.update(extra)
     print(f"encounter writes, {CLIENTS} concurrent clients, best of {rounds} interleaved "
           f"rounds of {seconds:g} s")
     print(f"{'target':<26}{'writes/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for name, label in (("bare", "bare aiohttp+SQLite"), ("sqlite", "full API, SQLite"),
+                        ("bare_postgres", "bare aiohttp+asyncpg"),
                         ("postgres", "full API, PostgreSQL")):
         r = results[name]
         print(f"{label:<26}{r['writes_per_s']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}")
-    print(f"full API / bare on SQLite: {out['sqlite_to_bare']:.3f} (goal >= 0.25; "
+    print(f"full API / bare on SQLite: {out['sqlite_to_bare']:.3f} (goal >= 0.5; "
           f"p99 goal < 25 ms: {out['sqlite_p99_ms']:.1f})")
+    print(f"full API / bare on PostgreSQL: {out['postgres_to_bare']:.3f} (goal >= 0.5; "
+          f"p99 goal < 30 ms: {out['postgres_p99_ms']:.1f})")
     print(f"worst event-loop stall, 16-client writes: {out['loop_stall_max_ms_writes']:.1f} ms "
           f"(goal < 5); another process holding the write lock {FOREIGN_LOCK_S:g} s: "
           f"{out['loop_stall_max_ms_foreign_lock']:.1f} ms (goal < 20), "
