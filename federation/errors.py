@@ -46,6 +46,14 @@ class FedCode(StrEnum):
     SPLIT_VIEW = "split_view"  # two validly named hashes for one version
     NO_ROSTER = "no_roster"  # no accepted roster yet
     UNKNOWN_NODE = "unknown_node"  # not in the current roster
+    # governance: interstate compact acceptance (federation.compact_acceptance)
+    BAD_COMPACT = "bad_compact"  # does not parse or does not match the compact schema
+    COMPACT_THRESHOLD = "compact_threshold"  # a member board (or ours) signed too little
+    COMPACT_VERSION = "compact_version"  # not exactly the next version (rollback included)
+    COMPACT_CHAIN = "compact_chain"  # prev_sha256 does not name the previous version
+    COMPACT_EXPIRED = "compact_expired"  # a frozen (expired) compact
+    COMPACT_NOT_YET_VALID = "compact_not_yet_valid"
+    NO_COMPACT = "no_compact"  # no accepted compact yet
     # board tooling
     BAD_INPUT = "bad_input"
     NOT_FOUND = "not_found"
@@ -78,6 +86,13 @@ _FED_HTTP: dict[str, int] = {
     FedCode.SPLIT_VIEW: 409,
     FedCode.NO_ROSTER: 503,
     FedCode.UNKNOWN_NODE: 404,
+    FedCode.BAD_COMPACT: 400,
+    FedCode.COMPACT_THRESHOLD: 422,
+    FedCode.COMPACT_VERSION: 409,
+    FedCode.COMPACT_CHAIN: 409,
+    FedCode.COMPACT_EXPIRED: 422,
+    FedCode.COMPACT_NOT_YET_VALID: 422,
+    FedCode.NO_COMPACT: 503,
     FedCode.BAD_INPUT: 400,
     FedCode.NOT_FOUND: 404,
     FedCode.CONFLICT: 409,

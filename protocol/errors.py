@@ -48,6 +48,10 @@ class Code(StrEnum):
     CONFLICTING_SHARE = "conflicting_share"
     SHARE_MISMATCH = "share_mismatch"
     ROUND_CONFLICT = "round_conflict"
+    # interstate (WIRE section 16)
+    UNKNOWN_NETWORK = "unknown_network"
+    NETWORK_NOT_IN_COMPACT = "network_not_in_compact"
+    FOREIGN_ROSTER_INVALID = "foreign_roster_invalid"
 
 
 class ProtocolError(Exception):
@@ -89,5 +93,8 @@ HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
         Code.CONFLICTING_SHARE: 409,
         Code.SHARE_MISMATCH: 422,
         Code.ROUND_CONFLICT: 409,
+        Code.UNKNOWN_NETWORK: 404,
+        Code.NETWORK_NOT_IN_COMPACT: 403,
+        Code.FOREIGN_ROSTER_INVALID: 409,
     }
 )

@@ -24,19 +24,26 @@ __all__ = [
     "CROCKFORD",
     "KEY_ID_PATTERN",
     "MSG_ID_PATTERN",
+    "NETWORK_ID_PATTERN",
     "NODE_ID_PATTERN",
+    "QUALIFIED_NAME_PATTERN",
     "KeyId",
     "MsgId",
+    "NetworkId",
     "NodeId",
     "check_key_id",
     "check_msg_id",
+    "check_network_id",
     "check_node_id",
     "is_key_id",
     "is_msg_id",
+    "is_network_id",
     "is_node_id",
     "key_id",
     "key_version",
     "new_ulid",
+    "parse_qualified",
+    "qualified_name",
     "ulid_ms",
 ]
 
@@ -46,15 +53,21 @@ _MAX_VERSION = 2**53 - 1
 NODE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
 MSG_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 KEY_ID_PATTERN = r"^ed25519:(0|[1-9][0-9]{0,15})$"
+# Interstate (WIRE section 16): a network ("state") id, and a node named across networks as
+# `<network>/<node_id>`. Unanchored as INTERSTATE.md fixes it; always used with fullmatch.
+NETWORK_ID_PATTERN = r"[a-z][a-z0-9-]{1,30}"
+QUALIFIED_NAME_PATTERN = NETWORK_ID_PATTERN + "/" + NODE_ID_PATTERN[1:-1]
 
 # Python's `$` also matches before a final newline: always use fullmatch on the bare form.
 _NODE_ID = re.compile(NODE_ID_PATTERN[1:-1])
 _MSG_ID = re.compile(MSG_ID_PATTERN[1:-1])
 _KEY_ID = re.compile(KEY_ID_PATTERN[1:-1])
+_NETWORK_ID = re.compile(NETWORK_ID_PATTERN)
 
 NodeId = Annotated[str, StringConstraints(strict=True, pattern=NODE_ID_PATTERN)]
 MsgId = Annotated[str, StringConstraints(strict=True, pattern=MSG_ID_PATTERN)]
 KeyId = Annotated[str, StringConstraints(strict=True, pattern=KEY_ID_PATTERN)]
+NetworkId = Annotated[str, StringConstraints(strict=True, pattern=f"^{NETWORK_ID_PATTERN}$")]
 
 
 def is_node_id(value: object) -> bool:
@@ -71,6 +84,29 @@ def is_key_id(value: object) -> bool:
         and _KEY_ID.fullmatch(value) is not None
         and int(value[8:]) <= _MAX_VERSION
     )
+
+
+def is_network_id(value: object) -> bool:
+    return isinstance(value, str) and _NETWORK_ID.fullmatch(value) is not None
+
+
+def check_network_id(value: object) -> str:
+    if not is_network_id(value):
+        raise ProtocolError(Code.MALFORMED, "invalid network id")
+    return value  # type: ignore[return-value]
+
+
+def qualified_name(network_id: str, node_id: str) -> str:
+    """`<network>/<node_id>`, the name of a node across networks (e.g. `tx/austin-fire`)."""
+    return f"{check_network_id(network_id)}/{check_node_id(node_id)}"
+
+
+def parse_qualified(name: object) -> tuple[str, str]:
+    """(network id, node id) of a qualified name; `malformed` for anything else."""
+    if not isinstance(name, str) or name.count("/") != 1:
+        raise ProtocolError(Code.MALFORMED, "a qualified name is <network>/<node_id>")
+    network_id, node_id = name.split("/")
+    return check_network_id(network_id), check_node_id(node_id)
 
 
 def check_node_id(value: object) -> str:

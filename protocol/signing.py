@@ -2,7 +2,7 @@
 
 Every signature covers `b"peernet/v1/" + context + b"\\0" + data`, where `data` is canonical
 JSON bytes (or, for the inner message, the inner bytes exactly as sealed). The context
-separates the five uses so that a signature made for one can never be replayed as another:
+separates the uses so that a signature made for one can never be replayed as another:
 an inner signature is not an outer one, a roster signature is not a release signature, and
 so on. The NUL byte ends the context so no context is a prefix of another's input.
 
@@ -35,6 +35,7 @@ class Context(StrEnum):
     ROSTER = "roster"
     RELEASE = "release"
     REQUEST = "request"
+    COMPACT = "compact"  # a member board's signature over an interstate compact (WIRE 16)
 
 
 _PREFIXES = {ctx: _PREFIX + ctx.value.encode("ascii") + b"\0" for ctx in Context}
