@@ -319,7 +319,10 @@ def _signatures() -> dict[str, Any]:
     data = canonical_bytes({"hello": "peernet"})
     key = signing_key("agency-a")
     cases = []
-    for context in Context:
+    # The five original contexts: later ones get their vectors in their own files
+    # (`compact` in compact.json), so this file keeps its bytes.
+    original = (Context.INNER, Context.OUTER, Context.ROSTER, Context.RELEASE, Context.REQUEST)
+    for context in original:
         cases.append(
             {
                 "signer": "agency-a",
