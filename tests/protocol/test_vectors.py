@@ -121,7 +121,8 @@ def test_canonical_vectors() -> None:
 
 def test_signature_vectors() -> None:
     sigs = load("signatures.json")
-    assert {c["context"] for c in sigs["cases"]} == {ctx.value for ctx in Context}
+    # every context but `compact`, whose vector is in compact.json (tests/interstate)
+    assert {c["context"] for c in sigs["cases"]} == {ctx.value for ctx in Context} - {"compact"}
     for case in sigs["cases"]:
         seed = unb64u(IDENTITIES[case["signer"]]["sign_keys"][0]["sign_seed"])
         key = nacl.signing.SigningKey(seed)
