@@ -10,6 +10,9 @@ through the gate.
 from __future__ import annotations
 
 import uuid
+from typing import Any
+
+import pytest
 
 from node.core.appkeys import ROUTES
 from tests.node.conftest import MakeNode
@@ -82,6 +85,19 @@ EXPECTED: dict[str, set[str] | str] = {
     "page.account.password.post": ALL,
     "page.admin.users.tokens": {"admin"},
     "page.admin.users.reset": {"admin"},
+    # notifications (DESIGN section 12): every role its own preferences, the on-duty list
+    # and the delivery queue are admin pages
+    "api.notify.prefs": ALL,
+    "api.notify.prefs.set": ALL,
+    "page.notify.prefs": ALL,
+    "page.notify.prefs.post": ALL,
+    **{n: {"admin"} for n in (
+        "api.notify.deliveries", "api.notify.retry", "api.notify.endpoints",
+        "api.notify.endpoints.add", "api.notify.endpoints.remove", "page.notify.admin",
+        "page.notify.endpoints.post", "page.notify.endpoints.remove", "page.notify.retry")},
+    # sign-in through the agency's identity provider (only with an [oidc] table)
+    "page.login.oidc": "public",
+    "page.login.oidc.callback": "public",
     # federation (federation engineer's routes)
     "fed_send": "public",
     "fed_roster": "public",
@@ -109,8 +125,18 @@ def _fill(path: str) -> str:
             .replace("{activation_id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV"))
 
 
-async def test_every_route_has_an_expectation_and_the_gate_matches(make_node: MakeNode) -> None:
-    node = await make_node()
+# A node signing in through an identity provider mounts its sign-in routes too.
+OIDC = {"issuer": "https://idp.example.gov", "client_id": "peernet",
+        "rules": [{"group": "peernet-admins", "role": "admin"}]}
+
+
+@pytest.mark.parametrize("oidc", [None, OIDC], ids=["local", "oidc"])
+async def test_every_route_has_an_expectation_and_the_gate_matches(
+        make_node: MakeNode, oidc: dict[str, Any] | None) -> None:
+    node = await make_node(oidc=oidc)
+    if oidc is not None:
+        assert {"page.login.oidc", "page.login.oidc.callback"} <= {
+            r.name for r in node.client.app[ROUTES]}
     routes = list(node.client.app[ROUTES])
     missing = sorted(r.name for r in routes if r.name not in EXPECTED)
     assert missing == [], f"routes without a role-matrix entry: {missing}"
