@@ -11,10 +11,13 @@ new setting cannot reach the README undocumented.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic_settings import BaseSettings
 
 from helper.config import HelperSettings
@@ -176,13 +179,23 @@ MEANINGS["node"].update(OIDC)
 MEANINGS["hub"].update(OIDC)
 
 
+# A dotted module path before a name (`federation.webkit.oidc_config.OidcSettings`).
+_MODULE_PATH = re.compile(r"(?<![\w.'\"])(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
+
+
 def _type_name(annotation: Any) -> str:
+    """What an operator types: a nested settings model is a TOML table; no module paths."""
+    if get_origin(annotation) in (Union, UnionType):
+        return " | ".join(_type_name(arg) for arg in get_args(annotation))
+    if annotation is type(None):
+        return "None"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "table"
     text = getattr(annotation, "__name__", None) or str(annotation)
     text = str(annotation) if "[" in str(annotation) or "|" in str(annotation) else text
-    for noise in ("typing.", "pathlib.", "pydantic.types.", "node.core.vocabulary.",
-                  "<class '", "'>"):
+    for noise in ("<class '", "'>"):
         text = text.replace(noise, "")
-    return text
+    return _MODULE_PATH.sub("", text)
 
 
 def _default(field: Any) -> str:

@@ -47,3 +47,13 @@ def test_the_helper_aggregator_has_its_table(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(MEANINGS, "helper", helper)
     with pytest.raises(KeyError, match="poll_ms"):
         config_reference()
+
+
+def test_types_are_named_for_operators_not_by_module_path() -> None:
+    rows = [line.split(" | ") for line in config_reference().splitlines()
+            if line.startswith("| `oidc`") or line.startswith("| `disciplines`")]
+    assert [row[2] for row in rows] == ["list[RecipientDiscipline]", "table or None",
+                                        "table or None"]
+    types = {line.split(" | ")[2] for line in config_reference().splitlines()
+             if line.startswith("| ") and not line.startswith("| setting")}
+    assert not [t for t in types if "." in t], types
