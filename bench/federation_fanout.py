@@ -212,7 +212,10 @@ async def fanout_procs(n: int, rounds: int, tmp: Path, procs: int) -> list[float
                 "db_url": f"sqlite:///{tmp / (node_id + '.db')}",
                 "public_url": f"http://127.0.0.1:{ports[node_id]}", "hub_url": hub_url,
                 "board_keys": board_keys, "board_threshold": board.threshold,
-                "audit_sign_interval_s": 3600}
+                "audit_sign_interval_s": 3600,
+                # Idle pollers of a server (notifications) run once per server: packed a
+                # hundred to a process here, their polls would be a hundred times an agency's.
+                "notify_poll_s": 3600}
 
     hub_db = f"sqlite:///{tmp / 'hub.db'}"
     hub_spec = {
