@@ -41,6 +41,7 @@ class FedCode(StrEnum):
     ROSTER_VERSION = "roster_version"  # not exactly the next version
     ROSTER_CHAIN = "roster_chain"  # prev_sha256 does not name the previous version
     ROSTER_GAP = "roster_gap"  # a fetch would walk more than MAX_ROSTER_GAP versions
+    BAD_ROSTER_DELTA = "bad_roster_delta"  # a roster delta not well formed or for another base
     ROSTER_EXPIRED = "roster_expired"
     ROSTER_NOT_YET_VALID = "roster_not_yet_valid"
     SPLIT_VIEW = "split_view"  # two validly named hashes for one version
@@ -81,6 +82,7 @@ _FED_HTTP: dict[str, int] = {
     FedCode.ROSTER_VERSION: 409,
     FedCode.ROSTER_CHAIN: 409,
     FedCode.ROSTER_GAP: 409,
+    FedCode.BAD_ROSTER_DELTA: 400,
     FedCode.ROSTER_EXPIRED: 422,
     FedCode.ROSTER_NOT_YET_VALID: 422,
     FedCode.SPLIT_VIEW: 409,

@@ -16,7 +16,7 @@ node-info document a node hands the board is `federation.node_info`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -37,7 +37,7 @@ from protocol.canonical import MAX_SAFE_INT, canonical_bytes, canonical_bytes_of
 from protocol.encoding import DECIMAL_PATTERN, b64u, sha256_b64u, unb64u
 from protocol.errors import ProtocolError
 from protocol.ids import KeyId, NodeId
-from protocol.signing import Context, sign
+from protocol.signing import Context, sign, verify
 from protocol.vocabulary import Discipline, Measure
 from protocol.wire_types import SHA256_PATTERN, SIGNATURE_PATTERN
 from protocol.workload import check_weights
@@ -59,6 +59,7 @@ __all__ = [
     "build_signed",
     "parse_signed_roster",
     "roster_signature",
+    "signed_from_value",
 ]
 
 
@@ -283,10 +284,27 @@ class SignedRoster:
     roster_bytes: bytes
     sha256: str
     signatures: tuple[RosterSignature, ...]
+    # (key bytes, b64u signature) -> verifies: each signature is checked once however many
+    # rules (pinned board, previous board, own board, fetch then offer) count it.
+    _checked: dict[tuple[bytes, str], bool] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def version(self) -> int:
         return self.roster.version
+
+    def signature_ok(self, key: bytes, value: str) -> bool:
+        """Whether `value` (b64u) by `key` verifies over `roster_bytes` (memoised)."""
+        ok = self._checked.get((key, value))
+        if ok is None:
+            try:
+                verify(key, Context.ROSTER, self.roster_bytes, unb64u(value))
+                ok = True
+            except ProtocolError:
+                ok = False
+            self._checked[(key, value)] = ok
+        return ok
 
     def to_bytes(self) -> bytes:
         """Canonical bytes of the whole document (what is stored and served)."""
@@ -319,6 +337,12 @@ def parse_signed_roster(data: bytes) -> SignedRoster:
         doc = parse_json(data)
     except ProtocolError as exc:
         raise _bad(f"not strict JSON: {exc.detail}") from None
+    return signed_from_value(doc)
+
+
+def signed_from_value(doc: Any) -> SignedRoster:
+    """`parse_signed_roster` after its JSON step: `doc` is a value `parse_json` returned (or
+    one put together from such values, as a roster delta is applied)."""
     if not isinstance(doc, dict) or set(doc) != {"roster", "signatures"}:
         raise _bad("expected exactly the fields roster and signatures")
     value, sigs = doc["roster"], doc["signatures"]

@@ -16,6 +16,10 @@ keep in memory) every version up to it. So a fetch (`fetch_chain`):
 - finishes within `FETCH_TIMEOUT_S` in all (`asyncio.timeout`) -> `peer_unreachable`;
 - never follows a redirect (`allow_redirects=False`): a 3xx is a `peer_error`, and no other
   server is ever asked on a peer's say-so.
+- names the version it holds (`?have=N&have_sha256=H`) in every request, so a server that
+  holds the same N answers N+1 as a delta (`federation.roster_delta`); the delta is applied
+  to N and the document it rebuilds is checked as a fetched one. A delta for another base
+  (`bad_roster_delta`) is asked again without `have`, as the whole document.
 
 The caller (`RosterStore.fetch_from`) then offers the checked links to `RosterState.offer`,
 which checks them again as a whole and stores nothing unless all of them pass; a partial walk
@@ -31,8 +35,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from federation.errors import FedCode, FederationError
-from federation.roster import SignedRoster, parse_signed_roster
+from federation.roster import SignedRoster, signed_from_value
 from federation.roster_acceptance import accept_first, accept_next
+from federation.roster_delta import apply_delta, is_delta, parse_answer
 from federation.roster_state import RosterState
 from federation.transport import read_bounded
 
@@ -101,23 +106,43 @@ async def fetch_chain(
         ) from None
 
 
+async def _link(
+    http: aiohttp.ClientSession, url: str, base: SignedRoster | None, limit: int
+) -> tuple[SignedRoster, int]:
+    """One roster answer (and its size): asked as a delta from `base` when there is one,
+    applied to it; a delta for another base is asked again as the whole document."""
+    ask = url if base is None else f"{url}?have={base.version}&have_sha256={base.sha256}"
+    data = await _get(http, ask, limit)
+    doc = parse_answer(data)
+    if not is_delta(doc):
+        return signed_from_value(doc), len(data)
+    if base is None:
+        raise FederationError(FedCode.BAD_ROSTER_DELTA, "a delta nobody asked for")
+    try:
+        return apply_delta(base, doc), len(data)
+    except FederationError as exc:
+        if exc.code != FedCode.BAD_ROSTER_DELTA:
+            raise
+    whole = await _get(http, url, max(limit - len(data), 0))
+    return signed_from_value(parse_answer(whole)), len(data) + len(whole)
+
+
 async def _walk(http: aiohttp.ClientSession, url: str, state: RosterState) -> Fetched:
-    latest = parse_signed_roster(await _get(http, url, MAX_ROSTER_BYTES))
+    latest, size = await _link(http, url, state.current, MAX_ROSTER_BYTES)
     have = state.version
     if latest.version <= have:
         return Fetched([latest], latest.version)
     last = min(latest.version, have + MAX_ROSTER_GAP)
     now = state.clock.now_ms()
-    budget = MAX_CHAIN_BYTES - len(latest.roster_bytes)
+    budget = MAX_CHAIN_BYTES - size
     prev = state.current
     chain: list[SignedRoster] = []
     for v in range(have + 1, last + 1):
         if v == latest.version:
             link = latest
         else:
-            data = await _get(http, f"{url}/{v}", min(MAX_ROSTER_BYTES, budget))
-            budget -= len(data)
-            link = parse_signed_roster(data)
+            link, size = await _link(http, f"{url}/{v}", prev, min(MAX_ROSTER_BYTES, budget))
+            budget -= size
         newest = link is latest
         if prev is None:
             if state.pin is None:

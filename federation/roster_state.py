@@ -86,6 +86,10 @@ class RosterState:
     def known_hash(self, version: int) -> str | None:
         return self._hashes.get(version)
 
+    def accepted(self, version: int) -> SignedRoster | None:
+        """An accepted version held in memory (what a delta is computed from)."""
+        return self._accepted.get(version)
+
     def offer(
         self, chain: list[SignedRoster], source: str | None = None, *, partial: bool = False
     ) -> list[SignedRoster]:

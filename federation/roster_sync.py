@@ -10,6 +10,10 @@
   the acceptance rules; nothing is stored unless the whole chain passes.
 - `roster_routes(store)` serves the accepted versions (public: the roster is signed and holds
   only public keys and endpoints).
+- A request naming the version it holds (`?have=N&have_sha256=H`) for version N+1 (the
+  newest, or `/{N+1}`) is answered with a delta from N when this server holds that same N
+  (`federation.roster_delta`, computed once per pair and kept); otherwise, and whenever a
+  delta cannot rebuild N+1 byte for byte, with the whole document as before.
 
 Alarms: a split view found while checking an envelope is queued in memory by `RosterState`;
 `flush_alarms()` persists the queue (the inbox calls it after each batch, in a transaction of
@@ -19,6 +23,7 @@ its own so a refused envelope still leaves its alarm behind).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -35,6 +40,7 @@ from federation.roster import SignedRoster, parse_signed_roster
 from federation.roster_acceptance import BoardPin
 from federation.roster_alarms import list_alarms as list_alarm_rows
 from federation.roster_alarms import store_alarms
+from federation.roster_delta import make_delta
 from federation.roster_fetch import ROSTER_PATH, fetch_chain
 from federation.roster_state import Alarm, RosterState
 from federation.store import alarms, rosters
@@ -43,6 +49,8 @@ __all__ = ["ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
 
 log = logging.getLogger("peernet.federation.roster")
 
+_DELTAS_KEPT = 16  # computed deltas kept per server, keyed by (base hash, target hash)
+_SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 async def persist_alarms(session: AsyncConnection | AsyncSession, pending: list[Alarm]) -> None:
@@ -67,6 +75,7 @@ class RosterStore:
         self._own: Database | None = None
         self.write = write or self._own_write
         self.state = RosterState(clock, pin)
+        self._deltas: dict[tuple[str, str], bytes | None] = {}
 
     def _own_write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         if self._own is None:
@@ -143,6 +152,37 @@ class RosterStore:
             row = (await session.execute(q)).first()
         return bytes(row.document) if row else None
 
+    async def delta(self, have: int, have_sha256: str, version: int | None) -> bytes | None:
+        """The delta from version `have` (when ours has hash `have_sha256`) to `version`
+        (None: the newest) when that is `have + 1`; None: serve the whole document."""
+        async with self.engine.connect() as session:
+            q = select(rosters.c.version, rosters.c.sha256)
+            q = (q.order_by(rosters.c.version.desc()).limit(1) if version is None
+                 else q.where(rosters.c.version == version))
+            target = (await session.execute(q)).first()
+            if target is None or target.version != have + 1:
+                return None
+            base_sha = (await session.execute(
+                select(rosters.c.sha256).where(rosters.c.version == have))).scalar_one_or_none()
+        if base_sha != have_sha256:
+            return None
+        key = (have_sha256, str(target.sha256))
+        if key not in self._deltas:
+            base = await self._signed(have, have_sha256)
+            nxt = await self._signed(target.version, str(target.sha256))
+            if len(self._deltas) >= _DELTAS_KEPT:
+                self._deltas.pop(next(iter(self._deltas)))
+            self._deltas[key] = None if base is None or nxt is None else make_delta(base, nxt)
+        return self._deltas[key]
+
+    async def _signed(self, version: int, sha256: str) -> SignedRoster | None:
+        held = self.state.accepted(version)
+        if held is not None and held.sha256 == sha256:
+            return held
+        doc = await self.document(version)  # accepted by another process meanwhile
+        signed = None if doc is None else parse_signed_roster(doc)
+        return signed if signed is not None and signed.sha256 == sha256 else None
+
     async def list_alarms(self, limit: int = 100) -> list[dict[str, Any]]:
         """Alarms newest first, with reason and acknowledgement (`roster_alarms`)."""
         return await list_alarm_rows(self.engine, limit=limit)
@@ -176,7 +216,12 @@ class RosterStore:
 def roster_routes(store: RosterStore) -> list[web.RouteDef]:
     """`GET /fed/v1/roster` (newest) and `GET /fed/v1/roster/{version}`."""
 
-    async def latest(_request: web.Request) -> web.StreamResponse:
+    async def latest(request: web.Request) -> web.StreamResponse:
+        have = _have(request)
+        if isinstance(have, web.StreamResponse):
+            return have
+        if have is not None and (delta := await store.delta(*have, None)) is not None:
+            return web.Response(body=delta, content_type="application/json")
         doc = await store.document()
         if doc is None:
             return web.json_response(error_body(FedCode.NO_ROSTER, "no roster yet"), status=503)
@@ -188,6 +233,11 @@ def roster_routes(store: RosterStore) -> list[web.RouteDef]:
             return web.json_response(
                 error_body(FedCode.BAD_INPUT, "version must be an integer", "version"), status=400
             )
+        have = _have(request)
+        if isinstance(have, web.StreamResponse):
+            return have
+        if have is not None and (delta := await store.delta(*have, int(raw))) is not None:
+            return web.Response(body=delta, content_type="application/json")
         doc = await store.document(int(raw))
         if doc is None:
             return web.json_response(
@@ -196,3 +246,20 @@ def roster_routes(store: RosterStore) -> list[web.RouteDef]:
         return web.Response(body=doc, content_type="application/json")
 
     return [web.get(ROSTER_PATH, latest), web.get(ROSTER_PATH + "/{version}", one)]
+
+
+def _have(request: web.Request) -> tuple[int, str] | web.StreamResponse | None:
+    """`?have=N&have_sha256=H` (both or neither): the version the requester holds."""
+    have, sha = request.query.get("have"), request.query.get("have_sha256")
+    if have is None and sha is None:
+        return None
+    if have is None or not have.isdigit() or len(have) > 16:
+        return web.json_response(
+            error_body(FedCode.BAD_INPUT, "have must be a version number", "have"), status=400
+        )
+    if sha is None or not _SHA256.fullmatch(sha):
+        return web.json_response(
+            error_body(FedCode.BAD_INPUT, "have_sha256 must be a roster hash", "have_sha256"),
+            status=400,
+        )
+    return int(have), sha

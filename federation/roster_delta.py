@@ -1,0 +1,173 @@
+"""A roster change as a delta: version N -> N+1 without sending the whole document.
+
+A state roster lists thousands of nodes; a typical new version changes one. A server that
+holds version N asks for N+1 naming N (`?have=N&have_sha256=H`, `federation.roster_sync`)
+and gets, instead of the whole document, the canonical bytes of
+
+    {"roster_delta": {"from_version": N, "from_sha256": H,
+                      "set": {<top-level roster fields whose value changed, except nodes>},
+                      "remove": [<node ids of N that N+1 drops>],
+                      "put": [<node entries of N+1 that are new or changed>]},
+     "signatures": [<N+1's board signatures, as in the document>]}
+
+Applying it to N (`apply_delta`): start from N's `roster` value; replace each field named in
+`set` (`version` and `prev_sha256` always change); drop the removed nodes; a put entry
+whose `node_id` remains listed replaces it in place, a new one goes right before the first
+remaining entry of N whose `node_id` is greater (after all of them when none is; several at
+one place in `node_id` order). The board keeps `nodes` sorted by `node_id`, so this is where
+it puts them. The result, with the signatures, is N+1's document, byte for byte.
+
+Trust is unchanged: the board signs the whole document, and the reconstructed document is
+checked exactly as a fetched one (`signed_from_value`, then the acceptance rules). A delta
+edited in transit yields a document whose signatures fail (`bad_signatures` /
+`roster_threshold`); a delta that is not well formed, or that names a base other than the
+one it is applied to, is `bad_roster_delta` (the fetcher then asks for the whole document).
+
+`make_delta` applies what it built and returns None unless the result is the target's bytes
+exactly (a version that reorders nodes some other way is served whole), or when the delta
+would not be smaller than the document.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from itertools import accumulate
+from typing import Any
+
+from federation.errors import FedCode, FederationError
+from federation.roster import SignedRoster, signed_from_value
+from protocol.canonical import canonical_bytes_of_parsed, parse_json
+from protocol.errors import ProtocolError
+
+__all__ = [
+    "DELTA_KEY",
+    "MAX_DELTA_NODES",
+    "apply_delta",
+    "is_delta",
+    "make_delta",
+    "parse_answer",
+]
+
+DELTA_KEY = "roster_delta"
+MAX_DELTA_NODES = 10_000  # as many as a roster may list
+_SETTABLE = frozenset(
+    {"version", "prev_sha256", "issued_ts", "expires_ts", "board", "revoked", "policy"}
+)
+_FIELDS = {"from_version", "from_sha256", "set", "remove", "put"}
+
+
+def _bad(message: str, field: str | None = None) -> FederationError:
+    return FederationError(FedCode.BAD_ROSTER_DELTA, message, field)
+
+
+def is_delta(doc: Any) -> bool:
+    """Whether a parsed roster answer is a delta (else it is a whole document)."""
+    return isinstance(doc, dict) and DELTA_KEY in doc
+
+
+def make_delta(base: SignedRoster, target: SignedRoster) -> bytes | None:
+    """The delta from `base` to `target` (its next version), or None when it cannot
+    rebuild `target` byte for byte or would not be smaller (see module docstring)."""
+    if target.version != base.version + 1:
+        return None
+    old, new = base.roster_value, target.roster_value
+    changed = {k: v for k, v in new.items() if k != "nodes" and old.get(k) != v}
+    if set(old) != set(new) or not set(changed) <= _SETTABLE:
+        return None
+    before = {n["node_id"]: n for n in old["nodes"]}
+    after_ids = {n["node_id"] for n in new["nodes"]}
+    put = [n for n in new["nodes"] if before.get(n["node_id"]) != n]
+    delta = {
+        DELTA_KEY: {
+            "from_version": base.version,
+            "from_sha256": base.sha256,
+            "set": changed,
+            "remove": sorted(i for i in before if i not in after_ids),
+            "put": put,
+        },
+        "signatures": [s.model_dump() for s in target.signatures],
+    }
+    data = canonical_bytes_of_parsed(delta)
+    if len(data) >= len(target.roster_bytes):
+        return None
+    try:
+        rebuilt = _rebuild(base, parse_json(data))
+    except FederationError:
+        return None
+    if canonical_bytes_of_parsed(rebuilt["roster"]) != target.roster_bytes:
+        return None
+    return data
+
+
+def apply_delta(base: SignedRoster, doc: Any) -> SignedRoster:
+    """N+1 from N (`base`) and a parsed delta `doc`; its signatures are not checked here
+    (the caller runs the acceptance rules, as for a fetched document)."""
+    return signed_from_value(_rebuild(base, doc))
+
+
+def _rebuild(base: SignedRoster, doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict) or set(doc) != {DELTA_KEY, "signatures"}:
+        raise _bad("expected exactly the fields roster_delta and signatures")
+    d = doc[DELTA_KEY]
+    if not isinstance(d, dict) or set(d) != _FIELDS:
+        raise _bad("roster_delta has other fields than " + ", ".join(sorted(_FIELDS)))
+    if type(d["from_version"]) is not int or d["from_version"] != base.version or (
+        d["from_sha256"] != base.sha256
+    ):
+        raise _bad("the delta is for another base version", "from_sha256")
+    changes, remove, put = d["set"], d["remove"], d["put"]
+    if not isinstance(changes, dict) or not set(changes) <= _SETTABLE:
+        raise _bad("set may name only " + ", ".join(sorted(_SETTABLE)), "set")
+    if not isinstance(remove, list) or not isinstance(put, list):
+        raise _bad("remove and put must be lists")
+    if len(remove) > MAX_DELTA_NODES or len(put) > MAX_DELTA_NODES:
+        raise _bad("too many node changes")
+    value = dict(base.roster_value)
+    value.update(changes)
+    value["nodes"] = _nodes(base.roster_value["nodes"], remove, put)
+    return {"roster": value, "signatures": doc["signatures"]}
+
+
+def _nodes(old: list[Any], remove: list[Any], put: list[Any]) -> list[Any]:
+    gone = set(remove)
+    if len(gone) != len(remove) or not all(isinstance(i, str) for i in gone):
+        raise _bad("remove must list distinct node ids", "remove")
+    kept = [n for n in old if n["node_id"] not in gone]
+    if len(kept) != len(old) - len(gone):
+        raise _bad("remove names a node the base does not list", "remove")
+    where = {n["node_id"]: i for i, n in enumerate(kept)}
+    ids = [n["node_id"] for n in kept]
+    out: list[Any] = list(kept)
+    added: list[tuple[str, Any]] = []
+    seen: set[str] = set()
+    for entry in put:
+        node_id = entry.get("node_id") if isinstance(entry, dict) else None
+        if not isinstance(node_id, str) or node_id in seen:
+            raise _bad("put must list node entries with distinct node ids", "put")
+        seen.add(node_id)
+        if node_id in where:
+            out[where[node_id]] = entry
+        else:
+            added.append((node_id, entry))
+    if not added:
+        return out
+    # "Before the first remaining entry with a greater id" = the first index whose running
+    # maximum of ids is greater: a binary search, whatever order the base is in.
+    running = list(accumulate(ids, max))
+    slots: dict[int, list[tuple[str, Any]]] = {}
+    for node_id, entry in added:
+        slots.setdefault(bisect_right(running, node_id), []).append((node_id, entry))
+    merged: list[Any] = []
+    for i in range(len(out) + 1):
+        merged.extend(e for _, e in sorted(slots.get(i, ()), key=lambda p: p[0]))
+        if i < len(out):
+            merged.append(out[i])
+    return merged
+
+
+def parse_answer(data: bytes) -> Any:
+    """A roster answer's bytes parsed strictly (a whole document or a delta)."""
+    try:
+        return parse_json(data)
+    except ProtocolError as exc:
+        raise FederationError(FedCode.BAD_ROSTER, f"not strict JSON: {exc.detail}") from None
