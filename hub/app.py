@@ -53,6 +53,7 @@ from hub.config import HubSettings
 from hub.dashboard import pages as dashboard
 from hub.db import Database
 from hub.errors import Code, HubError
+from hub.national import feature as national_feature
 from hub.oidc import feature as hub_oidc
 from hub.relay import audit_anchors
 from hub.relay.activation_log import list_entries, record_status, record_transfer
@@ -76,6 +77,7 @@ FEATURES: list[Setup] = [observe.setup, stats_api.setup, users.setup, dashboard.
                          openapi.setup, audit_anchors.setup, rounds_feature.setup]
 FEATURES.append(user_pages.setup)  # hub user list, resets, own password (hub.users)
 FEATURES.append(hub_oidc.setup)  # sign-in through the state's provider (hub.oidc)
+FEATURES.append(national_feature.setup)  # national figures across the compact (hub.national)
 
 ROLES = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})

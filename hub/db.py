@@ -32,7 +32,8 @@ TABLE_MODULES: list[str] = ["hub.relay.forwarding", "hub.relay.activation_log",
                             "hub.stats.aggregates", "hub.stats.aggregates_workload",
                             "hub.stats.workload_totals",
                             "hub.users.accounts", "hub.oidc.users",
-                            "hub.relay.audit_anchors", "hub.stats.rounds"]
+                            "hub.relay.audit_anchors", "hub.stats.rounds",
+                            "hub.national.store"]
 
 
 class Base(DeclarativeBase):

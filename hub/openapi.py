@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from federation.openapi import PAGING_TEXT, Operation, build_document
 from hub.errors import HTTP_STATUS
+from hub.national.models import NationalDocument, NationalQuery, RefreshOut
 from hub.stats.models import (
     MONTH,
     ActivationLogQuery,
@@ -97,6 +98,18 @@ OPERATIONS: tuple[Operation, ...] = (
               "The central activation log, newest first (operator, board_analyst)",
               query=ActivationLogQuery, response=ActivationLogOut, tags=("activations",),
               description=PAGING_TEXT + "newest status first.", errors=_E),
+    Operation("GET", "/api/v1/national", "getNationalFigures",
+              "National figures: the member states' published figures summed, with 95% "
+              "intervals and the states reporting and missing per month (operator, "
+              "board_analyst)", query=NationalQuery, response=NationalDocument,
+              tags=("national",), errors=_E,
+              description="Post-processing of figures already released: no budget is "
+                          "spent. Peers' figures are those last fetched and verified."),
+    Operation("POST", "/api/v1/national/refresh", "refreshNationalFigures",
+              "Fetch and verify every member state's signed statistics now (operator)",
+              query=NationalQuery, response=RefreshOut, tags=("national",), errors=_E,
+              description="No request body. Each peer's outcome: stored, refused (with "
+                          "the wire code) or unreachable; nothing of a refused one is kept."),
     Operation("GET", "/api/v1/openapi.json", "getOpenApi", "This document", secured=False,
               tags=("meta",), errors=()),
 )

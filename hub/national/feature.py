@@ -1,0 +1,193 @@
+"""The national room's routes, registered by `setup` (listed in `hub.app.FEATURES`).
+
+- `GET /fed/v1/state-statistics?from=YYYY-MM&to=YYYY-MM`: this hub's signed state statistics
+  document (`protocol.state_stats`), for the hub of a compact member only: the request is
+  signed per hop (`protocol.request_auth`) by a hub the compact lists, with a key it lists
+  for that hub (else `unknown_sender` / `unknown_key` / `bad_request_signature`). The
+  document is itself signed, so a relay in between cannot change a figure.
+- `POST /api/v1/national/refresh?month_from=&month_to=` (operator): fetch every peer's
+  document now (`hub.national.fetch`); the answer lists each peer's outcome and code.
+- `GET /api/v1/national?month_from=&month_to=` (operator, board_analyst): the national sum
+  (`hub.national.sums`) of this state's figures (computed now from hub.stats) and the
+  peers' stored verified months, with the states reporting and missing per month.
+- `GET /dashboard/national`: the same for board analysts as a page (`hub.national.pages`).
+
+Peers come from `app[PEER_NETWORKS]` (`hub.national.peers.PeerNetworks`); by default the
+compact's members when `federation.compact_state` is there, else none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from federation.errors import from_protocol
+from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, SETTINGS
+from hub.errors import Code, HubError
+from hub.national import peers as peers_mod
+from hub.national.fetch import STATS_PATH, Fetcher, fetch_all
+from hub.national.models import NationalQuery, StateStatsQuery
+from hub.national.publish import build_state_stats
+from hub.national.store import load_months
+from hub.national.sums import StateMonth, national_document
+from hub.stats.api import filter_from_query
+from hub.stats.models import parse_query
+from hub.stats.query import months_between
+from protocol.errors import Code as WireCode
+from protocol.errors import ProtocolError
+from protocol.request_auth import verify_request
+from protocol.state_stats import MAX_MONTHS, sign_state_stats
+
+__all__ = ["PEER_NETWORKS", "national", "setup", "signed_own_document"]
+
+PEER_NETWORKS: web.AppKey[peers_mod.PeerNetworks] = web.AppKey("peernet_hub_peer_networks")
+READERS = frozenset({"operator", "board_analyst"})
+OPERATOR = frozenset({"operator"})
+FALLBACK_NETWORK = "own"
+
+
+class _CompactPeers:
+    """Adapter over `federation.compact_state` (when it exists and holds a compact)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def _compact(self) -> Any:
+        try:
+            from federation import compact_state  # type: ignore[attr-defined,unused-ignore]
+        except ImportError:
+            return None
+        state = self.app.get("peernet_compact_state") or getattr(
+            self.app[FEDERATION], "compact", None) or getattr(compact_state, "STATE", None)
+        return getattr(state, "current", None)
+
+    def own_network_id(self) -> str | None:
+        got = getattr(self.app[SETTINGS], "network_id", None)
+        return got if isinstance(got, str) else None
+
+    def members(self) -> Sequence[peers_mod.Peer]:
+        compact = self._compact()
+        if compact is None:
+            return []
+        return [peers_mod.from_member(m) for m in compact.members()]
+
+
+class _HubKeys:
+    """KeyResolver for per-hop requests from member hubs (by hub id)."""
+
+    def __init__(self, members: Sequence[peers_mod.Peer]) -> None:
+        self.members = members
+
+    def verify_key(self, node_id: str, key_id: str, at_ms: int) -> bytes:
+        found = [m for m in self.members if m.hub_id == node_id]
+        if len(found) != 1:
+            raise ProtocolError(WireCode.UNKNOWN_SENDER, "not the hub of a member network")
+        key = found[0].hub_sign_keys.get(key_id)
+        if key is None:
+            raise ProtocolError(WireCode.UNKNOWN_KEY, "the compact lists no such hub key")
+        return key
+
+
+def own_network(app: web.Application) -> str:
+    return app[PEER_NETWORKS].own_network_id() or FALLBACK_NETWORK
+
+
+def _peers(app: web.Application) -> list[peers_mod.Peer]:
+    own = own_network(app)
+    return [p for p in app[PEER_NETWORKS].members() if p.network_id != own]
+
+
+async def signed_own_document(app: web.Application, month_from: str, month_to: str) -> bytes:
+    async with app[DB].read() as conn:
+        doc = await build_state_stats(
+            conn, network_id=own_network(app), hub_id=app[SETTINGS].hub_id,
+            state=app[FEDERATION].roster.state, month_from=month_from, month_to=month_to,
+            now_ms=app[CLOCK].now_ms())
+    client = app[FEDERATION].client
+    version, key = client.signer() if client is not None else (
+        app[KEYS].key_version, app[KEYS].signing_key)
+    return sign_state_stats(doc, key, version)
+
+
+def _range(month_from: str, month_to: str) -> None:
+    if month_from > month_to:
+        raise HubError(Code.INVALID_INPUT, "the from month is after the to month", "month_from")
+    if len(months_between(month_from, month_to)) > MAX_MONTHS:
+        raise HubError(Code.INVALID_INPUT, f"at most {MAX_MONTHS} months", "month_to")
+
+
+async def _state_statistics(request: web.Request) -> web.Response:
+    app = request.app
+    try:
+        verify_request(request.headers.get("Authorization"), method=request.method,
+                       path=request.raw_path, body=b"", me=app[SETTINGS].hub_id,
+                       now_ms=app[CLOCK].now_ms(), keys=_HubKeys(app[PEER_NETWORKS].members()))
+    except ProtocolError as exc:
+        raise from_protocol(exc) from None
+    try:
+        q = StateStatsQuery.model_validate(dict(request.query))
+    except ValidationError:
+        raise HubError(Code.INVALID_INPUT, "give from and to months (YYYY-MM)") from None
+    _range(q.month_from, q.month_to)
+    body = await signed_own_document(app, q.month_from, q.month_to)
+    return web.Response(body=body, content_type="application/json")
+
+
+def _filter(request: web.Request, query: Any) -> tuple[str, str]:
+    q = parse_query(query, NationalQuery)
+    f = filter_from_query(q.model_dump(exclude_none=True), request.app[CLOCK].now_ms())
+    return f.month_from, f.month_to
+
+
+async def national(app: web.Application, month_from: str, month_to: str) -> dict[str, Any]:
+    """The national document (module docstring): nothing is written, no budget spent."""
+    own = own_network(app)
+    peer_ids = sorted({p.network_id for p in _peers(app)})
+    async with app[DB].read() as conn:
+        mine = await build_state_stats(
+            conn, network_id=own, hub_id=app[SETTINGS].hub_id,
+            state=app[FEDERATION].roster.state, month_from=month_from, month_to=month_to,
+            now_ms=app[CLOCK].now_ms())
+        stored = await load_months(conn, month_from, month_to, peer_ids)
+    rows = [StateMonth(own, m.month, m.nodes, m.estimate, m.variance,
+                       None if m.covariance is None else dict(m.covariance))
+            for m in mine.months]
+    rows += [StateMonth(s.network_id, s.month, s.nodes, s.estimate, s.variance, s.covariance)
+             for s in stored]
+    doc = national_document(months_between(month_from, month_to), [own, *peer_ids], rows)
+    return {"own_network": own, "filter": {"month_from": month_from, "month_to": month_to},
+            **doc}
+
+
+async def _national(request: web.Request) -> web.Response:
+    await request.app[AUTHORIZE](request, READERS)
+    month_from, month_to = _filter(request, request.query)
+    return web.json_response(await national(request.app, month_from, month_to))
+
+
+async def _refresh(request: web.Request) -> web.Response:
+    app = request.app
+    await app[AUTHORIZE](request, OPERATOR)
+    month_from, month_to = _filter(request, request.query)
+    fed = app[FEDERATION]
+    if fed.client is None:
+        raise HubError(Code.INTERNAL, "the federation client is not running")
+    fetcher = Fetcher(app[SETTINGS].hub_id, fed.client.signer, fed.client.http, app[DB],
+                      app[CLOCK])
+    outcomes = await fetch_all(fetcher, _peers(app), month_from, month_to)
+    return web.json_response({"peers": [o.to_json() for o in outcomes]})
+
+
+def setup(app: web.Application) -> None:
+    """Listed in `hub.app.FEATURES`; tests and benchmarks may replace `app[PEER_NETWORKS]`
+    before the app starts."""
+    from hub.national import pages
+
+    app[PEER_NETWORKS] = _CompactPeers(app)
+    app.router.add_get(STATS_PATH, _state_statistics)
+    app.router.add_get("/api/v1/national", _national)
+    app.router.add_post("/api/v1/national/refresh", _refresh)
+    app.router.add_get("/dashboard/national", pages.national_page)
