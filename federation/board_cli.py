@@ -312,3 +312,12 @@ def verify_cmd(path: Path, pin: Path | None, prev: Path | None) -> None:
         f"ok: version {r.version}, {len(r.nodes)} nodes, board {r.board.threshold}-of-"
         f"{len(r.board.keys)}, sha256 {signed.sha256}, expires in {days:.1f} days"
     )
+
+
+def _attach_compact() -> None:
+    from federation.board_compact_cli import compact_group  # interstate (WIRE section 16)
+
+    board_group.add_command(compact_group)
+
+
+_attach_compact()
