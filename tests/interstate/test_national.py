@@ -175,9 +175,17 @@ async def test_forged_documents_are_refused_and_nothing_is_stored(
         signed["state_statistics"]["months"][0]["estimate"][0] = "999999"
         return web.Response(body=canonical_bytes(signed), content_type="application/json")
 
+    captured: list[bytes] = []
+
+    async def replay(request: web.Request) -> web.Response:
+        return web.Response(body=captured[0], content_type="application/json")
+
     proxy = web.Application()
     proxy.router.add_get("/fed/v1/state-statistics", tampered)
     proxy_server = await aiohttp_server(proxy)
+    replayer = web.Application()
+    replayer.router.add_get("/fed/v1/state-statistics", replay)
+    replay_server = await aiohttp_server(replayer)
 
     other_key = NodeKeys.generate()
     cases = [
@@ -206,6 +214,21 @@ async def test_forged_documents_are_refused_and_nothing_is_stored(
     assert await stored_counts(tx) == (0, 0)
     status, nat = await get_json(f"{tx.url}/api/v1/national?{Q}", OP)
     assert all(m["states_missing"] == ["hi", "tx"] for m in nat["months"])  # tx: no releases
+
+    # a genuine document captured earlier and replayed later
+    auth = sign_request(signing_key=tx.keys.signing_key, key_version=tx.keys.key_version,
+                        method="GET", path="/fed/v1/state-statistics", origin="hub-tx",
+                        destination="hub-hi", ts=clock.now_ms(), body=b"")
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{hi.url}/fed/v1/state-statistics?from={SEEDED[0]}&to={SEEDED[-1]}",
+            headers={"Authorization": auth}) as r:
+        captured.append(await r.read())
+    clock.advance(20 * 60_000)
+    tx.peers.peers = [tx.as_peer(), genuine.__class__(
+        "hi", "hub-hi", str(replay_server.make_url("/")), dict(genuine.hub_sign_keys))]
+    status, out = await get_json(f"{tx.url}/api/v1/national/refresh?{Q}", OP, "POST")
+    assert [(p["status"], p["code"]) for p in out["peers"]] == [("refused", "expired")]
+    assert await stored_counts(tx) == (0, 0)
 
     # the genuine one is stored
     tx.peers.peers = [tx.as_peer(), genuine]
