@@ -8,7 +8,8 @@ keep in memory) every version up to it. So a fetch (`fetch_chain`):
   at most `MAX_ROSTER_GAP` versions past ours, starting at the one after ours: a server
   further behind stores what verified and the next fetch continues from there, so it catches
   up in steps, while a peer claiming version 2^53 costs one bounded walk, never a loop;
-- checks each link as it arrives (`accept_first` / `accept_next` against the previous link;
+- checks each link as it arrives (`check_link`: `accept_first` / `accept_next` against the
+  previous link;
   expiry only for the claimed newest, the others are links of the chain), so a bad link ends
   the walk before the next request;
 - reads each answer with a byte limit (`MAX_ROSTER_BYTES`, checked against Content-Length
@@ -36,7 +37,7 @@ import aiohttp
 
 from federation.errors import FedCode, FederationError
 from federation.roster import SignedRoster, signed_from_value
-from federation.roster_acceptance import accept_first, accept_next
+from federation.roster_checks import check_link
 from federation.roster_delta import apply_delta, is_delta, parse_answer
 from federation.roster_state import RosterState
 from federation.transport import read_bounded
@@ -143,13 +144,8 @@ async def _walk(http: aiohttp.ClientSession, url: str, state: RosterState) -> Fe
         else:
             link, size = await _link(http, f"{url}/{v}", prev, min(MAX_ROSTER_BYTES, budget))
             budget -= size
-        newest = link is latest
-        if prev is None:
-            if state.pin is None:
-                raise FederationError(FedCode.NO_ROSTER, "no pinned board keys configured")
-            accept_first(link, state.pin, now, check_expiry=newest)
-        else:
-            accept_next(prev, link, now, check_expiry=newest)
+        # As `RosterState.offer` will: an edited link is `bad_signatures`, not a threshold.
+        check_link(link, prev, state.pin, now, check_expiry=link is latest)
         chain.append(link)
         prev = link
     return Fetched(chain, latest.version)
