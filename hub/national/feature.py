@@ -30,9 +30,9 @@ from hub.errors import Code, HubError
 from hub.national import peers as peers_mod
 from hub.national.fetch import STATS_PATH, Fetcher, fetch_all
 from hub.national.models import NationalQuery, StateStatsQuery
+from hub.national.pages import national_page
 from hub.national.publish import build_state_stats
-from hub.national.store import load_months
-from hub.national.sums import StateMonth, national_document
+from hub.national.view import PEER_NETWORKS, READERS, national, own_network, peer_list
 from hub.stats.api import filter_from_query
 from hub.stats.models import parse_query
 from hub.stats.query import months_between
@@ -41,12 +41,9 @@ from protocol.errors import ProtocolError
 from protocol.request_auth import verify_request
 from protocol.state_stats import MAX_MONTHS, sign_state_stats
 
-__all__ = ["PEER_NETWORKS", "national", "setup", "signed_own_document"]
+__all__ = ["PEER_NETWORKS", "setup", "signed_own_document"]
 
-PEER_NETWORKS: web.AppKey[peers_mod.PeerNetworks] = web.AppKey("peernet_hub_peer_networks")
-READERS = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})
-FALLBACK_NETWORK = "own"
 
 
 class _CompactPeers:
@@ -91,15 +88,6 @@ class _HubKeys:
         return key
 
 
-def own_network(app: web.Application) -> str:
-    return app[PEER_NETWORKS].own_network_id() or FALLBACK_NETWORK
-
-
-def _peers(app: web.Application) -> list[peers_mod.Peer]:
-    own = own_network(app)
-    return [p for p in app[PEER_NETWORKS].members() if p.network_id != own]
-
-
 async def signed_own_document(app: web.Application, month_from: str, month_to: str) -> bytes:
     async with app[DB].read() as conn:
         doc = await build_state_stats(
@@ -142,26 +130,6 @@ def _filter(request: web.Request, query: Any) -> tuple[str, str]:
     return f.month_from, f.month_to
 
 
-async def national(app: web.Application, month_from: str, month_to: str) -> dict[str, Any]:
-    """The national document (module docstring): nothing is written, no budget spent."""
-    own = own_network(app)
-    peer_ids = sorted({p.network_id for p in _peers(app)})
-    async with app[DB].read() as conn:
-        mine = await build_state_stats(
-            conn, network_id=own, hub_id=app[SETTINGS].hub_id,
-            state=app[FEDERATION].roster.state, month_from=month_from, month_to=month_to,
-            now_ms=app[CLOCK].now_ms())
-        stored = await load_months(conn, month_from, month_to, peer_ids)
-    rows = [StateMonth(own, m.month, m.nodes, m.estimate, m.variance,
-                       None if m.covariance is None else dict(m.covariance))
-            for m in mine.months]
-    rows += [StateMonth(s.network_id, s.month, s.nodes, s.estimate, s.variance, s.covariance)
-             for s in stored]
-    doc = national_document(months_between(month_from, month_to), [own, *peer_ids], rows)
-    return {"own_network": own, "filter": {"month_from": month_from, "month_to": month_to},
-            **doc}
-
-
 async def _national(request: web.Request) -> web.Response:
     await request.app[AUTHORIZE](request, READERS)
     month_from, month_to = _filter(request, request.query)
@@ -177,17 +145,15 @@ async def _refresh(request: web.Request) -> web.Response:
         raise HubError(Code.INTERNAL, "the federation client is not running")
     fetcher = Fetcher(app[SETTINGS].hub_id, fed.client.signer, fed.client.http, app[DB],
                       app[CLOCK])
-    outcomes = await fetch_all(fetcher, _peers(app), month_from, month_to)
+    outcomes = await fetch_all(fetcher, peer_list(app), month_from, month_to)
     return web.json_response({"peers": [o.to_json() for o in outcomes]})
 
 
 def setup(app: web.Application) -> None:
     """Listed in `hub.app.FEATURES`; tests and benchmarks may replace `app[PEER_NETWORKS]`
     before the app starts."""
-    from hub.national import pages
-
     app[PEER_NETWORKS] = _CompactPeers(app)
     app.router.add_get(STATS_PATH, _state_statistics)
     app.router.add_get("/api/v1/national", _national)
     app.router.add_post("/api/v1/national/refresh", _refresh)
-    app.router.add_get("/dashboard/national", pages.national_page)
+    app.router.add_get("/dashboard/national", national_page)

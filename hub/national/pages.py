@@ -16,7 +16,7 @@ from hub.dashboard.charts import Point
 from hub.dashboard.pages import DashboardQuery, render
 from hub.errors import Code, HubError
 from hub.national.bars import interval_bars
-from hub.national.feature import READERS, national
+from hub.national.view import READERS, national
 from hub.stats.api import filter_from_query
 from hub.stats.models import parse_query
 
