@@ -298,7 +298,6 @@ def user_unlock_cmd(config_path: Path, username: str) -> None:
     click.echo(f"unlocked {username} ({n} counters cleared)")
 
 
-@token_group.command("list")
 @user_group.command("reset-password")
 @_config_option
 @click.argument("username")
@@ -313,6 +312,7 @@ def user_reset_password_cmd(config_path: Path, username: str) -> None:
                f"next login): {out.temporary_password}")
 
 
+@token_group.command("list")
 @_config_option
 @click.option("--user", "username", default=None, help="Only this user's tokens.")
 def token_list_cmd(config_path: Path, username: str | None) -> None:

@@ -251,11 +251,16 @@ class UserOut(Response):
 class UserQuery(Request):
     limit: int = Field(default=200, ge=1, le=1000)
     cursor: Cursor = None
+    role: Role | None = Field(default=None, description="Only users with this role")
+    active: bool | None = Field(default=None, description="Only active (or inactive) users")
+    q: Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{1,40}$")] | None = Field(
+        default=None, description="Part of the username")
 
 
 class UserList(Response):
     items: list[UserOut]
     next_cursor: NextCursor = None
+    total: int | None = Field(default=None, description="Users matching the filters")
 
 
 class TokenIn(Request):
@@ -265,16 +270,11 @@ class TokenIn(Request):
 
 class TokenOut(Response):
     id: uuid.UUID
-    role: Role | None = Field(default=None, description="Only users with this role")
-    active: bool | None = Field(default=None, description="Only active (or inactive) users")
-    q: Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{1,40}$")] | None = Field(
-        default=None, description="Part of the username")
     label: str
     token: str = Field(description="Shown once; only its SHA-256 is stored")
     expires_at: datetime | None
 
 
-    total: int | None = Field(default=None, description="Users matching the filters")
 # --- disclosures ------------------------------------------------------------------------
 
 class DisclosureIn(Request):
