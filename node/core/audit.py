@@ -40,18 +40,17 @@ import asyncio
 import json
 import sqlite3
 import uuid
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Pool, Table, insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
 from federation.prepared import insert_shape
 from federation.sqlite_lock import write_error
 from node.core.access import Principal
-from node.core.audit_entry import entry_bytes, entry_row, link_entry
+from node.core.audit_entry import LAST_HEADS, entry_bytes, entry_row, link_entry
 from node.core.audit_pg import record_in_group
 from node.core.db import AuditEntry, AuditHead, Database, table_of
 from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
@@ -68,9 +67,9 @@ __all__ = [
     "sign_head",
 ]
 
-# Last head this process wrote, per SQLite connection pool (see `append`): an engine and
-# the option proxies made of it (`Database` writes through one) share their pool.
-_HEADS: weakref.WeakKeyDictionary[Pool, tuple[int, str]] = weakref.WeakKeyDictionary()
+# Last head this process wrote, per connection pool (see `append`): an engine and the
+# option proxies made of it (`Database` writes through one) share their pool.
+_HEADS = LAST_HEADS
 _entries = table_of(AuditEntry)
 _head = table_of(AuditHead)
 
@@ -96,6 +95,10 @@ async def append(
     cached = _HEADS.get(pool) if conn.dialect.name == "sqlite" else None
     if conn.dialect.name == "postgresql":
         await _append_postgres(conn, rows, row)
+        # The group commit chains its next statement on it (`node.core.audit_pg`): once
+        # this transaction commits its guard holds; if it rolls back, the guard fails and
+        # the group takes the head row lock instead.
+        _HEADS[pool] = (row["seq"], row["hash"])
         return row
     for table, values in rows:
         await conn.execute(insert(table), [dict(values)])

@@ -5,14 +5,22 @@ chain): shared by the single append, the SQLite fast writer, the PostgreSQL grou
 from __future__ import annotations
 
 import uuid
+import weakref
 from collections.abc import Mapping
 from typing import Any
+
+from sqlalchemy import Pool
 
 from node.core.access import Principal
 from protocol.canonical import canonical_bytes
 from protocol.encoding import sha256_b64u
 
-__all__ = ["entry_bytes", "entry_row", "link_entry"]
+__all__ = ["LAST_HEADS", "entry_bytes", "entry_row", "link_entry"]
+
+# The head (seq, hash) this process wrote last, per connection pool: the writers that chain
+# on it without reading the head row first prove it with a guarded update (SQLite: the
+# fast writer and `append`; PostgreSQL: the group commit, which `append` keeps informed).
+LAST_HEADS: weakref.WeakKeyDictionary[Pool, tuple[int, str]] = weakref.WeakKeyDictionary()
 
 
 def entry_bytes(row: Mapping[Any, Any]) -> bytes:

@@ -50,7 +50,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
 from federation.prepared import InsertShape, insert_shape
-from node.core.audit_entry import link_entry
+from node.core.audit_entry import LAST_HEADS, link_entry
 from node.core.db import AuditEntry, Database, table_of
 
 __all__ = ["MAX_GROUP", "PgGroup", "record_in_group"]
@@ -77,7 +77,6 @@ class PgGroup:
     pending: list[_Item] = field(default_factory=list)
     running: bool = False
     task: asyncio.Task[None] | None = None
-    head: tuple[int, str] | None = None  # the head this process wrote last
     sizes: list[int] = field(default_factory=list)  # recent group sizes (tests, benches)
     locked: int = 0  # groups written under the head row lock (the head had moved)
 
@@ -107,7 +106,7 @@ async def _drain(db: Database, group: PgGroup) -> None:
             try:
                 stored = await _write_group(db, group, batch)
             except Exception:  # noqa: BLE001 - each write retries alone and reports its own
-                group.head = None
+                LAST_HEADS.pop(db.engine.sync_engine.pool, None)
                 await _drop_broken(db)
                 stored = [None] * len(batch)
             else:
@@ -128,19 +127,29 @@ async def _write_group(db: Database, group: PgGroup,
                        batch: list[_Item]) -> list[dict[str, Any] | None]:
     conn = await db.fast_writer()
     dialect = db.engine.dialect
-    if group.head is not None:
-        entries, sql, args = _statement(batch, group.head, dialect)
+    pool = db.engine.sync_engine.pool
+    head = LAST_HEADS.get(pool)
+    if head is not None:
+        entries, sql, args = _statement(batch, head, dialect)
         if await conn.fetchval(sql, *args):
-            group.head = entries[-1]["seq"], entries[-1]["hash"]
+            _wrote(pool, head, entries[-1])
             return list(entries)
     group.locked += 1
     async with conn.transaction():
-        head = await conn.fetchrow(_LOCK_HEAD)
-        entries, sql, args = _statement(batch, (head["seq"], head["hash"]), dialect)
+        row = await conn.fetchrow(_LOCK_HEAD)
+        head = row["seq"], row["hash"]
+        entries, sql, args = _statement(batch, head, dialect)
         if not await conn.fetchval(sql, *args):
             raise RuntimeError("the audit head moved under its row lock")
-    group.head = entries[-1]["seq"], entries[-1]["hash"]
+    _wrote(pool, head, entries[-1])
     return list(entries)
+
+
+def _wrote(pool: Any, head: tuple[int, str], last: Mapping[str, Any]) -> None:
+    # An `append` that linked onto this group's entries while it ran (it waited for the
+    # row lock) has already noted a later head: keep that one.
+    if LAST_HEADS.get(pool, head) == head or LAST_HEADS[pool][0] <= last["seq"]:
+        LAST_HEADS[pool] = (last["seq"], last["hash"])
 
 
 def _statement(batch: list[_Item], head: tuple[int, str],

@@ -74,8 +74,8 @@ async def test_concurrent_encounter_writes_share_one_transaction(
     assert [s for s, _ in results] == [201] * 32
     assert sum(sizes) == 32 and max(sizes) > 1, sizes  # several writes per transaction
     group = node.ctx.db.write_group
-    if isinstance(group, audit_pg.PgGroup):  # all in groups (the first locked the head)
-        assert sum(group.sizes) == 33 and group.locked == 1, (group.sizes, group.locked)
+    if isinstance(group, audit_pg.PgGroup):  # all in groups, chained on the known head
+        assert sum(group.sizes) == 33 and group.locked <= 1, (group.sizes, group.locked)
     assert await node.count("encounters") == 33
     assert await node.count("audit_log") == before + 32
     rep = await _verify(node)
