@@ -12,8 +12,9 @@
   peers' stored verified months, with the states reporting and missing per month.
 - `GET /dashboard/national`: the same for board analysts as a page (`hub.national.pages`).
 
-Peers come from `app[PEER_NETWORKS]` (`hub.national.peers.PeerNetworks`); by default the
-compact's members when `federation.compact_state` is there, else none.
+Peers come from `app[PEER_NETWORKS]` (`hub.national.peers.PeerNetworks`); by default
+`CompactPeers`: the current compact's members (`federation.compact_state.CompactState`,
+found on the application or the federation service), none without a compact.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from federation.compact_state import CompactState
 from federation.errors import from_protocol
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, SETTINGS
 from hub.errors import Code, HubError
@@ -41,29 +43,33 @@ from protocol.errors import ProtocolError
 from protocol.request_auth import verify_request
 from protocol.state_stats import MAX_MONTHS, sign_state_stats
 
-__all__ = ["PEER_NETWORKS", "setup", "signed_own_document"]
+__all__ = ["PEER_NETWORKS", "CompactPeers", "setup", "signed_own_document"]
 
 OPERATOR = frozenset({"operator"})
 
 
-class _CompactPeers:
-    """Adapter over `federation.compact_state` (when it exists and holds a compact)."""
+class CompactPeers:
+    """`PeerNetworks` over the hub's `federation.compact_state.CompactState` (found on the
+    application whatever key holds it, or on the federation service): the current compact's
+    members; this hub's own network is `settings.network_id` when set, else the member whose
+    hub id is this hub's. No compact: no peers (the national view is this state alone)."""
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
 
     def _compact(self) -> Any:
-        try:
-            from federation import compact_state  # type: ignore[attr-defined,unused-ignore]
-        except ImportError:
-            return None
-        state = self.app.get("peernet_compact_state") or getattr(
-            self.app[FEDERATION], "compact", None) or getattr(compact_state, "STATE", None)
-        return getattr(state, "current", None)
+        state = getattr(self.app[FEDERATION], "compact", None)
+        if not isinstance(state, CompactState):
+            state = next((v for v in self.app.values() if isinstance(v, CompactState)), None)
+        return None if state is None else state.current
 
     def own_network_id(self) -> str | None:
         got = getattr(self.app[SETTINGS], "network_id", None)
-        return got if isinstance(got, str) else None
+        if isinstance(got, str) and got:
+            return got
+        me = self.app[SETTINGS].hub_id
+        mine = [p.network_id for p in self.members() if p.hub_id == me]
+        return mine[0] if len(mine) == 1 else None
 
     def members(self) -> Sequence[peers_mod.Peer]:
         compact = self._compact()
@@ -152,7 +158,7 @@ async def _refresh(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Listed in `hub.app.FEATURES`; tests and benchmarks may replace `app[PEER_NETWORKS]`
     before the app starts."""
-    app[PEER_NETWORKS] = _CompactPeers(app)
+    app[PEER_NETWORKS] = CompactPeers(app)
     app.router.add_get(STATS_PATH, _state_statistics)
     app.router.add_get("/api/v1/national", _national)
     app.router.add_post("/api/v1/national/refresh", _refresh)

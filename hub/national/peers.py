@@ -1,11 +1,11 @@
 """Which networks are peers, and their hubs' keys: a small interface the compact supplies.
 
 The compact (`federation.compact_state`, WIRE section 16) lists each member network with its
-hub id, endpoint and hub signing keys. This room needs only those facts, so it codes against
-`PeerNetworks` (a Protocol) and adapts whatever the application holds. `StaticPeerNetworks`
-serves tests and benchmarks; `compact_peers(app)` reads `CompactState.current.members()`
-when that module is present (an empty list otherwise: no peers, the national view is the own
-state alone).
+hub id, endpoint and hub signing keys. This room needs
+only those facts, so it codes against `PeerNetworks` (a Protocol). `StaticPeerNetworks`
+serves tests and benchmarks; `hub.national.feature.CompactPeers` reads
+`CompactState.current.members()` (no compact: no peers, the national view is this state
+alone); `from_member` turns a compact member into a `Peer`.
 """
 
 from __future__ import annotations

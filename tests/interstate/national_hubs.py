@@ -56,7 +56,9 @@ class StateHub:
 
 
 async def start_state(network_id: str, tmp_path: Path, db_url: str, clock: FakeClock,
-                      n_nodes: int = 2) -> StateHub:
+                      n_nodes: int = 2, static_peers: bool = True) -> StateHub:
+    """A started hub; with `static_peers` its peers are `StateHub.peers` (set by `link`),
+    otherwise the app keeps its default (`hub.national.feature.CompactPeers`)."""
     board = TestBoard.make(3, 2)
     hub_id = f"hub-{network_id}"
     hub_keys = NodeKeys.generate()
@@ -72,7 +74,8 @@ async def start_state(network_id: str, tmp_path: Path, db_url: str, clock: FakeC
                            operator_token=SecretStr(OPERATOR_TOKEN))
     app = create_app(settings, clock=clock, keys=hub_keys)
     peers = StaticPeerNetworks(network_id)
-    app[PEER_NETWORKS] = peers
+    if static_peers:
+        app[PEER_NETWORKS] = peers
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
