@@ -25,6 +25,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
+from bench.reliability_report import record
 from federation.clock import FakeClock
 from federation.keystore import NodeKeys
 from hub.appkeys import DB
@@ -159,7 +160,7 @@ async def test_national_sum_equals_the_sum_of_states(make_hubs: MakeHubs) -> Non
 
 
 async def test_forged_documents_are_refused_and_nothing_is_stored(
-        make_hubs: MakeHubs, aiohttp_server: Any) -> None:
+        make_hubs: MakeHubs, aiohttp_server: Any, db_url: str) -> None:
     clock = FakeClock()
     hubs = await make_hubs(["tx", "hi"], clock)
     tx, hi = hubs["tx"], hubs["hi"]
@@ -235,6 +236,17 @@ async def test_forged_documents_are_refused_and_nothing_is_stored(
     status, out = await get_json(f"{tx.url}/api/v1/national/refresh?{Q}", OP, "POST")
     assert [(p["status"], p["code"]) for p in out["peers"]] == [("stored", None)]
     assert await stored_counts(tx) == (1, 3)
+    if db_url.startswith("sqlite"):
+        record("security-national-forged-statistics", area="security",
+               case="forged state statistics from a peer hub",
+               how="real hubs; a peer listed under a key it does not hold, a key id the "
+                   "compact does not list, another network's document, a proxy editing "
+                   "one figure of the signed document, a genuine document replayed 20 "
+                   "minutes later",
+               result="each refused (bad_signature, unknown_key, sender_mismatch, "
+                      "bad_signature, expired) with no document or month stored; the "
+                      "genuine document then stored",
+               figures={"forgeries_refused": 5})
 
 
 async def test_state_statistics_route_refuses_non_members(make_hubs: MakeHubs) -> None:
