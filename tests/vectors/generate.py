@@ -732,6 +732,15 @@ def _roster() -> dict[str, Any]:
     return roster_vectors.build()
 
 
+def _interstate() -> dict[str, Any]:
+    from tests.vectors import interstate_vectors  # WIRE section 16, builds on this module
+
+    return {
+        "compact.json": interstate_vectors.build_compact(),
+        "interstate_envelopes.json": interstate_vectors.build_envelopes(),
+    }
+
+
 def build() -> dict[str, Any]:
     """File name -> JSON content of every vector file."""
     return {
@@ -747,6 +756,7 @@ def build() -> dict[str, Any]:
         "roster.json": _roster(),
         "audit_anchor.json": _audit_anchor(),
         "aggregate_shares.json": _aggregate_shares(),
+        **_interstate(),
     }
 
 
