@@ -25,7 +25,7 @@ from node.core.db import User, table_of
 from node.notify.addresses import check_email, check_webhook_url
 from node.notify.db import EP, D
 from node.notify.errors import NotifyCode, NotifyError
-from node.notify.kinds import Channel, Kind, State
+from node.notify.kinds import DeliveryState, NotifyChannel, NotifyKind
 from node.notify.models import DeliveryOut, EndpointIn, EndpointOut, RetryOut
 from node.notify.prefs import new_secret
 
@@ -36,8 +36,8 @@ _LIST_LIMIT = 200
 
 
 def _endpoint(row: Any, secret: str | None = None) -> EndpointOut:
-    return EndpointOut(id=str(row.id), label=row.label, channel=Channel(row.channel),
-                       target=row.target, kinds=[Kind(k) for k in row.kinds.split(",") if k],
+    return EndpointOut(id=str(row.id), label=row.label, channel=NotifyChannel(row.channel),
+                       target=row.target, kinds=[NotifyKind(k) for k in row.kinds.split(",") if k],
                        active=row.active, created_at=row.created_at, secret=secret)
 
 
@@ -49,7 +49,7 @@ async def endpoints(ctx: NodeContext) -> list[EndpointOut]:
 
 
 async def add_endpoint(ctx: NodeContext, p: Principal, data: EndpointIn) -> EndpointOut:
-    if data.channel is Channel.WEBHOOK:
+    if data.channel is NotifyChannel.WEBHOOK:
         check_webhook_url(data.target, field="target",
                           allow_http_loopback=ctx.settings.notify_allow_http_loopback)
         secret: str | None = new_secret()
@@ -79,13 +79,14 @@ async def remove_endpoint(ctx: NodeContext, p: Principal, eid: uuid.UUID) -> Non
             raise NotifyError(NotifyCode.NOT_FOUND, "no such endpoint", "id")
         await conn.execute(update(D).where(
             D.c.recipient == f"endpoint:{eid}",
-            D.c.state.in_([State.PENDING.value, State.FAILING.value, State.DEAD.value]))
-            .values(state=State.CANCELLED.value, last_error="no_endpoint"))
+            D.c.state.in_([DeliveryState.PENDING.value, DeliveryState.FAILING.value,
+                           DeliveryState.DEAD.value]))
+            .values(state=DeliveryState.CANCELLED.value, last_error="no_endpoint"))
         await audit.append(conn, ts=now, action="notify.endpoint_remove", actor=p,
                            target_type="notify_endpoint", target_id=eid)
 
 
-async def deliveries(ctx: NodeContext, state: State | None = None,
+async def deliveries(ctx: NodeContext, state: DeliveryState | None = None,
                      upto: int = _LIST_LIMIT) -> list[DeliveryOut]:
     """Not yet sent first (failures on top), then the latest sent; the first `upto`."""
     async with ctx.db.read() as conn:
@@ -93,8 +94,8 @@ async def deliveries(ctx: NodeContext, state: State | None = None,
         if state is not None:
             q = q.where(D.c.state == state.value).order_by(D.c.created_at.desc(), D.c.id)
         else:
-            q = q.where(D.c.state != State.CANCELLED.value).order_by(
-                (D.c.state == State.SENT.value), D.c.attempts.desc(), D.c.created_at.desc(),
+            q = q.where(D.c.state != DeliveryState.CANCELLED.value).order_by(
+                (D.c.state == DeliveryState.SENT.value), D.c.attempts.desc(), D.c.created_at.desc(),
                 D.c.id)
         rows = (await conn.execute(q.limit(upto))).all()
         names = {f"user:{r.id}": r.username
@@ -102,8 +103,8 @@ async def deliveries(ctx: NodeContext, state: State | None = None,
         names.update({f"endpoint:{r.id}": r.label
                       for r in (await conn.execute(select(EP.c.id, EP.c.label))).all()})
     return [DeliveryOut(
-        id=str(r.id), kind=Kind(r.kind), recipient=names.get(r.recipient, "(removed)"),
-        channel=Channel(r.channel), state=State(r.state), attempts=r.attempts,
+        id=str(r.id), kind=NotifyKind(r.kind), recipient=names.get(r.recipient, "(removed)"),
+        channel=NotifyChannel(r.channel), state=DeliveryState(r.state), attempts=r.attempts,
         next_at=r.next_at, held=r.held, last_error=r.last_error, created_at=r.created_at,
         sent_at=r.sent_at) for r in rows]
 
@@ -115,12 +116,12 @@ async def retry(ctx: NodeContext, p: Principal, did: uuid.UUID) -> RetryOut:
         row = (await conn.execute(select(D).where(D.c.id == did))).first()
         if row is None:
             raise NotifyError(NotifyCode.NOT_FOUND, "no such delivery", "id")
-        if row.state not in (State.FAILING.value, State.DEAD.value):
+        if row.state not in (DeliveryState.FAILING.value, DeliveryState.DEAD.value):
             raise NotifyError(NotifyCode.CONFLICT, f"this delivery is {row.state}", "id")
         same = D.c.batch == row.batch if row.batch is not None else D.c.id == did
         await conn.execute(update(D).where(same, D.c.state.in_(
-            [State.FAILING.value, State.DEAD.value])).values(
-            state=State.FAILING.value, next_at=now))
+            [DeliveryState.FAILING.value, DeliveryState.DEAD.value])).values(
+            state=DeliveryState.FAILING.value, next_at=now))
         await audit.append(conn, ts=now, action="notify.retry", actor=p,
                            target_type="notify_delivery", target_id=did)
-    return RetryOut(id=str(did), state=State.FAILING, next_at=now)
+    return RetryOut(id=str(did), state=DeliveryState.FAILING, next_at=now)

@@ -36,7 +36,7 @@ from node.core.config import NodeSettings
 from node.core.db import Database, User, table_of
 from node.core.times import local_date
 from node.notify.db import EP, EV, PR, D
-from node.notify.kinds import DIGEST_KINDS, Channel, Kind, State
+from node.notify.kinds import DIGEST_KINDS, DeliveryState, NotifyChannel, NotifyKind
 from node.notify.message import outgoing
 from node.notify.reminders import SCAN_EVERY_MS, queue_reminders
 from node.notify.schedule import MAX_ATTEMPTS, backoff_ms, in_quiet, next_local_ms
@@ -49,7 +49,7 @@ U = table_of(User)
 LEASE_MS = 5 * 60_000
 _ROWS_PER_PASS = 200
 _PARALLEL = 5
-_DUE = (State.PENDING.value, State.FAILING.value)
+_DUE = (DeliveryState.PENDING.value, DeliveryState.FAILING.value)
 Change = tuple[Any, dict[str, Any]]  # a row and the values it gets
 
 
@@ -127,11 +127,11 @@ class Notifier:
             who, _, ident = r.recipient.partition(":")
             if who == "user":
                 p = prefs.get(ident)
-                if p is None or _address(p, Channel(r.channel)) is None:
-                    changes.append((r, {"state": State.CANCELLED.value,
+                if p is None or _address(p, NotifyChannel(r.channel)) is None:
+                    changes.append((r, {"state": DeliveryState.CANCELLED.value,
                                         "last_error": "no_address"}))
                     continue
-                urgent = r.kind == Kind.ACTIVATION_REQUEST.value and p.urgent_in_quiet
+                urgent = r.kind == NotifyKind.ACTIVATION_REQUEST.value and p.urgent_in_quiet
                 if not urgent and in_quiet(now, zone, p.quiet_start, p.quiet_end):
                     changes.append((r, {"next_at": next_local_ms(now, zone, p.quiet_end),
                                         "held": "quiet"}))
@@ -142,7 +142,7 @@ class Notifier:
                                         "batch": f"digest:{r.recipient}:{r.channel}:{at}"}))
                     continue
             elif ident not in endpoints:
-                changes.append((r, {"state": State.CANCELLED.value,
+                changes.append((r, {"state": DeliveryState.CANCELLED.value,
                                     "last_error": "no_endpoint"}))
                 continue
             groups[r.batch or str(r.id)].append(r)
@@ -169,10 +169,10 @@ class Notifier:
     async def _send(self, batch: str, members: list[Any], prefs: dict[str, Any],
                     endpoints: dict[str, Any], paths: dict[str, str]) -> None:
         first = members[0]
-        out = outgoing(batch, Kind(first.kind), len(members),
+        out = outgoing(batch, NotifyKind(first.kind), len(members),
                        paths.get(first.event_key, "/"), base_url=self.base_url,
                        node_id=self.settings.node_id, node_name=self.settings.name)
-        channel = Channel(first.channel)
+        channel = NotifyChannel(first.channel)
         who, _, ident = first.recipient.partition(":")
         if who == "user":
             p = prefs[ident]
@@ -183,7 +183,7 @@ class Notifier:
         assert to is not None  # checked by _plan
         code: str | None
         try:
-            if channel is Channel.EMAIL:
+            if channel is NotifyChannel.EMAIL:
                 code = await send_mail(self.settings, out, to)
             elif self.http is None or secret is None:
                 code = "webhook_unreachable"
@@ -200,13 +200,13 @@ class Notifier:
         now = self.clock.now_ms()
         attempts = max(m.attempts for m in members) + 1
         if code is None:
-            values: dict[str, Any] = {"state": State.SENT.value, "sent_at": now,
+            values: dict[str, Any] = {"state": DeliveryState.SENT.value, "sent_at": now,
                                       "attempts": attempts, "last_error": None, "held": None}
         else:
             dead = attempts >= MAX_ATTEMPTS
             log.warning("notification delivery failed: id=%s channel=%s code=%s attempt=%d%s",
                         wid, members[0].channel, code, attempts, " (gave up)" if dead else "")
-            values = {"state": State.DEAD.value if dead else State.FAILING.value,
+            values = {"state": DeliveryState.DEAD.value if dead else DeliveryState.FAILING.value,
                       "attempts": attempts, "last_error": code, "held": None,
                       "next_at": now + backoff_ms(attempts)}
         async with self.db.write() as conn:
@@ -214,8 +214,8 @@ class Notifier:
                                .values(**values))
 
 
-def _address(p: Any, channel: Channel) -> str | None:
+def _address(p: Any, channel: NotifyChannel) -> str | None:
     if channel.value not in p.channels.split(","):
         return None
-    return str(p.email) if channel is Channel.EMAIL and p.email else (
-        str(p.webhook_url) if channel is Channel.WEBHOOK and p.webhook_url else None)
+    return str(p.email) if channel is NotifyChannel.EMAIL and p.email else (
+        str(p.webhook_url) if channel is NotifyChannel.WEBHOOK and p.webhook_url else None)

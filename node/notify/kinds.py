@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ACTIVATION_KINDS", "DIGEST_KINDS", "Channel", "Kind", "State", "TEXT", "digest_text"]
+__all__ = ["ACTIVATION_KINDS", "DIGEST_KINDS", "TEXT", "DeliveryState", "NotifyChannel",
+           "NotifyKind", "digest_text"]
+
+# The enums' names are their schema names in the published OpenAPI document, where every
+# room's models share one namespace: hence NotifyKind, not Kind.
 
 
-class Kind(StrEnum):
+class NotifyKind(StrEnum):
     ACTIVATION_REQUEST = "activation_request"
     ACTIVATION_UPDATE = "activation_update"
     OFFER_ACCEPTED = "offer_accepted"
@@ -23,12 +27,12 @@ class Kind(StrEnum):
     FOLLOW_UP_OVERDUE = "follow_up_overdue"
 
 
-class Channel(StrEnum):
+class NotifyChannel(StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"
 
 
-class State(StrEnum):
+class DeliveryState(StrEnum):
     PENDING = "pending"  # queued (or held: quiet hours, digest)
     FAILING = "failing"  # an attempt failed; retried at next_at
     SENT = "sent"
@@ -36,22 +40,22 @@ class State(StrEnum):
     CANCELLED = "cancelled"  # nothing left to say (follow-up done, recipient gone)
 
 
-ACTIVATION_KINDS = frozenset({Kind.ACTIVATION_REQUEST, Kind.ACTIVATION_UPDATE,
-                              Kind.OFFER_ACCEPTED})
-DIGEST_KINDS = frozenset({Kind.FOLLOW_UP_DUE, Kind.FOLLOW_UP_OVERDUE})
+ACTIVATION_KINDS = frozenset({NotifyKind.ACTIVATION_REQUEST, NotifyKind.ACTIVATION_UPDATE,
+                              NotifyKind.OFFER_ACCEPTED})
+DIGEST_KINDS = frozenset({NotifyKind.FOLLOW_UP_DUE, NotifyKind.FOLLOW_UP_OVERDUE})
 
 # (subject, sentence) per kind: fixed words, no record content.
-TEXT: dict[Kind, tuple[str, str]] = {
-    Kind.ACTIVATION_REQUEST: ("Activation request needs attention",
+TEXT: dict[NotifyKind, tuple[str, str]] = {
+    NotifyKind.ACTIVATION_REQUEST: ("Activation request needs attention",
                               "Another agency asked this agency for peer support."),
-    Kind.ACTIVATION_UPDATE: ("Activation update",
+    NotifyKind.ACTIVATION_UPDATE: ("Activation update",
                              "An activation of this agency changed."),
-    Kind.OFFER_ACCEPTED: ("Offer accepted",
+    NotifyKind.OFFER_ACCEPTED: ("Offer accepted",
                           "An agency accepted this agency's offer of peers."),
-    Kind.HANDOFF_RECEIVED: ("Follow-up handed to you",
+    NotifyKind.HANDOFF_RECEIVED: ("Follow-up handed to you",
                             "Another agency handed a follow-up to this agency."),
-    Kind.FOLLOW_UP_DUE: ("Follow-up due", "A follow-up assigned to you is due today."),
-    Kind.FOLLOW_UP_OVERDUE: ("Follow-up overdue", "A follow-up assigned to you is overdue."),
+    NotifyKind.FOLLOW_UP_DUE: ("Follow-up due", "A follow-up assigned to you is due today."),
+    NotifyKind.FOLLOW_UP_OVERDUE: ("Follow-up overdue", "A follow-up assigned to you is overdue."),
 }
 
 

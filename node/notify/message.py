@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-from node.notify.kinds import DIGEST_KINDS, TEXT, Kind, digest_text
+from node.notify.kinds import DIGEST_KINDS, TEXT, NotifyKind, digest_text
 
 __all__ = ["Outgoing", "outgoing", "webhook_id_of"]
 
@@ -27,7 +27,7 @@ def webhook_id_of(batch: str) -> str:
 @dataclass(frozen=True)
 class Outgoing:
     webhook_id: str
-    kind: Kind
+    kind: NotifyKind
     count: int
     subject: str
     sentence: str
@@ -59,7 +59,7 @@ class Outgoing:
         }
 
 
-def outgoing(batch: str, kind: Kind, count: int, path: str, *, base_url: str,
+def outgoing(batch: str, kind: NotifyKind, count: int, path: str, *, base_url: str,
              node_id: str, node_name: str) -> Outgoing:
     if count > 1 and kind in DIGEST_KINDS:
         subject, sentence = digest_text(count)

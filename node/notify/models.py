@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.core.paging import Cursor, NextCursor
-from node.notify.kinds import Channel, Kind, State
+from node.notify.kinds import DeliveryState, NotifyChannel, NotifyKind
 
 __all__ = ["DeliveryList", "DeliveryOut", "EndpointIn", "EndpointList", "EndpointOut",
            "ListQuery", "PrefsIn", "PrefsOut", "RetryOut", "StateQuery"]
@@ -17,7 +17,7 @@ HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 class PrefsIn(BaseModel):
     model_config = _STRICT
     email: str | None = Field(default=None, max_length=254)
-    channels: list[Channel] = Field(default_factory=list, max_length=2)
+    channels: list[NotifyChannel] = Field(default_factory=list, max_length=2)
     webhook_url: str | None = Field(default=None, max_length=400)
     digest: bool = False
     quiet_start: str | None = Field(default=None, pattern=HHMM)
@@ -27,7 +27,7 @@ class PrefsIn(BaseModel):
 
 class PrefsOut(BaseModel):
     email: str | None
-    channels: list[Channel]
+    channels: list[NotifyChannel]
     webhook_url: str | None
     webhook_secret_set: bool
     webhook_secret: str | None = Field(
@@ -41,17 +41,17 @@ class PrefsOut(BaseModel):
 class EndpointIn(BaseModel):
     model_config = _STRICT
     label: str = Field(min_length=1, max_length=60)
-    channel: Channel
+    channel: NotifyChannel
     target: str = Field(min_length=3, max_length=400, description="mail address or URL")
-    kinds: list[Kind] = Field(min_length=1, max_length=len(Kind))
+    kinds: list[NotifyKind] = Field(min_length=1, max_length=len(NotifyKind))
 
 
 class EndpointOut(BaseModel):
     id: str
     label: str
-    channel: Channel
+    channel: NotifyChannel
     target: str
-    kinds: list[Kind]
+    kinds: list[NotifyKind]
     active: bool
     created_at: int
     secret: str | None = Field(
@@ -65,10 +65,10 @@ class EndpointList(BaseModel):
 
 class DeliveryOut(BaseModel):
     id: str
-    kind: Kind
+    kind: NotifyKind
     recipient: str = Field(description="a username or an endpoint label")
-    channel: Channel
-    state: State
+    channel: NotifyChannel
+    state: DeliveryState
     attempts: int
     next_at: int
     held: str | None
@@ -89,10 +89,10 @@ class ListQuery(BaseModel):
 
 
 class StateQuery(ListQuery):
-    state: State | None = None
+    state: DeliveryState | None = None
 
 
 class RetryOut(BaseModel):
     id: str
-    state: State
+    state: DeliveryState
     next_at: int

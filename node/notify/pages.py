@@ -20,14 +20,14 @@ from node.core.routes import ALL_ROLES, Route
 from node.core.vocabulary import Role
 from node.notify import admin, prefs
 from node.notify.api import kick, path_id
-from node.notify.kinds import TEXT, Channel, Kind
+from node.notify.kinds import TEXT, NotifyChannel, NotifyKind
 from node.notify.models import EndpointIn, PrefsIn
 from node.web.plumbing import form_body, principal, render
 
 __all__ = ["page_routes"]
 
 ADMIN = frozenset({Role.ADMIN})
-KIND_LABELS = {k.value: TEXT[k][0] for k in Kind}
+KIND_LABELS = {k.value: TEXT[k][0] for k in NotifyKind}
 
 
 def _fmt(request: web.Request, ms: int | None) -> str:
@@ -43,7 +43,7 @@ async def prefs_page(request: web.Request, *, error: NodeError | None = None,
     mine = await prefs.get_prefs(ctx, principal(request).user_id)
     return render(request, "notify_prefs.html", {
         "prefs": mine, "error": error, "secret": secret, "saved": saved,
-        "channels": [c.value for c in Channel],
+        "channels": [c.value for c in NotifyChannel],
         "zone": request.app[SETTINGS].timezone,
     }, status=error.status if error else 200)
 
@@ -65,7 +65,7 @@ async def admin_page(request: web.Request, *, error: NodeError | None = None,
         "deliveries": items, "failing": [d for d in items if d.last_error and
                                          d.state.value in ("failing", "dead")],
         "endpoints": await admin.endpoints(ctx), "error": error, "secret": secret,
-        "kinds": KIND_LABELS, "channels": [c.value for c in Channel],
+        "kinds": KIND_LABELS, "channels": [c.value for c in NotifyChannel],
         "when": lambda ms: _fmt(request, ms),
     }, status=error.status if error else 200)
 

@@ -21,7 +21,7 @@ from node.core.context import NodeContext
 from node.notify.addresses import check_email, check_webhook_url
 from node.notify.db import PR
 from node.notify.errors import NotifyCode, NotifyError
-from node.notify.kinds import Channel
+from node.notify.kinds import NotifyChannel
 from node.notify.models import PrefsIn, PrefsOut
 
 __all__ = ["get_prefs", "hhmm", "minutes", "new_secret", "set_prefs"]
@@ -47,7 +47,7 @@ def _out(row: Any, secret: str | None = None) -> PrefsOut:
         return PrefsOut(email=None, channels=[], webhook_url=None, webhook_secret_set=False,
                         digest=False, quiet_start=None, quiet_end=None, urgent_in_quiet=False)
     return PrefsOut(
-        email=row.email, channels=[Channel(c) for c in row.channels.split(",") if c],
+        email=row.email, channels=[NotifyChannel(c) for c in row.channels.split(",") if c],
         webhook_url=row.webhook_url, webhook_secret_set=row.webhook_secret is not None,
         webhook_secret=secret, digest=row.digest, quiet_start=hhmm(row.quiet_start),
         quiet_end=hhmm(row.quiet_end), urgent_in_quiet=row.urgent_in_quiet)
@@ -67,9 +67,9 @@ def _check(ctx: NodeContext, data: PrefsIn) -> None:
                           allow_http_loopback=ctx.settings.notify_allow_http_loopback)
     if len(set(data.channels)) != len(data.channels):
         raise NotifyError(NotifyCode.INVALID_INPUT, "a channel is named twice", "channels")
-    if Channel.EMAIL in data.channels and data.email is None:
+    if NotifyChannel.EMAIL in data.channels and data.email is None:
         raise NotifyError(NotifyCode.INVALID_INPUT, "email needs an address", "email")
-    if Channel.WEBHOOK in data.channels and data.webhook_url is None:
+    if NotifyChannel.WEBHOOK in data.channels and data.webhook_url is None:
         raise NotifyError(NotifyCode.INVALID_INPUT, "webhook needs a URL", "webhook_url")
     if (data.quiet_start is None) != (data.quiet_end is None):
         raise NotifyError(NotifyCode.INVALID_INPUT, "give both ends of the quiet hours",

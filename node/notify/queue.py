@@ -29,7 +29,7 @@ from node.activation.db import Activation
 from node.core.db import User, table_of
 from node.core.vocabulary import Role
 from node.notify.db import EP, EV, PR, D
-from node.notify.kinds import Channel, Kind, State
+from node.notify.kinds import DeliveryState, NotifyChannel, NotifyKind
 
 __all__ = ["activation_message", "enqueue", "follow_up_closed", "follow_up_reminder",
            "handoff_arrived"]
@@ -39,20 +39,21 @@ U = table_of(User)
 ACT = table_of(Activation)
 
 _BY_MESSAGE = {
-    "activation_request": Kind.ACTIVATION_REQUEST,
-    "activation_accept": Kind.OFFER_ACCEPTED,
-    "activation_offer": Kind.ACTIVATION_UPDATE,
-    "activation_update": Kind.ACTIVATION_UPDATE,
-    "activation_decline": Kind.ACTIVATION_UPDATE,
-    "activation_cancel": Kind.ACTIVATION_UPDATE,
+    "activation_request": NotifyKind.ACTIVATION_REQUEST,
+    "activation_accept": NotifyKind.OFFER_ACCEPTED,
+    "activation_offer": NotifyKind.ACTIVATION_UPDATE,
+    "activation_update": NotifyKind.ACTIVATION_UPDATE,
+    "activation_decline": NotifyKind.ACTIVATION_UPDATE,
+    "activation_cancel": NotifyKind.ACTIVATION_UPDATE,
 }
 
 
-def _channels(text: str) -> list[Channel]:
-    return [Channel(c) for c in text.split(",") if c]
+def _channels(text: str) -> list[NotifyChannel]:
+    return [NotifyChannel(c) for c in text.split(",") if c]
 
 
-async def _user_targets(db: Db, users: Sequence[uuid.UUID] | None) -> list[tuple[str, Channel]]:
+async def _user_targets(db: Db, users: Sequence[uuid.UUID] | None
+                        ) -> list[tuple[str, NotifyChannel]]:
     q = (select(PR.c.user_id, PR.c.channels, PR.c.email, PR.c.webhook_url)
          .join(U, U.c.id == PR.c.user_id).where(U.c.active.is_(True)))
     if users is None:
@@ -62,19 +63,20 @@ async def _user_targets(db: Db, users: Sequence[uuid.UUID] | None) -> list[tuple
     out = []
     for r in (await db.execute(q)).all():
         for ch in _channels(r.channels):
-            if (ch is Channel.EMAIL and r.email) or (ch is Channel.WEBHOOK and r.webhook_url):
+            if ((ch is NotifyChannel.EMAIL and r.email)
+                    or (ch is NotifyChannel.WEBHOOK and r.webhook_url)):
                 out.append((f"user:{r.user_id}", ch))
     return out
 
 
-async def _endpoint_targets(db: Db, kind: Kind) -> list[tuple[str, Channel]]:
+async def _endpoint_targets(db: Db, kind: NotifyKind) -> list[tuple[str, NotifyChannel]]:
     rows = (await db.execute(
         select(EP.c.id, EP.c.channel, EP.c.kinds).where(EP.c.active.is_(True)))).all()
-    return [(f"endpoint:{r.id}", Channel(r.channel)) for r in rows
+    return [(f"endpoint:{r.id}", NotifyChannel(r.channel)) for r in rows
             if kind.value in r.kinds.split(",")]
 
 
-async def enqueue(db: Db, now: int, kind: Kind, key: str, path: str, *,
+async def enqueue(db: Db, now: int, kind: NotifyKind, key: str, path: str, *,
                   users: Sequence[uuid.UUID] | None = None, subject: str | None = None,
                   keep_empty: bool = True) -> int:
     """Queue `kind` for its recipients (`users`: None means every active coordinator);
@@ -89,7 +91,7 @@ async def enqueue(db: Db, now: int, kind: Kind, key: str, path: str, *,
     await db.execute(insert(EV).values(key=key, kind=kind.value, path=path, created_at=now))
     rows: list[dict[str, Any]] = [
         {"id": uuid.uuid4(), "event_key": key, "kind": kind.value, "subject": subject,
-         "recipient": who, "channel": ch.value, "state": State.PENDING.value, "attempts": 0,
+         "recipient": who, "channel": ch.value, "state": DeliveryState.PENDING.value, "attempts": 0,
          "next_at": now, "batch": None, "held": None, "last_error": None, "created_at": now,
          "sent_at": None}
         for who, ch in dict.fromkeys(targets)
@@ -117,11 +119,11 @@ async def handoff_arrived(db: Db, now: int, msg_id: str, assignee: uuid.UUID | N
                           path: str = "/activations/handoffs") -> None:
     """A follow-up was handed to this agency (after an activation, or by consented
     transfer: `path` "/transfers"); its assigned coordinator hears of it."""
-    await enqueue(db, now, Kind.HANDOFF_RECEIVED, f"msg:{msg_id}", path,
+    await enqueue(db, now, NotifyKind.HANDOFF_RECEIVED, f"msg:{msg_id}", path,
                   users=[assignee] if assignee is not None else None, keep_empty=False)
 
 
-async def follow_up_reminder(db: Db, now: int, kind: Kind, follow_up: uuid.UUID, due: date,
+async def follow_up_reminder(db: Db, now: int, kind: NotifyKind, follow_up: uuid.UUID, due: date,
                              owner: uuid.UUID) -> int:
     key = f"fu:{follow_up}:{due.isoformat()}:{kind.value}:{owner}"
     return await enqueue(db, now, kind, key, "/follow-ups", users=[owner],
@@ -133,5 +135,5 @@ async def follow_up_closed(db: Db, follow_up: uuid.UUID) -> None:
     reassigned one is reminded to the new owner by the next scan)."""
     await db.execute(
         update(D).where(D.c.subject == str(follow_up),
-                        D.c.state.in_([State.PENDING.value, State.FAILING.value]))
-        .values(state=State.CANCELLED.value, last_error="closed"))
+                        D.c.state.in_([DeliveryState.PENDING.value, DeliveryState.FAILING.value]))
+        .values(state=DeliveryState.CANCELLED.value, last_error="closed"))

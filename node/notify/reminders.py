@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from node.core.db import Database, FollowUp, table_of
 from node.core.vocabulary import FollowUpStatus
 from node.notify.db import EV
-from node.notify.kinds import Kind
+from node.notify.kinds import NotifyKind
 from node.notify.queue import follow_up_reminder
 
 __all__ = ["SCAN_EVERY_MS", "queue_reminders"]
@@ -41,7 +41,7 @@ async def queue_reminders(db: Database, now: int, today: date) -> int:
         rows = (await conn.execute(q)).all()
     wanted = {}
     for r in rows:
-        kind = Kind.FOLLOW_UP_DUE if r.due_on == today else Kind.FOLLOW_UP_OVERDUE
+        kind = NotifyKind.FOLLOW_UP_DUE if r.due_on == today else NotifyKind.FOLLOW_UP_OVERDUE
         key = f"fu:{r.id}:{r.due_on.isoformat()}:{kind.value}:{r.owner_id}"
         wanted[key] = (kind, r)
     if not wanted:

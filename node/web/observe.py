@@ -17,7 +17,7 @@ from federation.observe.metrics import Sampler, ServerMetrics, setup_metrics
 from node.core.appkeys import CLOCK, DB, SETTINGS
 from node.core.routes import Route, add_routes
 from node.notify.db import NotifyDelivery
-from node.notify.kinds import State
+from node.notify.kinds import DeliveryState
 from node.privacy.ledger import LedgerRow, ReleaseDelivery
 from node.web.federation import FEDERATION
 from node.web.plumbing import json_response
@@ -82,7 +82,7 @@ def _notification_sampler(app: web.Application) -> Sampler:
         failing = 0
         for state, channel, n in rows:
             by_state.labels(state, channel).set(n)
-            if state in (State.FAILING.value, State.DEAD.value):
+            if state in (DeliveryState.FAILING.value, DeliveryState.DEAD.value):
                 failing += int(n)
         failures.set(failing)
 

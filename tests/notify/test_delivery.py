@@ -169,7 +169,7 @@ async def test_quiet_hours_hold_and_digest_groups(make_node: Any, mailbox: Mailb
 async def test_activation_request_breaks_quiet_hours_only_when_opted_in(
         make_node: Any, mailbox: Mailbox) -> None:
     from node.notify import queue
-    from node.notify.kinds import Kind
+    from node.notify.kinds import NotifyKind
 
     node = await make_node(**notify_settings(mailbox))
     n = await notifier(node)
@@ -178,9 +178,9 @@ async def test_activation_request_breaks_quiet_hours_only_when_opted_in(
     await _prefs(node, "coord_b", email="coordb@agency.example", channels=["email"],
                  quiet_start="12:00", quiet_end="18:00")
     async with node.ctx.db.write() as conn:  # as the inbound request's transaction does
-        queued = await queue.enqueue(conn, node.clock.now_ms(), Kind.ACTIVATION_REQUEST,
+        queued = await queue.enqueue(conn, node.clock.now_ms(), NotifyKind.ACTIVATION_REQUEST,
                                      "msg:01TESTREQUEST", "/activations/01TESTREQUEST")
-        again = await queue.enqueue(conn, node.clock.now_ms(), Kind.ACTIVATION_REQUEST,
+        again = await queue.enqueue(conn, node.clock.now_ms(), NotifyKind.ACTIVATION_REQUEST,
                                     "msg:01TESTREQUEST", "/activations/01TESTREQUEST")
     assert (queued, again) == (2, 0)  # the two coordinators; a repeat queues nothing
     await n.run_once()  # 12:00, inside both quiet windows
@@ -192,14 +192,14 @@ async def test_activation_request_breaks_quiet_hours_only_when_opted_in(
 
 async def test_queued_with_the_event_or_not_at_all(make_node: Any, mailbox: Mailbox) -> None:
     from node.notify import queue
-    from node.notify.kinds import Kind
+    from node.notify.kinds import NotifyKind
 
     node = await make_node(**notify_settings(mailbox))
     await notifier(node)
     await _prefs(node, "coord", email="coord@agency.example", channels=["email"])
     try:
         async with node.ctx.db.write() as conn:
-            assert await queue.enqueue(conn, node.clock.now_ms(), Kind.ACTIVATION_REQUEST,
+            assert await queue.enqueue(conn, node.clock.now_ms(), NotifyKind.ACTIVATION_REQUEST,
                                        "msg:01ROLLEDBACK", "/activations/01ROLLEDBACK") == 1
             raise RuntimeError("the event's transaction fails after queueing")
     except RuntimeError:
