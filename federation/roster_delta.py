@@ -7,31 +7,29 @@ and gets, instead of the whole document, the canonical bytes of
     {"roster_delta": {"from_version": N, "from_sha256": H,
                       "set": {<top-level roster fields whose value changed, except nodes>},
                       "remove": [<node ids of N that N+1 drops>],
-                      "put": [<node entries of N+1 that are new or changed>]},
+                      "replace": [<entries of N+1 for nodes N lists, changed>],
+                      "insert": [[<index in N+1's nodes>, <entry of a node N lacks>], ...]},
      "signatures": [<N+1's board signatures, as in the document>]}
 
 Applying it to N (`apply_delta`): start from N's `roster` value; replace each field named in
-`set` (`version` and `prev_sha256` always change); drop the removed nodes; a put entry
-whose `node_id` remains listed replaces it in place, a new one goes right before the first
-remaining entry of N whose `node_id` is greater (after all of them when none is; several at
-one place in `node_id` order). The board keeps `nodes` sorted by `node_id`, so this is where
-it puts them. The result, with the signatures, is N+1's document, byte for byte.
+`set` (`version` and `prev_sha256` always change); drop the removed nodes; put each replaced
+entry where the node with its `node_id` stands; then place each inserted entry at its index
+of the final list (indexes strictly increasing). Nodes kept keep their relative order. The
+result, with the signatures, is N+1's document, byte for byte.
 
-Trust is unchanged: the board signs the whole document, and the reconstructed document is
-checked exactly as a fetched one (`signed_from_value`, then the acceptance rules). A delta
-edited in transit yields a document whose signatures fail (`bad_signatures` /
-`roster_threshold`); a delta that is not well formed, or that names a base other than the
-one it is applied to, is `bad_roster_delta` (the fetcher then asks for the whole document).
+Trust is unchanged: the board signs the whole document, and the rebuilt document is checked
+exactly as a fetched one (`signed_from_value`, then the acceptance rules). A delta edited in
+transit yields a document whose signatures fail (`bad_signatures` / `roster_threshold`); a
+delta that is not well formed, or that names a base other than the one it is applied to, is
+`bad_roster_delta` (the fetcher then asks for the whole document).
 
 `make_delta` applies what it built and returns None unless the result is the target's bytes
-exactly (a version that reorders nodes some other way is served whole), or when the delta
-would not be smaller than the document.
+exactly (a version that reorders the nodes it keeps is served whole), or when the delta
+would not be smaller than the whole document.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from itertools import accumulate
 from typing import Any
 
 from federation.errors import FedCode, FederationError
@@ -53,7 +51,7 @@ MAX_DELTA_NODES = 10_000  # as many as a roster may list
 _SETTABLE = frozenset(
     {"version", "prev_sha256", "issued_ts", "expires_ts", "board", "revoked", "policy"}
 )
-_FIELDS = {"from_version", "from_sha256", "set", "remove", "put"}
+_FIELDS = {"from_version", "from_sha256", "set", "remove", "replace", "insert"}
 
 
 def _bad(message: str, field: str | None = None) -> FederationError:
@@ -76,19 +74,21 @@ def make_delta(base: SignedRoster, target: SignedRoster) -> bytes | None:
         return None
     before = {n["node_id"]: n for n in old["nodes"]}
     after_ids = {n["node_id"] for n in new["nodes"]}
-    put = [n for n in new["nodes"] if before.get(n["node_id"]) != n]
+    replace = [n for n in new["nodes"] if n["node_id"] in before and before[n["node_id"]] != n]
+    insert = [[i, n] for i, n in enumerate(new["nodes"]) if n["node_id"] not in before]
     delta = {
         DELTA_KEY: {
             "from_version": base.version,
             "from_sha256": base.sha256,
             "set": changed,
             "remove": sorted(i for i in before if i not in after_ids),
-            "put": put,
+            "replace": replace,
+            "insert": insert,
         },
         "signatures": [s.model_dump() for s in target.signatures],
     }
     data = canonical_bytes_of_parsed(delta)
-    if len(data) >= len(target.roster_bytes):
+    if len(data) >= len(target.to_bytes()):
         return None
     try:
         rebuilt = _rebuild(base, parse_json(data))
@@ -115,20 +115,27 @@ def _rebuild(base: SignedRoster, doc: Any) -> dict[str, Any]:
         d["from_sha256"] != base.sha256
     ):
         raise _bad("the delta is for another base version", "from_sha256")
-    changes, remove, put = d["set"], d["remove"], d["put"]
+    changes, remove, replace, insert = d["set"], d["remove"], d["replace"], d["insert"]
     if not isinstance(changes, dict) or not set(changes) <= _SETTABLE:
         raise _bad("set may name only " + ", ".join(sorted(_SETTABLE)), "set")
-    if not isinstance(remove, list) or not isinstance(put, list):
-        raise _bad("remove and put must be lists")
-    if len(remove) > MAX_DELTA_NODES or len(put) > MAX_DELTA_NODES:
+    if not all(isinstance(x, list) for x in (remove, replace, insert)):
+        raise _bad("remove, replace and insert must be lists")
+    if max(len(remove), len(replace), len(insert)) > MAX_DELTA_NODES:
         raise _bad("too many node changes")
     value = dict(base.roster_value)
     value.update(changes)
-    value["nodes"] = _nodes(base.roster_value["nodes"], remove, put)
+    value["nodes"] = _nodes(base.roster_value["nodes"], remove, replace, insert)
     return {"roster": value, "signatures": doc["signatures"]}
 
 
-def _nodes(old: list[Any], remove: list[Any], put: list[Any]) -> list[Any]:
+def _id(entry: Any, field: str) -> str:
+    node_id = entry.get("node_id") if isinstance(entry, dict) else None
+    if not isinstance(node_id, str):
+        raise _bad(f"{field} must list node entries", field)
+    return node_id
+
+
+def _nodes(old: list[Any], remove: list[Any], replace: list[Any], insert: list[Any]) -> list[Any]:
     gone = set(remove)
     if len(gone) != len(remove) or not all(isinstance(i, str) for i in gone):
         raise _bad("remove must list distinct node ids", "remove")
@@ -136,33 +143,30 @@ def _nodes(old: list[Any], remove: list[Any], put: list[Any]) -> list[Any]:
     if len(kept) != len(old) - len(gone):
         raise _bad("remove names a node the base does not list", "remove")
     where = {n["node_id"]: i for i, n in enumerate(kept)}
-    ids = [n["node_id"] for n in kept]
-    out: list[Any] = list(kept)
-    added: list[tuple[str, Any]] = []
-    seen: set[str] = set()
-    for entry in put:
-        node_id = entry.get("node_id") if isinstance(entry, dict) else None
-        if not isinstance(node_id, str) or node_id in seen:
-            raise _bad("put must list node entries with distinct node ids", "put")
-        seen.add(node_id)
-        if node_id in where:
-            out[where[node_id]] = entry
-        else:
-            added.append((node_id, entry))
-    if not added:
-        return out
-    # "Before the first remaining entry with a greater id" = the first index whose running
-    # maximum of ids is greater: a binary search, whatever order the base is in.
-    running = list(accumulate(ids, max))
-    slots: dict[int, list[tuple[str, Any]]] = {}
-    for node_id, entry in added:
-        slots.setdefault(bisect_right(running, node_id), []).append((node_id, entry))
-    merged: list[Any] = []
-    for i in range(len(out) + 1):
-        merged.extend(e for _, e in sorted(slots.get(i, ()), key=lambda p: p[0]))
-        if i < len(out):
-            merged.append(out[i])
-    return merged
+    replaced: set[str] = set()
+    for entry in replace:
+        node_id = _id(entry, "replace")
+        if node_id not in where or node_id in replaced:
+            raise _bad("replace must name distinct nodes the base keeps", "replace")
+        replaced.add(node_id)
+        kept[where[node_id]] = entry
+    out: list[Any] = []
+    rest = iter(kept)
+    added: set[str] = set()
+    for item in insert:
+        if not isinstance(item, list) or len(item) != 2 or type(item[0]) is not int:
+            raise _bad("insert must list [index, entry] pairs", "insert")
+        index, entry = item
+        node_id = _id(entry, "insert")
+        left = len(kept) - (len(out) - len(added))  # kept entries not yet placed
+        if node_id in where or node_id in added or not len(out) <= index <= len(out) + left:
+            raise _bad("insert must name new nodes at increasing indexes in range", "insert")
+        added.add(node_id)
+        while len(out) < index:
+            out.append(next(rest))
+        out.append(entry)
+    out.extend(rest)
+    return out
 
 
 def parse_answer(data: bytes) -> Any:

@@ -184,7 +184,7 @@ async def test_one_version_behind_fetches_one_delta(
 def _tamper(body: bytes) -> bytes:
     """An attacker in the middle points a listed node at its own server."""
     doc = parse_json(body)
-    doc[DELTA_KEY]["put"][0]["endpoint"] = "https://attacker.example.org"
+    doc[DELTA_KEY]["replace"][0]["endpoint"] = "https://attacker.example.org"
     return canonical_bytes(doc)
 
 
