@@ -289,6 +289,7 @@ class SignedRoster:
     _checked: dict[tuple[bytes, str], bool] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _document: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def version(self) -> int:
@@ -307,13 +308,15 @@ class SignedRoster:
         return ok
 
     def to_bytes(self) -> bytes:
-        """Canonical bytes of the whole document (what is stored and served)."""
-        return canonical_bytes_of_parsed(
-            {
-                "roster": self.roster_value,
-                "signatures": [s.model_dump() for s in self.signatures],
-            }
-        )
+        """Canonical bytes of the whole document (what is stored and served; encoded once)."""
+        if not self._document:
+            self._document.append(canonical_bytes_of_parsed(
+                {
+                    "roster": self.roster_value,
+                    "signatures": [s.model_dump() for s in self.signatures],
+                }
+            ))
+        return self._document[0]
 
 
 def _bad(message: str, field: str | None = None) -> FederationError:
