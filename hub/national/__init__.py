@@ -5,11 +5,15 @@ months, and shows the national sum (estimates add, variances add) with intervals
 states that did and did not report. Post-processing only: no budget is spent."""
 
 __all__ = [
+    "bars",
     "feature",
     "fetch",
+    "models",
     "pages",
     "peers",
     "publish",
+    "schedule",
     "store",
     "sums",
+    "view",
 ]

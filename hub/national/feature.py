@@ -11,6 +11,8 @@
   (`hub.national.sums`) of this state's figures (computed now from hub.stats) and the
   peers' stored verified months, with the states reporting and missing per month.
 - `GET /dashboard/national`: the same for board analysts as a page (`hub.national.pages`).
+- in the background, every peer's document for the last 12 months every 6 hours
+  (`hub.national.schedule`).
 
 Peers come from `app[PEER_NETWORKS]` (`hub.national.peers.PeerNetworks`); by default
 `CompactPeers`: the current compact's members (`federation.compact_state.CompactState`,
@@ -30,11 +32,12 @@ from federation.errors import from_protocol
 from hub.appkeys import AUTHORIZE, CLOCK, DB, FEDERATION, KEYS, SETTINGS
 from hub.errors import Code, HubError
 from hub.national import peers as peers_mod
-from hub.national.fetch import STATS_PATH, Fetcher, fetch_all
+from hub.national.fetch import STATS_PATH
 from hub.national.models import NationalQuery, StateStatsQuery
 from hub.national.pages import national_page
 from hub.national.publish import build_state_stats
-from hub.national.view import PEER_NETWORKS, READERS, national, own_network, peer_list
+from hub.national.schedule import SCHEDULE, Schedule, refresh, schedule_ctx
+from hub.national.view import PEER_NETWORKS, READERS, national, own_network
 from hub.stats.api import filter_from_query
 from hub.stats.models import parse_query
 from hub.stats.query import months_between
@@ -146,12 +149,9 @@ async def _refresh(request: web.Request) -> web.Response:
     app = request.app
     await app[AUTHORIZE](request, OPERATOR)
     month_from, month_to = _filter(request, request.query)
-    fed = app[FEDERATION]
-    if fed.client is None:
+    if app[FEDERATION].client is None:
         raise HubError(Code.INTERNAL, "the federation client is not running")
-    fetcher = Fetcher(app[SETTINGS].hub_id, fed.client.signer, fed.client.http, app[DB],
-                      app[CLOCK])
-    outcomes = await fetch_all(fetcher, peer_list(app), month_from, month_to)
+    outcomes = await refresh(app, month_from, month_to)
     return web.json_response({"peers": [o.to_json() for o in outcomes]})
 
 
@@ -163,3 +163,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/national", _national)
     app.router.add_post("/api/v1/national/refresh", _refresh)
     app.router.add_get("/dashboard/national", national_page)
+    app[SCHEDULE] = Schedule(app)
+    app.cleanup_ctx.append(schedule_ctx)

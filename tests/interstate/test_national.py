@@ -29,6 +29,7 @@ from bench.reliability_report import record
 from federation.clock import FakeClock
 from federation.keystore import NodeKeys
 from hub.appkeys import DB
+from hub.national.schedule import FIRST_MS, SCHEDULE
 from hub.national.store import documents, months
 from hub.stats.aggregates import AggregateRelease
 from peernet.throwaway_pg import create_database, drop_database
@@ -309,3 +310,21 @@ async def test_roles_on_the_national_page_and_api(make_hubs: MakeHubs) -> None:
     assert html.count("<tr data-month=") == 3 and "hi, tx" in html and "<script" not in html
     status, spec = await get_json(f"{tx.url}/api/v1/openapi.json")
     assert "/api/v1/national" in spec["paths"] and "/api/v1/national/refresh" in spec["paths"]
+
+
+async def test_peers_are_fetched_on_schedule(make_hubs: MakeHubs) -> None:
+    clock = FakeClock()
+    hubs = await make_hubs(["tx", "hi"], clock)
+    tx, hi = hubs["tx"], hubs["hi"]
+    await seed_releases(hi, SEEDED, seed=2)
+    schedule = tx.app[SCHEDULE]
+    await schedule.run_pass()
+    assert await stored_counts(tx) == (0, 0)  # not due yet
+    clock.advance(FIRST_MS)
+    await schedule.run_pass()
+    assert [o.status for o in schedule.last] == ["stored"]
+    assert await stored_counts(tx) == (1, 12)  # the last 12 complete months
+    clock.advance(FIRST_MS)
+    await schedule.run_pass()
+    assert await stored_counts(tx) == (1, 12)  # next due in REFRESH_MS
+    assert schedule.next_due is not None and schedule.next_due > clock.now_ms()
