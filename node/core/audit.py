@@ -52,6 +52,7 @@ from federation.sqlite_lock import write_error
 from node.core.access import Principal
 from node.core.audit_entry import LAST_HEADS, entry_bytes, entry_row, link_entry
 from node.core.audit_pg import record_in_group
+from node.core.audit_pg_append import append_entry
 from node.core.db import AuditEntry, AuditHead, Database, table_of
 from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
 from protocol.encoding import b64u
@@ -132,19 +133,11 @@ async def _append_postgres(conn: AsyncConnection,
                            rows: Sequence[tuple[Table, Mapping[str, Any]]],
                            row: dict[str, Any]) -> None:
     """PostgreSQL: the caller's rows first, as plain INSERTs (their column defaults as
-    SQLAlchemy fills them), then the head row lock and the next seq in one statement and
-    the entry with the new head hash in one more (a data-modifying CTE): the lock is held
-    for one statement and the commit."""
+    SQLAlchemy fills them), then the entry in one statement that takes the head row lock
+    (`node.core.audit_pg_append`): the lock is held for that statement and the commit."""
     for table, values in rows:
         await conn.execute(insert(table), [dict(values)])
-    head = (await conn.execute(
-        update(_head).where(_head.c.id == 1).values(seq=_head.c.seq + 1)
-        .returning(_head.c.seq, _head.c.hash)
-    )).one()
-    link_entry(row, head.seq - 1, head.hash)
-    await conn.execute(insert(_entries).values(**row).add_cte(
-        update(_head).where(_head.c.id == 1).values(hash=row["hash"]).cte("new_head")
-    ))
+    await append_entry(conn, row)
 
 
 def _insert(table: Table, values: Mapping[str, Any], dialect: Any) -> tuple[str, list[Any]]:
