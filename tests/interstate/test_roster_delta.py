@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.reliability_report import record
 from federation.clock import FakeClock
 from federation.database import make_engine
 from federation.errors import FedCode, FederationError
@@ -204,6 +205,14 @@ async def test_tampered_delta_is_refused_and_nothing_is_stored(
                 await node.fetch_from(http, _url(runner), "hub")
         assert e.value.code == FedCode.BAD_SIGNATURES
         assert await _stored(eng) == before and node.state.version == 3
+        if db_url.startswith("postgresql"):
+            record("security-roster-delta-tampered", area="security",
+                   case="a roster delta altered in transit",
+                   how="a real aiohttp server answers a node holding version 3 with the "
+                       "delta to version 4, one listed node's endpoint pointed elsewhere",
+                   result="refused as bad_signatures (the rebuilt document fails the "
+                          "board's signatures); nothing stored, on SQLite and PostgreSQL",
+                   figures={"requests": len(seen)})
     finally:
         await runner.cleanup()
         await eng.dispose()
