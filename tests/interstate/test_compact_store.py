@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.reliability_report import record
 from federation.clock import FakeClock
 from federation.compact_store import CompactStore, compact_routes
 from federation.database import make_engine, migrate
@@ -69,6 +70,14 @@ async def test_compact_stored_reloaded_and_refusals_store_nothing(engine: AsyncE
     assert err.value.code == FedCode.SPLIT_VIEW
     assert await _count(engine, compacts) == 2 and await _count(engine, alarms) == 1
     assert await store.document() == v2.to_bytes()
+    record("security-compact-acceptance", area="security",
+           case="a compact is accepted only when every member board and our own signed it, "
+                "chained and unexpired",
+           how="real hub and node migrations on SQLite and PostgreSQL; unparsable, signed by "
+               "too few of one board, wrong prev_sha256, expired (frozen), and a second "
+               "validly signed document for a held version",
+           result="bad_compact, compact_threshold, compact_chain, compact_expired, split_view "
+                  "(one alarm stored); fed_compact unchanged by every refusal")
 
 
 async def test_compact_served_over_http(engine: AsyncEngine, aiohttp_client: object) -> None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.reliability_report import record
 from federation.clock import FakeClock
 from federation.compact_store import CompactStore
 from federation.database import make_engine, migrate
@@ -127,6 +128,16 @@ async def test_a_hub_resolves_foreign_keys_through_the_compact(engine: AsyncEngi
         body=sample_bodies()[MessageType.ACTIVATION_REQUEST], msg_id=ulid(3),
         created_ts=NOW, expires_ts=NOW + 1, roster=ref)
     assert code_of(ca_env) is Code.NETWORK_NOT_IN_COMPACT
+    record("security-interstate-envelope", area="security",
+           case="interstate envelopes are trusted only through the compact and a foreign "
+                "roster verified against it",
+           how="real compact and foreign rosters on SQLite and PostgreSQL; v2 envelopes from "
+               "another network before its roster is held, to an unknown network, naming an "
+               "unknown roster version, re-addressed by a relay, after the network's board "
+               "was rotated in the compact, and from a network removed from the compact",
+           result="foreign_roster_invalid, unknown_network, roster_mismatch, bad_signature, "
+                  "foreign_roster_invalid, network_not_in_compact; accepted again once a "
+                  "roster signed by the new board is stored")
 
 
 def test_same_network_and_v1_forms_are_kept_apart() -> None:
