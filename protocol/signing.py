@@ -36,7 +36,7 @@ class Context(StrEnum):
     RELEASE = "release"
     REQUEST = "request"
     COMPACT = "compact"  # a member board's signature over an interstate compact (WIRE 16)
-    STATE_STATS = "state-stats"  # a hub's published state statistics (WIRE 16.x)
+    STATE_STATS = "state-stats"  # a hub's published state statistics (WIRE 16.5)
 
 
 _PREFIXES = {ctx: _PREFIX + ctx.value.encode("ascii") + b"\0" for ctx in Context}

@@ -1,4 +1,4 @@
-"""Golden vectors of the signed state statistics document (WIRE section 16.x,
+"""Golden vectors of the signed state statistics document (WIRE section 16.5,
 `protocol.state_stats`): a valid document and refusals with their stable codes.
 
 Regenerate with `.venv/bin/python -m tests.vectors.state_stats_vectors` (writes
@@ -82,7 +82,7 @@ def build() -> dict[str, Any]:
 
     other_key = sign_state_stats(_doc(), hub_key("hub-evil"), 1).decode()
     return {
-        "about": "Signed state statistics (WIRE 16.x). Verify with `hub_public` under key id "
+        "about": "Signed state statistics (WIRE 16.5). Verify with `hub_public` under key id "
                  "ed25519:1 for network tx, hub hub-tx, now_ms = issued_ts, range as given.",
         "hub_public": b64u(bytes(key.verify_key)),
         "now_ms": _T,
