@@ -11,15 +11,20 @@ own `hash` = SHA-256 (base64url) of its canonical bytes. The `audit_head` row ho
 `seq` and `hash`.
 
 Appends happen inside the caller's write transaction (the audit entry commits or rolls back
-with the change it describes) and are serialised. PostgreSQL: `UPDATE audit_head SET seq =
-seq + 1 ... RETURNING` takes the head row lock and the next number in one statement, then
-one statement with data-modifying CTEs writes the caller's rows, the entry and the new head
-hash (the lock is held for that statement and the commit). SQLite: the writer already holds
-the database lock (`BEGIN IMMEDIATE`, behind the in-process write lock of
-`node.core.db.Database.write`); the process remembers the head it wrote last and proves it
-still holds with a guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append
-makes it match nothing, and the head row is read instead). `record` (the encounter write)
-does the whole transaction in one call on the driver's thread.
+with the change it describes) and are serialised. PostgreSQL: after the caller's rows, one
+statement takes the head row lock and writes the entry and the new head, the database
+hashing the entry's canonical bytes (`node.core.audit_pg_append`; the lock is held for that
+statement and the commit). SQLite: the writer already holds the database lock (`BEGIN
+IMMEDIATE`, behind the in-process write lock of `node.core.db.Database.write`); the process
+remembers the head it wrote last (`audit_entry.LAST_HEADS`) and proves it still holds with a
+guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append makes it match
+nothing, and the head row is read instead).
+
+`record` (the encounter write) is group commit on both engines: concurrent writes share one
+transaction and one head update. SQLite: one call on the driver's thread per group
+(`_write_group`). PostgreSQL: one statement per group chained on the remembered head, or
+under the head row lock when it moved (`node.core.audit_pg`). A failing write in a group
+changes nothing and is retried alone, so only it fails, with the error it has alone.
 
 Head signature (`protocol.audit_head`): the node signs the head's own `seq` and `hash` with
 its node id and the time, with its Ed25519 signing key, and stores it in the head row with
