@@ -20,7 +20,9 @@ keep in memory) every version up to it. So a fetch (`fetch_chain`):
 - names the version it holds (`?have=N&have_sha256=H`) in every request, so a server that
   holds the same N answers N+1 as a delta (`federation.roster_delta`); the delta is applied
   to N and the document it rebuilds is checked as a fetched one. A delta for another base
-  (`bad_roster_delta`) is asked again without `have`, as the whole document.
+  (`bad_roster_delta`) is asked again without `have`, as the whole document. When the
+  newest is the version it holds, with the same hash, the answer is 304 Not Modified (no
+  body: the poll every node makes every 10 minutes no longer carries the whole roster).
 
 The caller (`RosterStore.fetch_from`) then offers the checked links to `RosterState.offer`,
 which checks them again as a whole and stores nothing unless all of them pass; a partial walk
@@ -77,9 +79,14 @@ class Fetched:
         return bool(self.links) and self.links[-1].version < self.claimed
 
 
-async def _get(http: aiohttp.ClientSession, url: str, limit: int) -> bytes:
+async def _get(
+    http: aiohttp.ClientSession, url: str, limit: int, *, unchanged: bool = False
+) -> bytes | None:
+    """The answer's bytes; None for 304 Not Modified when `unchanged` may be answered."""
     try:
         async with http.get(url, timeout=_REQUEST_TIMEOUT, allow_redirects=False) as resp:
+            if unchanged and resp.status == 304:
+                return None
             if resp.status != 200:
                 raise FederationError(FedCode.PEER_ERROR, f"roster fetch answered {resp.status}")
             data = await read_bounded(resp, limit)
@@ -113,7 +120,10 @@ async def _link(
     """One roster answer (and its size): asked as a delta from `base` when there is one,
     applied to it; a delta for another base is asked again as the whole document."""
     ask = url if base is None else f"{url}?have={base.version}&have_sha256={base.sha256}"
-    data = await _get(http, ask, limit)
+    data = await _get(http, ask, limit, unchanged=base is not None and url.endswith(ROSTER_PATH))
+    if data is None:  # the newest is the version we hold, same hash
+        assert base is not None
+        return base, 0
     doc = parse_answer(data)
     if not is_delta(doc):
         return signed_from_value(doc), len(data)
@@ -125,6 +135,7 @@ async def _link(
         if exc.code != FedCode.BAD_ROSTER_DELTA:
             raise
     whole = await _get(http, url, max(limit - len(data), 0))
+    assert whole is not None
     return signed_from_value(parse_answer(whole)), len(data) + len(whole)
 
 

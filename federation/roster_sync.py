@@ -13,7 +13,8 @@
 - A request naming the version it holds (`?have=N&have_sha256=H`) for version N+1 (the
   newest, or `/{N+1}`) is answered with a delta from N when this server holds that same N
   (`federation.roster_delta`, computed once per pair and kept); otherwise, and whenever a
-  delta cannot rebuild N+1 byte for byte, with the whole document as before.
+  delta cannot rebuild N+1 byte for byte, with the whole document as before. When the newest
+  is that same N, the answer is 304 Not Modified.
 
 Alarms: a split view found while checking an envelope is queued in memory by `RosterState`;
 `flush_alarms()` persists the queue (the inbox calls it after each batch, in a transaction of
@@ -152,6 +153,14 @@ class RosterStore:
             row = (await session.execute(q)).first()
         return bytes(row.document) if row else None
 
+    async def newest_ref(self) -> tuple[int, str] | None:
+        """The newest stored version and its hash."""
+        async with self.engine.connect() as session:
+            row = (await session.execute(
+                select(rosters.c.version, rosters.c.sha256)
+                .order_by(rosters.c.version.desc()).limit(1))).first()
+        return None if row is None else (int(row.version), str(row.sha256))
+
     async def delta(self, have: int, have_sha256: str, version: int | None) -> bytes | None:
         """The delta from version `have` (when ours has hash `have_sha256`) to `version`
         (None: the newest) when that is `have + 1`; None: serve the whole document."""
@@ -220,8 +229,11 @@ def roster_routes(store: RosterStore) -> list[web.RouteDef]:
         have = _have(request)
         if isinstance(have, web.StreamResponse):
             return have
-        if have is not None and (delta := await store.delta(*have, None)) is not None:
-            return web.Response(body=delta, content_type="application/json")
+        if have is not None:
+            if await store.newest_ref() == have:
+                return web.Response(status=304)
+            if (delta := await store.delta(*have, None)) is not None:
+                return web.Response(body=delta, content_type="application/json")
         doc = await store.document()
         if doc is None:
             return web.json_response(error_body(FedCode.NO_ROSTER, "no roster yet"), status=503)

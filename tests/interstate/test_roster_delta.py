@@ -189,6 +189,25 @@ def _tamper(body: bytes) -> bytes:
     return canonical_bytes(doc)
 
 
+async def test_an_up_to_date_poll_is_answered_not_modified(
+    db_url: str, hub: tuple[RosterStore, TestBoard, list[SignedRoster]]
+) -> None:
+    store, board, versions = hub
+    eng = await _engine(db_url)
+    node = RosterStore(eng, FakeClock(NOW), board.pin())
+    await node.accept(versions)
+    seen: list[tuple[str, bytes]] = []
+    runner = await _serve(store, seen)
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await node.fetch_from(http, _url(runner), "hub") == []
+        assert seen == []  # one request, answered 304 without a body (not recorded)
+        assert len(await _stored(eng)) == 4 and node.state.version == 4
+    finally:
+        await runner.cleanup()
+        await eng.dispose()
+
+
 async def test_tampered_delta_is_refused_and_nothing_is_stored(
     db_url: str, hub: tuple[RosterStore, TestBoard, list[SignedRoster]]
 ) -> None:
@@ -265,6 +284,10 @@ async def test_the_server_answers_whole_unless_it_holds_the_named_base(
                 versions[3].to_bytes()
             assert (await get(f"?have=2&have_sha256={versions[1].sha256}"))[1] == \
                 versions[3].to_bytes()
+            # Holding the newest: 304 Not Modified, no body; with another hash: the document.
+            v4 = versions[3]
+            assert await get(f"?have=4&have_sha256={v4.sha256}") == (304, b"")
+            assert await get(f"?have=4&have_sha256={v3.sha256}") == (200, v4.to_bytes())
             for query, field in (("?have=x&have_sha256=" + v3.sha256, "have"),
                                  ("?have=3", "have_sha256"),
                                  ("/4?have=3&have_sha256=short", "have_sha256")):
