@@ -9,6 +9,8 @@ interstate envelope checks need, and raises the split-view alarm:
   named in an older held version but not in the current one (it left or was removed) is
   `network_not_in_compact`; a network never held (or no compact at all) is
   `unknown_network` (both `ProtocolError`, they travel in batch results);
+- `member_of_hub(hub_id)`, `verify_key(hub_id, key_id, at_ms)`: a `KeyResolver` over
+  the member hubs' keys, for per-hop request signatures between hubs;
 - `offer(chain, source)`: consecutive newer versions checked link by link
   (`federation.compact_acceptance`) and adopted only if all pass. A version already held
   with another hash is judged on its own signatures against the held version's
@@ -97,6 +99,24 @@ class CompactState:
                 Code.NETWORK_NOT_IN_COMPACT, "network is not in the current compact"
             )
         raise ProtocolError(Code.UNKNOWN_NETWORK, "network is not known to this server")
+
+    def member_of_hub(self, hub_id: str) -> MemberNetwork:
+        """The current member whose hub is `hub_id`; `unknown_sender` when none is."""
+        cur = self.current
+        found = [] if cur is None else [m for m in cur.networks if m.hub_id == hub_id]
+        if len(found) != 1:
+            raise ProtocolError(Code.UNKNOWN_SENDER, "not the hub of a member network")
+        return found[0]
+
+    def verify_key(self, node_id: str, key_id: str, at_ms: int) -> bytes:
+        """`protocol.envelope.KeyResolver` over member hubs (by hub id), for per-hop
+        request signatures between hubs (`protocol.request_auth.verify_request`):
+        `unknown_sender` for a hub no current member names, `unknown_key` for a key id the
+        compact does not list for it. `at_ms` plays no part: the compact lists current keys."""
+        key = self.member_of_hub(node_id).hub_sign_keys.get(key_id)
+        if key is None:
+            raise ProtocolError(Code.UNKNOWN_KEY, "the compact lists no such hub key")
+        return key
 
     def is_member(self, network_id: str) -> bool:
         cur = self.current
