@@ -36,3 +36,6 @@ def configure_logging(fmt: Literal["text", "json"] = "text", level: str = "INFO"
     root.setLevel(level)
     # aiohttp's access log would print request paths (record ids): never on.
     logging.getLogger("aiohttp.access").setLevel(logging.CRITICAL)
+    # Alembic says which database dialect it found at every start (INFO): library chatter,
+    # and a failed start must stay one line (tests/demo/test_cli_errors.py).
+    logging.getLogger("alembic").setLevel(logging.WARNING)
