@@ -312,9 +312,12 @@ def _run(coro: Any) -> Any:
 @click.option("--aggregation", type=click.Choice(["local", "shared"]), default="local",
               show_default=True, help="local: one noisy release per agency-month; shared: "
               "a helper aggregator and additive shares (the demo says what each protects).")
+@click.option("--interstate", is_flag=True, help="Two state networks under a compact and an "
+              "interstate incident instead (peernet.demo_interstate; uses --dir, --json, "
+              "--months, --per-month, --seed).")
 def demo_command(directory: Path | None, nodes: int, serve: bool, json_path: Path | None,
                  months: int, per_month: int, seed: int, budget: str,
-                 aggregation: str) -> None:
+                 aggregation: str, interstate: bool = False) -> None:
     """Run a whole peernet network on loopback: board, hub, agencies, an incident,
     private statistics."""
     temp: str | None = None
@@ -327,8 +330,15 @@ def demo_command(directory: Path | None, nodes: int, serve: bool, json_path: Pat
     opts = DemoOptions(directory.resolve(), nodes, months, per_month, seed, serve, budget,
                        aggregation=aggregation)
     try:
-        summary = _run(run_demo(opts, click.echo,
-                                keep_running=_serve_forever if serve else None))
+        if interstate:  # imported here: it imports this module's neighbours, not this one
+            from peernet.demo_interstate import interstate_options, run_interstate_demo
+
+            summary = _run(run_interstate_demo(
+                interstate_options(opts.directory, click.get_current_context()),
+                click.echo))
+        else:
+            summary = _run(run_demo(opts, click.echo,
+                                    keep_running=_serve_forever if serve else None))
     except KeyboardInterrupt:
         sys.exit(130)
     finally:

@@ -1,0 +1,227 @@
+"""The interstate incident of `peernet demo --interstate`, through the real activation
+services of nodes in two networks.
+
+A wind-driven wildfire burns through a town on Maui. Maui's own peer teams are among the
+affected, so the Maui Police Department's coordinator (network `hi`) looks across the
+compact:
+
+1. browses California's public directory (agency names, disciplines, regions: the roster of
+   network `ca` that the Hawaii hub verified against California's board in the compact);
+2. requests teams from three California agencies, addressed by qualified name
+   (`ca/la-fire`, `ca/sac-ems`, `ca/sd-911`): each envelope is sealed end to end to the
+   agency and relayed hub to hub (`hi-hub` -> `ca-hub`, per-hop signatures);
+3. the California agencies offer peers (counts by discipline, never names); the Maui
+   coordinator accepts; the teams mobilize, arrive and demobilize;
+4. a California team hands a follow-up to the Maui Police Department across the line
+   (`followup_handoff`, sealed end to end), and Maui closes the activation;
+5. both hubs log the thread's metadata (who asked whom, when, state, counts).
+
+Each step runs the same service calls as the one-state demo (`peernet.demo_incident`).
+When a step is refused because a piece of the interstate layer is not in the running code
+yet, the demo stops the incident there and records which step and why (`missing`), so the
+rest of the demo (compact, rosters, national view) still runs and says what did not.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from pydantic import ValidationError
+
+from node.activation import ending, handoff, views
+from node.activation import requester as requesting
+from node.activation import responder as responding
+from node.activation.api import ACTIVATIONS
+from node.activation.models import HandoffIn, OfferIn, RequestIn
+from node.core.appkeys import DB
+from peernet.demo_interstate_network import StateNet
+from peernet.demo_network import OPERATOR_TOKEN, Server
+from peernet.demo_seed import UserSet
+from protocol.vocabulary import Stage
+
+__all__ = ["InterstateIncident", "play_interstate_incident"]
+
+MIN = 60_000
+HOUR = 60 * MIN
+# Modules the other halves of the interstate layer add (issue 19 items 3 and 4).
+PIECES = {"hub-to-hub relay": "hub.interstate",
+          "interstate activation": "node.activation.interstate"}
+
+
+@dataclass
+class InterstateIncident:
+    activation_id: str | None = None
+    requester: str = ""
+    targets: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    offers: int = 0
+    handoffs: int = 0
+    hub_log: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"activation_id": self.activation_id, "requester": self.requester,
+                "targets": self.targets, "steps": self.steps, "offers": self.offers,
+                "handoffs": self.handoffs, "hub_log_entries": self.hub_log,
+                "completed": not self.missing and "closed" in self.steps}
+
+
+class _Stop(Exception):
+    pass
+
+
+def _ctx(server: Server) -> Any:
+    assert server.app is not None
+    return server.app[ACTIVATIONS]
+
+
+def _db(server: Server) -> Any:
+    assert server.app is not None
+    return server.app[DB]
+
+
+async def _hub_log(st: StateNet) -> int:
+    headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(f"{st.net.hub.url}/api/v1/activation-log",
+                            params={"limit": "1000"}) as r:
+            r.raise_for_status()
+            entries = (await r.json())["entries"]
+    return sum(1 for e in entries if "/" in str(e.get("requester", "")) + str(
+        e.get("responder", "")) or e.get("interstate"))
+
+
+async def play_interstate_incident(
+    a: StateNet, b: StateNet, users: dict[str, dict[str, UserSet]],
+    progress: Callable[[str], None],
+) -> InterstateIncident:
+    res = InterstateIncident()
+    for what, module in PIECES.items():
+        if importlib.util.find_spec(module) is None:
+            res.missing.append(f"{what}: module {module} is not in the tree")
+    le = next(n for n in a.net.nodes if n.discipline == "law_enforcement")
+    responders = list(b.net.nodes)
+    res.requester = f"{a.network_id}/{le.node_id}"
+    res.targets = [f"{b.network_id}/{n.node_id}" for n in responders]
+
+    async def step(name: str, settle: bool = True) -> None:
+        res.steps.append(name)
+        if settle:
+            for st in (a, b):
+                left = await st.net.settle(timeout_s=10)
+                if left:
+                    res.steps.pop()
+                    raise _Stop(f"{name}: {left} message(s) in {st.network_id} not "
+                                "acknowledged end to end")
+
+    try:
+        now = a.net.clock.now_ms()
+        req = RequestIn.model_validate({
+            "incident_ref": "MPD-2026-0808", "incident_type": "disaster",
+            "event_ts": now - 20 * HOUR, "affected": {"law_enforcement": 38, "fire": 24},
+            "interventions": ["defusing", "debriefing", "one_on_one"],
+            "window_start_ts": now + 12 * HOUR, "window_end_ts": now + 10 * 24 * HOUR,
+            "peers_needed": 8, "reporting_location": "KAHULUI-EOC", "priority": "urgent",
+            "contact": {"role": "coordinator", "phone": "+1 555 0100"},
+            "approver": "chief", "expires_ts": now + 12 * HOUR,
+            "targets": res.targets, "draft": False,
+        })
+        try:
+            async with _db(le).write() as conn:
+                out = await requesting.create_request(
+                    conn, _ctx(le), req,
+                    user_id=users[a.network_id][le.node_id].coordinator.user_id)
+        except Exception as exc:  # noqa: BLE001 - reported: the piece that refused
+            raise _Stop(f"request to {', '.join(res.targets)}: {_why(exc)}") from None
+        aid = out.activation_id
+        res.activation_id = aid
+        await step("requested")
+        progress(f"{res.requester} requests 8 peers from {', '.join(res.targets)}: sealed "
+                 f"to each agency, relayed {a.hub_id} -> {b.hub_id}, acked end to end")
+
+        a.net.clock.advance(40 * MIN)
+        teams = {responders[0]: {"fire": 3}, responders[1]: {"ems": 3},
+                 responders[2]: {"dispatch_911": 2}}
+        for server, disc in teams.items():
+            offer = OfferIn.model_validate({"disciplines": disc, "eta_minutes": 18 * 60,
+                                            "conditions": ["briefing_required"]})
+            try:
+                async with _db(server).write() as conn:
+                    await responding.make_offer(
+                        conn, _ctx(server), aid, offer, requester=res.requester,
+                        user_id=users[b.network_id][server.node_id].coordinator.user_id)
+            except Exception as exc:  # noqa: BLE001
+                raise _Stop(f"offer from {b.network_id}/{server.node_id}: {_why(exc)}") from None
+            res.offers += 1
+        await step("offered")
+        progress(f"{', '.join(res.targets)} offer 3 + 3 + 2 peers (ETA 18 h, by air)")
+
+        async with _db(le).read() as conn:
+            view = await views.get(conn, _ctx(le), aid)
+        for leg in view.legs:
+            if leg.offer is not None:
+                async with _db(le).write() as conn:
+                    await requesting.accept_offer(conn, _ctx(le), aid, leg.offer.msg_id)
+        await step("accepted")
+        progress(f"{res.requester} accepts the three offers across the line")
+
+        for stage, gap in ((Stage.MOBILIZED, 2 * HOUR), (Stage.ON_SCENE, 18 * HOUR),
+                           (Stage.DEMOBILIZED, 4 * 24 * HOUR)):
+            a.net.clock.advance(gap)
+            for server in responders:
+                async with _db(server).write() as conn:
+                    await responding.send_update(conn, _ctx(server), aid, stage,
+                                                 requester=res.requester)
+            await step(stage.value)
+        progress("California teams mobilized, on scene on Maui, demobilized")
+
+        due = (datetime.datetime.fromtimestamp(a.net.clock.now_ms() / 1000, tz=datetime.UTC)
+               .date() + datetime.timedelta(days=3)).isoformat()
+        h = HandoffIn.model_validate({"to": res.requester, "due": due,
+                                      "discipline": "law_enforcement",
+                                      "contact_note": "Check in after the first week back on "
+                                                      "patrol; phone preferred"})
+        async with _db(responders[0]).write() as conn:
+            await handoff.send_handoff(conn, _ctx(responders[0]), aid, h,
+                                       requester=res.requester)
+        res.handoffs += 1
+        await step("handoff")
+        progress(f"{res.targets[0]} hands a follow-up to {res.requester} across the line "
+                 "(note sealed end to end)")
+
+        a.net.clock.advance(HOUR)
+        async with _db(le).write() as conn:
+            await ending.close(conn, _ctx(le), aid)
+        for server in responders:
+            async with _db(server).write() as conn:
+                await ending.close(conn, _ctx(server), aid, requester=res.requester)
+        await step("closed")
+    except _Stop as stop:
+        res.missing.append(str(stop))
+        progress(f"interstate incident stopped: {stop}")
+    except Exception as exc:  # noqa: BLE001 - a later step refused: say which
+        res.missing.append(f"after {res.steps[-1] if res.steps else 'start'}: {_why(exc)}")
+        progress(f"interstate incident stopped: {res.missing[-1]}")
+    for st in (a, b):
+        res.hub_log[st.hub_id] = await _hub_log(st)
+    if not res.missing:
+        progress(f"activation closed; {a.hub_id} logged {res.hub_log[a.hub_id]} and "
+                 f"{b.hub_id} {res.hub_log[b.hub_id]} entries of the thread (metadata only)")
+    return res
+
+
+def _why(exc: BaseException) -> str:
+    """One line: the exception's type, stable code and message (no record content)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return f"refused by the activation model at {loc}: {first['msg']}"
+    code = getattr(exc, "code", None)
+    code = getattr(code, "value", code)
+    text = getattr(exc, "message", None) or getattr(exc, "detail", None) or str(exc)
+    return f"{type(exc).__name__}" + (f" [{code}]" if code else "") + f": {text}"
