@@ -10,7 +10,7 @@ from typing import Annotated, Any, Self
 from pydantic import Field, StringConstraints, model_validator
 
 from protocol.canonical import MAX_SAFE_INT
-from protocol.ids import MsgId, NodeId
+from protocol.ids import NETWORK_ID_PATTERN, NODE_ID_PATTERN, MsgId, NodeId
 from protocol.vocabulary import (
     ActivationState,
     ActivationStateField,
@@ -62,6 +62,12 @@ class StatusCounts(WireModel):
 MAX_STATUS_RESPONDERS = 500  # the most agencies one request may go to (`RequestIn.targets`)
 
 
+# A party of an activation: a node id, or on an interstate thread (WIRE section 16) an
+# agency of another network by its qualified name `<network>/<node_id>`.
+PartyName = Annotated[str, StringConstraints(
+    strict=True, pattern=rf"^(?:{NETWORK_ID_PATTERN}/)?{NODE_ID_PATTERN[1:-1]}$")]
+
+
 class ActivationStatusBody(WireModel):
     """Metadata only, for the hub's central activation log.
 
@@ -71,13 +77,13 @@ class ActivationStatusBody(WireModel):
     exactly the seven fields of the other statuses (and the same bytes)."""
 
     activation_id: MsgId
-    requester: NodeId
-    responder: NodeId | None
+    requester: PartyName
+    responder: PartyName | None
     state: ActivationStateField
     counts: StatusCounts
     incident_type: IncidentTypeField
     ts: Ts
-    responders: list[NodeId] | None = Field(
+    responders: list[PartyName] | None = Field(
         default=None, min_length=1, max_length=MAX_STATUS_RESPONDERS,
         exclude_if=lambda v: v is None,
     )

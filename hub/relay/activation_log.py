@@ -8,6 +8,13 @@ a party to (`from` must be the requester or the responder), anything else is ref
 (`protocol.hub_bodies.ActivationStatusBody`) has no such field.
 
 Operators (and board analysts) read it through `GET /api/v1/activation-log`.
+
+Interstate threads (issue 19 item 4): a thread whose requester or responder belongs to
+another network names that party qualified (`tx/agency-a`); each side's node reports to its
+own hub, so both hubs log the thread. When the hub knows its own network (`network_id`,
+from the compact), the bare names of such a thread (its own agencies) are stored
+qualified too, so both hubs' rows name every party the same way. Intra-network threads
+keep bare names. Name columns hold up to 95 characters (`activation_log_interstate_0001`).
 """
 
 from __future__ import annotations
@@ -32,15 +39,15 @@ activation_log = Table(
     Base.metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("activation_id", String(26), nullable=False),
-    Column("requester", String(63), nullable=False),
-    Column("responder", String(63), nullable=True),
+    Column("requester", String(95), nullable=False),
+    Column("responder", String(95), nullable=True),
     Column("state", String(32), nullable=False),
     Column("incident_type", String(32), nullable=False),
     Column("affected", Integer, nullable=False),
     Column("peers_needed", Integer, nullable=False),
     Column("peers_offered", Integer, nullable=False),
     Column("status_ts", BigInteger, nullable=False),
-    Column("reported_by", String(63), nullable=False),
+    Column("reported_by", String(95), nullable=False),
     Column("msg_id", String(26), nullable=False),
     Column("received_ts", BigInteger, nullable=False),
     Index("ix_hub_activation_log_activation", "activation_id", "status_ts"),
@@ -52,30 +59,39 @@ activation_log = Table(
 _INSERT = Prepared(insert(activation_log))
 
 
-def _rows(body: ActivationStatusBody, reporter: str, msg_id: str, received_ts: int
-          ) -> list[dict[str, Any]]:
+def _qualifier(body: ActivationStatusBody, network_id: str | None) -> Any:
+    names = [body.requester, body.responder, *(body.responders or ())]
+    if network_id is None or not any(n is not None and "/" in n for n in names):
+        return lambda n: n
+    return lambda n: n if n is None or "/" in n else f"{network_id}/{n}"
+
+
+def _rows(body: ActivationStatusBody, reporter: str, msg_id: str, received_ts: int,
+          network_id: str | None = None) -> list[dict[str, Any]]:
     if reporter not in (body.requester, body.responder):
         raise FederationError(Code.BAD_BODY, "a node may only report activations it is party to")
+    q = _qualifier(body, network_id)
     row = {
         "activation_id": body.activation_id,
-        "requester": body.requester,
-        "responder": body.responder,
+        "requester": q(body.requester),
+        "responder": q(body.responder),
         "state": body.state.value,
         "incident_type": body.incident_type.value,
         "affected": body.counts.affected,
         "peers_needed": body.counts.peers_needed,
         "peers_offered": body.counts.peers_offered,
         "status_ts": body.ts,
-        "reported_by": reporter,
+        "reported_by": q(reporter),
         "msg_id": msg_id,
         "received_ts": received_ts,
     }
     # A submit's report names every agency asked: the log keeps one row for the activation
     # and one per agency, as if each had been reported on its own.
-    return [row, *({**row, "responder": r} for r in body.responders or ())]
+    return [row, *({**row, "responder": q(r)} for r in body.responders or ())]
 
 
-async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: int) -> None:
+async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: int,
+                        network_id: str | None = None) -> None:
     """An `activation_status`, or an `activation_statuses` (each of its statuses logged as if
     it had come alone; one that the reporter is not party to refuses the whole message)."""
     body = opened.body
@@ -85,7 +101,8 @@ async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: i
     else:
         assert isinstance(body, ActivationStatusBody)
         bodies = [body]
-    rows = [r for b in bodies for r in _rows(b, inner.from_, inner.msg_id, received_ts)]
+    rows = [r for b in bodies
+            for r in _rows(b, inner.from_, inner.msg_id, received_ts, network_id)]
     await _INSERT.run(conn, rows)
 
 

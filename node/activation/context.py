@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from federation.clock import Clock
+from node.activation.interstate import InterstateDirectory
 from protocol.ids import new_ulid
 from protocol.messages import MessageType
 
@@ -115,6 +116,10 @@ class ActivationContext:
     note_key: bytes
     hub_id: str | None = None  # where activation_status goes; None: no central log
     send_many: ManySender | None = None  # a fan-out in one insert; None: `send` each
+    # Interstate (node.activation.interstate): this node's network id and the agencies of
+    # the other member networks; None: no agency of another network can be asked.
+    network_id: str | None = None
+    interstate: InterstateDirectory | None = None
     _rand: Any = field(default=os.urandom, repr=False)
 
     def hub(self) -> str | None:

@@ -24,6 +24,9 @@ One schema serves both sides of an activation:
   contact note only as SecretBox ciphertext under a node-held key (`note_ct`); the note is
   set to NULL (purged) when the follow-up is completed. An outgoing hand-off keeps no note.
 
+Peer columns hold a bare node id or, for an agency of another network, its qualified
+name `<network>/<node_id>` (`node.activation.interstate`, up to 95 characters).
+
 Times are integer milliseconds. JSON columns are Text holding canonical JSON.
 """
 
@@ -47,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from node.activation.interstate import PEER_NAME_MAX
 from node.core.db import Base, enum_column
 from protocol.vocabulary import ActivationState, Discipline
 
@@ -86,7 +90,7 @@ class Activation(Base):
 
     key: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     activation_id: Mapped[str] = mapped_column(String(26))
-    requester: Mapped[str] = mapped_column(String(63))
+    requester: Mapped[str] = mapped_column(String(PEER_NAME_MAX))
     side: Mapped[Side] = mapped_column(enum_column(Side, "activation_side"))
     own_state: Mapped[ActivationState] = mapped_column(
         enum_column(ActivationState, "activation_own_state")
@@ -118,7 +122,7 @@ class ActivationLeg(Base):
     activation_key: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("activations.key", ondelete="CASCADE"), index=True
     )
-    responder: Mapped[str] = mapped_column(String(63))
+    responder: Mapped[str] = mapped_column(String(PEER_NAME_MAX))
     state: Mapped[ActivationState] = mapped_column(
         enum_column(ActivationState, "activation_leg_state")
     )
@@ -132,9 +136,9 @@ class ActivationLeg(Base):
     accept_msg_id: Mapped[str | None] = mapped_column(String(26), nullable=True)
     accepted_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     decline_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    declined_by: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    declined_by: Mapped[str | None] = mapped_column(String(PEER_NAME_MAX), nullable=True)
     cancel_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    cancelled_by: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    cancelled_by: Mapped[str | None] = mapped_column(String(PEER_NAME_MAX), nullable=True)
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -145,11 +149,11 @@ class ActivationEvent(Base):
     activation_key: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("activations.key", ondelete="CASCADE"), index=True
     )
-    responder: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    responder: Mapped[str | None] = mapped_column(String(PEER_NAME_MAX), nullable=True)
     state: Mapped[ActivationState] = mapped_column(
         enum_column(ActivationState, "activation_event_state")
     )
-    actor_node: Mapped[str] = mapped_column(String(63))
+    actor_node: Mapped[str] = mapped_column(String(PEER_NAME_MAX))
     msg_id: Mapped[str | None] = mapped_column(String(26), nullable=True)
     ts: Mapped[int] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -163,7 +167,7 @@ class ActivationEarly(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    peer: Mapped[str] = mapped_column(String(63))
+    peer: Mapped[str] = mapped_column(String(PEER_NAME_MAX))
     thread_id: Mapped[str] = mapped_column(String(26))
     msg_id: Mapped[str] = mapped_column(String(26))
     msg_type: Mapped[str] = mapped_column(String(32))
@@ -183,11 +187,11 @@ class Handoff(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     activation_id: Mapped[str] = mapped_column(String(26), index=True)
-    requester: Mapped[str] = mapped_column(String(63))
+    requester: Mapped[str] = mapped_column(String(PEER_NAME_MAX))
     direction: Mapped[HandoffDirection] = mapped_column(
         enum_column(HandoffDirection, "handoff_direction")
     )
-    peer: Mapped[str] = mapped_column(String(63))
+    peer: Mapped[str] = mapped_column(String(PEER_NAME_MAX))
     msg_id: Mapped[str] = mapped_column(String(26))
     discipline: Mapped[Discipline] = mapped_column(enum_column(Discipline, "handoff_discipline"))
     due_on: Mapped[date] = mapped_column(Date)
@@ -198,3 +202,7 @@ class Handoff(Base):
     status: Mapped[HandoffStatus] = mapped_column(enum_column(HandoffStatus, "handoff_status"))
     created_at: Mapped[int] = mapped_column(BigInteger)
     completed_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# The interstate approval tables live beside these (same revision family, own module).
+import node.activation.approval_db  # noqa: E402,F401

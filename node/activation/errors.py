@@ -39,6 +39,7 @@ class ActivationCode(StrEnum):
     REVOKED_AGENCY = "revoked_agency"  # a transfer to an agency whose keys are revoked
     DUPLICATE_TRANSFER = "duplicate_transfer"  # this follow-up already has one pending
     TRANSFER_EXPIRED = "transfer_expired"  # the answer was due before now
+    APPROVAL_REQUIRED = "approval_required"  # interstate: waiting for an approver (approval)
     NOT_FOUND = NodeCode.NOT_FOUND.value
     FORBIDDEN = NodeCode.FORBIDDEN.value
     INVALID_INPUT = NodeCode.INVALID_INPUT.value
@@ -59,6 +60,7 @@ HTTP_STATUS: Mapping[ActivationCode, int] = MappingProxyType(
         ActivationCode.REVOKED_AGENCY: 422,
         ActivationCode.DUPLICATE_TRANSFER: 409,
         ActivationCode.TRANSFER_EXPIRED: 409,
+        ActivationCode.APPROVAL_REQUIRED: 409,
         ActivationCode.NOT_FOUND: 404,
         ActivationCode.FORBIDDEN: 403,
         ActivationCode.INVALID_INPUT: 422,

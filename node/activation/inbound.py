@@ -30,7 +30,9 @@ Routing by thread: every message names the activation in `thread_id` (a request 
 thread id, as another implementation may send to a single agency, uses its own msg_id).
 
 - `activation_request` from X: a new incoming activation (side `in`), if X is the
-  requesting agency the body names and the roster lets X ask us.
+  requesting agency the body names and the roster lets X ask us (X of another network:
+  `tx/a` naming `a`, see `node.activation.interstate`; held for approval when this node's
+  policy says so, `node.activation.approval`).
 - `activation_offer`, `activation_update` from X: our request's leg to X.
 - `activation_accept` from X: our offer to X's request; it must name our offer's msg_id.
   An acceptance of an offer already accepted is applied once: the repeat is a no-op.
@@ -61,6 +63,8 @@ from federation.prepared import Prepared
 from node.activation.context import ActivationContext, Db, dialect_of
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
+from node.activation.interstate import agency_of, is_qualified
+from node.activation.interstate_rules import hold_if_required, may_ask_us
 from node.activation.responder import STAGE_EVENTS
 from node.activation.rows import EARLY, A, ActRow, L, LegRow, json_text, leg_of, legs_of, load
 from node.activation.states import Event
@@ -200,12 +204,13 @@ async def apply_inbound(db: Db, ctx: ActivationContext, m: Inbound) -> None:
 async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     body: ActivationRequestBody = m.body
     aid = m.thread_id or m.msg_id
-    if body.requesting_agency != m.sender:
+    # The body names the requester within its network (interstate: `tx/a` names `a`).
+    if body.requesting_agency != agency_of(m.sender):
         raise ActivationError(
             ActivationCode.NOT_A_PARTY, "requesting_agency is not the sender",
             "requesting_agency",
         )
-    if not ctx.directory.may_request(m.sender, ctx.node_id):
+    if not may_ask_us(ctx, m.sender):
         raise ActivationError(ActivationCode.BAD_TARGET, "the roster policy does not allow it")
     if await load(db, m.sender, aid) is not None:
         raise ActivationError(ActivationCode.CONFLICT, "this activation was already requested")
@@ -232,6 +237,8 @@ async def _on_request(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     await record_event(
         db, ctx, act, S.REQUESTED, responder=ctx.node_id, actor=m.sender, msg_id=m.msg_id
     )
+    await hold_if_required(db, ctx, key, "in", is_qualified(m.sender))
+    await report(db, ctx, act, S.REQUESTED, responder=ctx.node_id, peers_offered=0)
     await _apply_early(db, ctx, m.sender, aid)
 
 
@@ -248,7 +255,7 @@ _EARLY_OF = Prepared(
 async def _keep_early(db: Db, ctx: ActivationContext, m: Inbound) -> None:
     """Keep a message whose request has not arrived yet (module notes)."""
     assert m.thread_id is not None  # callers route only threaded messages here
-    if not ctx.directory.may_request(m.sender, ctx.node_id):
+    if not may_ask_us(ctx, m.sender):
         raise _not_party("the sender could not have asked this node")
     until = (m.expires_ts + SKEW_MS) if m.expires_ts is not None else (
         m.created_ts + EARLY_WINDOW_MS)

@@ -13,9 +13,10 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from node.activation.interstate import PeerName
 from protocol.activation_bodies import Contact
 from protocol.hub_bodies import MAX_STATUS_RESPONDERS
-from protocol.ids import MsgId, NodeId
+from protocol.ids import MsgId
 from protocol.vocabulary import (
     ActivationState,
     AgencyRole,
@@ -72,7 +73,8 @@ class RequestIn(BaseModel):
     contact: Contact
     approver: AgencyRole
     expires_ts: Ts
-    targets: list[NodeId] = Field(min_length=1, max_length=MAX_STATUS_RESPONDERS)
+    # Home agencies by node id, agencies of another member network as `<network>/<node_id>`.
+    targets: list[PeerName] = Field(min_length=1, max_length=MAX_STATUS_RESPONDERS)
     draft: bool = False
 
     @model_validator(mode="after")
@@ -120,14 +122,14 @@ class DeclineIn(BaseModel):
     model_config = _IN
 
     reason: DeclineReason
-    responder: NodeId | None = None  # requester side: whose offer to decline
+    responder: PeerName | None = None  # requester side: whose offer to decline
 
 
 class CancelIn(BaseModel):
     model_config = _IN
 
     reason: CancelReason
-    responder: NodeId | None = None  # requester side: only this leg (default: all of it)
+    responder: PeerName | None = None  # requester side: only this leg (default: all of it)
 
 
 class UpdateIn(BaseModel):
@@ -141,7 +143,7 @@ class HandoffIn(BaseModel):
 
     model_config = _IN
 
-    to: NodeId
+    to: PeerName
     due: Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     discipline: Discipline
     contact_note: ContactNote
@@ -216,6 +218,9 @@ class ActivationOut(BaseModel):
     request: RequestOut
     legs: list[LegOut]
     warnings: list[WarningOut]
+    approval: str | None = Field(
+        default=None, description="Interstate only, when this node's policy asks for it: "
+        "`pending` (not sent / no offer yet) until an approver approves, then `approved`")
     created_at: int
     updated_at: int
 

@@ -1,7 +1,9 @@
 """The requester's operations: ask agencies for peers, then take or turn down their offers.
 
-`create_request` (kept as a draft, or sent at once), `submit` (one `activation_request`
-to each target, the whole fan-out in one outbox insert when the context can), and
+`create_request` (kept as a draft, or sent at once; held as a draft when this node's
+policy wants interstate requests approved first, `node.activation.approval`), `submit` (one
+`activation_request` to each target, the whole fan-out in one outbox insert when the
+context can), and
 `accept_offer` (names the offer's msg_id; accepting the same offer again returns the first
 outcome and sends nothing) / `decline_offer`. Every operation runs in the caller's
 transaction and follows `activation_writes`' order, so a refused operation changes
@@ -17,9 +19,12 @@ import uuid
 
 from sqlalchemy import bindparam, insert, select, update
 
+from node.activation.approval import require_approved
 from node.activation.context import ActivationContext, Db
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
+from node.activation.interstate import is_qualified
+from node.activation.interstate_rules import check_target, hold_if_required
 from node.activation.models import AcceptOut, ActivationOut, RequestIn
 from node.activation.rows import A, E, L, LegRow, S, find, json_text, leg_of, legs_of, wire_body
 from node.activation.states import TERMINAL_STATES, Event
@@ -55,20 +60,10 @@ async def create_request(
     db: Db, ctx: ActivationContext, data: RequestIn, *, user_id: uuid.UUID | None
 ) -> ActivationOut:
     """A new activation to `data.targets`: kept as a draft, or sent at once."""
-    for t in data.targets:
-        if t == ctx.node_id:
-            raise ActivationError(
-                ActivationCode.BAD_TARGET, "an agency cannot ask itself", "targets"
-            )
-        if not ctx.directory.has_node(t):
-            raise ActivationError(
-                ActivationCode.BAD_TARGET, f"{t} is not in the roster", "targets"
-            )
-        if not ctx.directory.may_request(ctx.node_id, t):
-            raise ActivationError(
-                ActivationCode.BAD_TARGET, f"the roster policy does not allow asking {t}",
-                "targets",
-            )
+    # Home agencies by the roster's rules, others through the compact (interstate_rules).
+    targets = [check_target(ctx, t) for t in data.targets]
+    if len(set(targets)) != len(targets):
+        raise ActivationError(ActivationCode.INVALID_INPUT, "targets must be unique", "targets")
     now = ctx.now()
     if data.expires_ts <= now:
         raise ActivationError(ActivationCode.INVALID_INPUT, "expiry is in the past", "expires_ts")
@@ -94,12 +89,13 @@ async def create_request(
         [
             {"id": uuid.uuid4(), "activation_key": key, "responder": t,
              "state": S.DRAFT.value, "offer_peers": 0, "updated_at": now}
-            for t in data.targets
+            for t in targets
         ],
     )
     act = await find(db, aid, ctx.node_id)
     await record_event(db, ctx, act, S.DRAFT, responder=None, actor=ctx.node_id)
-    if not data.draft:
+    held = await hold_if_required(db, ctx, key, "out", any(is_qualified(t) for t in targets))
+    if not data.draft and not held:
         return await submit(db, ctx, aid)
     return await view(db, ctx, act)
 
@@ -113,6 +109,7 @@ async def submit(db: Db, ctx: ActivationContext, activation_id: str) -> Activati
     for leg in legs:
         step_or_refuse(leg.state, Event.SUBMIT, f"the request to {leg.responder}")
     require_open_request(ctx, act)
+    await require_approved(db, act, "it is sent")
     await set_own_state(db, ctx, act, own)
     act = await find(db, activation_id, ctx.node_id)
     await record_event(db, ctx, act, own, responder=None, actor=ctx.node_id)

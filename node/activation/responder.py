@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from node.activation.approval import require_approved
 from node.activation.context import ActivationContext, Db
 from node.activation.db import Side
 from node.activation.models import ActivationOut, OfferIn
@@ -52,6 +53,7 @@ async def make_offer(
     leg = (await legs_of(db, act.key))[0]
     new = step_or_refuse(leg.state, Event.OFFER, "this request")
     require_open_request(ctx, act)
+    await require_approved(db, act, "offering")  # interstate, when policy says so
     body = wire_body(ActivationOfferBody, {
         "peers": offer.peers, **offer.model_dump(mode="json"),
     })

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
+from node.activation.approval import approval_of
 from node.activation.context import ActivationContext, Db
 from node.activation.db import Side
 from node.activation.guardrails import timing_warnings
@@ -107,6 +108,7 @@ async def view(db: Db, ctx: ActivationContext, act: ActRow) -> ActivationOut:
         request=_request_out(act.request),
         legs=[_leg_out(leg) for leg in legs],
         warnings=_warnings(ctx, act.request),
+        approval=await approval_of(db, act.key),
         created_at=act.created_at,
         updated_at=max([act.updated_at, *(leg.updated_at for leg in legs)]),
     )

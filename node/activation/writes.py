@@ -129,7 +129,10 @@ def report_message(
     """The `activation_status` message of `report` as `(to, type, body, thread_id)`, or None
     when nothing is reported."""
     hub = ctx.hub()
-    if act.side is not Side.OUT or hub is None:
+    # The requester reports; on an interstate thread the responder reports its leg to its
+    # own hub too, so both networks' hubs log the thread (node.activation.interstate).
+    if hub is None or (act.side is not Side.OUT and ("/" not in act.requester
+                                                      or responder is None)):
         return None
     if state is S.DRAFT or act.own_state is S.DRAFT:
         return None  # a draft (even a cancelled one) never leaves the node
