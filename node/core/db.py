@@ -321,25 +321,35 @@ class Database(SharedDatabase):
     """
 
     auth_cache: dict[str, tuple[int, Any]] = field(init=False, default_factory=dict)
-    _fast: Any = field(init=False, default=None)
+    _fast: dict[int, Any] = field(init=False, default_factory=dict)
     _fast_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     write_group: Any = field(init=False, default=None)  # node.core.audit group commit
 
-    async def fast_writer(self) -> Any:
-        """SQLite: one aiosqlite connection kept out of the pool for `node.core.audit.record`,
-        whose whole transaction is one call on the driver thread; its queue orders the
-        writes, so they need no lock here."""
-        if self._fast is None:
+    async def fast_writer(self, slot: int = 0) -> Any:
+        """A driver connection kept out of the pool for `node.core.audit.record`. SQLite:
+        one aiosqlite connection (slot 0), whose whole transaction is one call on the driver
+        thread; its queue orders the writes, so they need no lock here. PostgreSQL: one
+        asyncpg connection per group in flight (`node.core.audit_pg`)."""
+        conn = self._fast.get(slot)
+        if conn is None:
             async with self._fast_lock:
-                if self._fast is None:
+                conn = self._fast.get(slot)
+                if conn is None:
                     raw = await self.engine.raw_connection()
-                    driver = raw.driver_connection
+                    conn = raw.driver_connection
                     raw.detach()
-                    self._fast = driver
-        return self._fast
+                    self._fast[slot] = conn
+        return conn
+
+    async def drop_fast_writer(self, slot: int) -> None:
+        """Forget the kept connection of `slot` if the server closed it (the next write opens
+        another)."""
+        conn = self._fast.get(slot)
+        if conn is not None and getattr(conn, "is_closed", lambda: False)():
+            del self._fast[slot]
 
     async def dispose(self) -> None:
-        if self._fast is not None:
-            fast, self._fast = self._fast, None
-            await fast.close()
+        kept, self._fast = list(self._fast.values()), {}
+        for conn in kept:
+            await conn.close()
         await super().dispose()
