@@ -22,6 +22,9 @@ Fan-out and national query belong to other modules: `measure_interstate_fanout` 
 `bench.interstate_national.measure(quick)` when those modules exist (a missing one is
 skipped with a note). `machine_ref_ms` is the yardstick of `bench.federation_fanout`
 (before and after; the figures scale with it on a shared host).
+
+The scale simulation (50 networks, 70,000 agencies, a few minutes) is its own command:
+`python -m bench.interstate_scale [--quick] [--json PATH]`.
 """
 
 from __future__ import annotations
