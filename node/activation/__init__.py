@@ -3,6 +3,8 @@ follow-up hand-off, guardrails, and its API, pages, runtime wiring and CLI."""
 
 __all__ = [
     "api",
+    "approval",
+    "approval_db",
     "cli",
     "context",
     "db",
@@ -12,6 +14,10 @@ __all__ = [
     "guardrails",
     "handoff",
     "inbound",
+    "interstate",
+    "interstate_api",
+    "interstate_directory",
+    "interstate_rules",
     "models",
     "output",
     "pages",

@@ -31,6 +31,7 @@ from node.activation import rows as act_rows
 from node.activation.context import ActivationContext
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
+from node.activation.interstate import PeerName
 from node.activation.list_filter import filtered
 from node.activation.models import (
     AcceptIn,
@@ -56,7 +57,7 @@ from node.core.vocabulary import Role
 from node.records.list_filters import check_range
 from node.web.api import query_params
 from node.web.plumbing import json_body, principal
-from protocol.ids import NodeId, is_msg_id
+from protocol.ids import is_msg_id
 from protocol.vocabulary import ActivationState, Discipline
 
 __all__ = [
@@ -91,7 +92,7 @@ class ListQuery(BaseModel):
 
 
 class ActivationQuery(BaseModel):
-    requester: NodeId | None = None
+    requester: PeerName | None = None  # a node id, or `<network>/<node_id>` (interstate)
 
 
 class TargetQuery(BaseModel):

@@ -40,6 +40,9 @@ class ActivationCode(StrEnum):
     DUPLICATE_TRANSFER = "duplicate_transfer"  # this follow-up already has one pending
     TRANSFER_EXPIRED = "transfer_expired"  # the answer was due before now
     APPROVAL_REQUIRED = "approval_required"  # interstate: waiting for an approver (approval)
+    UNKNOWN_NETWORK = "unknown_network"  # interstate: no compact lists this network
+    NETWORK_NOT_IN_COMPACT = "network_not_in_compact"  # listed before, not any more
+    FOREIGN_ROSTER_INVALID = "foreign_roster_invalid"  # no verified roster of it held
     NOT_FOUND = NodeCode.NOT_FOUND.value
     FORBIDDEN = NodeCode.FORBIDDEN.value
     INVALID_INPUT = NodeCode.INVALID_INPUT.value
@@ -61,6 +64,9 @@ HTTP_STATUS: Mapping[ActivationCode, int] = MappingProxyType(
         ActivationCode.DUPLICATE_TRANSFER: 409,
         ActivationCode.TRANSFER_EXPIRED: 409,
         ActivationCode.APPROVAL_REQUIRED: 409,
+        ActivationCode.UNKNOWN_NETWORK: 404,
+        ActivationCode.NETWORK_NOT_IN_COMPACT: 403,
+        ActivationCode.FOREIGN_ROSTER_INVALID: 409,
         ActivationCode.NOT_FOUND: 404,
         ActivationCode.FORBIDDEN: 403,
         ActivationCode.INVALID_INPUT: 422,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from node.activation.api import setup_api
+from node.activation.interstate_api import setup_interstate_api
 from node.activation.pages import setup_pages
 from node.activation.runtime import install
 from node.activation.transfer_api import setup_transfer_api
@@ -30,6 +31,7 @@ __all__ = ["setup"]
 
 def setup(app: web.Application) -> None:
     setup_api(app)
+    setup_interstate_api(app)
     setup_transfer_api(app)
     setup_pages(app)
     setup_transfer_pages(app)

@@ -34,6 +34,7 @@ from node.activation.api import ACTIVATIONS
 from node.activation.context import ActivationContext, DirectoryEntry, derive_note_key
 from node.activation.errors import ActivationCode, ActivationError
 from node.activation.inbound import ACTIVATION_TYPES, Inbound, apply_inbound
+from node.activation.interstate_directory import CompactDirectory
 from node.core import audit
 from node.core.appkeys import DB
 from protocol.encoding import unb64u
@@ -142,9 +143,21 @@ def _many_sender(fed: FederationLike) -> Any:
     return send
 
 
+def _interstate(fed: FederationLike) -> tuple[str | None, CompactDirectory | None]:
+    """This node's network id and its view of the other member networks, when the
+    federation service carries the interstate layer (`FederationService.interstate`)."""
+    inter = getattr(fed, "interstate", None)
+    if inter is None:
+        return None, None
+    refresh = getattr(fed, "refresh_interstate_soon", None)
+    return str(inter.network_id), CompactDirectory(lambda: getattr(fed, "foreign", None),
+                                                   refresh=refresh)
+
+
 def make_context(
     fed: FederationLike, *, node_id: str, clock: Clock, enc_private_key: bytes
 ) -> ActivationContext:
+    network_id, interstate = _interstate(fed)
     return ActivationContext(
         node_id=node_id,
         clock=clock,
@@ -153,6 +166,8 @@ def make_context(
         note_key=derive_note_key(enc_private_key),
         hub_id=fed.hub_id,
         send_many=_many_sender(fed),
+        network_id=network_id,
+        interstate=interstate,
     )
 
 

@@ -42,6 +42,7 @@ LIST_ORDER: dict[str, str] = {
     "api.audit.list": "by seq, oldest first",
     "api.activations.list": "newest first",
     "api.activations.targets": "roster order",
+    "api.activations.interstate.directory": "roster order",
     "api.activations.handoffs": "earliest due first",
     "api.transfers.list": "newest first",
     "api.notify.deliveries": "not yet sent first, most attempts first, then newest first",

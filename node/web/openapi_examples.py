@@ -66,4 +66,7 @@ BODY_EXAMPLES: dict[str, dict[str, Any]] = {
     "api.activations.handoffs.send": {"to": "agency-1", "due": "2026-06-22",
                                       "discipline": "fire",
                                       "contact_note": "Call back re shift change"},
+    "api.activations.interstate.policy.set": {"require_approval_out": True,
+                                              "require_approval_in": True,
+                                              "approvers": [_USER_ID]},
 }

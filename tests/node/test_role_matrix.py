@@ -108,6 +108,11 @@ EXPECTED: dict[str, set[str] | str] = {
     **{f"api.activations.{n}": {"coordinator"} for n in (
         "list", "create", "targets", "handoffs", "handoffs.complete", "get", "submit", "offer",
         "accept", "decline", "update", "cancel", "close", "handoffs.send")},
+    # interstate activation (issue 19 item 4)
+    "api.activations.interstate.directory": {"coordinator"},
+    "api.activations.interstate.policy": {"coordinator", "admin"},
+    "api.activations.interstate.policy.set": {"admin"},
+    "api.activations.approve": {"coordinator", "admin"},
     **{f"api.transfers.{n}": {"coordinator"} for n in (
         "consent", "send", "list", "accept", "decline")},
     **{n: {"coordinator"} for n in (

@@ -122,12 +122,13 @@ def _body_models() -> dict[str, Any]:
     app[ROUTES] = RouteTable()
     core_api.setup(app)
     from node.accounts.api import routes as account_routes
+    from node.activation.interstate_api import interstate_routes
     from node.activation.transfer_api import transfer_routes
     from node.notify.api import api_routes as notify_routes
     from node.records.amendment_pages import routes as record_routes
 
     routes = [*app[ROUTES], *api_routes(), *transfer_routes(), *notify_routes(),
-              *record_routes(), *account_routes()]
+              *record_routes(), *account_routes(), *interstate_routes()]
     return {r.name: r.body for r in routes if r.body is not None}
 
 
