@@ -2,10 +2,11 @@
 
 The node answers JSON with epoch-millisecond times, which is right for scripts (`--json`
 prints it unchanged) and unreadable for a coordinator at a terminal. By default the CLI
-prints it instead as text: a list (`{"items": [...]}`) as a table, one activation as
-`field: value` lines with its legs as a table, and every `*_ts` / `*_at` time in local time
-with its zone (`2026-11-26 09:00 CET`; set `TZ` to choose the zone). The rendering is
-generic over the answer's fields, so a field the API adds shows up without a change here.
+prints it instead as text: a list (`{"items": [...]}`, with its `next_cursor` and `total`
+when paged) as a table, one activation as `field: value` lines with its legs as a table,
+and every `*_ts` / `*_at` time in local time with its zone (`2026-11-26 09:00 CET`; set
+`TZ` to choose the zone). The rendering is generic over the answer's fields, so a field
+the API adds shows up without a change here.
 """
 
 from __future__ import annotations
@@ -105,9 +106,12 @@ def _block(doc: Mapping[str, Any], tz: datetime.tzinfo | None, indent: str = "")
 def render(doc: Any, tz: datetime.tzinfo | None = None) -> str:
     """The answer as text for a person (see module docstring)."""
     if isinstance(doc, Mapping):
-        if set(doc) <= {"items", "next_cursor"} and isinstance(doc.get("items"), list):
+        if set(doc) <= {"items", "next_cursor", "total"} and isinstance(doc.get("items"), list):
             more = doc.get("next_cursor")  # a page of a longer list (API paging)
-            return "\n".join(_table(doc["items"], tz) + ([f"(more: cursor {more})"] if more
-                                                          else []))
+            total = doc.get("total")  # how many match the filters, over every page
+            notes = [f"{total} in all" if total is not None and more else "",
+                     f"more: cursor {more}" if more else ""]
+            note = "; ".join(n for n in notes if n)
+            return "\n".join(_table(doc["items"], tz) + ([f"({note})"] if note else []))
         return "\n".join(_block(doc, tz))
     return json.dumps(doc, indent=2, sort_keys=True)

@@ -109,6 +109,18 @@ def test_local_time_names_the_zone() -> None:
     assert render({"items": []}) == "(none)"
 
 
+def test_a_paged_list_with_its_total_is_still_a_table() -> None:
+    from zoneinfo import ZoneInfo
+
+    row = {"node_id": "a", "expires_ts": 0, "allowed": True}
+    page = render({"items": [row], "next_cursor": "c2", "total": 3}, ZoneInfo("UTC"))
+    assert page.splitlines()[0].startswith("NODE ID")
+    assert page.splitlines()[-1] == "(3 in all; more: cursor c2)"
+    last = render({"items": [row], "next_cursor": None, "total": 1}, ZoneInfo("UTC"))
+    assert last.splitlines() == ["NODE ID  EXPIRES               ALLOWED",
+                                 "a        1970-01-01 00:00 UTC  yes"]
+
+
 async def test_cli_prints_text_by_default_and_json_on_request(tmp_path: Path) -> None:
     net = await make_network(2, tmp_path=tmp_path)
     try:
