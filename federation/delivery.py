@@ -33,6 +33,7 @@ from sqlalchemy import bindparam, func, select, update
 from federation.clock import Clock
 from federation.errors import FederationError
 from federation.inbox import WriteTx
+from federation.interstate_runtime import Interstate
 from federation.outbox import (
     AWAIT_ACK_MS,
     PERMANENT_CODES,
@@ -136,6 +137,7 @@ class OutboxDelivery:
     write: WriteTx
     clock: Clock
     roster: RosterStore
+    interstate: Interstate | None
     client: HopClient | None
     rand: Callable[[], float]
     is_hub: bool
@@ -249,6 +251,10 @@ class OutboxDelivery:
     def _build(self, row: Claimed, intent: Mapping[str, Any], built: list[Claimed]) -> bool:
         state = self.roster.state
         try:
+            if "/" in row.destination:  # an ack (or reply) across the line: `v: 2`
+                row.envelope = self._build_interstate(row, intent)
+                built.append(row)
+                return True
             row.envelope = build_envelope(
                 sender=self.sender(),
                 to=row.destination,
@@ -267,6 +273,15 @@ class OutboxDelivery:
             return False
         built.append(row)
         return True
+
+    def _build_interstate(self, row: Claimed, intent: Mapping[str, Any]) -> bytes:
+        if self.interstate is None:
+            raise FederationError("unknown_network", "not configured for other networks")
+        return self.interstate.build(
+            sender=self.sender(), dest=row.destination, msg_type=MessageType(intent["type"]),
+            body=intent["body"], msg_id=row.msg_id, created_ts=row.created_ts,
+            expires_ts=row.expires_ts, roster=self.roster.state.ref(),
+            thread_id=intent.get("thread_id"), in_reply_to=intent.get("in_reply_to"))
 
     def _hub(self) -> tuple[str, str] | None:
         state = self.roster.state

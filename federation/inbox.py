@@ -182,6 +182,7 @@ class Inbox:
         self.on_acked: Callable[[], None] | None = None
         self.group = InboxGroup(self.apply_parts)
         self.on_queued: Callable[[], None] | None = None
+        self.interstate: Any = None  # federation.interstate_runtime.Interstate, when set
 
     def open_all(self, items: list[object], now: int) -> list[Opened | BatchResult]:
         state = self.roster.state
@@ -190,9 +191,12 @@ class Inbox:
             try:
                 if not isinstance(item, dict):
                     raise ProtocolError(Code.MALFORMED, "envelope must be an object")
-                opened = open_envelope(
-                    item, me=self.me, enc_key=self.enc_key, keys=state, roster=state, now_ms=now
-                )
+                if item.get("v") == 2 and self.interstate is not None:  # WIRE 16
+                    opened = self.interstate.open(item, me=self.me, enc_key=self.enc_key,
+                                                  now_ms=now)
+                else:
+                    opened = open_envelope(item, me=self.me, enc_key=self.enc_key, keys=state,
+                                           roster=state, now_ms=now)
                 if too_old(opened.inner.created_ts, opened.inner.expires_ts, now):
                     raise ProtocolError(Code.EXPIRED, "older than the inbox horizon")
                 out.append(opened)

@@ -24,10 +24,11 @@ from sqlalchemy import event
 
 from federation.clock import Clock
 from federation.errors import FederationError
+from federation.interstate_runtime import Interstate
 from federation.outbox import Db, enqueue_many, enqueue_row
 from federation.roster_sync import RosterStore
 from protocol.envelope import Sender, body_json, build_envelope
-from protocol.errors import ProtocolError
+from protocol.errors import Code, ProtocolError
 from protocol.ids import new_ulid
 from protocol.messages import BATCH_FORMS, MessageType
 
@@ -56,6 +57,7 @@ class OutboxSending:
     these attributes and provides `sender` and `kick`."""
 
     roster: RosterStore
+    interstate: Interstate | None
     clock: Clock
     batch_linger_ms: int
     _linger_timer: asyncio.TimerHandle | None
@@ -104,24 +106,23 @@ class OutboxSending:
                 lingering += 1
                 continue
             try:
-                envelope = build_envelope(
-                    sender=sender,
-                    to=m.to,
-                    recipient_enc_key=state.enc_key(m.to),
-                    msg_type=msg_type,
-                    body=m.body,
-                    msg_id=msg_id,
-                    created_ts=now,
-                    expires_ts=now + m.ttl_ms,
-                    roster=ref,
-                    thread_id=m.thread_id,
-                    in_reply_to=m.in_reply_to,
-                )
+                to = self._local_or_foreign(m.to)
+                if "/" in to:  # another network's node: the `v: 2` envelope (WIRE 16)
+                    envelope = self._interstate().build(
+                        sender=sender, dest=to, msg_type=msg_type, body=m.body, msg_id=msg_id,
+                        created_ts=now, expires_ts=now + m.ttl_ms, roster=ref,
+                        thread_id=m.thread_id, in_reply_to=m.in_reply_to)
+                else:
+                    envelope = build_envelope(
+                        sender=sender, to=to, recipient_enc_key=state.enc_key(to),
+                        msg_type=msg_type, body=m.body, msg_id=msg_id, created_ts=now,
+                        expires_ts=now + m.ttl_ms, roster=ref, thread_id=m.thread_id,
+                        in_reply_to=m.in_reply_to)
             except ProtocolError as exc:
                 raise FederationError(exc.code.value, exc.detail or exc.code.value) from None
             rows.append(
                 enqueue_row(
-                    destination=m.to,
+                    destination=to,
                     msg_id=msg_id,
                     msg_type=msg_type.value,
                     created_ts=now,
@@ -133,6 +134,20 @@ class OutboxSending:
         # Due now: wake the worker at commit; lingering ones: when their linger is over.
         self._kick_after_commit(conn, now=lingering < len(rows), linger=lingering > 0)
         return [str(r["msg_id"]) for r in rows]
+
+    def _interstate(self) -> Interstate:
+        if self.interstate is None:
+            raise FederationError(Code.UNKNOWN_NETWORK.value,
+                                  "this server is not configured for other networks")
+        return self.interstate
+
+    def _local_or_foreign(self, to: str) -> str:
+        """`to` as the outbox names it: a bare node id for this network's nodes (a
+        qualified name of this network included), `<network>/<node>` for another's."""
+        if "/" not in to:
+            return to
+        local = self._interstate().local_name(to)
+        return to if local is None else local
 
     def _intent_row(
         self, m: Outgoing, msg_type: MessageType, msg_id: str, now: int

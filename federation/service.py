@@ -38,9 +38,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from federation.clock import Clock, SystemClock
+from federation.compact_acceptance import CompactPin
+from federation.compact_state import CompactState
 from federation.delivery import OutboxDelivery
 from federation.errors import FedCode, FederationError
+from federation.foreign_rosters import ForeignRosters
 from federation.inbox import Handler, HandlerRegistry, Inbox, WriteTx
+from federation.interstate_keys import HopKeys
+from federation.interstate_runtime import Interstate
 from federation.keystore import NodeKeys
 from federation.leader_lock import leader
 from federation.retention import sweep_alarms
@@ -50,7 +55,8 @@ from federation.sending import BATCH_LINGER_MS, OutboxSending
 from federation.store import OutboxState, outbox
 from federation.transport import BatchReceiver, HopClient, send_handler, send_route
 from federation.worker import PassLoop, drain, stop_task
-from protocol.envelope import Sender
+from protocol.envelope import KeyResolver, Sender
+from protocol.errors import Code
 from protocol.messages import (
     BatchResult,
     MessageType,
@@ -88,6 +94,7 @@ class FederationService(OutboxSending, OutboxDelivery):
         run_worker: bool = True,
         rand: Callable[[], float] = random.random,
         batch_linger_ms: int = BATCH_LINGER_MS,
+        network_id: str | None = None,
     ) -> None:
         self.me = me
         self.batch_linger_ms = batch_linger_ms
@@ -112,6 +119,19 @@ class FederationService(OutboxSending, OutboxDelivery):
             handlers=self.handlers,
         )
         self.inbox.on_queued = self.kick
+        # Interstate (WIRE 16): with a network id and a pinned board, this server holds the
+        # compact and the other networks' rosters, sends and opens `v: 2` envelopes.
+        self.interstate: Interstate | None = None
+        if network_id is not None and pin is not None:
+            self.interstate = Interstate(
+                network_id=network_id, engine=engine, write=write, clock=clock,
+                pin=CompactPin(network_id, pin), roster=self.roster)
+        self.inbox.interstate = self.interstate
+        # The compact this server holds (hub.national reads it here); None without one.
+        self.compact: CompactState | None = (
+            None if self.interstate is None else self.interstate.compact)
+        self._last_interstate_refresh = 0
+        self._interstate_task: asyncio.Task[None] | None = None
         self.receiver: BatchReceiver = self.inbox
         self.http: aiohttp.ClientSession | None = None
         self.client: HopClient | None = None
@@ -149,6 +169,48 @@ class FederationService(OutboxSending, OutboxDelivery):
         self._signer = (state.version, sender)
         return sender
 
+    @property
+    def foreign(self) -> ForeignRosters | None:
+        """Other member networks' rosters, verified against the compact (or None)."""
+        return None if self.interstate is None else self.interstate.foreign
+
+    def _hop_keys(self) -> KeyResolver:
+        if self.is_hub and self.interstate is not None:
+            return HopKeys(self.roster.state, self.interstate.compact)
+        return self.roster.state
+
+    async def refresh_interstate(self, only: str | None = None) -> None:
+        """Learn newer compacts and foreign rosters: a hub from the member hubs, a node
+        from its own hub (`federation.interstate_runtime`)."""
+        if self.interstate is None or self.http is None:
+            return
+        self._last_interstate_refresh = self.clock.now_ms()
+        if self.is_hub:
+            await self.interstate.refresh_from_members(self.http, only)
+            return
+        url = self.hub_url or self._hub_endpoint()
+        if url is not None:
+            await self.interstate.refresh_from_hub(self.http, url, self.hub_id or "hub")
+
+    def refresh_interstate_soon(self, only: str | None = None, *, force: bool = False) -> None:
+        """A background `refresh_interstate` (after an envelope named a foreign roster we
+        do not hold), at most one per `PEER_ROSTER_FETCH_MS` unless `force` (a compact
+        just installed)."""
+        now = self.clock.now_ms()
+        running = self._interstate_task
+        if (self.interstate is None or self.http is None
+                or (running is not None and not running.done())
+                or (not force and now - self._last_interstate_refresh < PEER_ROSTER_FETCH_MS)):
+            return
+        self._last_interstate_refresh = now
+        self._interstate_task = asyncio.create_task(self._refresh_quietly(only))
+
+    async def _refresh_quietly(self, only: str | None) -> None:
+        try:
+            await self.refresh_interstate(only)
+        except Exception:  # a background task: whatever a peer serves, never raise
+            log.exception("interstate refresh failed")
+
     def _hop_signer(self) -> tuple[int, SigningKey]:
         sender = self.sender()
         return sender.key_version, sender.signing_key
@@ -168,7 +230,7 @@ class FederationService(OutboxSending, OutboxDelivery):
     def send_handler(self) -> Callable[[web.Request], Any]:
         return send_handler(
             me=self.me,
-            keys=lambda: self.roster.state,
+            keys=self._hop_keys,
             clock=self.clock,
             receiver=_Receiving(self),
         )
@@ -223,6 +285,8 @@ class FederationService(OutboxSending, OutboxDelivery):
 
     async def start(self) -> None:
         await self.roster.load()
+        if self.interstate is not None:
+            await self.interstate.load()
         # Peers never need cookies from one another: none is kept or sent back. The pool
         # keeps a connection to every peer of a fan-out (aiohttp's default of 100 closed and
         # reopened connections on every fan-out to more agencies than that).
@@ -234,10 +298,15 @@ class FederationService(OutboxSending, OutboxDelivery):
         if self.roster.state.current is None and self.hub_url:
             with contextlib.suppress(FederationError):
                 await self.refresh_roster()
+        if self.interstate is not None and not self.is_hub and self.hub_url:
+            await self._refresh_quietly(None)
         if self.run_worker:
             self._loop.start()  # and replay what was pending at shutdown
 
     async def stop(self) -> None:
+        if self._interstate_task is not None:
+            task, self._interstate_task = self._interstate_task, None
+            await stop_task(task)
         if self._linger_timer is not None:
             self._linger_timer.cancel()
             self._linger_timer = None
@@ -282,6 +351,9 @@ class FederationService(OutboxSending, OutboxDelivery):
                 await self.refresh_roster()
             except FederationError as exc:
                 log.warning("roster refresh failed: %s", exc.code)
+        if (self.interstate is not None
+                and now - self._last_interstate_refresh >= ROSTER_REFRESH_MS):
+            await self._refresh_quietly(None)
         if now - self._last_sweep >= SWEEP_MS:
             self._last_sweep = now
             async with leader(self.engine, "federation-sweep") as lead:
@@ -351,6 +423,14 @@ class _Receiving:
 
     async def receive(self, origin: str, items: list[object]) -> list[BatchResult]:
         try:
-            return await self.fed.receiver.receive(origin, items)
+            results = await self.fed.receiver.receive(origin, items)
         finally:
             self.fed.notice_newer_roster(origin)
+        if any(r.code in _STALE for r in results):  # maybe a compact or roster we lack
+            self.fed.refresh_interstate_soon()
+        return results
+
+
+# Refusals a newer compact or foreign roster may cure (fetched in the background).
+_STALE = frozenset((Code.UNKNOWN_NETWORK, Code.FOREIGN_ROSTER_INVALID, Code.ROSTER_MISMATCH,
+                    Code.NETWORK_NOT_IN_COMPACT))

@@ -53,6 +53,8 @@ from hub.config import HubSettings
 from hub.dashboard import pages as dashboard
 from hub.db import Database
 from hub.errors import Code, HubError
+from hub.interstate import feature as interstate_feature
+from hub.interstate.relay import InterstateRelay
 from hub.national import feature as national_feature
 from hub.oidc import feature as hub_oidc
 from hub.relay import audit_anchors
@@ -78,6 +80,7 @@ FEATURES: list[Setup] = [observe.setup, stats_api.setup, users.setup, dashboard.
 FEATURES.append(user_pages.setup)  # hub user list, resets, own password (hub.users)
 FEATURES.append(hub_oidc.setup)  # sign-in through the state's provider (hub.oidc)
 FEATURES.append(national_feature.setup)  # national figures across the compact (hub.national)
+FEATURES.append(interstate_feature.setup)  # compact, foreign rosters (hub.interstate)
 
 ROLES = frozenset({"operator", "board_analyst"})
 OPERATOR = frozenset({"operator"})
@@ -102,7 +105,9 @@ class HubReceiver:
         self.relay = relay
 
     async def receive(self, origin: str, items: list[object]) -> list[BatchResult]:
-        mine = [i for i, it in enumerate(items) if isinstance(it, dict) and it.get("to") == self.me]
+        # `v: 1` to the hub: its inbox; everything else (`v: 2` included): the relay.
+        mine = [i for i, it in enumerate(items)
+                if isinstance(it, dict) and it.get("to") == self.me and "to_network" not in it]
         mine_set = set(mine)
         others = [i for i in range(len(items)) if i not in mine_set]
         out: list[BatchResult | None] = [None] * len(items)
@@ -149,8 +154,10 @@ def create_app(
         pin=_pin(settings),
         is_hub=True,
         poll_ms=settings.relay_poll_ms,
+        network_id=settings.network_id,
     )
-    relay = Relay(
+    relay = InterstateRelay(
+        interstate=lambda: fed.interstate,
         me=settings.hub_id,
         roster=fed.roster,
         write=db.write,

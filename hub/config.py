@@ -21,7 +21,7 @@ from federation.observe.settings import ObserveSettings
 from federation.settings import apply_db_password
 from federation.webkit.oidc_config import OidcSettings
 from hub.errors import Code, HubError
-from protocol.ids import NODE_ID_PATTERN
+from protocol.ids import NETWORK_ID_PATTERN, NODE_ID_PATTERN
 
 __all__ = ["HubSettings"]
 
@@ -49,6 +49,9 @@ class HubSettings(ObserveSettings):
     key_file: Path | None = None
     board_keys: list[str] = Field(default_factory=list)
     board_threshold: int | None = Field(default=None, ge=1)
+    # Interstate (WIRE 16): this hub's network id in the compact; its board is the pinned
+    # roster board above (the board that signs the roster signs the compact).
+    network_id: str | None = Field(default=None, pattern=f"^{NETWORK_ID_PATTERN}$")
     # OpenID Connect sign-in (hub.oidc); the secret from PEERNET_HUB_OIDC_CLIENT_SECRET only.
     oidc: OidcSettings | None = None
     oidc_client_secret: SecretStr | None = None

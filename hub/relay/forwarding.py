@@ -141,7 +141,6 @@ class Relay:
     async def accept(self, origin: str, items: list[object]) -> list[BatchResult]:
         """Check and queue envelopes for other nodes; one result per item."""
         now = self.clock.now_ms()
-        state = self.roster.state
         results: list[BatchResult | None] = []
         rows: list[dict[str, Any]] = []
         keys: list[tuple[str, str]] = []
@@ -149,21 +148,19 @@ class Relay:
             try:
                 if not isinstance(item, dict):
                     raise ProtocolError(Code.MALFORMED, "envelope must be an object")
-                outer = check_outer(item, keys=state, roster=state, now_ms=now)
-                if not state.has_node(outer.to) or outer.to == outer.from_:
-                    raise ProtocolError(Code.WRONG_RECIPIENT, "destination is not routable")
+                dest, sender, msg_id, expires_ts = self.check(origin, item, now)
             except ProtocolError as exc:
                 results.append(refusal(item, exc.code))
                 continue
             results.append(None)
-            keys.append((outer.from_, outer.msg_id))
+            keys.append((sender, msg_id))
             rows.append(
                 {
-                    "destination": outer.to,
-                    "from_node": outer.from_,
-                    "msg_id": outer.msg_id,
+                    "destination": dest,
+                    "from_node": sender,
+                    "msg_id": msg_id,
                     "envelope": canonical_bytes_of_parsed(item),
-                    "expires_ts": outer.expires_ts,
+                    "expires_ts": expires_ts,
                     "attempts": 0,
                     "next_attempt_ts": now,
                     "created_ts": now,
@@ -213,6 +210,19 @@ class Relay:
         else:
             out = [r for r in results if r is not None]
         return out
+
+    def check(self, origin: str, item: dict[str, Any], now: int) -> tuple[str, str, str, int]:
+        """(destination, sender, msg_id, expires_ts) of an envelope this hub may queue;
+        `ProtocolError` otherwise (hub.interstate's relay adds the `v: 2` form)."""
+        state = self.roster.state
+        outer = check_outer(item, keys=state, roster=state, now_ms=now)
+        if not state.has_node(outer.to) or outer.to == outer.from_:
+            raise ProtocolError(Code.WRONG_RECIPIENT, "destination is not routable")
+        return outer.to, outer.from_, outer.msg_id, outer.expires_ts
+
+    def route(self, dest: str) -> tuple[str, str]:
+        """(base URL, per-hop destination) of a queue's next hop."""
+        return self.roster.state.endpoint(dest), dest
 
     async def _reset(self, conn: Any, origin: str, now: int) -> None:
         await conn.execute(_RESET, {"dest": origin, "now": now})
@@ -300,13 +310,11 @@ class Relay:
         retry: list[dict[str, Any]],
     ) -> None:
         """Send `rows` to `dest`; note what to delete and what to back off."""
-        state = self.roster.state
         for i in range(0, len(rows), MAX_BATCH):
             chunk = rows[i : i + MAX_BATCH]
             try:
-                results = await client.send_batch(
-                    state.endpoint(dest), dest, [r.envelope for r in chunk]
-                )
+                url, hop = self.route(dest)
+                results = await client.send_batch(url, hop, [r.envelope for r in chunk])
             except (PeerError, FederationError) as exc:
                 retry.extend(self._backoff(chunk, exc.message))
                 continue

@@ -28,7 +28,7 @@ from federation.webkit.oidc_config import OidcSettings
 from node.core.errors import Code, NodeError
 from node.core.identifier import DEFAULT_FORMAT, IdentifierFormat
 from node.core.vocabulary import RecipientDiscipline, Role
-from protocol.ids import NODE_ID_PATTERN
+from protocol.ids import NETWORK_ID_PATTERN, NODE_ID_PATTERN
 
 __all__ = ["NodeSettings"]
 
@@ -62,6 +62,10 @@ class NodeSettings(ObserveSettings):
     hub_url: str | None = None
     board_keys: list[str] = Field(default_factory=list)
     board_threshold: int | None = Field(default=None, ge=1)
+    # Interstate (WIRE 16): this node's network id in the compact (its board is the pinned
+    # board above); with it, the node learns the compact and other networks' rosters from
+    # its hub (verifying them itself) and can send to `<network>/<node>`.
+    network_id: str | None = Field(default=None, pattern=f"^{NETWORK_ID_PATTERN}$")
     # OpenID Connect sign-in (node.oidc); the secret from PEERNET_OIDC_CLIENT_SECRET only.
     oidc: OidcSettings | None = None
     oidc_client_secret: SecretStr | None = None

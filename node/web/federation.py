@@ -75,6 +75,7 @@ def setup(app: web.Application) -> None:
         clock=app[CLOCK],
         pin=_pin(app),
         hub_url=settings.hub_url,
+        network_id=settings.network_id,
     )
     app[FEDERATION] = fed
     app.middlewares.insert(0, _federation_first)
