@@ -48,9 +48,10 @@ from peernet.demo_interstate_network import (
     STATES,
     StateNet,
     build_compact,
-    build_state,
     fetch_rosters,
-    install_compact,
+    prepare_state,
+    start_hub,
+    start_nodes,
 )
 from peernet.demo_network import BOARD_KEYS, BOARD_THRESHOLD, OPERATOR_TOKEN, DemoClock
 from peernet.demo_seed import UserSet, create_users, month_starts, seed_node
@@ -115,6 +116,32 @@ async def _release(st: StateNet, months: list[str]) -> int:
     return n
 
 
+async def _browse(a: StateNet, b: StateNet) -> dict[str, Any]:
+    """Network b's public directory as a's hub serves it (`GET /api/v1/directory?network=`:
+    b's roster, verified through the compact); from a's held roster of b in-process when
+    the running hub has no such route."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{a.net.hub.url}/api/v1/directory",
+                            params={"network": b.network_id}) as r:
+            if r.status == 200:
+                doc: dict[str, Any] = await r.json()
+                if doc.get("network_id") == b.network_id:
+                    return doc
+    assert a.foreign is not None
+    return directory_listing(a.foreign.roster_of(b.network_id))
+
+
+async def _interstate_status(st: StateNet) -> dict[str, Any] | None:
+    """The hub operator's interstate page (`GET /api/v1/interstate`) when the hub has it."""
+    headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.get(f"{st.net.hub.url}/api/v1/interstate") as r:
+            if r.status != 200:
+                return None
+            doc: dict[str, Any] = await r.json()
+            return doc
+
+
 async def _national(st: StateNet, months: list[str]) -> dict[str, Any]:
     """Refresh the peers' signed statistics at this hub, then read its national view."""
     q = {"month_from": months[0], "month_to": months[-1]}
@@ -157,9 +184,32 @@ async def run_interstate_demo(
     states: list[StateNet] = []
     try:
         for spec in STATES:
-            states.append(await build_state(opts.directory / spec.network_id, spec, clock,
-                                            progress, DEMO_POLICY))
+            states.append(await prepare_state(opts.directory / spec.network_id, spec, clock,
+                                              DEMO_POLICY))
+            progress(f"{spec.network_id} ({spec.name}): board {BOARD_THRESHOLD} of "
+                     f"{BOARD_KEYS} keys sealed at rest, roster v1 signed and verified, "
+                     f"hub {spec.hub_id}, agencies "
+                     + ", ".join(f"{spec.network_id}/{a.node_id}" for a in spec.agencies))
         a, b = states
+
+        t = time.monotonic()
+        signed = build_compact(opts.directory / "compact", states, clock.now_ms())
+        progress(f"compact {COMPACT_ID} v{signed.version} signed by {BOARD_THRESHOLD} of "
+                 f"{BOARD_KEYS} keys of each board ({', '.join(s.network_id for s in states)}),"
+                 f" combined and verified by each state against its own pinned board")
+        for st in states:
+            await start_hub(st, signed)
+        foreign = {st.network_id: await fetch_rosters(st, [o for o in states if o is not st])
+                   for st in states}
+        progress(", ".join(f"{st.hub_id} on {st.net.hub.url}" for st in states)
+                 + ": each installed the compact and fetched the other network's roster "
+                 "from the hub the compact names, verified against that board's keys in it")
+        for st in states:
+            await start_nodes(st)
+        progress("six agencies serving, each holding its own roster, the compact and the "
+                 "other network's roster (from its hub, verified again)")
+        timings = {"networks_s": sum(st.net.timings["network_s"] for st in states),
+                   "compact_s": time.monotonic() - t}
 
         t = time.monotonic()
         users: dict[str, dict[str, UserSet]] = {}
@@ -175,25 +225,13 @@ async def run_interstate_demo(
         seeded = await asyncio.gather(*jobs)
         progress(f"users on all six agencies; {sum(r.encounters for r in seeded)} encounters "
                  f"seeded over {months[0]}..{months[-1]} (recipients pseudonymized)")
-        timings = {"networks_s": sum(st.net.timings["network_s"] for st in states),
-                   "seed_s": time.monotonic() - t}
+        timings["seed_s"] = time.monotonic() - t
 
-        t = time.monotonic()
-        signed = build_compact(opts.directory / "compact", states, clock.now_ms())
-        progress(f"compact {COMPACT_ID} v{signed.version} signed by {BOARD_THRESHOLD} of "
-                 f"{BOARD_KEYS} keys of each board ({', '.join(s.network_id for s in states)}),"
-                 f" combined and verified by each state against its own pinned board")
-        for st in states:
-            await install_compact(st, signed)
-        foreign = {st.network_id: await fetch_rosters(st, [o for o in states if o is not st])
-                   for st in states}
-        progress("compact installed at both hubs; each hub fetched the other network's "
-                 "roster from the hub the compact names, verified against that board's keys: "
-                 + "; ".join(f"{k} holds " + ", ".join(f"{n} v{v}" for n, v in f.items())
-                             for k, f in foreign.items()))
-        assert a.foreign is not None
-        directory = directory_listing(a.foreign.roster_of(b.network_id))
-        timings["compact_s"] = time.monotonic() - t
+        directory = await _browse(a, b)
+        progress(f"a {a.network_id} coordinator browses {b.network_id}'s directory at "
+                 f"{a.hub_id}: " + "; ".join(
+                     f"{n['name']} ({', '.join(n['disciplines'])}, {n['region']})"
+                     for n in directory["nodes"] if "agency" in n.get("roles", [])))
 
         t = time.monotonic()
         incident = await play_interstate_incident(a, b, users, progress)
@@ -235,6 +273,8 @@ async def run_interstate_demo(
                  "foreign_rosters": foreign[st.network_id]}
                 for st in states
             ],
+            "hub_interstate_status": {st.hub_id: await _interstate_status(st)
+                                      for st in states},
             "directory_seen_by": {a.network_id: {
                 "network_id": b.network_id, "roster_version": directory["roster_version"],
                 "agencies": [{"node_id": n["node_id"], "name": n["name"],

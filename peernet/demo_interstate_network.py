@@ -67,8 +67,10 @@ __all__ = [
     "StateNet",
     "StateSpec",
     "build_compact",
-    "build_state",
-    "install_compact",
+    "fetch_rosters",
+    "prepare_state",
+    "start_hub",
+    "start_nodes",
 ]
 
 COMPACT_ID = "pacific-peer-support-compact"
@@ -130,14 +132,12 @@ def _network(settings: Any, network_id: str) -> dict[str, Any]:
     return {"network_id": network_id} if "network_id" in settings.model_fields else {}
 
 
-async def build_state(
-    root: Path, spec: StateSpec, clock: DemoClock, progress: Any,
-    policy: dict[str, Any] | None = None,
+async def prepare_state(
+    root: Path, spec: StateSpec, clock: DemoClock, policy: dict[str, Any] | None = None,
 ) -> StateNet:
-    """A state's board, roster, hub and agencies, started (see module docstring)."""
+    """A state's board, keys, node info and signed roster, sockets bound, nothing started."""
     t0 = time.monotonic()
     now = clock.now_ms()
-    nid = spec.network_id
     board = BoardDir(root / "board")
     board.init(keys=BOARD_KEYS, threshold=BOARD_THRESHOLD, passphrase=DEMO_PASSPHRASE,
                now_ms=now, validity_days=90)
@@ -160,45 +160,71 @@ async def build_state(
         _write_json(path, board.sign(key, now))
         sigs.append(json.loads(path.read_text(encoding="utf-8")))
     signed = board.combine(sigs, now)
-    roster_file = board.roster_file(signed.version)
-    verify_roster_file(roster_file, now, pin=read_pin(board.board_file))
+    verify_roster_file(board.roster_file(signed.version), now, pin=read_pin(board.board_file))
+    state = StateNet(spec, DemoNetwork(root, clock, board, signed, hub, nodes))
+    state.net.timings["network_s"] = time.monotonic() - t0
+    return state
 
-    pin = json.loads(board.board_file.read_text(encoding="utf-8"))
+
+def _pin(st: StateNet) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(st.net.board.board_file.read_text(encoding="utf-8"))
+    return value
+
+
+async def start_hub(st: StateNet, signed_compact: SignedCompact) -> None:
+    """The state's hub, started with its roster and the compact installed (as its operator
+    would: `install-roster`, then the compact through every acceptance rule)."""
+    t0 = time.monotonic()
+    hub, net, pin = st.net.hub, st.net, _pin(st)
     hub.settings = HubSettings(
-        hub_id=spec.hub_id, name=hub.name, region="state", data_dir=hub.directory,
+        hub_id=st.hub_id, name=hub.name, region="state", data_dir=hub.directory,
         db_url=f"sqlite:///{hub.directory / 'hub.db'}", public_url=hub.url, port=hub.port,
         board_keys=pin["keys"], board_threshold=pin["threshold"],
         operator_token=SecretStr(OPERATOR_TOKEN), relay_poll_ms=200,
-        **_network(HubSettings, nid),
+        **_network(HubSettings, st.network_id),
     )
     (hub.directory / "hub.toml").write_text(hub.settings.to_toml(), encoding="utf-8")
-    app = create_hub_app(hub.settings, clock=clock, keys=hub.keys)
-    state = StateNet(spec, DemoNetwork(root, clock, board, signed, hub, nodes))
-    state.compact, state.foreign = _stores(state, app)
+    app = create_hub_app(hub.settings, clock=net.clock, keys=hub.keys)
+    st.compact, st.foreign = _stores(st, app)
     await hub.start(app)
+    roster_file = net.board.roster_file(net.roster.version)
     await hub.fed.roster.accept_document(roster_file.read_bytes(), source="operator")
+    if getattr(hub.fed, "interstate", None) is None:
+        await st.compact.accept([signed_compact], source="operator")
+    else:  # the operator's route (`POST /api/v1/compact`), as `curl` would do it
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.post(f"{hub.url}/api/v1/compact",
+                                 data=signed_compact.to_bytes()) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"{st.hub_id} refused the compact: {await r.text()}")
+    net.timings["network_s"] += time.monotonic() - t0
 
+
+async def start_nodes(st: StateNet) -> None:
+    """The state's agencies, each pinned to its board, fetching the roster (and, when the
+    running code gives nodes an interstate runtime, the compact and the other networks'
+    rosters, verified again on the node) from its hub."""
+    t0 = time.monotonic()
+    net, pin = st.net, _pin(st)
     hasher = PasswordHasher(MIN)  # demo logins: the cheapest argon2id cost, loopback only
-    for n in nodes:
+    for n in net.nodes:
         assert n.discipline is not None
         n.settings = NodeSettings(
             node_id=n.node_id, name=n.name, disciplines=[n.discipline], region=n.region,
             data_dir=n.directory, db_url=f"sqlite:///{n.directory / 'node.db'}",
-            public_url=n.url, port=n.port, hub_url=hub.url,
+            public_url=n.url, port=n.port, hub_url=net.hub.url,
             board_keys=pin["keys"], board_threshold=pin["threshold"],
-            audit_sign_interval_s=5, **_network(NodeSettings, nid),
+            audit_sign_interval_s=5, **_network(NodeSettings, st.network_id),
         )
         (n.directory / "node.toml").write_text(n.settings.to_toml(), encoding="utf-8")
-        await n.start(create_node_app(n.settings, clock=clock, keys=n.keys,
+        await n.start(create_node_app(n.settings, clock=net.clock, keys=n.keys,
                                       pseudonyms=n.pseudonyms, hasher=hasher))
-        if n.fed.state.version != signed.version:
-            raise RuntimeError(f"{nid}/{n.node_id} did not get the roster from its hub")
-    net = state.net
-    net.timings["network_s"] = time.monotonic() - t0
-    progress(f"{nid} ({spec.name}): board {BOARD_THRESHOLD} of {BOARD_KEYS}, roster "
-             f"v{signed.version}, hub {spec.hub_id} on {hub.url}, agencies "
-             + ", ".join(f"{nid}/{n.node_id}" for n in nodes))
-    return state
+        if n.fed.state.version != net.roster.version:
+            raise RuntimeError(f"{st.network_id}/{n.node_id} did not get the roster")
+        if getattr(n.fed, "interstate", None) is not None:
+            await n.fed.refresh_interstate()
+    net.timings["network_s"] += time.monotonic() - t0
 
 
 def build_compact(root: Path, states: list[StateNet], now_ms: int) -> SignedCompact:
@@ -245,24 +271,22 @@ def _stores(st: StateNet, app: web.Application) -> tuple[CompactStore, ForeignRo
     return store, foreign
 
 
-async def install_compact(st: StateNet, signed: SignedCompact) -> None:
-    """Install the signed compact at the state's hub, as its operator would."""
-    assert st.compact is not None
-    await st.compact.accept([signed], source="operator")
-
-
 async def fetch_rosters(st: StateNet, others: list[StateNet]) -> dict[str, int]:
     """The other members' rosters, fetched by the hub from the hubs the compact names and
-    verified against their boards in the compact; then each node of the state learns the
-    compact and those rosters from its own hub (verified again there, when the running code
-    gives nodes an interstate runtime). The versions the hub holds."""
+    verified against their boards in the compact; the versions the hub holds."""
     assert st.foreign is not None
-    out = {}
-    async with aiohttp.ClientSession() as http:
-        for o in others:
-            await fetch_foreign_roster(http, st.foreign, o.network_id)
-            out[o.network_id] = st.foreign.version(o.network_id)
-    for n in st.net.nodes:
-        if _interstate(n) is not None:
-            await n.fed.refresh_interstate()
-    return out
+    foreign = st.foreign
+    if getattr(st.net.hub.fed, "interstate", None) is not None:
+        # The hub fetches them itself once a compact is installed (in the background);
+        # wait for that, then ask it once more for any still missing.
+        for _ in range(100):  # up to 5 s
+            if all(foreign.version(o.network_id) for o in others):
+                break
+            await asyncio.sleep(0.05)
+        if not all(foreign.version(o.network_id) for o in others):
+            await st.net.hub.fed.refresh_interstate()
+    else:
+        async with aiohttp.ClientSession() as http:
+            for o in others:
+                await fetch_foreign_roster(http, foreign, o.network_id)
+    return {o.network_id: foreign.version(o.network_id) for o in others}

@@ -42,6 +42,13 @@ def test_interstate_demo_runs_end_to_end_and_its_summary_holds(tmp_path: Path) -
     assert sorted(s["compact"]["networks"]) == ["ca", "hi"]
     assert sorted(s["compact"]["installed_at"]) == ["ca-hub", "hi-hub"]
 
+    # Each hub's operator page lists both members and the other's roster it holds.
+    for hub_id, status in s["hub_interstate_status"].items():
+        assert status is not None, hub_id
+        assert status["compact_version"] == 1
+        held = {m["network_id"]: m["roster_version"] for m in status["members"]}
+        assert held == ({"hi": None, "ca": 1} if hub_id == "hi-hub" else {"hi": 1, "ca": None})
+
     # The Hawaii coordinator sees California's agencies (names, disciplines, regions).
     seen = s["directory_seen_by"]["hi"]
     assert seen["network_id"] == "ca"
