@@ -59,18 +59,36 @@ activation_log = Table(
 _INSERT = Prepared(insert(activation_log))
 
 
-def _qualifier(body: ActivationStatusBody, network_id: str | None) -> Any:
+def _is_interstate(body: ActivationStatusBody) -> bool:
     names = [body.requester, body.responder, *(body.responders or ())]
-    if network_id is None or not any(n is not None and "/" in n for n in names):
+    return any(n is not None and "/" in n for n in names)
+
+
+def _qualifier(body: ActivationStatusBody, network_id: str | None, known: set[str]) -> Any:
+    if network_id is None or not (_is_interstate(body) or body.activation_id in known):
         return lambda n: n
     return lambda n: n if n is None or "/" in n else f"{network_id}/{n}"
 
 
+async def _interstate_threads(conn: AsyncConnection, ids: set[str]) -> set[str]:
+    """Which of these activations the log already holds as interstate (a later status of
+    the requester's own state names no other party: it is qualified like the first)."""
+    t = activation_log.c
+    rows = await conn.execute(
+        select(t.activation_id).distinct().where(
+            t.activation_id.in_(sorted(ids)),
+            t.requester.contains("/") | t.responder.contains("/"),
+        )
+    )
+    return {r.activation_id for r in rows}
+
+
 def _rows(body: ActivationStatusBody, reporter: str, msg_id: str, received_ts: int,
-          network_id: str | None = None) -> list[dict[str, Any]]:
+          network_id: str | None = None, known: set[str] | None = None
+          ) -> list[dict[str, Any]]:
     if reporter not in (body.requester, body.responder):
         raise FederationError(Code.BAD_BODY, "a node may only report activations it is party to")
-    q = _qualifier(body, network_id)
+    q = _qualifier(body, network_id, known or set())
     row = {
         "activation_id": body.activation_id,
         "requester": q(body.requester),
@@ -101,8 +119,13 @@ async def record_status(conn: AsyncConnection, opened: Opened, *, received_ts: i
     else:
         assert isinstance(body, ActivationStatusBody)
         bodies = [body]
+    known: set[str] = set()
+    if network_id is not None:
+        plain = {b.activation_id for b in bodies if not _is_interstate(b)}
+        known = await _interstate_threads(conn, plain) if plain else set()
+        known |= {b.activation_id for b in bodies if _is_interstate(b)}  # same batch
     rows = [r for b in bodies
-            for r in _rows(b, inner.from_, inner.msg_id, received_ts, network_id)]
+            for r in _rows(b, inner.from_, inner.msg_id, received_ts, network_id, known)]
     await _INSERT.run(conn, rows)
 
 
