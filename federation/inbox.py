@@ -21,7 +21,8 @@ For one batch from one verified hop:
    Inbox rows and ack intents are inserted in bulk at the end of the transaction.
 
 Handlers: `async def handler(conn: AsyncConnection, opened: Opened) -> None`, registered per
-`MessageType` on the server's `HandlerRegistry`. They run in the inbox's transaction, so the
+`MessageType` on the server's `HandlerRegistry` (or a batch handler taking all of a type in
+the transaction at once: `federation.inbox_handlers`). They run in the inbox's transaction, so the
 business rows they write commit with the inbox row (and any `send` they make commits with
 them too). To refuse a message a handler raises `FederationError` with a wire code
 (`bad_body` by default for any other exception carrying a `code`, e.g. a `NodeError`);
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -50,6 +51,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from federation.clock import Clock
 from federation.errors import FederationError
 from federation.inbox_group import InboxGroup, Part
+from federation.inbox_handlers import PENDING, Deferred, Handler, HandlerRegistry
+from federation.inbox_handlers import Isolate as _Isolate
 from federation.outbox import (
     _RESET_COND,
     RESET_ALL,
@@ -74,7 +77,6 @@ __all__ = ["ACK_TTL_MS", "Handler", "HandlerRegistry", "Inbox", "WriteTx"]
 
 log = logging.getLogger("peernet.federation.inbox")
 
-Handler = Callable[[AsyncConnection, Opened], Awaitable[None]]
 WriteTx = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
 
 ACK_TTL_MS = 3 * 86_400_000
@@ -118,29 +120,6 @@ _MARK_ACKED = Prepared(
         failed_code=bindparam("failed"),
     )
 )
-
-
-class _Isolate(Exception):
-    """A handler refused during the optimistic pass: redo the batch with savepoints."""
-
-
-class HandlerRegistry:
-    """Business logic per message type (one handler each)."""
-
-    def __init__(self) -> None:
-        self._handlers: dict[MessageType, Handler] = {}
-
-    def register(self, msg_type: MessageType, handler: Handler, *, replace: bool = False) -> None:
-        msg_type = MessageType(msg_type)
-        if msg_type in self._handlers and not replace:
-            raise ValueError(f"a handler for {msg_type.value} is already registered")
-        self._handlers[msg_type] = handler
-
-    def get(self, msg_type: MessageType) -> Handler | None:
-        return self._handlers.get(msg_type)
-
-    def __contains__(self, msg_type: object) -> bool:
-        return msg_type in self._handlers
 
 
 def _result(msg_id: str, status: AckStatus, code: str | None = None) -> BatchResult:
@@ -255,6 +234,7 @@ class Inbox:
         batch_acks = self.handlers.get(MessageType.ACK) is None
         acks: dict[tuple[str, str, str | None], list[str]] = {}
         rand = _RandomPool(self.rand, len(msgs))
+        deferred = Deferred(self.handlers)  # types with a batch handler (inbox_handlers)
         async with self.write() as conn:
             stored = (
                 {
@@ -274,6 +254,10 @@ class Inbox:
                 key = (inner.from_, inner.msg_id)
                 if key in stored:
                     status, code = stored[key]
+                    if status == PENDING:  # a repeat of a message its batch handler takes
+                        deferred.repeats.append((len(results), o))
+                        results.append(_result(inner.msg_id, AckStatus.DUPLICATE))
+                        continue
                     if status == AckStatus.REFUSED.value:
                         results.append(_result(inner.msg_id, AckStatus.REFUSED, code))
                     else:
@@ -290,6 +274,10 @@ class Inbox:
                 elif inner.type is MessageType.ACK:
                     acked |= await self._apply_ack(conn, o, now, isolate)
                     status, code = AckStatus.ACCEPTED.value, None
+                elif deferred.take(len(results), o):
+                    stored[key] = (PENDING, None)
+                    results.append(_result(inner.msg_id, AckStatus.ACCEPTED))
+                    continue
                 else:
                     handler = self.handlers.get(inner.type)
                     if handler is None:
@@ -298,18 +286,20 @@ class Inbox:
                     status, code = await self._run_handler(conn, handler, o, isolate)
                     ack_rows.append(self._ack_row(o, status, code, now, rand))
                 stored[key] = (status, code)
-                inbox_rows.append(
-                    {
-                        "from_node": inner.from_,
-                        "msg_id": inner.msg_id,
-                        "msg_type": inner.type.value,
-                        "status": status,
-                        "code": code,
-                        "received_ts": now,
-                        "expires_ts": dedupe_expiry(inner.created_ts, inner.expires_ts),
-                    }
-                )
+                inbox_rows.append(_inbox_row(inner, status, code, now))
                 results.append(_result(inner.msg_id, AckStatus(status), code))
+            for at, o, exc in await deferred.run(conn, isolate):
+                status, code = ((AckStatus.ACCEPTED.value, None) if exc is None
+                                else (AckStatus.REFUSED.value, _wire_code(exc)))
+                stored[(o.inner.from_, o.inner.msg_id)] = (status, code)
+                inbox_rows.append(_inbox_row(o.inner, status, code, now))
+                ack_rows.append(self._ack_row(o, status, code, now, rand))
+                results[at] = _result(o.inner.msg_id, AckStatus(status), code)
+            for at, o in deferred.repeats:
+                status, code = stored[(o.inner.from_, o.inner.msg_id)]
+                if status == AckStatus.REFUSED.value:
+                    results[at] = _result(o.inner.msg_id, AckStatus.REFUSED, code)
+                ack_rows.append(self._ack_row(o, status, code, now, rand))
             for (dest, ack_status, ack_code), ids in acks.items():
                 refused = ack_status == AckStatus.REFUSED.value
                 res = await _MARK_ACKED.run(
@@ -457,6 +447,12 @@ class Inbox:
         async with self.write() as conn:
             res = await conn.execute(delete(inbox).where(inbox.c.expires_ts < cutoff))
         return int(res.rowcount)
+
+
+def _inbox_row(inner: Any, status: str, code: str | None, now: int) -> dict[str, Any]:
+    return {"from_node": inner.from_, "msg_id": inner.msg_id, "msg_type": inner.type.value,
+            "status": status, "code": code, "received_ts": now,
+            "expires_ts": dedupe_expiry(inner.created_ts, inner.expires_ts)}
 
 
 async def _stored(conn: AsyncConnection, msgs: list[Any]) -> Any:

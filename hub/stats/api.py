@@ -44,6 +44,7 @@ from hub.errors import Code, HubError
 from hub.stats.aggregates import AggregateAlarm, AggregateError, accept_release, record_alarm
 from hub.stats.models import AggregateAlarmsQuery, StatsQuery, parse_query
 from hub.stats.query import FilterError, StatsFilter, load_month_sums
+from hub.stats.release_inbox import release_batch_handler
 from hub.stats.release_rules import measure_refusal
 from hub.stats.summary import summarise
 from protocol.envelope import Opened
@@ -73,6 +74,9 @@ _SEND_PREFIX = "/fed/v1/send/"
 
 def setup(app: web.Application) -> None:
     app[FEDERATION].register_handler(MessageType.AGGREGATE_RELEASE, _release_handler(app))
+    # The inbox hands all releases of a transaction to this one (`hub.stats.release_inbox`).
+    app[FEDERATION].handlers.register_batch(MessageType.AGGREGATE_RELEASE,
+                                            release_batch_handler(app, _keep_alarm(app)))
     app.middlewares.append(alarm_middleware)
     app.router.add_get("/api/v1/stats", _stats)
     app.router.add_get("/api/v1/stats.csv", _stats_csv)
@@ -118,17 +122,24 @@ def _release_handler(app: web.Application) -> Any:
             )
         except AggregateError as exc:
             if exc.alarm is not None:
-                pending = _REQUEST_ALARMS.get()
-                if pending is not None:
-                    # keyed: the inbox may run a handler twice (optimistic pass, then
-                    # isolated), and a batch may carry the same offer twice
-                    a = exc.alarm
-                    pending[(a["node_id"], a["month"], a["offered_body_sha256"])] = a
-                else:
-                    _write_alarm_later(app, exc.alarm)
+                keep(exc.alarm)
             raise
 
+    keep = _keep_alarm(app)
     return handler
+
+
+def _keep_alarm(app: web.Application) -> Any:
+    def keep(a: dict[str, Any]) -> None:
+        pending = _REQUEST_ALARMS.get()
+        if pending is not None:
+            # keyed: the inbox may run a handler twice (optimistic pass, then isolated),
+            # and a batch may carry the same offer twice
+            pending[(a["node_id"], a["month"], a["offered_body_sha256"])] = a
+        else:
+            _write_alarm_later(app, a)
+
+    return keep
 
 
 def _write_alarm_later(app: web.Application, alarm: dict[str, Any]) -> None:
