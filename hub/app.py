@@ -59,13 +59,18 @@ from hub.national import feature as national_feature
 from hub.oidc import feature as hub_oidc
 from hub.relay import audit_anchors
 from hub.relay.activation_log import list_entries, record_status, record_transfer
-from hub.relay.directory import directory_listing
+from hub.relay.directory import (
+    directory_listing,
+    find_foreign_rosters,
+    network_listing,
+)
 from hub.relay.forwarding import Relay
 from hub.stats import api as stats_api
 from hub.stats import rounds_feature
 from hub.users import accounts as users
 from hub.users import pages as user_pages
 from protocol.envelope import Opened
+from protocol.errors import ProtocolError
 from protocol.messages import BatchResult, MessageType
 
 __all__ = ["FEATURES", "ROLES", "HubReceiver", "create_app", "load_keys"]
@@ -168,7 +173,9 @@ def create_app(
     fed.receiver = HubReceiver(settings.hub_id, fed, relay)
 
     async def on_status(conn: AsyncConnection, opened: Opened) -> None:
-        await record_status(conn, opened, received_ts=clock.now_ms())
+        # Interstate threads: names of this network are logged qualified (hub.relay).
+        await record_status(conn, opened, received_ts=clock.now_ms(),
+                            network_id=settings.network_id)
 
     fed.register_handler(MessageType.ACTIVATION_STATUS, on_status)
     fed.register_handler(MessageType.ACTIVATION_STATUSES, on_status)
@@ -280,6 +287,17 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _directory(request: web.Request) -> web.Response:
     q = request.query
+    if q.get("network"):  # interstate: another member network's public directory
+        fed = request.app[FEDERATION]
+        try:
+            listing = network_listing(
+                find_foreign_rosters([fed, *request.app.values()]), fed.roster.state,
+                q["network"], discipline=q.get("discipline") or None,
+                region=q.get("region") or None, role=q.get("role") or "agency",
+            )
+        except ProtocolError as exc:
+            raise FederationError(exc.code, exc.detail, "network") from None
+        return web.json_response(listing)
     return web.json_response(
         directory_listing(
             request.app[FEDERATION].roster.state,
