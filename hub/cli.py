@@ -238,3 +238,8 @@ hub_group.add_command(user_group)
 from hub.alarms_cli import alarm_group  # noqa: E402
 
 hub_group.add_command(alarm_group)
+
+# `peernet hub install-compact FILE` (the interstate compact; see hub.interstate.cli).
+from hub.interstate.cli import install_compact_cmd  # noqa: E402
+
+hub_group.add_command(install_compact_cmd)

@@ -69,6 +69,26 @@ class ActivationLogOut(BaseModel):
 _E = (400, 401, 403, 413, 500)
 
 
+class CompactInstalledOut(BaseModel):
+    accepted: list[int] = Field(description="Versions newly accepted (empty: held already)")
+    version: int = Field(description="The compact version now current")
+
+
+class InterstateMember(BaseModel):
+    network_id: str
+    name: str
+    hub_id: str
+    roster_version: int | None = Field(
+        description="Version of its roster held (0: none yet); null for this network")
+
+
+class InterstateOut(BaseModel):
+    network_id: str
+    compact_version: int = Field(description="0 when no compact is held")
+    members: list[InterstateMember]
+    queued: dict[str, int] = Field(description="Relay rows waiting per destination network")
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/v1/stats", "getStats",
               "Statistics with 95% intervals from the releases received (operator, "
@@ -110,6 +130,18 @@ OPERATIONS: tuple[Operation, ...] = (
               query=NationalQuery, response=RefreshOut, tags=("national",), errors=_E,
               description="No request body. Each peer's outcome: stored, refused (with "
                           "the wire code) or unreachable; nothing of a refused one is kept."),
+    Operation("POST", "/api/v1/compact", "installCompact",
+              "Install a signed interstate compact version (operator)",
+              response=CompactInstalledOut, tags=("interstate",), errors=(*_E, 409, 422, 503),
+              description="The request body is the signed compact document (WIRE section "
+                          "16.2) as the boards produced it. It must pass the acceptance "
+                          "rules (every member's threshold, this network's pinned board, "
+                          "the chain); nothing is stored otherwise. The member networks' "
+                          "rosters are then fetched in the background."),
+    Operation("GET", "/api/v1/interstate", "getInterstate",
+              "This hub's compact: version, members and the foreign roster versions held, "
+              "and interstate messages queued per network (operator)",
+              response=InterstateOut, tags=("interstate",), errors=_E),
     Operation("GET", "/api/v1/openapi.json", "getOpenApi", "This document", secured=False,
               tags=("meta",), errors=()),
 )

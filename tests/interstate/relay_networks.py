@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nacl.signing import SigningKey
 from pydantic import SecretStr
 
 from federation.clock import FakeClock
@@ -97,9 +98,11 @@ class Pair:
                 await asyncio.sleep(0.02)
         return total
 
-    def compact(self, networks: list[str], signers: list[str] | None = None) -> SignedCompact:
+    def compact(self, networks: list[str], signers: list[str] | None = None,
+                extra: dict[str, list[SigningKey]] | None = None) -> SignedCompact:
         """The next compact version listing `networks`, signed by the boards of `signers`
-        (default: the networks listed)."""
+        (default: the networks listed), plus the `extra` keys (e.g. a rotated board's old
+        keys) filed under their network."""
         prev = self.compacts[-1] if self.compacts else None
         now = self.clock.now_ms()
         value = {
@@ -114,6 +117,9 @@ class Pair:
             board = self.nets[nid].board
             sigs[nid] = [compact_signature(k, unsigned.compact_bytes)
                          for k in board.keys[: board.threshold]]
+        for nid, keys in (extra or {}).items():
+            sigs.setdefault(nid, []).extend(
+                compact_signature(k, unsigned.compact_bytes) for k in keys)
         signed = build_signed_compact(value, sigs)
         self.compacts.append(signed)
         return signed
