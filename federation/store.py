@@ -59,7 +59,7 @@ inbox = Table(
     "fed_inbox",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("from_node", String(63), nullable=False),
+    Column("from_node", String(95), nullable=False),  # <network>/<node_id> across networks
     Column("msg_id", String(26), nullable=False),
     Column("msg_type", String(32), nullable=False),
     Column("status", String(16), nullable=False),
@@ -74,7 +74,7 @@ outbox = Table(
     "fed_outbox",
     METADATA,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("destination", String(63), nullable=False),
+    Column("destination", String(95), nullable=False),
     Column("msg_id", String(26), nullable=False),
     Column("msg_type", String(32), nullable=False),
     Column("envelope", LargeBinary, nullable=True),
