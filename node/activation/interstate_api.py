@@ -20,6 +20,7 @@ Rules and the decision on where the policy lives: `node.activation.approval`.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,10 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.activation import approval, rows, views
 from node.activation import requester as requesting
 from node.activation.api import ActivationQuery, _aid, _dump, activation_context
+from node.activation.context import ActivationContext
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
 from node.activation.models import ActivationOut, TargetOut
 from node.core import audit
+from node.core.access import Principal
 from node.core.appkeys import DB
 from node.core.paging import Cursor, NextCursor, page_of
 from node.core.routes import Route, add_routes
@@ -42,7 +45,8 @@ from protocol.ids import NetworkId
 from protocol.vocabulary import Discipline
 
 __all__ = ["DirectoryQuery", "InterstateDirectoryOut", "PolicyIn", "PolicyOut",
-           "interstate_routes", "setup_interstate_api"]
+           "approve_activation", "foreign_targets", "interstate_routes",
+           "setup_interstate_api"]
 
 P = "/api/v1/activations"
 COORDINATOR = frozenset({Role.COORDINATOR})
@@ -97,27 +101,34 @@ def _policy_out(p: approval.Policy) -> PolicyOut:
 async def directory_view(request: web.Request) -> web.Response:
     q = query_params(request, DirectoryQuery)
     ctx = activation_context(request.app)
-    if ctx.interstate is None:
-        raise ActivationError(ActivationCode.UNKNOWN_NETWORK,
-                              "this node is not part of an interstate compact", "network")
     if q.network == ctx.network_id:
         raise ActivationError(ActivationCode.INVALID_INPUT,
                               "this is the node's own network: see /api/v1/activations/targets",
                               "network")
+    items, version = foreign_targets(ctx, q.network, q.discipline.value if q.discipline
+                                     else None, q.region or None)
+    page, nxt = page_of(items, q.cursor, q.limit)
+    return _dump(InterstateDirectoryOut(network_id=q.network, roster_version=version,
+                                        items=page, next_cursor=nxt))
+
+
+def foreign_targets(ctx: ActivationContext, network: str, discipline: str | None,
+                    region: str | None) -> tuple[list[TargetOut], int]:
+    """Agencies of member network `network` as request targets (qualified node ids), and
+    the version of its roster; the interstate refusals as `ActivationError`."""
+    if ctx.interstate is None:
+        raise ActivationError(ActivationCode.UNKNOWN_NETWORK,
+                              "this node is not part of an interstate compact", "network")
     try:
-        found = ctx.interstate.agencies(q.network, discipline=q.discipline.value
-                                        if q.discipline else None, region=q.region or None)
-        version = int(getattr(ctx.interstate, "roster_version", lambda _n: 0)(q.network))
+        found = ctx.interstate.agencies(network, discipline=discipline, region=region)
+        version = int(getattr(ctx.interstate, "roster_version", lambda _n: 0)(network))
     except ProtocolError as exc:
         code = _CODES.get(exc.code.value, ActivationCode.FOREIGN_ROSTER_INVALID)
         raise ActivationError(code, exc.detail or code.value.replace("_", " "),
                               "network") from None
-    items = [TargetOut(node_id=f"{q.network}/{n.node_id}", name=n.name, region=n.region,
-                       disciplines=[str(getattr(d, "value", d)) for d in n.disciplines],
-                       allowed=True) for n in found]
-    page, nxt = page_of(items, q.cursor, q.limit)
-    return _dump(InterstateDirectoryOut(network_id=q.network, roster_version=version,
-                                        items=page, next_cursor=nxt))
+    return [TargetOut(node_id=f"{network}/{n.node_id}", name=n.name, region=n.region,
+                      disciplines=[str(getattr(d, "value", d)) for d in n.disciplines],
+                      allowed=True) for n in found], version
 
 
 async def policy_view(request: web.Request) -> web.Response:
@@ -140,22 +151,30 @@ async def policy_set(request: web.Request) -> web.Response:
     return _dump(_policy_out(out))
 
 
+async def approve_activation(conn: Any, ctx: ActivationContext, aid: str,
+                             requester: str | None, p: Principal) -> ActivationOut:
+    """Approve (the API and the pages): a held outgoing request is sent at once, in the
+    same transaction; the audit entry holds ids and states only."""
+    act = await rows.find(conn, aid, requester)
+    await approval.approve(conn, ctx, act, p)
+    out: ActivationOut
+    if act.side is Side.OUT and act.own_state.value == "draft":
+        out = await requesting.submit(conn, ctx, aid)  # approved: sent now
+    else:
+        out = await views.view(conn, ctx, act)
+    await audit.append(conn, ts=ctx.now(), action="activation.approve", actor=p,
+                       target_type="activation", target_id=aid,
+                       detail={"side": act.side.value, "state": out.state.value})
+    return out
+
+
 async def approve(request: web.Request) -> web.Response:
     ctx = activation_context(request.app)
     p = principal(request)
     aid = _aid(request)
     requester = query_params(request, ActivationQuery).requester
     async with request.app[DB].write() as conn:
-        act = await rows.find(conn, aid, requester)
-        await approval.approve(conn, ctx, act, p)
-        out: ActivationOut
-        if act.side is Side.OUT and act.own_state.value == "draft":
-            out = await requesting.submit(conn, ctx, aid)  # approved: sent now
-        else:
-            out = await views.view(conn, ctx, act)
-        await audit.append(conn, ts=ctx.now(), action="activation.approve", actor=p,
-                           target_type="activation", target_id=aid,
-                           detail={"side": act.side.value, "state": out.state.value})
+        out = await approve_activation(conn, ctx, aid, requester, p)
     return _dump(out)
 
 

@@ -26,13 +26,14 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from federation.field_errors import field_label
-from node.activation import ending, handoff, views
+from node.activation import approval, ending, handoff, views
 from node.activation import requester as requesting
 from node.activation import responder as responding
 from node.activation.api import activation_context
 from node.activation.context import ActivationContext
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
+from node.activation.interstate_api import approve_activation, foreign_targets
 from node.activation.list_filter import ActivationFilter, filtered
 from node.activation.models import HandoffIn, OfferIn, RequestIn
 from node.activation.states import allowed_events
@@ -152,8 +153,8 @@ async def list_page(request: web.Request) -> web.Response:
 # --- new request ------------------------------------------------------------------------
 
 
-def _new_page(request: web.Request, ctx: ActivationContext, values: dict[str, Any],
-              error: NodeError | None = None) -> web.Response:
+async def _new_page(request: web.Request, ctx: ActivationContext, values: dict[str, Any],
+                    error: NodeError | None = None) -> web.Response:
     now = ctx.now()
     v: dict[str, Any] = {
         "incident_ref": "", "incident_type": IncidentType.OTHER.value,
@@ -173,9 +174,26 @@ def _new_page(request: web.Request, ctx: ActivationContext, values: dict[str, An
         discipline = None
     targets = views.targets(ctx, discipline=discipline, region=region)
     regions = sorted({t.region for t in views.targets(ctx)})
+    # Interstate: agencies of another member network (interstate_api.foreign_targets).
+    networks = list(ctx.interstate.networks()) if ctx.interstate is not None else []
+    network = request.query.get("network") or ""
+    foreign: list[Any] = []
+    foreign_error = None
+    if network in networks:
+        try:
+            foreign, _ = foreign_targets(ctx, network, discipline, region)
+        except ActivationError as exc:
+            foreign_error = exc.message
+    else:
+        network = ""
+    async with request.app[DB].read() as conn:
+        approval_out = (await approval.read_policy(conn)).require_out if network else False
     return render(request, "activation_new.html", {
         **_common(request), "v": v, "error": error, "targets": targets,
-        "regions": regions, "filter": {"discipline": discipline or "", "region": region or ""},
+        "networks": networks, "foreign_targets": foreign, "foreign_error": foreign_error,
+        "approval_out": approval_out,
+        "regions": regions, "filter": {"discipline": discipline or "", "region": region or "",
+                                       "network": network},
         "disciplines": _choices(Discipline), "incident_types": _choices(IncidentType),
         "interventions": _choices(Intervention), "priorities": _choices(Priority),
         "roles": _choices(AgencyRole),
@@ -185,7 +203,7 @@ def _new_page(request: web.Request, ctx: ActivationContext, values: dict[str, An
 
 
 async def new_page(request: web.Request) -> web.Response:
-    return _new_page(request, activation_context(request.app), {})
+    return await _new_page(request, activation_context(request.app), {})
 
 
 async def new_post(request: web.Request) -> web.Response:
@@ -235,7 +253,7 @@ async def new_post(request: web.Request) -> web.Response:
                                detail={"state": out.state.value, "targets": len(out.legs)})
     except NodeError as exc:
         if exc.status in (409, 422):
-            return _new_page(request, ctx, values, exc)
+            return await _new_page(request, ctx, values, exc)
         raise
     done = "draft=1" if data.draft else f"sent={len(out.legs)}"
     raise web.HTTPSeeOther(f"/activations/{out.activation_id}?{done}")
@@ -284,6 +302,7 @@ _DONE = {
     "offer": "Offer sent to the requesting agency.", "update": "Update sent.",
     "cancel": "Cancelled. The other agencies have been told.",
     "close": "Activation closed.", "handoff": "Follow-up handed off.",
+    "approved": "Approved.",
 }
 
 
@@ -302,9 +321,14 @@ async def action_post(request: web.Request) -> web.Response:
     op = f.get("op", "")
     try:
         async with request.app[DB].write() as conn:
-            await _apply(conn, ctx, aid, requester, op, f, form, p.user_id)
-            await audit.append(conn, ts=ctx.now(), action=f"activation.{op}"[:40], actor=p,
-                               target_type="activation", target_id=aid, detail={})
+            if op == "approve":  # interstate (node.activation.approval); audits itself
+                await approve_activation(conn, ctx, aid, requester, p)
+                op = "approved"
+            else:
+                await _apply(conn, ctx, aid, requester, op, f, form, p.user_id)
+                await audit.append(conn, ts=ctx.now(), action=f"activation.{op}"[:40],
+                                   actor=p, target_type="activation", target_id=aid,
+                                   detail={})
     except ValidationError as exc:
         return await _detail(request, validation_error(exc))
     except NodeError as exc:
