@@ -353,7 +353,7 @@ class FederationService(OutboxSending, OutboxDelivery):
                 log.warning("roster refresh failed: %s", exc.code)
         if (self.interstate is not None
                 and now - self._last_interstate_refresh >= ROSTER_REFRESH_MS):
-            await self._refresh_quietly(None)
+            self.refresh_interstate_soon(force=True)  # in the background: peers may be slow
         if now - self._last_sweep >= SWEEP_MS:
             self._last_sweep = now
             async with leader(self.engine, "federation-sweep") as lead:

@@ -100,3 +100,27 @@ async def test_other_hub_down_delays_never_loses(pair: Pair) -> None:
     assert row.state == "done"
     assert (await counts(pair.hub("tx")))["relay"] == 0
     assert (await counts(pair.hub("hi")))["relay"] == 0
+
+
+async def test_newer_roster_of_the_sender_network_travels_by_itself(pair: Pair) -> None:
+    """tx publishes roster v2; a message under it is refused for now by hi's hub and node
+    (`roster_mismatch`), each of which fetches the newer roster in the background (hub-hi
+    from hub-tx, agency-b from hub-hi) and verifies it against the compact: delivered once."""
+    a, b = pair.node("tx", "agency-a"), pair.node("hi", "agency-b")
+    at_b = Seen()
+    b.on(TEST_TYPE, at_b)
+    net = pair.nets["tx"]
+    assert net.roster is not None
+    v2 = net.board.sign(net.board.next(net.roster, now=pair.clock.now_ms()))
+    net.roster = v2
+    for s in (net.hub, *net.nodes):
+        await s.fed.roster.accept([v2])
+    msg_id = await send(a, "hi/agency-b")
+    for _ in range(6):
+        await pair.settle()
+        pair.clock.advance(MINUTE)
+    assert at_b.got == [("tx/agency-a", msg_id, None)]
+    assert pair.hub("hi").fed.foreign.version("tx") == 2  # type: ignore[union-attr]
+    assert b.fed.foreign.version("tx") == 2  # type: ignore[union-attr]
+    [row] = await outbox_rows(a, TEST_TYPE.value)
+    assert row.state == "done"
