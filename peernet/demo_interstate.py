@@ -94,6 +94,7 @@ class _Progress:
 
 async def _release(st: StateNet, months: list[str]) -> int:
     """Every node of the state releases every month to its own hub (ledger first)."""
+    before = await st.net.failed()
     n = 0
     for s in st.net.nodes:
         assert s.app is not None
@@ -110,8 +111,8 @@ async def _release(st: StateNet, months: list[str]) -> int:
                 signing_key=s.keys.signing_key, key_version=s.keys.key_version,
                 now_ms=st.net.clock.now_ms(), on_recorded=send)
             n += 1
-    left = await st.net.settle()
-    if left:
+    left = await st.net.settle() - before  # a stopped incident may have left some behind
+    if left > 0:
         raise RuntimeError(f"{left} release message(s) not acknowledged by {st.hub_id}")
     return n
 

@@ -39,7 +39,7 @@ from node.activation import responder as responding
 from node.activation.api import ACTIVATIONS
 from node.activation.models import HandoffIn, OfferIn, RequestIn
 from node.core.appkeys import DB
-from peernet.demo_interstate_network import StateNet
+from peernet.demo_interstate_network import StateNet, settle_all
 from peernet.demo_network import OPERATOR_TOKEN, Server
 from peernet.demo_seed import UserSet
 from protocol.vocabulary import Stage
@@ -112,12 +112,10 @@ async def play_interstate_incident(
     async def step(name: str, settle: bool = True) -> None:
         res.steps.append(name)
         if settle:
-            for st in (a, b):
-                left = await st.net.settle(timeout_s=10)
-                if left:
-                    res.steps.pop()
-                    raise _Stop(f"{name}: {left} message(s) in {st.network_id} not "
-                                "acknowledged end to end")
+            left = await settle_all([a, b])
+            if left:
+                res.steps.pop()
+                raise _Stop(f"{name}: {left} message(s) not acknowledged end to end")
 
     try:
         now = a.net.clock.now_ms()
@@ -171,7 +169,7 @@ async def play_interstate_incident(
         progress(f"{res.requester} accepts the three offers across the line")
 
         for stage, gap in ((Stage.MOBILIZED, 2 * HOUR), (Stage.ON_SCENE, 18 * HOUR),
-                           (Stage.DEMOBILIZED, 4 * 24 * HOUR)):
+                           (Stage.DEMOBILIZED, 40 * HOUR)):
             a.net.clock.advance(gap)
             for server in responders:
                 async with _db(server).write() as conn:

@@ -69,6 +69,7 @@ __all__ = [
     "build_compact",
     "fetch_rosters",
     "prepare_state",
+    "settle_all",
     "start_hub",
     "start_nodes",
 ]
@@ -269,6 +270,24 @@ def _stores(st: StateNet, app: web.Application) -> tuple[CompactStore, ForeignRo
     app[_COMPACT] = store.state
     foreign = ForeignRosters(fed.engine, st.net.clock, store.state, write=app[HUB_DB].write)
     return store, foreign
+
+
+async def settle_all(states: list[StateNet], timeout_s: float = 20.0) -> int:
+    """Wait until every message of every state is acked end to end (or the timeout); the
+    count left. All states at once: a message acked across the line often makes the
+    receiver queue another (a report to its own hub) after the sender's side settled."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for st in states:
+            for s in st.net.servers():
+                s.fed.kick()
+        left = failed = 0
+        for st in states:
+            left += await st.net.undelivered()
+            failed += await st.net.failed()
+        if left == 0 or time.monotonic() > deadline or left == failed:
+            return left
+        await asyncio.sleep(0.05)
 
 
 async def fetch_rosters(st: StateNet, others: list[StateNet]) -> dict[str, int]:
