@@ -132,6 +132,7 @@ class FederationService(OutboxSending, OutboxDelivery):
             None if self.interstate is None else self.interstate.compact)
         self._last_interstate_refresh = 0
         self._interstate_task: asyncio.Task[None] | None = None
+        self._interstate_lock = asyncio.Lock()  # one refresh at a time (same rows)
         self.receiver: BatchReceiver = self.inbox
         self.http: aiohttp.ClientSession | None = None
         self.client: HopClient | None = None
@@ -185,12 +186,13 @@ class FederationService(OutboxSending, OutboxDelivery):
         if self.interstate is None or self.http is None:
             return
         self._last_interstate_refresh = self.clock.now_ms()
-        if self.is_hub:
-            await self.interstate.refresh_from_members(self.http, only)
-            return
-        url = self.hub_url or self._hub_endpoint()
-        if url is not None:
-            await self.interstate.refresh_from_hub(self.http, url, self.hub_id or "hub")
+        async with self._interstate_lock:
+            if self.is_hub:
+                await self.interstate.refresh_from_members(self.http, only)
+                return
+            url = self.hub_url or self._hub_endpoint()
+            if url is not None:
+                await self.interstate.refresh_from_hub(self.http, url, self.hub_id or "hub")
 
     def refresh_interstate_soon(self, only: str | None = None, *, force: bool = False) -> None:
         """A background `refresh_interstate` (after an envelope named a foreign roster we

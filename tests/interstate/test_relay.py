@@ -77,8 +77,13 @@ async def test_message_across_the_line_reply_and_acks(pair: Pair) -> None:
     local = await send(a, "agency-c")
     await pair.settle()
     assert seen_c.got == [("agency-a", local, None)]
-    [row] = [r for r in await outbox_rows(a, TEST_TYPE.value) if r.destination == "agency-c"]
-    assert row.envelope.endswith(b',"v":1}') and row.state == "done"
+    # a qualified name of the own network is the bare id: v: 1, today's bytes
+    local2 = await send(a, "tx/agency-c")
+    await pair.settle()
+    assert seen_c.got[-1] == ("agency-a", local2, None)
+    rows = [r for r in await outbox_rows(a, TEST_TYPE.value) if r.destination == "agency-c"]
+    assert len(rows) == 2
+    assert all(r.envelope.endswith(b',"v":1}') and r.state == "done" for r in rows)
 
 
 async def test_other_hub_down_delays_never_loses(pair: Pair) -> None:

@@ -201,3 +201,25 @@ async def test_compact_install_api(pair: Pair) -> None:
     assert {m["network_id"]: m["roster_version"] for m in doc["members"]} == {"hi": 1, "tx": None}
     assert await table_count(hub_tx, compacts) == 2
     assert MessageType.ACK  # the acks across the line are covered by test_relay
+
+
+async def test_member_hub_with_a_key_the_compact_does_not_list_is_refused(pair: Pair) -> None:
+    from federation.keystore import NodeKeys
+
+    a, b = pair.node("tx", "agency-a"), pair.node("hi", "agency-b")
+    hub_tx, hub_hi = pair.hub("tx"), pair.hub("hi")
+    env = v2(pair, b, "hi", "tx", "agency-a", a.keys.enc_public_bytes)
+    status, body = await put_batch(hub_hi, hub_tx.url, hub_tx.node_id, [env],
+                                   keys=NodeKeys.generate())  # not hub-hi's listed key
+    assert status == 401 and body["error"]["code"] == "bad_request_signature"
+    # a node of hi cannot hand its envelope to tx's hub itself: only hi's hub relays it
+    status, body = await put_batch(b, hub_tx.url, hub_tx.node_id, [env])
+    assert status == 403 and body["error"]["code"] == "unknown_sender"
+    # tx's own agency relaying hi's envelope into tx: not the sender network's hub
+    assert await refused(a, hub_tx, env) == "unknown_sender"
+    assert (await counts(hub_tx))["relay"] == 0 and (await counts(a))["inbox"] == 0
+    # the genuine relay is accepted (queued), and delivered once
+    status, body = await put_batch(hub_hi, hub_tx.url, hub_tx.node_id, [env])
+    assert status == 200 and body["results"][0]["status"] == "accepted"
+    status, body = await put_batch(hub_hi, hub_tx.url, hub_tx.node_id, [env])
+    assert body["results"][0]["status"] == "duplicate"
