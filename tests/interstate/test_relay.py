@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bench.reliability_report import record
 from protocol.envelope import Opened
 from protocol.messages import MessageType
 from tests.federation.helpers import TEST_BODY, TEST_TYPE, counts, outbox_rows
@@ -105,6 +106,13 @@ async def test_other_hub_down_delays_never_loses(pair: Pair) -> None:
     assert row.state == "done"
     assert (await counts(pair.hub("tx")))["relay"] == 0
     assert (await counts(pair.hub("hi")))["relay"] == 0
+    record("fault-interstate-hub-down", area="fault",
+           case="the other network's hub is down while a message crosses the line",
+           how="two boards, two hubs, nodes on both sides (real servers, SQLite and "
+               "PostgreSQL); hi's hub stopped, tx/agency-a sends to hi/agency-b, hi's hub "
+               "restarted",
+           result="held in tx's relay queue, delivered once after the restart, acked "
+                  "across the line; both relay queues empty")
 
 
 async def test_newer_roster_of_the_sender_network_travels_by_itself(pair: Pair) -> None:
