@@ -228,11 +228,7 @@ async def run_interstate_demo(
                  f"seeded over {months[0]}..{months[-1]} (recipients pseudonymized)")
         timings["seed_s"] = time.monotonic() - t
 
-        directory = await _browse(a, b)
-        progress(f"a {a.network_id} coordinator browses {b.network_id}'s directory at "
-                 f"{a.hub_id}: " + "; ".join(
-                     f"{n['name']} ({', '.join(n['disciplines'])}, {n['region']})"
-                     for n in directory["nodes"] if "agency" in n.get("roles", [])))
+        directory = await _browse(a, b)  # the public listing at a's hub (summary)
 
         t = time.monotonic()
         incident = await play_interstate_incident(a, b, users, progress)

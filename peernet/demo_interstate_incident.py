@@ -5,16 +5,20 @@ A wind-driven wildfire burns through a town on Maui. Maui's own peer teams are a
 affected, so the Maui Police Department's coordinator (network `hi`) looks across the
 compact:
 
-1. browses California's public directory (agency names, disciplines, regions: the roster of
-   network `ca` that the Hawaii hub verified against California's board in the compact);
-2. requests teams from three California agencies, addressed by qualified name
+1. browses California's public directory on her own node (agency names, disciplines,
+   regions: the roster of network `ca` her node verified against California's board keys
+   in the compact);
+2. the Los Angeles County Fire Department's policy requires its admin's approval of
+   interstate requests (`node.activation.approval`, `require_in`): its offer is refused
+   (`approval_required`) until the admin approves;
+3. requests teams from three California agencies, addressed by qualified name
    (`ca/la-fire`, `ca/sac-ems`, `ca/sd-911`): each envelope is sealed end to end to the
    agency and relayed hub to hub (`hi-hub` -> `ca-hub`, per-hop signatures);
-3. the California agencies offer peers (counts by discipline, never names); the Maui
+4. the California agencies offer peers (counts by discipline, never names); the Maui
    coordinator accepts; the teams mobilize, arrive and demobilize;
-4. a California team hands a follow-up to the Maui Police Department across the line
+5. a California team hands a follow-up to the Maui Police Department across the line
    (`followup_handoff`, sealed end to end), and Maui closes the activation;
-5. both hubs log the thread's metadata (who asked whom, when, state, counts).
+6. both hubs log the thread's metadata (who asked whom, when, state, counts).
 
 Each step runs the same service calls as the one-state demo (`peernet.demo_incident`).
 When a step is refused because a piece of the interstate layer is not in the running code
@@ -33,10 +37,12 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from node.activation import ending, handoff, views
+from node.activation import approval, ending, handoff, views
 from node.activation import requester as requesting
 from node.activation import responder as responding
 from node.activation.api import ACTIVATIONS
+from node.activation.errors import ActivationError
+from node.activation.interstate_api import approve_activation
 from node.activation.models import HandoffIn, OfferIn, RequestIn
 from node.core.appkeys import DB
 from peernet.demo_interstate_network import StateNet, settle_all
@@ -62,12 +68,15 @@ class InterstateIncident:
     offers: int = 0
     handoffs: int = 0
     hub_log: dict[str, int] = field(default_factory=dict)
+    directory: list[dict[str, Any]] = field(default_factory=list)
+    approval: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"activation_id": self.activation_id, "requester": self.requester,
                 "targets": self.targets, "steps": self.steps, "offers": self.offers,
                 "handoffs": self.handoffs, "hub_log_entries": self.hub_log,
+                "directory_at_requester": self.directory, "approval": self.approval,
                 "completed": not self.missing and "closed" in self.steps}
 
 
@@ -117,7 +126,22 @@ async def play_interstate_incident(
                 res.steps.pop()
                 raise _Stop(f"{name}: {left} message(s) not acknowledged end to end")
 
+    approver = responders[0]
     try:
+        res.directory = _browse(le, b.network_id)
+        progress(f"the {res.requester} coordinator browses {b.network_id}'s directory on "
+                 f"its own node (the roster its node verified through the compact): "
+                 + "; ".join(f"{d['node_id']} {d['name']} ({', '.join(d['disciplines'])}, "
+                             f"{d['region']})" for d in res.directory))
+        admin = users[b.network_id][approver.node_id].admin
+        async with _db(approver).write() as conn:
+            await approval.write_policy(conn, _ctx(approver),
+                                        approval.Policy(require_in=True), admin.user_id)
+        res.approval = {"agency": f"{b.network_id}/{approver.node_id}",
+                        "policy": "require_in"}
+        progress(f"{b.network_id}/{approver.node_id}'s policy: interstate requests need its "
+                 "admin's approval before it offers")
+
         now = a.net.clock.now_ms()
         req = RequestIn.model_validate({
             "incident_ref": "MPD-2026-0808", "incident_type": "disaster",
@@ -143,6 +167,9 @@ async def play_interstate_incident(
                  f"to each agency, relayed {a.hub_id} -> {b.hub_id}, acked end to end")
 
         a.net.clock.advance(40 * MIN)
+        await _approve(approver, aid, res, admin)
+        progress(f"{res.approval['agency']}: an offer before approval is refused "
+                 f"({res.approval['before']}); its admin approves the request")
         teams = {responders[0]: {"fire": 3}, responders[1]: {"ems": 3},
                  responders[2]: {"dispatch_911": 2}}
         for server, disc in teams.items():
@@ -211,6 +238,34 @@ async def play_interstate_incident(
         progress(f"activation closed; {a.hub_id} logged {res.hub_log[a.hub_id]} and "
                  f"{b.hub_id} {res.hub_log[b.hub_id]} entries of the thread (metadata only)")
     return res
+
+
+def _browse(requester: Server, network_id: str) -> list[dict[str, Any]]:
+    """Agencies of `network_id` as the requester's node lists them to its coordinator
+    (`GET /api/v1/activations/interstate/directory`: its own verified copy of that
+    network's roster)."""
+    directory = _ctx(requester).interstate
+    if directory is None:
+        raise _Stop("the requester node has no interstate directory (no compact held)")
+    return [{"node_id": f"{network_id}/{n.node_id}", "name": n.name, "region": n.region,
+             "disciplines": [str(getattr(d, "value", d)) for d in n.disciplines]}
+            for n in directory.agencies(network_id)]
+
+
+async def _approve(server: Server, aid: str, res: InterstateIncident, admin: Any) -> None:
+    """Under `require_in` an offer waits for approval: try one (refused), then approve."""
+    offer = OfferIn.model_validate({"disciplines": {"fire": 1}, "eta_minutes": 60})
+    try:
+        async with _db(server).write() as conn:
+            await responding.make_offer(conn, _ctx(server), aid, offer,
+                                        requester=res.requester)
+        res.approval["before"] = "accepted (no approval was asked)"
+    except ActivationError as exc:
+        res.approval["before"] = exc.code.value
+    async with _db(server).write() as conn:
+        out = await approve_activation(conn, _ctx(server), aid, res.requester, admin)
+    res.approval["approved"] = True
+    res.approval["state_after"] = out.state.value
 
 
 def _why(exc: BaseException) -> str:

@@ -54,6 +54,16 @@ def test_interstate_demo_runs_end_to_end_and_its_summary_holds(tmp_path: Path) -
     assert seen["network_id"] == "ca"
     assert {a["node_id"] for a in seen["agencies"]} == {"la-fire", "sac-ems", "sd-911"}
 
+    # ... and so does the coordinator's own node, from the roster it verified itself.
+    assert {a["node_id"] for a in s["incident"]["directory_at_requester"]} == {
+        "ca/la-fire", "ca/sac-ems", "ca/sd-911"}
+
+    # California's fire department requires approval of interstate requests: its offer is
+    # refused until its admin approves.
+    assert s["incident"]["approval"] == {"agency": "ca/la-fire", "policy": "require_in",
+                                         "before": "approval_required", "approved": True,
+                                         "state_after": "requested"}
+
     # The interstate incident: request, offers, acceptance, a hand-off across the line,
     # close; both hubs logged the thread.
     inc = s["incident"]
