@@ -64,18 +64,23 @@ FOREIGN_ROSTER_PATH = "/fed/v1/foreign-roster/{network_id}"
 _TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5, sock_read=5)
 
 
-async def foreign_roster_document(engine: AsyncEngine, network_id: str) -> bytes | None:
-    """The newest held roster of `network_id` (as stored), or None."""
+async def foreign_roster_document(
+    engine: AsyncEngine, network_id: str, have_sha256: str | None = None
+) -> bytes | None:
+    """The newest held roster of `network_id` (as stored); None when none is held; `b""`
+    when it is the one whose hash the requester names (`have_sha256`: not modified)."""
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                select(foreign_rosters.c.document)
+                select(foreign_rosters.c.document, foreign_rosters.c.sha256)
                 .where(foreign_rosters.c.network_id == network_id)
                 .order_by(foreign_rosters.c.version.desc())
                 .limit(1)
             )
         ).first()
-    return bytes(row.document) if row else None
+    if row is None:
+        return None
+    return b"" if have_sha256 is not None and row.sha256 == have_sha256 else bytes(row.document)
 
 
 class Interstate:
@@ -184,6 +189,9 @@ class Interstate:
             log.warning("compact refresh from %s failed: %s", source, exc.code)
         for network in self.others():
             url = hub_url.rstrip("/") + FOREIGN_ROSTER_PATH.format(network_id=network)
+            held = self.foreign._states.get(network)  # noqa: SLF001 - the hash held, if any
+            if held is not None and held.current is not None:
+                url += f"?have_sha256={held.current.sha256}"  # unchanged: 304, no body
             try:
                 async with http.get(url, timeout=_TIMEOUT, allow_redirects=False) as resp:
                     if resp.status != 200:

@@ -5,9 +5,10 @@ the foreign rosters (`federation.interstate_runtime`); this room serves them:
 
 - `GET /fed/v1/compact`, `GET /fed/v1/compact/{version}` (public): the held compact
   (`federation.compact_store.compact_routes`), for member hubs and this network's nodes;
-- `GET /fed/v1/foreign-roster/{network_id}` (public): the newest roster of another member
-  network that this hub holds. Nodes fetch it here and verify it themselves against the
-  compact (signed by the member's board), so the hub is not trusted for it;
+- `GET /fed/v1/foreign-roster/{network_id}[?have_sha256=H]` (public): the newest roster of
+  another member network that this hub holds (304 when it is the one hashed `H`). Nodes
+  fetch it here and verify it themselves against the compact (signed by the member's
+  board), so the hub is not trusted for it;
 - `POST /api/v1/compact` (operator): install a signed compact version (body: the document);
   then the member networks' rosters are fetched in the background;
 - `GET /api/v1/interstate` (operator): network id, compact version, members, the foreign
@@ -18,6 +19,8 @@ Without `network_id` the `/fed/` routes answer 503 `no_compact` and the operator
 """
 
 from __future__ import annotations
+
+import re
 
 from aiohttp import web
 
@@ -35,6 +38,7 @@ from protocol.ids import is_network_id
 __all__ = ["setup"]
 
 OPERATOR = frozenset({"operator"})
+_SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def _require(app: web.Application) -> Interstate:
@@ -58,7 +62,14 @@ async def _foreign_roster(request: web.Request) -> web.StreamResponse:
     if not is_network_id(network):
         return web.json_response(
             error_body(FedCode.BAD_INPUT, "not a network id", "network_id"), status=400)
-    doc = await foreign_roster_document(request.app[DB].engine, network)
+    have = request.query.get("have_sha256")
+    if have is not None and not _SHA256.fullmatch(have):
+        return web.json_response(
+            error_body(FedCode.BAD_INPUT, "have_sha256 must be a roster hash", "have_sha256"),
+            status=400)
+    doc = await foreign_roster_document(request.app[DB].engine, network, have)
+    if doc == b"":
+        return web.Response(status=304)
     if doc is None:
         return web.json_response(
             error_body(FedCode.NOT_FOUND, "no roster of that network is held"), status=404)

@@ -223,3 +223,19 @@ async def test_member_hub_with_a_key_the_compact_does_not_list_is_refused(pair: 
     assert status == 200 and body["results"][0]["status"] == "accepted"
     status, body = await put_batch(hub_hi, hub_tx.url, hub_tx.node_id, [env])
     assert body["results"][0]["status"] == "duplicate"
+
+
+async def test_foreign_roster_route(pair: Pair) -> None:
+    hub_tx = pair.hub("tx")
+    hi_roster = pair.nets["hi"].roster
+    assert hi_roster is not None
+    url = hub_tx.url + "/fed/v1/foreign-roster/hi"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            assert resp.status == 200 and await resp.read() == hi_roster.to_bytes()
+        async with http.get(url, params={"have_sha256": hi_roster.sha256}) as resp:
+            assert resp.status == 304  # a node holding it gets no body
+        async with http.get(url, params={"have_sha256": "x"}) as resp:
+            assert resp.status == 400 and (await resp.json())["error"]["code"] == "bad_input"
+        async with http.get(hub_tx.url + "/fed/v1/foreign-roster/N!") as resp:
+            assert resp.status == 400
