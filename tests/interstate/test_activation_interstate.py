@@ -291,3 +291,23 @@ async def test_bad_input_refused_with_stable_codes_nothing_stored(pair: Pair) ->
                                      "require_approval_in": False, "approvers": [],
                                      "updated_at": None}
         assert await count(a, ActivationApproval) == 0
+
+
+async def test_network_removed_from_the_compact_cannot_be_asked(pair: Pair) -> None:
+    a = pair.node("tx", "agency-a")
+    async with aiohttp.ClientSession() as http:
+        _, ca = await user(http, a, "coord-a")
+        st, _ = await ca.call("GET", "/api/v1/activations/interstate/directory", network="hi")
+        assert st == 200
+        await pair.install(pair.compact(["tx"]), ["tx"])  # version 2 drops hi
+        st, err = await ca.call("GET", "/api/v1/activations/interstate/directory",
+                                network="hi")
+        assert (st, err["error"]["code"]) == (403, "network_not_in_compact")
+        async with http.get(pair.hub("tx").url + "/api/v1/directory",
+                            params={"network": "hi"}) as r:
+            assert r.status == 403
+            assert (await r.json())["error"]["code"] == "network_not_in_compact"
+        st, err = await ca.call("POST", "/api/v1/activations",
+                                request_body(pair.clock.now_ms(), ["hi/agency-b"]))
+        assert (st, err["error"]["code"]) == (422, "bad_target")
+        assert await count(a, Activation) == 0
