@@ -11,10 +11,11 @@ own `hash` = SHA-256 (base64url) of its canonical bytes. The `audit_head` row ho
 `seq` and `hash`.
 
 Appends happen inside the caller's write transaction (the audit entry commits or rolls back
-with the change it describes) and are serialised. PostgreSQL: after the caller's rows, one
-statement takes the head row lock and writes the entry and the new head, the database
-hashing the entry's canonical bytes (`node.core.audit_pg_append`; the lock is held for that
-statement and the commit). SQLite: the writer already holds the database lock (`BEGIN
+with the change it describes) and are serialised. PostgreSQL: the entry is staged in the
+caller's transaction and linked when it commits, by a deferred trigger inside the server
+that takes the head row lock, hashes the entry's canonical bytes and moves the head
+(`node.core.audit_staged`): no client round trip happens under the lock; `append` returns
+the row unlinked (seq 0) there. SQLite: the writer already holds the database lock (`BEGIN
 IMMEDIATE`, behind the in-process write lock of `node.core.db.Database.write`); the process
 remembers the head it wrote last (`audit_entry.LAST_HEADS`) and proves it still holds with a
 guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append makes it match
@@ -22,9 +23,10 @@ nothing, and the head row is read instead).
 
 `record` (the encounter write) is group commit on both engines: concurrent writes share one
 transaction and one head update. SQLite: one call on the driver's thread per group
-(`_write_group`). PostgreSQL: one statement per group chained on the remembered head, or
-under the head row lock when it moved (`node.core.audit_pg`). A failing write in a group
-changes nothing and is retried alone, so only it fails, with the error it has alone.
+(`_write_group`). PostgreSQL: one statement per group that links its entries in the
+database under the head row lock (`node.core.audit_pg`; two groups in flight). A failing
+write in a group changes nothing and is retried alone, so only it fails, with the error it
+has alone.
 
 Head signature (`protocol.audit_head`): the node signs the head's own `seq` and `hash` with
 its node id and the time, with its Ed25519 signing key, and stores it in the head row with
@@ -58,6 +60,7 @@ from node.core.access import Principal
 from node.core.audit_entry import LAST_HEADS, entry_bytes, entry_row, link_entry
 from node.core.audit_pg import record_in_group
 from node.core.audit_pg_append import append_entry
+from node.core.audit_staged import link_now
 from node.core.db import AuditEntry, AuditHead, Database, table_of
 from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
 from protocol.encoding import b64u
@@ -100,11 +103,8 @@ async def append(
     pool = conn.sync_engine.pool
     cached = _HEADS.get(pool) if conn.dialect.name == "sqlite" else None
     if conn.dialect.name == "postgresql":
+        # Linked at this transaction's commit, inside the server (`node.core.audit_staged`).
         await _append_postgres(conn, rows, row)
-        # The group commit chains its next statement on it (`node.core.audit_pg`): once
-        # this transaction commits its guard holds; if it rolls back, the guard fails and
-        # the group takes the head row lock instead.
-        _HEADS[pool] = (row["seq"], row["hash"])
         return row
     for table, values in rows:
         await conn.execute(insert(table), [dict(values)])
@@ -358,6 +358,7 @@ async def head_moved(conn: AsyncConnection) -> bool:
 async def sign_head(conn: AsyncConnection, keys: NodeKeys, node_id: str, now_ms: int) -> bool:
     """Sign the current head (its own seq and hash, the node id and the time) if it moved
     since the last signature; True when it signed."""
+    await link_now(conn)  # PostgreSQL: this transaction's staged entries are in the head
     head = (await conn.execute(select(_head).where(_head.c.id == 1).with_for_update())).one()
     if head.signed_seq == head.seq and head.signed_hash == head.hash:
         return False

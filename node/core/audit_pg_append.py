@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from node.core.audit_entry import entry_bytes, link_entry
 
-__all__ = ["append_entry", "hash_parts"]
+__all__ = ["append_entry", "append_entry_now", "hash_parts"]
 
 _PREV = b'"prev":"'
 _SEQ = b',"seq":'
@@ -69,9 +69,28 @@ def hash_parts(row: Mapping[str, Any]) -> tuple[bytes, bytes, bytes]:
     return blank[:i], blank[i:j], blank[j + 1:]
 
 
+_STAGE = text("""
+INSERT INTO audit_staged (ts, actor, role, action, target_type, target_id, outcome, detail,
+                          a, b, c)
+VALUES (:ts, :actor, :role, :action, :target_type, :target_id, :outcome, :detail, :a, :b, :c)
+""").bindparams(*_APPEND._bindparams.values())
+
+
 async def append_entry(conn: AsyncConnection, row: dict[str, Any]) -> None:
-    """Link and store the unlinked entry `row` after the current head, in `conn`'s
-    transaction; fills its seq, prev_hash and hash."""
+    """Stage the unlinked entry `row` in `conn`'s transaction: the database links it after
+    the head when the transaction commits (`node.core.audit_staged`: no head row lock until
+    then); its seq and hashes are not known here (`row` keeps seq 0 and empty hashes)."""
+    a, b, c = hash_parts(row)
+    await conn.execute(_STAGE, {
+        "a": a, "b": b, "c": c, **{k: row[k] for k in (
+            "ts", "actor", "role", "action", "target_type", "target_id", "outcome", "detail")},
+    })
+    row["hash"] = ""
+
+
+async def append_entry_now(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    """Link and store the unlinked entry `row` after the current head at once, in `conn`'s
+    transaction (holding the head row lock to its commit); fills seq, prev_hash and hash."""
     a, b, c = hash_parts(row)
     stored = (await conn.execute(_APPEND, {
         "a": a, "b": b, "c": c, **{k: row[k] for k in (

@@ -85,6 +85,7 @@ __all__ = [
 # autogenerate and the schema test see all of them. Append yours (one line).
 TABLE_MODULES: list[str] = [
     "node.core.db",
+    "node.core.audit_staged",
     "node.privacy.ledger",
     "node.privacy.ledger_groups",
     "node.activation.db",
