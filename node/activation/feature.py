@@ -11,6 +11,10 @@ Module map: `activation_states` (the pure transition table), `activation_guardra
 `activation_responder` / `activation_ending` (the operations of each side and of both),
 `activation_inbound` (inbound rules),
 `handoff` (follow-up hand-off, notes encrypted at rest), `activation_cli` (the CLI client).
+Interstate (issue 19 item 4): `interstate` (qualified names, why), `interstate_rules` (who
+may ask whom across networks), `interstate_directory` (other networks' agencies from their
+verified rosters), `approval` / `approval_db` (the approval policy and holds),
+`interstate_api` (directory, policy and approve routes; mounted here too).
 """
 
 from __future__ import annotations
