@@ -733,11 +733,17 @@ def _roster() -> dict[str, Any]:
 
 
 def _interstate() -> dict[str, Any]:
-    from tests.vectors import interstate_vectors  # WIRE section 16, builds on this module
+    from tests.vectors import (
+        interstate_vectors,  # WIRE section 16, builds on this module
+        roster_delta_vectors,
+        state_stats_vectors,
+    )
 
     return {
         "compact.json": interstate_vectors.build_compact(),
         "interstate_envelopes.json": interstate_vectors.build_envelopes(),
+        "roster_delta.json": roster_delta_vectors.build(),  # WIRE section 13.1
+        "state_stats.json": state_stats_vectors.build(),  # WIRE section 16.5
     }
 
 
