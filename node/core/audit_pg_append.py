@@ -1,5 +1,9 @@
-"""One audit append on PostgreSQL in one statement, so the head row lock is held for that
-statement and the commit only.
+"""The hashing of one audit entry inside PostgreSQL, and the append that uses it at once.
+
+`append_entry` (what `audit.append` runs on PostgreSQL) only stages the entry's parts; the
+deferred trigger of `node.core.audit_staged` links it at the transaction's commit with the
+same expression as below. `append_entry_now` links it at once, in one statement, as every
+append did before that (the head row lock then held to the caller's commit):
 
 An append inside a caller's transaction (an activation, an audited read) must take the
 `audit_head` row lock, and holds it until the caller commits. Taking the lock and the
