@@ -317,6 +317,12 @@ class OutboxDelivery:
                 routes.append((dest, state.endpoint(dest)))
             if hub is not None and hub[0] != dest:
                 routes.append(hub)
+            elif self.is_hub and "/" in dest and self.interstate is not None:
+                try:  # the hub itself across the line: to the member network's hub
+                    url, hop = self.interstate.member_route(dest.split("/", 1)[0])
+                    routes.append((hop, url))
+                except FederationError as exc:
+                    error = exc.message
             for hop, url in routes:
                 try:
                     results = await self.client.send_batch(url, hop, envelopes)

@@ -110,9 +110,11 @@ class HubReceiver:
         self.relay = relay
 
     async def receive(self, origin: str, items: list[object]) -> list[BatchResult]:
-        # `v: 1` to the hub: its inbox; everything else (`v: 2` included): the relay.
-        mine = [i for i, it in enumerate(items)
-                if isinstance(it, dict) and it.get("to") == self.me and "to_network" not in it]
+        # To the hub (`v: 2`: to the hub of this network): its inbox; the rest: the relay.
+        ist = self.fed.interstate
+        home = None if ist is None else ist.network_id
+        mine = [i for i, it in enumerate(items) if isinstance(it, dict) and it.get("to") == self.me
+                and it.get("to_network", home) == home]
         mine_set = set(mine)
         others = [i for i in range(len(items)) if i not in mine_set]
         out: list[BatchResult | None] = [None] * len(items)

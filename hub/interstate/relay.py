@@ -11,8 +11,8 @@ roster and of other networks' nodes from their rosters verified against the comp
   per-hop signature, which M's hub checks against the hub keys the compact lists);
 - **inbound**: from M's hub (the per-hop signer must be the hub the compact names for the
   envelope's `from_network`) to one of N's own nodes: queued under the bare node id and
-  delivered like any envelope within N (never to the hub itself: it is no interstate
-  recipient).
+  delivered like any envelope within N (one addressed to the hub itself never reaches the
+  relay: `hub.app.HubReceiver` hands it to the hub's inbox).
 
 Anything else (neither end in N, a relay by someone other than the sender network's hub) is
 `wrong_recipient` / `unknown_sender`; the compact's own refusals (`unknown_network`,

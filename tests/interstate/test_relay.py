@@ -137,3 +137,17 @@ async def test_newer_roster_of_the_sender_network_travels_by_itself(pair: Pair) 
     assert b.fed.foreign.version("tx") == 2  # type: ignore[union-attr]
     [row] = await outbox_rows(a, TEST_TYPE.value)
     assert row.state == "done"
+
+
+async def test_a_hub_itself_sends_across_the_line_and_gets_the_ack(pair: Pair) -> None:
+    """A hub is a node of its network too: its own message to hi/agency-b goes straight to
+    hi's hub (the compact names it), and b's ack comes back into hub-tx's inbox."""
+    hub_tx, b = pair.hub("tx"), pair.node("hi", "agency-b")
+    at_b = Seen()
+    b.on(TEST_TYPE, at_b)
+    async with hub_tx.db.write() as conn:
+        msg_id = await hub_tx.fed.send(conn, "hi/agency-b", TEST_TYPE, TEST_BODY)
+    await pair.settle()
+    assert at_b.got == [("tx/hub-tx", msg_id, None)]
+    [row] = await outbox_rows(hub_tx, TEST_TYPE.value)
+    assert row.state == "done" and row.destination == "hi/agency-b"
