@@ -72,6 +72,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "hub_url": "The hub this node fetches rosters from and relays through.",
         "board_keys": "Pinned state board public keys (base64url), from `board.json`.",
         "board_threshold": "Board signatures a roster needs; empty: all pinned keys.",
+        "network_id": "This state network's id in an interstate compact (e.g. `tx`); empty: "
+                      "no interstate layer. Set the same id as the hub's.",
         "passphrase": "Opens the key files. Environment only.",
         "session_hours": "Absolute lifetime of a browser session.",
         "max_body_bytes": "Largest page/API request body (federation batches have their own "
@@ -122,6 +124,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "key_file": "Sealed key file; empty: `<data_dir>/hub.key`.",
         "board_keys": "Pinned state board public keys (base64url), from `board.json`.",
         "board_threshold": "Board signatures a roster needs; empty: all pinned keys.",
+        "network_id": "This state network's id in an interstate compact (e.g. `tx`); its "
+                      "board (`board_keys`) signs compacts; empty: the hub joins none.",
         "passphrase": "Opens the key file. Environment only.",
         "operator_token": "Break-glass operator bearer token for the API. Environment only.",
         "max_body_bytes": "Largest request body.",

@@ -43,9 +43,9 @@ _SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")
 
 def _require(app: web.Application) -> Interstate:
     ist = app[FEDERATION].interstate
-    if ist is None:
-        raise HubError(Code.CONFIG, "set network_id (and board_keys) to join a compact",
-                       "network_id")
+    if ist is None:  # the hub runs, alone: a request it cannot serve, not a server fault
+        raise HubError(Code.CONFLICT, "this hub is in no compact: set network_id (and "
+                       "board_keys) in its config to join one", "network_id")
     return ist
 
 

@@ -98,6 +98,10 @@ HUB_EXPECT: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/stats.csv"): {"operator", "board_analyst"},
     ("POST", "/api/v1/rounds/{month}"): {"operator"},
     ("GET", "/api/v1/shared-figures"): {"operator", "board_analyst"},
+    ("GET", "/api/v1/national"): {"operator", "board_analyst"},
+    ("POST", "/api/v1/national/refresh"): {"operator"},
+    ("POST", "/api/v1/compact"): {"operator"},
+    ("GET", "/api/v1/interstate"): {"operator"},
 }
 HUB_PUBLIC = {("GET", "/healthz"), ("GET", "/api/v1/directory"), ("GET", "/api/v1/openapi.json")}
 
