@@ -186,6 +186,10 @@ class Inbox:
     async def receive(self, origin: str, items: list[object]) -> list[BatchResult]:
         now = self.clock.now_ms()
         opened = self.open_all(items, now)
+        for o in opened:  # one line per refused envelope: ids and codes, never contents
+            if isinstance(o, BatchResult) and o.code is not None:
+                log.info("envelope %s via %s refused: %s", o.msg_id or "-", origin,
+                         getattr(o.code, "value", o.code))
         await self.roster.flush_alarms()
         if any(isinstance(o, Opened) for o in opened):
             return await self.apply(origin, opened, now)
