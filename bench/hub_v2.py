@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import tempfile
@@ -101,10 +102,16 @@ async def _engine(url: str, nodes: int, months: list[str], queries: int,
                 raise RuntimeError("the store does not hold every node-month")
             return ms
 
+        # The bench holds every signed release it offered (tens of thousands of dicts); a
+        # hub server holds none of them, and freezes what it loaded at start
+        # (federation.server_process.freeze_heap). Without the freeze a full collection of
+        # the bench's own input (~130 ms) lands inside a timed query and sets the p95.
+        gc.freeze()
         for f in filters:
             await timed(f)  # warm
         lat = [await timed(filters[q % len(filters)]) for q in range(queries)]
         lat_node = [await timed(node_filter) for _ in range(max(queries // 4, 5))]
+        gc.unfreeze()
         exact = await document(filters[0]) == await document(filters[0], rescan=True)
         return {
             "hub_ingest_per_s": ingest,
