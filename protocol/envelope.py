@@ -47,6 +47,7 @@ __all__ = [
     "Opened",
     "RosterChecker",
     "SKEW_MS",
+    "signed_outer",
     "Sender",
     "body_json",
     "build_envelope",
@@ -211,6 +212,12 @@ def seal_outer(
         "ct": b64u(ct),
         "ct_sha256": sha256_b64u(ct),
     }
+    return signed_outer(outer, sender)
+
+
+def signed_outer(outer: dict[str, Any], sender: Sender) -> bytes:
+    """`outer` signed by `sender` (OUTER context over its canonical bytes, `sig` added), as
+    canonical bytes within MAX_ENVELOPE_BYTES: the last step of every envelope version."""
     signature = sign(sender.signing_key, Context.OUTER, canonical_bytes(outer))
     outer["sig"] = {"key_id": sender.key_id, "value": b64u(signature)}
     raw = canonical_bytes(outer)

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from protocol.canonical import MAX_SAFE_INT, canonical_bytes
 from protocol.encoding import b64u, sha256_b64u
-from protocol.envelope import MAX_ENVELOPE_BYTES, Sender, body_json, is_ts, malformed
+from protocol.envelope import Sender, body_json, is_ts, malformed, signed_outer
 from protocol.errors import Code, ProtocolError
 from protocol.ids import check_msg_id, check_network_id, check_node_id, qualified_name
 from protocol.messages import MessageType, RosterRef
@@ -204,12 +204,7 @@ def seal_interstate_outer(
         "ct": b64u(ct),
         "ct_sha256": sha256_b64u(ct),
     }
-    signature = sign(sender.signing_key, Context.OUTER, canonical_bytes(outer))
-    outer["sig"] = {"key_id": sender.key_id, "value": b64u(signature)}
-    raw = canonical_bytes(outer)
-    if len(raw) > MAX_ENVELOPE_BYTES:
-        raise ProtocolError(Code.TOO_LARGE, f"envelope is {len(raw)} bytes")
-    return raw
+    return signed_outer(outer, sender)
 
 
 def build_interstate_envelope(
