@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from federation.db_url import parse_db_url
+from federation.migration_lock import lock_upgrade_transaction, migration_file_lock
 from federation.sqlite_checkpoint import WAL_LIMIT_BYTES, Checkpointer
 from federation.sqlite_inline import InlineConnection, inline_creator
 from federation.sqlite_lock import BUSY_WAIT_S, begin_immediate
@@ -111,8 +112,11 @@ def _upgrade(conn: Connection, script_location: str, revision: str) -> None:
 
 
 async def migrate(engine: AsyncEngine, script_location: str, revision: str = "heads") -> None:
-    """Run the Alembic scripts at `script_location` (e.g. "node:migrations") to `revision`."""
-    async with engine.begin() as conn:
+    """Run the Alembic scripts at `script_location` (e.g. "node:migrations") to `revision`,
+    one process at a time over one database (`federation.migration_lock`): a second process
+    waits, then finds the schema current."""
+    async with migration_file_lock(engine), engine.begin() as conn:
+        await lock_upgrade_transaction(conn)
         await conn.run_sync(_upgrade, script_location, revision)
 
 

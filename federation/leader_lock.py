@@ -30,13 +30,24 @@ from collections.abc import AsyncIterator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["advisory_key", "leader"]
+__all__ = ["advisory_key", "leader", "lock_path"]
 
 
 def advisory_key(name: str) -> int:
     """A stable signed 64-bit key for `name` (PostgreSQL advisory locks take a bigint)."""
     digest = hashlib.sha256(b"peernet/v1/leader\0" + name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def lock_path(engine: AsyncEngine, name: str) -> str | None:
+    """The lock file `<database>.<name>.lock` beside a SQLite file; None for PostgreSQL and
+    in-memory databases (no file to lock)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    path = engine.url.database
+    if not path or path == ":memory:":
+        return None
+    return f"{path}.{name}.lock"
 
 
 @contextlib.asynccontextmanager
@@ -62,11 +73,11 @@ async def leader(engine: AsyncEngine, name: str) -> AsyncIterator[bool]:
                         await conn.invalidate()
                         raise
         return
-    path = engine.url.database
-    if not path or path == ":memory:":
+    path = lock_path(engine, name)
+    if path is None:
         yield True
         return
-    fd = os.open(f"{path}.{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
