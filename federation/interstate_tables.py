@@ -10,20 +10,17 @@ federation tables stay as they were.
   `(network_id, version)` unique; each was verified against the board the compact named for
   that network when it was stored (`federation.foreign_rosters`).
 
-`upgrade_v1` / `downgrade_v1` are the frozen schema step each server's `interstate_0001`
-revision calls (branch `interstate`, off the server's base revision).
+The frozen schema step each server's `interstate_0001` revision calls (branch `interstate`,
+off the server's base revision) is `federation.schema_steps.interstate_tables`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import sqlalchemy as sa
 from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table
 
 from federation.database import NAMING
 
-__all__ = ["METADATA", "compacts", "downgrade_v1", "foreign_rosters", "upgrade_v1"]
+__all__ = ["METADATA", "compacts", "foreign_rosters"]
 
 METADATA = MetaData(naming_convention=NAMING)
 
@@ -47,28 +44,3 @@ foreign_rosters = Table(
     Column("accepted_ts", BigInteger, nullable=False),
 )
 
-
-def upgrade_v1(op: Any) -> None:
-    op.create_table(
-        "fed_compact",
-        sa.Column("version", sa.BigInteger, nullable=False, autoincrement=False),
-        sa.Column("sha256", sa.String(43), nullable=False),
-        sa.Column("document", sa.LargeBinary, nullable=False),
-        sa.Column("accepted_ts", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("version", name="pk_fed_compact"),
-    )
-    op.create_table(
-        "fed_foreign_roster",
-        sa.Column("network_id", sa.String(31), nullable=False),
-        sa.Column("version", sa.BigInteger, nullable=False, autoincrement=False),
-        sa.Column("sha256", sa.String(43), nullable=False),
-        sa.Column("document", sa.LargeBinary, nullable=False),
-        sa.Column("compact_version", sa.BigInteger, nullable=False),
-        sa.Column("accepted_ts", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("network_id", "version", name="pk_fed_foreign_roster"),
-    )
-
-
-def downgrade_v1(op: Any) -> None:
-    op.drop_table("fed_foreign_roster")
-    op.drop_table("fed_compact")

@@ -40,7 +40,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    PrimaryKeyConstraint,
     String,
     Table,
     delete,
@@ -55,9 +54,7 @@ from protocol.encoding import b64u
 __all__ = [
     "METADATA",
     "LoginThrottle",
-    "downgrade_v1",
     "login_throttle",
-    "upgrade_v1",
     "user_digest",
 ]
 
@@ -194,24 +191,3 @@ async def _lock_rows(conn: AsyncConnection, rows: list[tuple[str, str | None, in
         login_throttle.c.key.in_([k for k, _ud, _f in rows])).order_by(
         login_throttle.c.key).with_for_update())).all()
     return {r.key: r for r in got}
-
-
-def upgrade_v1(op: Any) -> None:
-    """Frozen schema step, called by `login_throttle_0001` of the node and of the hub."""
-    op.create_table(
-        "login_throttle",
-        Column("key", String(48), nullable=False),
-        Column("user_digest", String(43), nullable=True),
-        Column("attempts", Integer, nullable=False),
-        Column("last_ts", BigInteger, nullable=False),
-        Column("locked_until", BigInteger, nullable=False),
-        PrimaryKeyConstraint("key", name="pk_login_throttle"),
-    )
-    op.create_index("ix_login_throttle_user_digest", "login_throttle", ["user_digest"])
-    op.create_index("ix_login_throttle_last_ts", "login_throttle", ["last_ts"])
-
-
-def downgrade_v1(op: Any) -> None:
-    op.drop_index("ix_login_throttle_last_ts", table_name="login_throttle")
-    op.drop_index("ix_login_throttle_user_digest", table_name="login_throttle")
-    op.drop_table("login_throttle")

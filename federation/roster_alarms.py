@@ -16,9 +16,8 @@ by `RosterStore.flush_alarms`. Each row keeps
 The same alarm is stored once while it is active: a second identical one (same kind and
 detail, e.g. the same conflicting file installed twice) is dropped.
 
-`upgrade_alarm_ack` / `downgrade_alarm_ack` are the frozen schema step that adds `reason`
-and the acknowledgement columns; the node and the hub each call it from a revision of their
-own (branch `fed_alarm_ack`).
+The frozen schema step that added `reason` and the acknowledgement columns is
+`federation.schema_steps.alarm_ack` (each server's branch `fed_alarm_ack`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -40,11 +38,9 @@ __all__ = [
     "MAX_NOTE",
     "Alarm",
     "acknowledge",
-    "downgrade_alarm_ack",
     "list_alarms",
     "split_view_reason",
     "store_alarms",
-    "upgrade_alarm_ack",
 ]
 
 log = logging.getLogger("peernet.federation.alarms")
@@ -182,19 +178,3 @@ async def acknowledge(
         )
     log.info("governance alarm %d (%s) acknowledged by %s", alarm_id, row.kind, who)
     return _row(row)
-
-
-# --- frozen schema step (called from each server's `fed_alarm_ack_0001` revision) ---------
-
-
-def upgrade_alarm_ack(op: Any) -> None:
-    op.add_column("fed_alarm", sa.Column("reason", sa.Text, nullable=True))
-    op.add_column("fed_alarm", sa.Column("acknowledged_by", sa.String(63), nullable=True))
-    op.add_column("fed_alarm", sa.Column("ack_note", sa.String(500), nullable=True))
-
-
-def downgrade_alarm_ack(op: Any) -> None:
-    with op.batch_alter_table("fed_alarm") as batch:  # SQLite: drop by table copy
-        batch.drop_column("ack_note")
-        batch.drop_column("acknowledged_by")
-        batch.drop_column("reason")

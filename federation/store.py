@@ -2,8 +2,9 @@
 
 The tables live on their own `MetaData` (`METADATA`) so either server can carry them; each
 server's Alembic history creates them in its own `federation` branch (see
-`federation.store_migrations`). SQLAlchemy Core is used on purpose: the inbox and the outbox
-sit on the hot path and take batch inserts and `FOR UPDATE SKIP LOCKED` selects.
+`federation.schema_steps.federation_tables`). SQLAlchemy Core is used on purpose: the inbox
+and the outbox sit on the hot path and take batch inserts and `FOR UPDATE SKIP LOCKED`
+selects.
 
 - `fed_inbox`: one row per accepted envelope, `UNIQUE(from_node, msg_id)`; the stored result
   is what a duplicate gets back. Rows are swept after `expires_ts + skew`, when the freshness

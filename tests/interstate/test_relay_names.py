@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from federation.database import make_engine, migrate
-from federation.interstate_columns import NAME_LENGTH
+from federation.schema_steps.interstate_names import NAME_LENGTH
 from federation.store import OutboxState, inbox, outbox
 from hub.relay.forwarding import relay_queue
 

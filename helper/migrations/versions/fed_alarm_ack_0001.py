@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from federation.roster_alarms import downgrade_alarm_ack, upgrade_alarm_ack
+from federation.schema_steps.alarm_ack import downgrade_alarm_ack, upgrade_alarm_ack
 
 revision: str = "fed_alarm_ack_0001"
 down_revision: str | None = "0001_helper_core"

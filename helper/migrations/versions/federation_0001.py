@@ -4,7 +4,8 @@ Revision ID: federation_0001
 Revises: 0001_helper_core
 Create Date: 2026-11-26
 
-The schema step lives in `federation.store_migrations` (shared with the node and the hub, frozen).
+The schema step lives in `federation.schema_steps.federation_tables` (shared with the node
+and the hub, frozen).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from federation.store_migrations import downgrade_v1, upgrade_v1
+from federation.schema_steps.federation_tables import downgrade_v1, upgrade_v1
 
 revision: str = "federation_0001"
 down_revision: str | None = "0001_helper_core"

@@ -4,7 +4,7 @@ Revision ID: federation_0002
 Revises: federation_0001
 Create Date: 2026-11-27
 
-The schema step lives in `federation.store_migrations` (shared with the node, frozen).
+The schema step lives in `federation.schema_steps.federation_tables` (shared with the node, frozen).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from federation.store_migrations import downgrade_v2, upgrade_v2
+from federation.schema_steps.federation_tables import downgrade_v2, upgrade_v2
 
 revision: str = "federation_0002"
 down_revision: str | None = "federation_0001"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from federation.interstate_tables import downgrade_v1, upgrade_v1
+from federation.schema_steps.interstate_tables import downgrade_v1, upgrade_v1
 
 revision: str = "interstate_0001"
 down_revision: str | None = "0001_hub_core"

@@ -1,5 +1,5 @@
 """Interstate names on the hub: inbox, outbox and relay queue name columns hold
-`<network>/<node_id>` (95 characters; `federation.interstate_columns`).
+`<network>/<node_id>` (95 characters; `federation.schema_steps.interstate_names`).
 
 Revision ID: interstate_names_0001
 Revises: federation_0002
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from federation.interstate_columns import FED_NAME_COLUMNS, narrow_v1, widen_v1
+from federation.schema_steps.interstate_names import FED_NAME_COLUMNS, narrow_v1, widen_v1
 
 revision: str = "interstate_names_0001"
 down_revision: str | None = "federation_0002"

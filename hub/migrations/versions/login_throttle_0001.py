@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-from federation.login_throttle import downgrade_v1, upgrade_v1
+from federation.schema_steps.login_throttle import downgrade_v1, upgrade_v1
 
 revision: str = "login_throttle_0001"
 down_revision: str | None = "0001_hub_core"

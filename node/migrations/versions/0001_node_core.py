@@ -11,23 +11,25 @@ Other features branch off this revision: `down_revision = "0001_node_core"` and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import StrEnum
 
 import sqlalchemy as sa
 from alembic import op
 
-from node.core.db import GENESIS_HASH
-from node.core.vocabulary import (
-    ActivationType,
-    DisclosureCategory,
-    DurationBucket,
-    FollowUpStatus,
-    Intervention,
-    RecipientCategory,
-    RecipientDiscipline,
-    Referral,
-    Role,
-)
+# Frozen at this revision (a migration imports nothing from the application: a later change
+# of node.core.vocabulary or node.core.db must not change what this revision creates; a
+# vocabulary change gets a revision of its own, e.g. follow_up_transferred_0001).
+# sha256_b64u(b"peernet/v1/audit-genesis")
+GENESIS_HASH = "mEv8yerrykPyw5SOR5OiZ7HiPIL2HbYsioKp0TUKbF8"
+ROLE = ("peer_supporter", "coordinator", "admin", "auditor")
+DURATION_BUCKET = ("<15m", "15-30m", "30-60m", "1-2h", ">2h")
+ACTIVATION_TYPE = ("self", "supervisor", "post_critical_incident", "peer_outreach", "interagency")
+INTERVENTION = ("one_on_one", "defusing", "debriefing", "demobilization", "family_support",
+                "follow_up")
+RECIPIENT_DISCIPLINE = ("fire", "ems", "dispatch_911", "law_enforcement", "corrections", "other")
+RECIPIENT_CATEGORY = ("own_agency", "other_agency", "family", "other_staff")
+REFERRAL = ("eap", "clinician", "chaplain", "crisis_line", "other")
+FOLLOW_UP_STATUS = ("none", "open", "done", "overdue", "handed_off")
+DISCLOSURE_CATEGORY = ("imminent_harm", "mandated_report", "court_order", "consent")
 
 revision: str = "0001_node_core"
 down_revision: str | None = None
@@ -35,11 +37,10 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _enum(enum: type[StrEnum], name: str) -> sa.Enum:
-    # Frozen copy of the values at this revision: a later vocabulary change needs a revision.
+def _enum(values: tuple[str, ...], name: str) -> sa.Enum:
     return sa.Enum(
-        *[m.value for m in enum], name=name, native_enum=False, create_constraint=True,
-        length=max(len(m.value) for m in enum),
+        *values, name=name, native_enum=False, create_constraint=True,
+        length=max(len(v) for v in values),
     )
 
 
@@ -53,7 +54,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("username", sa.String(40), nullable=False),
         sa.Column("password_hash", sa.String(200), nullable=False),
-        sa.Column("role", _enum(Role, "role"), nullable=False),
+        sa.Column("role", _enum(ROLE, "role"), nullable=False),
         sa.Column("team", sa.String(40), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", _ms(), nullable=False),
@@ -97,20 +98,20 @@ def upgrade() -> None:
         sa.Column("created_at", _ms(), nullable=False),
         sa.Column("updated_at", _ms(), nullable=False),
         sa.Column("occurred_at", _ms(), nullable=False),
-        sa.Column("duration_bucket", _enum(DurationBucket, "duration_bucket"), nullable=False),
+        sa.Column("duration_bucket", _enum(DURATION_BUCKET, "duration_bucket"), nullable=False),
         sa.Column("incident_ref", sa.String(40), nullable=True),
-        sa.Column("activation_type", _enum(ActivationType, "activation_type"), nullable=False),
-        sa.Column("intervention", _enum(Intervention, "intervention"), nullable=False),
+        sa.Column("activation_type", _enum(ACTIVATION_TYPE, "activation_type"), nullable=False),
+        sa.Column("intervention", _enum(INTERVENTION, "intervention"), nullable=False),
         sa.Column(
-            "recipient_discipline", _enum(RecipientDiscipline, "recipient_discipline"),
+            "recipient_discipline", _enum(RECIPIENT_DISCIPLINE, "recipient_discipline"),
             nullable=False,
         ),
         sa.Column(
-            "recipient_category", _enum(RecipientCategory, "recipient_category"), nullable=False
+            "recipient_category", _enum(RECIPIENT_CATEGORY, "recipient_category"), nullable=False
         ),
         sa.Column("recipient_ref", sa.String(43), nullable=False),
         sa.Column("topics", sa.String(200), nullable=False),
-        sa.Column("referral", _enum(Referral, "referral"), nullable=True),
+        sa.Column("referral", _enum(REFERRAL, "referral"), nullable=True),
         sa.Column("notice_given", sa.Boolean(), nullable=False),
         sa.Column("supporter_was_witness", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -129,7 +130,7 @@ def upgrade() -> None:
         sa.Column("encounter_id", sa.Uuid(), nullable=False),
         sa.Column("owner_id", sa.Uuid(), nullable=False),
         sa.Column("due_on", sa.Date(), nullable=False),
-        sa.Column("status", _enum(FollowUpStatus, "follow_up_status"), nullable=False),
+        sa.Column("status", _enum(FOLLOW_UP_STATUS, "follow_up_status"), nullable=False),
         sa.Column("created_at", _ms(), nullable=False),
         sa.Column("updated_at", _ms(), nullable=False),
         sa.Column("completed_at", _ms(), nullable=True),
@@ -147,7 +148,7 @@ def upgrade() -> None:
     op.create_table(
         "disclosures",
         sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("category", _enum(DisclosureCategory, "disclosure_category"), nullable=False),
+        sa.Column("category", _enum(DISCLOSURE_CATEGORY, "disclosure_category"), nullable=False),
         sa.Column("occurred_on", sa.Date(), nullable=False),
         sa.Column("notice_given", sa.Boolean(), nullable=False),
         sa.Column("team", sa.String(40), nullable=False),

@@ -6,7 +6,8 @@ Revises: 0001_node_core
 Create Date: 2026-12-04
 
 A branch of its own (`audit_staged`) off the node core. The table exists on both engines
-(the models match the schema); the function and the trigger only on PostgreSQL.
+(the models match the schema); the function and the trigger only on PostgreSQL. Their SQL is
+frozen here as released: a later change of the trigger is a revision of its own.
 """
 
 from __future__ import annotations
@@ -21,10 +22,35 @@ down_revision: str | None = "0001_node_core"
 branch_labels: str | Sequence[str] | None = ("audit_staged",)
 depends_on: str | Sequence[str] | None = None
 
+CREATE_SQL = (
+    """CREATE FUNCTION audit_link_staged() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  h_seq bigint;
+  h_hash text;
+  n_hash text;
+BEGIN
+  SELECT seq, hash INTO h_seq, h_hash FROM audit_head WHERE id = 1 FOR UPDATE;
+  n_hash := rtrim(translate(encode(sha256(
+    NEW.a || convert_to(h_hash, 'UTF8') || NEW.b || convert_to((h_seq + 1)::text, 'UTF8')
+    || NEW.c), 'base64'), '+/', '-_'), '=');
+  INSERT INTO audit_log (seq, ts, actor, role, action, target_type, target_id, outcome,
+                         detail, prev_hash, hash)
+  VALUES (h_seq + 1, NEW.ts, NEW.actor, NEW.role, NEW.action, NEW.target_type,
+          NEW.target_id, NEW.outcome, NEW.detail, h_hash, n_hash);
+  UPDATE audit_head SET seq = h_seq + 1, hash = n_hash WHERE id = 1;
+  DELETE FROM audit_staged WHERE id = NEW.id;
+  RETURN NULL;
+END $$""",
+    """CREATE CONSTRAINT TRIGGER audit_staged_link AFTER INSERT ON audit_staged
+DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_link_staged()""",
+)
+DROP_SQL = (
+    "DROP TRIGGER IF EXISTS audit_staged_link ON audit_staged",
+    "DROP FUNCTION IF EXISTS audit_link_staged()",
+)
+
 
 def upgrade() -> None:
-    from node.core.audit_staged import CREATE_SQL
-
     op.create_table(
         "audit_staged",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -47,8 +73,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from node.core.audit_staged import DROP_SQL
-
     if op.get_bind().dialect.name == "postgresql":
         for sql in DROP_SQL:
             op.execute(sql)
