@@ -33,6 +33,7 @@ __all__ = [
     "Directory",
     "DirectoryEntry",
     "ManySender",
+    "Message",
     "Sender",
     "derive_note_key",
 ]
@@ -59,13 +60,16 @@ class Sender(Protocol):
     ) -> str: ...
 
 
-class ManySender(Protocol):
-    """Several messages `(to, type, body, thread_id)` queued at once (one outbox insert);
-    the msg_ids in order."""
+# One message for `ManySender`: `(to, type, body, thread_id)`, or with `in_reply_to` last.
+Message = (tuple[str, MessageType, dict[str, Any], str | None]
+           | tuple[str, MessageType, dict[str, Any], str | None, str | None])
 
-    async def __call__(
-        self, session: Any, messages: Sequence[tuple[str, MessageType, dict[str, Any], str | None]]
-    ) -> list[str]: ...
+
+class ManySender(Protocol):
+    """Several messages (`Message`) queued at once (one outbox insert); the msg_ids in
+    order."""
+
+    async def __call__(self, session: Any, messages: Sequence[Message]) -> list[str]: ...
 
 
 class DirectoryEntry(Protocol):

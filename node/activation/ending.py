@@ -14,11 +14,12 @@ import uuid
 
 from sqlalchemy import and_, delete, select
 
+from node.activation import batched
 from node.activation.context import ActivationContext, Db
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
 from node.activation.models import ActivationOut
-from node.activation.rows import EARLY, A, ActRow, L, S, find, leg_of, legs_of
+from node.activation.rows import EARLY, A, ActRow, L, LegRow, S, find, leg_of, legs_of
 from node.activation.states import OPEN_STATES, Event, step
 from node.activation.views import overall_state, view
 from node.activation.writes import apply_leg, record_event, report, set_own_state, step_or_refuse
@@ -29,6 +30,7 @@ from protocol.wire_types import wire_json
 
 __all__ = [
     "cancel",
+    "cancel_stepwise",
     "close",
     "expire_due",
 ]
@@ -48,21 +50,45 @@ async def cancel(
     Requester: the whole activation (every open leg is cancelled and told), or the leg of
     `responder` only. Responder: its own leg (the requester is told).
     """
+    act, legs, approval = await batched.load(db, activation_id, requester)
+    if act.side is Side.OUT:  # few statements (`node.activation.batched`)
+        return await batched.cancel_out(db, ctx, act, legs, approval, reason,
+                                        responder=responder)
+    return await _cancel_in(db, ctx, act, legs, reason)
+
+
+async def _cancel_in(db: Db, ctx: ActivationContext, act: ActRow, legs: list[LegRow],
+                     reason: CancelReason) -> ActivationOut:
+    """The responder calls off its own leg (the requester is told)."""
+    leg = legs[0]
+    new = step_or_refuse(leg.state, Event.CANCEL, "this offer")
+    sent = await ctx.send(
+        db, act.requester, MessageType.ACTIVATION_CANCEL,
+        wire_json(ActivationCancelBody(reason=reason)),
+        thread_id=act.activation_id, in_reply_to=leg.request_msg_id,
+    )
+    await apply_leg(
+        db, ctx, act, leg, new, actor=ctx.node_id, msg_id=sent,
+        cancel_reason=reason.value, cancelled_by=ctx.node_id,
+    )
+    return await view(db, ctx, act)
+
+
+async def cancel_stepwise(
+    db: Db,
+    ctx: ActivationContext,
+    activation_id: str,
+    reason: CancelReason,
+    *,
+    requester: str | None = None,
+    responder: str | None = None,
+) -> ActivationOut:
+    """The requester's cancel leg by leg, one statement per row: the reference
+    `batched.cancel_out` must match row for row (tests/activations/test_batched.py)."""
     act = await find(db, activation_id, requester)
     legs = await legs_of(db, act.key)
     if act.side is Side.IN:
-        leg = legs[0]
-        new = step_or_refuse(leg.state, Event.CANCEL, "this offer")
-        sent = await ctx.send(
-            db, act.requester, MessageType.ACTIVATION_CANCEL,
-            wire_json(ActivationCancelBody(reason=reason)),
-            thread_id=act.activation_id, in_reply_to=leg.request_msg_id,
-        )
-        await apply_leg(
-            db, ctx, act, leg, new, actor=ctx.node_id, msg_id=sent,
-            cancel_reason=reason.value, cancelled_by=ctx.node_id,
-        )
-        return await view(db, ctx, act)
+        return await _cancel_in(db, ctx, act, legs, reason)
     own: ActivationState | None = None
     if responder is not None:
         leg_opt = next((x for x in legs if x.responder == responder), None)

@@ -19,6 +19,7 @@ import uuid
 
 from sqlalchemy import bindparam, insert, select, update
 
+from node.activation import batched
 from node.activation.approval import require_approved
 from node.activation.context import ActivationContext, Db
 from node.activation.db import Side
@@ -74,6 +75,10 @@ async def create_request(
     )
     aid = ctx.new_id()
     key = uuid.uuid4()
+    interstate = any(is_qualified(t) for t in targets)
+    if not data.draft and not interstate:  # sent at once, never held: few statements
+        return await batched.create_sent(db, ctx, aid=aid, key=key, body=body,
+                                         targets=targets, user_id=user_id, now=now)
     await db.execute(
         insert(A).values(
             key=key, activation_id=aid, requester=ctx.node_id, side=Side.OUT.value,
@@ -94,7 +99,7 @@ async def create_request(
     )
     act = await find(db, aid, ctx.node_id)
     await record_event(db, ctx, act, S.DRAFT, responder=None, actor=ctx.node_id)
-    held = await hold_if_required(db, ctx, key, "out", any(is_qualified(t) for t in targets))
+    held = await hold_if_required(db, ctx, key, "out", interstate)
     if not data.draft and not held:
         return await submit(db, ctx, aid)
     return await view(db, ctx, act)

@@ -31,7 +31,12 @@ from federation.sending import Outgoing
 from federation.worker import stop_task
 from node.activation import ending, handoff, transfer
 from node.activation.api import ACTIVATIONS
-from node.activation.context import ActivationContext, DirectoryEntry, derive_note_key
+from node.activation.context import (
+    ActivationContext,
+    DirectoryEntry,
+    Message,
+    derive_note_key,
+)
 from node.activation.errors import ActivationCode, ActivationError
 from node.activation.inbound import ACTIVATION_TYPES, Inbound, apply_inbound
 from node.activation.interstate_directory import CompactDirectory
@@ -129,12 +134,11 @@ def _many_sender(fed: FederationLike) -> Any:
     if send_many is None:
         return None
 
-    async def send(
-        session: Any, messages: Sequence[tuple[str, MessageType, dict[str, Any], str | None]]
-    ) -> list[str]:
+    async def send(session: Any, messages: Sequence[Message]) -> list[str]:
         try:
             ids: list[str] = await send_many(
-                session, [Outgoing(to, t, body, thread_id) for to, t, body, thread_id in messages]
+                session, [Outgoing(m[0], m[1], m[2], m[3], m[4] if len(m) > 4 else None)
+                          for m in messages]
             )
         except FederationError as exc:
             raise ActivationError(ActivationCode.BAD_TARGET, exc.message, "to") from None
