@@ -16,6 +16,22 @@
   delta cannot rebuild N+1 byte for byte, with the whole document as before. When the newest
   is that same N, the answer is 304 Not Modified.
 
+Several processes over one database (two `peernet node serve` behind one address):
+
+- Storing is atomic per version: `accept` reads which of its versions are stored and inserts
+  the others in one write transaction, and that read-then-insert is serialised across
+  processes (SQLite: the transaction's BEGIN IMMEDIATE; PostgreSQL: a transaction advisory
+  lock, `ROSTER_LOCK`, taken first). A process that finds a version already stored with the
+  same hash skips it; with another hash it is a split view. Two processes accepting the same
+  version at once therefore both succeed and store it once (without the lock, both would
+  read "absent" and the second INSERT would fail on the primary key).
+- Each process keeps its own `RosterState` in memory. `catch_up()` adopts the versions another
+  process stored since (one indexed query on the primary key), so a process that did not
+  fetch a version itself still moves to it. The periodic refresh from the hub
+  (`FederationService`) catches up first and then asks the hub only in the process holding
+  the `roster-refresh` leader lock (`federation.leader_lock`), like the sweeper and the
+  release pass: one request to the hub per period, not one per process.
+
 Alarms: a split view found while checking an envelope is queued in memory by `RosterState`;
 `flush_alarms()` persists the queue (the inbox calls it after each batch, in a transaction of
 its own so a refused envelope still leaves its alarm behind).
@@ -31,12 +47,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from federation.clock import Clock
 from federation.database import Database
 from federation.errors import FedCode, FederationError, error_body
+from federation.leader_lock import advisory_key
 from federation.roster import SignedRoster, parse_signed_roster
 from federation.roster_acceptance import BoardPin
 from federation.roster_alarms import list_alarms as list_alarm_rows
@@ -46,12 +63,14 @@ from federation.roster_fetch import ROSTER_PATH, fetch_chain
 from federation.roster_state import Alarm, RosterState
 from federation.store import alarms, rosters
 
-__all__ = ["ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
+__all__ = ["ROSTER_LOCK", "ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
 
 log = logging.getLogger("peernet.federation.roster")
 
 _DELTAS_KEPT = 16  # computed deltas kept per server, keyed by (base hash, target hash)
 _SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")
+ROSTER_LOCK = advisory_key("fed_roster")  # PostgreSQL: one roster writer at a time
+_LOCK_ROSTER = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 async def persist_alarms(session: AsyncConnection | AsyncSession, pending: list[Alarm]) -> None:
@@ -91,6 +110,16 @@ class RosterStore:
             ).all()
         self.state.load(parse_signed_roster(bytes(r.document)) for r in rows)
 
+    async def catch_up(self) -> int:
+        """Adopt the versions another process stored after ours; how many there were."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(rosters.c.document).where(rosters.c.version > self.state.version)
+                .order_by(rosters.c.version))).all()
+        if rows:
+            self.state.load(parse_signed_roster(bytes(r.document)) for r in rows)
+        return len(rows)
+
     async def accept(
         self, chain: list[SignedRoster], source: str | None = None, *, partial: bool = False
     ) -> list[SignedRoster]:
@@ -103,6 +132,8 @@ class RosterStore:
         if fresh:
             now = self.clock.now_ms()
             async with self.write() as session:
+                if session.dialect.name == "postgresql":  # see the module notes
+                    await session.execute(_LOCK_ROSTER, {"k": ROSTER_LOCK})
                 have = {
                     r.version: r.sha256
                     for r in (

@@ -259,6 +259,13 @@ class FederationService(OutboxSending, OutboxDelivery):
     ) -> None:
         if stuck is not None:
             await stop_task(stuck)
+        try:
+            await self.roster.catch_up()  # another process over this database may have it
+        except Exception:  # a background task: never raise
+            log.exception("roster catch-up failed")
+        if self.roster.state.version >= newer:
+            self.kick()
+            return
         state = self.roster.state
         sources: list[tuple[str, str]] = []
         if origin != self.me and state.has_node(origin):
@@ -338,6 +345,14 @@ class FederationService(OutboxSending, OutboxDelivery):
         self._last_roster_refresh = self.clock.now_ms()
         return self.roster.state.version
 
+    async def _refresh_roster_led(self) -> None:
+        """The periodic refresh: adopt what another process over this database stored, then
+        ask the hub only if this process leads (`federation.roster_sync` module notes)."""
+        await self.roster.catch_up()
+        async with leader(self.engine, "roster-refresh") as lead:
+            if lead:
+                await self.refresh_roster()
+
     # --- worker -------------------------------------------------------------------------
 
     async def _housekeeping(self) -> None:
@@ -350,7 +365,7 @@ class FederationService(OutboxSending, OutboxDelivery):
         if not self.is_hub and (no_roster or now - self._last_roster_refresh >= ROSTER_REFRESH_MS):
             self._last_roster_refresh = now
             try:
-                await self.refresh_roster()
+                await self._refresh_roster_led()
             except FederationError as exc:
                 log.warning("roster refresh failed: %s", exc.code)
         if (self.interstate is not None
