@@ -143,7 +143,9 @@ def body_limit(max_bytes: int, read_timeout_s: float | None = None, *,
         length = request.content_length
         if length is not None and length > max_bytes:
             raise FederationError(Code.TOO_LARGE, f"request body over {max_bytes} bytes")
-        if request.body_exists:
+        if request.body_exists and request.content.is_eof():
+            await request.read()  # all of it arrived with the headers: nothing to wait for
+        elif request.body_exists:
             timeout = read_timeout_s if read_timeout_s is not None else BODY_READ_TIMEOUT_S
             try:
                 async with asyncio.timeout(timeout):

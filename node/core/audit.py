@@ -244,7 +244,8 @@ async def _group_commit(db: Database, guard: tuple[Any, ...],
         # The drain runs as its own task, so a cancelled request cannot stop the others'.
         group.running = True
         group.task = asyncio.create_task(_drain(db, group))
-    return await asyncio.shield(fut)
+    # No shield: a cancelled caller cancels only its own future, which the drain skips.
+    return await fut
 
 
 async def _drain(db: Database, group: _Group) -> None:

@@ -122,7 +122,8 @@ async def record_in_group(db: Database, rows: Rows,
         task = asyncio.create_task(_drain(db, group, slot))
         group.tasks.add(task)
         task.add_done_callback(group.tasks.discard)
-    return await asyncio.shield(fut)
+    # No shield: a cancelled caller cancels only its own future, which the drain skips.
+    return await fut
 
 
 async def _drain(db: Database, group: PgGroup, slot: int) -> None:

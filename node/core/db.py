@@ -49,6 +49,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from federation.database import NAMING
 from federation.database import Database as SharedDatabase
+from node.core.auth_cache import AuthCache
 from node.core.vocabulary import (
     ActivationType,
     DisclosureCategory,
@@ -316,12 +317,13 @@ class Database(SharedDatabase):
     """The node's database handle: the shared write discipline
     (`federation.database.Database`) plus what the node's hot paths add.
 
-    `auth_cache` holds bearer-token lookups for a moment (see `node.web.plumbing`); services that
-    change users or tokens clear it. `fast_writer()` is the SQLite connection that
+    `auth_cache` holds bearer-token lookups for a moment (`node.core.auth_cache`); services
+    that change users or tokens clear it. `fast_writer()` is the SQLite connection that
     `node.core.audit.record` writes an encounter on in one driver-thread call.
     """
 
-    auth_cache: dict[str, tuple[int, Any]] = field(init=False, default_factory=dict)
+    # Off until the app turns it on (SQLite) or listens for changes (PostgreSQL).
+    auth_cache: AuthCache = field(init=False, default_factory=lambda: AuthCache(enabled=False))
     _fast: dict[int, Any] = field(init=False, default_factory=dict)
     _fast_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     write_group: Any = field(init=False, default=None)  # node.core.audit group commit

@@ -42,6 +42,7 @@ from typing import Any, cast
 
 from sqlalchemy import func, select, update
 
+from federation.random_ids import new_uuid
 from node.core import audit
 from node.core.access import Principal
 from node.core.context import NodeContext
@@ -138,7 +139,7 @@ async def amend_encounter(ctx: NodeContext, p: Principal, eid: uuid.UUID,
     new = _stored(ctx, given)
     stmt = (select(*_COLUMNS).select_from(E.outerjoin(F, F.c.encounter_id == E.c.id))
             .where(E.c.id == eid).with_for_update(of=E))
-    aid = uuid.uuid4()
+    aid = new_uuid()
     async with ctx.db.write() as conn:
         cur = (await conn.execute(stmt)).mappings().first()
         if cur is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from federation.random_ids import new_uuid
 from node.core import audit
 from node.core.access import Principal
 from node.core.context import NodeContext
@@ -37,7 +38,7 @@ async def create_disclosure(ctx: NodeContext, p: Principal, data: DisclosureIn) 
     now = ctx.now()
     if data.occurred_on > ctx.today():
         raise NodeError(Code.INVALID_INPUT, "occurred_on: in the future", "occurred_on")
-    did = uuid.uuid4()
+    did = new_uuid()
     row = {"id": did, "category": data.category, "occurred_on": data.occurred_on,
            "notice_given": data.notice_given, "team": p.team, "created_by": p.user_id,
            "created_at": now}

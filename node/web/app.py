@@ -61,6 +61,7 @@ from node.core.appkeys import (
     THROTTLE,
 )
 from node.core.audit_verify import SIGNER_PASSES, SignerPasses
+from node.core.auth_cache import listen as listen_for_auth_changes
 from node.core.config import NodeSettings
 from node.core.db import Database
 from node.core.errors import Code, NodeError
@@ -176,9 +177,18 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await migrate(db.engine, "node:migrations")
     await _sign_head(app)
     task = asyncio.create_task(_sign_periodically(app))
+    # The token cache: on at once with one process per SQLite file; on PostgreSQL only
+    # while it listens for changes made by any process (node.core.auth_cache).
+    listener = None
+    if db.is_sqlite:
+        db.auth_cache.set_enabled(True)
+    else:
+        listener = asyncio.create_task(listen_for_auth_changes(db.engine, db.auth_cache))
     try:
         yield
     finally:
+        if listener is not None:
+            await stop_task(listener)
         await stop_task(task)
         with contextlib.suppress(Exception):
             await _sign_head(app)

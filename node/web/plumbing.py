@@ -8,8 +8,8 @@ handler runs (so a refused request writes nothing but its audit entry):
 1. public route (`roles is None`): go on;
 2. find the caller: `Authorization: Bearer <api token>` or the session cookie (both stored
    as SHA-256 only; one indexed read, no password hash on this path; a token's lookup is
-   kept for `TOKEN_CACHE_MS` on SQLite, not over PostgreSQL where another process may
-   revoke it). None -> 401;
+   kept for a moment and forgotten on any change, in every process:
+   `node.core.auth_cache`). None -> 401;
 3. role outside `route.roles` -> audit `access.refused`, 403 `forbidden`;
 4. unsafe method on a cookie session -> the CSRF token (form field `csrf` or header
    `X-CSRF-Token`) must equal the session's; else audit `csrf.refused`, 403 `csrf_failed`.
@@ -58,11 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("peernet.node.web")
-# Bearer-token lookups are remembered this long (injected clock) so a script's burst of
-# requests costs one read; a revoked token or deactivated user stops working within it
-# (at once in this process: `node.accounts.users` clears the cache on every change).
-TOKEN_CACHE_MS = 2_000
-TOKEN_CACHE_MAX = 10_000
 SESSION_COOKIE = "peernet_session"
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -217,27 +212,22 @@ async def load_principal(request: web.Request) -> Principal | None:
             return None
         th = token_hash(token.strip())
         db = app[DB]
-        # Cached only on SQLite (one process): over PostgreSQL another process may revoke
-        # the token, and only this process's own revocations clear its cache.
-        hit = db.auth_cache.get(th) if db.is_sqlite else None
-        if hit is not None and hit[0] > now:
-            cached: Principal = hit[1]
+        cache = db.auth_cache
+        cached: Principal | None = cache.get(th, now)
+        if cached is not None:
             return cached
+        began = cache.begin()
         async with db.engine.connect() as conn:
             # One statement outside a transaction: on PostgreSQL no BEGIN and ROLLBACK
             # round trips around the lookup.
             conn = await conn.execution_options(**_AUTOCOMMIT[db.is_sqlite])
             row = (await conn.execute(_TOKEN_LOOKUP, {"th": th, "now": now})).first()
         if row is None:
-            db.auth_cache.pop(th, None)
+            cache.forget(th)
             return None
         p = Principal(row.id, row.username, Role(row.role), row.team, "token",
                       must_change_password=bool(row.must_change_password))
-        if len(db.auth_cache) > TOKEN_CACHE_MAX:
-            db.auth_cache.clear()
-        until = now + TOKEN_CACHE_MS
-        if db.is_sqlite:
-            db.auth_cache[th] = (min(until, row.expires_at or until), p)
+        cache.put(th, p, now, row.expires_at, began)
         return p
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
