@@ -106,9 +106,11 @@ async def run_load(root: Path, pg_admin_url: str, seconds: float, *,
                                {"reason": "resolved_locally"})
 
             t_start = time.monotonic()
+            cpu_start = _cpu_s(node)
             await asyncio.gather(*(encounter_client() for _ in range(ENCOUNTER_CLIENTS)),
                                  *(activation_client() for _ in range(ACTIVATION_CLIENTS)))
             elapsed = time.monotonic() - t_start
+            cpu_load = _cpu_s(node) - cpu_start
         t_drain = time.monotonic()
         drained = False
         while time.monotonic() - t_drain < 180:
@@ -153,6 +155,11 @@ async def run_load(root: Path, pg_admin_url: str, seconds: float, *,
             "activation_p99_ms": _pct(lat["activation"], 0.99),
             "cancel_p99_ms": _pct(lat["cancel"], 0.99),
             "load_p99_ms": _pct([v for kind in lat.values() for v in kind], 0.99),
+            # CPU of the node process while the clients ran: the figure to compare between
+            # runs on a shared machine (throughput and latency move with the neighbours).
+            "node_cpu_s": round(cpu_load, 2),
+            "node_cpu_ms_per_request": round(1000 * cpu_load / max(1, sum(
+                len(v) for v in lat.values())), 3),
             "http_5xx": sum(v for k, v in statuses.items() if k >= 500),
             "http_other": sum(v for k, v in statuses.items() if k not in (200, 201)
                               and k < 500),
@@ -160,6 +167,16 @@ async def run_load(root: Path, pg_admin_url: str, seconds: float, *,
         }
     finally:
         await cluster.close()
+
+
+def _cpu_s(server: Any) -> float:
+    """User + system CPU seconds of `server`'s process so far (Linux /proc; 0 elsewhere)."""
+    proc: Any = getattr(server, "proc", None)
+    try:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def passed(fig: dict[str, Any]) -> bool:
