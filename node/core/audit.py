@@ -285,12 +285,31 @@ def _write_group(conn: sqlite3.Connection,
     """Runs on the driver thread: the writes of a group in one transaction. Each item's
     guard chains on the one before, so if the first finds the head moved nothing is written
     and every item goes the slow way (True). If any statement fails, the group is rolled
-    back and its items run one by one, so one bad write cannot fail the others."""
+    back and its items run one by one, so one bad write cannot fail the others.
+
+    When the guards form one unbroken chain (the usual case), the group moves the head
+    once, from the first item's expected head to the last item's entry, and inserts each
+    table's rows with one `executemany` (fewer calls on this thread, each of which hands
+    the GIL back and forth with the event loop)."""
     if len(items) == 1:
         return [_write_batch(conn, *items[0])]
     cur = conn.cursor()
     try:
         _begin_immediate(cur)
+        if _unbroken(items):
+            first, last = items[0][0], items[-1][0]
+            cur.execute(_GUARDED_HEAD, (last[0], last[1], first[2], first[3]))
+            if cur.rowcount != 1:
+                conn.rollback()
+                return [True] * len(items)
+            by_sql: dict[str, list[list[Any]]] = {}
+            for _, inserts in items:  # tables in first-named order: a follow-up after its
+                for sql, params in inserts:  # encounter, the entries last
+                    by_sql.setdefault(sql, []).append(params)
+            for sql, many in by_sql.items():
+                cur.executemany(sql, many)
+            conn.commit()
+            return [False] * len(items)
         for i, (guard, inserts) in enumerate(items):
             cur.execute(_GUARDED_HEAD, guard)
             if cur.rowcount != 1:
@@ -315,6 +334,12 @@ def _write_group(conn: sqlite3.Connection,
         except Exception:
             out.append(True)  # this one goes the slow way and reports its own error
     return out
+
+
+def _unbroken(items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]]) -> bool:
+    """Each guard (new seq, new hash, old seq, old hash) expects the head the one before
+    it writes."""
+    return all(items[i][0][2:4] == items[i - 1][0][0:2] for i in range(1, len(items)))
 
 
 def _begin_immediate(cur: sqlite3.Cursor) -> None:

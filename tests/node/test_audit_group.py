@@ -201,3 +201,36 @@ async def test_a_failed_write_raises_its_own_error_and_the_group_lands(
     async with db.read() as conn:
         ids = sorted((await conn.execute(sa.select(_ITEMS.c.id))).scalars())
     assert ids == [0, 1, 2, 4, 5, 6, 7, 8]
+
+
+def test_an_unbroken_group_moves_the_head_once_and_a_broken_one_goes_item_by_item(
+    tmp_path: Any,
+) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
+    conn.execute("CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq INTEGER, hash TEXT)")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    conn.execute("INSERT INTO audit_head VALUES (1, 0, 'h0')")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+
+    def item(seq: int, prev: int, prev_hash: str | None = None) -> Any:
+        guard = (seq, f"h{seq}", prev, prev_hash or f"h{prev}")
+        return guard, [("INSERT INTO t VALUES (?)", [seq])]
+
+    assert audit._write_group(conn, [item(1, 0), item(2, 1), item(3, 2)]) == [False] * 3
+    assert sum(s.startswith("UPDATE audit_head") for s in statements) == 1
+    assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (3, "h3")
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [1, 2, 3]
+
+    # The second item does not chain on the first: the first lands, the rest go slow.
+    out = audit._write_group(conn, [item(4, 3), item(5, 99, "hx"), item(6, 5)])
+    assert out == [False, True, True]
+    assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (4, "h4")
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [1, 2, 3, 4]
+
+    # A head moved by someone else: nothing of the group is written.
+    assert audit._write_group(conn, [item(6, 5), item(7, 6)]) == [True, True]
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [1, 2, 3, 4]
+    conn.close()
