@@ -5,13 +5,15 @@ node and hub; the provider's side is `federation.webkit.oidc_provider`.
 generator and S256 challenge), kept server-side under a random flow id that goes to the
 browser as a cookie (`SameSite=Lax`: it must come back on the provider's cross-site
 redirect); then a redirect to the provider's authorization endpoint (Authlib builds it).
-`GET /login/oidc/callback` takes the flow out of the store (single use: a replayed callback
-finds nothing, `oidc_state`), compares `state`, exchanges the code with the verifier, checks
-the ID token, reads the groups claim (missing: `oidc_no_groups`) and maps it through the
-configured rules (none: `oidc_no_role`). Only then does the server's `OidcBackend` create
-or update the user and open a session; every refusal goes to `OidcBackend.refused` (audit,
-and for a known user whose groups no longer give a role, the end of their sessions) and
-shows `oidc_refused.html` with the stable code in `data-code`.
+The flows are kept in the server's database (`federation.webkit.oidc_flows`: hashed id,
+sealed secrets), so the callback may reach any process of the server, even after a restart.
+`GET /login/oidc/callback` takes the flow out of the store (single use across processes: a
+replayed callback finds nothing, `oidc_state`), compares `state`, exchanges the code with
+the verifier, checks the ID token, reads the groups claim (missing: `oidc_no_groups`) and
+maps it through the configured rules (none: `oidc_no_role`). Only then does the server's
+`OidcBackend` create or update the user and open a session; every refusal goes to
+`OidcBackend.refused` (audit, and for a known user whose groups no longer give a role, the
+end of their sessions) and shows `oidc_refused.html` with the stable code in `data-code`.
 
 The session cookie is `SameSite=Strict`, which a browser withholds on the navigation that
 follows a cross-site redirect; so a good callback answers a tiny page that moves on to the
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,7 @@ from aiohttp import web
 
 from federation.webkit.login import OIDC_FLOW, IssuedSession
 from federation.webkit.oidc_config import OidcRule, OidcSettings
+from federation.webkit.oidc_flows import FLOW_TTL_S, Pending, PendingFlows
 from federation.webkit.oidc_provider import OidcCode, OidcError, Provider
 from federation.websecurity import clear_cookie, set_session_cookie
 
@@ -47,8 +49,6 @@ __all__ = ["CALLBACK", "OIDC_FLOW", "START", "Identity", "OidcBackend", "OidcFlo
 
 START = "/login/oidc"
 CALLBACK = "/login/oidc/callback"
-FLOW_TTL_S = 600
-MAX_PENDING = 10_000
 HINT_MAX = 3000  # a larger ID token is not kept as a cookie (logout then sends client_id)
 
 
@@ -89,49 +89,17 @@ class OidcBackend(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class _Pending:
-    state: str
-    nonce: str
-    verifier: str
-    redirect_uri: str
-    created_s: int
-
-
-class PendingFlows:
-    """Started flows by flow id, in memory (single use, `FLOW_TTL_S`, at most
-    `MAX_PENDING`: the oldest go first, so a flood of starts cannot grow it)."""
-
-    def __init__(self) -> None:
-        self._flows: OrderedDict[str, _Pending] = OrderedDict()
-
-    def add(self, flow_id: str, pending: _Pending) -> None:
-        self._flows[flow_id] = pending
-        while len(self._flows) > MAX_PENDING:
-            self._flows.popitem(last=False)
-
-    def take(self, flow_id: str, now_s: int) -> _Pending | None:
-        pending = self._flows.pop(flow_id, None)
-        while self._flows:  # drop expired ones from the old end
-            oldest = next(iter(self._flows.values()))
-            if now_s - oldest.created_s <= FLOW_TTL_S:
-                break
-            self._flows.popitem(last=False)
-        if pending is None or now_s - pending.created_s > FLOW_TTL_S:
-            return None
-        return pending
-
-
 class OidcFlow:
     """The handlers of `GET /login/oidc` and `GET /login/oidc/callback` for one server."""
 
     def __init__(self, settings: OidcSettings, client_secret: str | None,
-                 backend: OidcBackend, now_s: Callable[[], int]) -> None:
+                 backend: OidcBackend, now_s: Callable[[], int],
+                 flows: PendingFlows) -> None:
         self.settings = settings
         self.backend = backend
         self.now_s = now_s
         self.provider = Provider(settings, client_secret, now_s)
-        self.flows = PendingFlows()
+        self.flows = flows
 
     @property
     def flow_cookie(self) -> str:
@@ -164,7 +132,8 @@ class OidcFlow:
         verifier = generate_token(64)
         redirect_uri = self.redirect_uri(request)
         flow_id = secrets.token_urlsafe(32)
-        self.flows.add(flow_id, _Pending(state, nonce, verifier, redirect_uri, self.now_s()))
+        await self.flows.add(flow_id, Pending(state, nonce, verifier, redirect_uri,
+                                              self.now_s()))
         url = prepare_grant_uri(
             meta["authorization_endpoint"], self.settings.client_id, "code",
             redirect_uri=redirect_uri, scope=self.settings.scopes, state=state, nonce=nonce,
@@ -202,7 +171,7 @@ class OidcFlow:
 
     async def _identify(self, request: web.Request) -> tuple[str, Identity]:
         flow_id = request.cookies.get(self.flow_cookie, "")
-        pending = self.flows.take(flow_id, self.now_s()) if flow_id else None
+        pending = await self.flows.take(flow_id, self.now_s()) if flow_id else None
         given = request.query.get("state", "")
         if pending is None or not hmac.compare_digest(pending.state.encode(),
                                                       given.encode("utf-8", "replace")):

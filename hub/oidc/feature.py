@@ -12,8 +12,9 @@ from aiohttp import web
 
 from federation.webkit.login import IssuedSession
 from federation.webkit.oidc import CALLBACK, OIDC_FLOW, START, Identity, OidcFlow
+from federation.webkit.oidc_flows import PendingFlows, flow_seal_root
 from federation.webkit.oidc_provider import OidcError
-from hub.appkeys import CLOCK, DB, SETTINGS
+from hub.appkeys import CLOCK, DB, KEYS, SETTINGS
 from hub.dashboard.login import PRE_COOKIE
 from hub.dashboard.pages import render
 from hub.oidc import users
@@ -55,8 +56,10 @@ def setup(app: web.Application) -> None:
         return
     secret = settings.oidc_client_secret
     clock = app[CLOCK]
+    flows = PendingFlows(app[DB], users.PENDING_FLOWS,
+                         flow_seal_root(bytes(app[KEYS].signing_key)))  # same in every process
     flow = OidcFlow(settings.oidc, secret.get_secret_value() if secret else None, HubOidc(),
-                    lambda: clock.now_ms() // 1000)
+                    lambda: clock.now_ms() // 1000, flows)
     app[OIDC_FLOW] = flow
     app.on_cleanup.append(flow.cleanup)
     app.router.add_get(START, flow.start)

@@ -8,6 +8,10 @@
   user's other sessions and revokes their tokens); a user an operator disabled stays out;
 - groups that map to no role: refused, and a known user's sessions and tokens end.
 
+`hub_oidc_pending_flows` (here because this module is among `hub.db.TABLE_MODULES`) holds
+the sign-in flows started and not yet finished, so any hub process behind the address
+finishes them (`federation.webkit.oidc_flows`; migration `hub_oidc_pending_flows_0001`).
+
 The hub keeps no audit log: sign-ins, creations, role changes and refusals are recorded the
 way the hub records its other account actions, as lines of the `peernet.hub.users` log
 (names, roles and codes only, never a token or a claim value).
@@ -26,12 +30,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from federation.passwords import PasswordHasher
 from federation.webkit.oidc import Identity
 from federation.webkit.oidc_config import local_username
+from federation.webkit.oidc_flows import pending_flows_table
 from federation.webkit.oidc_provider import OidcCode, OidcError
 from federation.websecurity import new_token, token_hash
 from hub.db import Base, Database
 from hub.users.accounts import SESSION_HOURS, HubRole, S, T, U
 
-__all__ = ["HubOidcIdentity", "record_refusal", "sign_in"]
+__all__ = ["PENDING_FLOWS", "HubOidcIdentity", "record_refusal", "sign_in"]
 
 log = logging.getLogger("peernet.hub.users")
 USERNAME_MAX = 63
@@ -49,6 +54,7 @@ class HubOidcIdentity(Base):
 
 
 L: Table = HubOidcIdentity.__table__  # type: ignore[assignment]
+PENDING_FLOWS = pending_flows_table(Base.metadata, "hub_oidc_pending_flows")
 
 
 class OidcSession:

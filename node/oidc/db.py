@@ -4,6 +4,10 @@ Why a link and not the username: a provider's `preferred_username` is a display 
 can be reassigned; the pair (issuer, `sub`) is what OpenID Connect promises is stable and
 unique. A local account whose name happens to equal a provider's user is therefore never
 taken over by it (`oidc_username_taken`). Rows go with their user (`ON DELETE CASCADE`).
+
+`oidc_pending_flows` holds the sign-in flows started and not yet finished, so any node
+process behind the address finishes them (`federation.webkit.oidc_flows`; migration
+`oidc_pending_flows_0001`).
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import uuid
 from sqlalchemy import BigInteger, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from federation.webkit.oidc_flows import pending_flows_table
 from node.core.db import Base
 
-__all__ = ["OidcIdentity"]
+__all__ = ["PENDING_FLOWS", "OidcIdentity"]
+
+PENDING_FLOWS = pending_flows_table(Base.metadata, "oidc_pending_flows")
 
 
 class OidcIdentity(Base):

@@ -13,11 +13,13 @@ from aiohttp import web
 from federation.client_address import client_address
 from federation.webkit.login import IssuedSession
 from federation.webkit.oidc import CALLBACK, OIDC_FLOW, START, Identity, OidcFlow
+from federation.webkit.oidc_flows import PendingFlows, flow_seal_root
 from federation.webkit.oidc_provider import OidcError
-from node.core.appkeys import CLOCK, SETTINGS
+from node.core.appkeys import CLOCK, DB, KEYS, SETTINGS
 from node.core.context import NodeContext
 from node.core.routes import Route, add_routes
 from node.oidc import users
+from node.oidc.db import PENDING_FLOWS
 from node.web.login import PRE_COOKIE
 from node.web.plumbing import SESSION_COOKIE, render
 
@@ -55,8 +57,10 @@ def setup(app: web.Application) -> None:
         return
     secret = settings.oidc_client_secret
     clock = app[CLOCK]
+    flows = PendingFlows(app[DB], PENDING_FLOWS,
+                         flow_seal_root(bytes(app[KEYS].signing_key)))  # same in every process
     flow = OidcFlow(settings.oidc, secret.get_secret_value() if secret else None, NodeOidc(),
-                    lambda: clock.now_ms() // 1000)
+                    lambda: clock.now_ms() // 1000, flows)
     app[OIDC_FLOW] = flow
     app.on_cleanup.append(flow.cleanup)
     add_routes(app, [
