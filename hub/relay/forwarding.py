@@ -51,6 +51,7 @@ from federation.clock import Clock
 from federation.errors import FederationError
 from federation.inbox import WriteTx
 from federation.outbox import LEASE_MS, PERMANENT_CODES, backoff_ms
+from federation.retention import dedupe_expiry
 from federation.roster_sync import RosterStore
 from federation.transport import HopClient, PeerError
 from federation.worker import PassLoop, drain
@@ -82,6 +83,12 @@ relay_queue = Table(
     UniqueConstraint("from_node", "msg_id", name="uq_hub_relay_from_msg"),
     Index("ix_hub_relay_due", "next_attempt_ts"),
 )
+
+
+def _relay_expiry(item: dict[str, Any], expires_ts: int) -> int:
+    """`dedupe_expiry` of a checked envelope (its signed `created_ts`, both versions)."""
+    created = item.get("created_ts")
+    return dedupe_expiry(created, expires_ts) if isinstance(created, int) else expires_ts
 
 
 # Statements of the hot path, built once. The duplicate lookup takes the batch's senders and
@@ -160,7 +167,9 @@ class Relay:
                     "from_node": sender,
                     "msg_id": msg_id,
                     "envelope": canonical_bytes_of_parsed(item),
-                    "expires_ts": expires_ts,
+                    # Kept at most to the dedupe horizon: past it the destination refuses
+                    # the message as expired anyway (`federation.retention`).
+                    "expires_ts": _relay_expiry(item, expires_ts),
                     "attempts": 0,
                     "next_attempt_ts": now,
                     "created_ts": now,
