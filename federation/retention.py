@@ -24,6 +24,11 @@ its horizon is applied once, as before. The cost: a message delivered more than
 beyond the outbox's retry window, so only a message held back for a month is affected, and
 its sender learns it (`expired`) end to end.
 
+The hub's relay queue (`hub.relay.forwarding`) keeps a relayed envelope until its
+destination answers or `dedupe_expiry(m) + SKEW_MS` passes, not the sender's own expiry:
+past that point the destination refuses every copy as `expired`, so a longer wait could
+never deliver it, and a message to an agency that never returns no longer stays for ever.
+
 Alarms. `fed_alarm` rows stay while active (an operator must see them; an active alarm also
 suppresses an identical second one). An acknowledged alarm only records who acknowledged it
 and why, and its acknowledgement is in the audit log; it is swept `ALARM_KEEP_MS` (a year)
