@@ -24,8 +24,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.sql.compiler import ExpandedState, SQLCompiler
 
 _ROOT = Path(__file__).resolve().parents[2]
-_WHAT = ("is used by federation/prepared.py, federation/database.py, federation/sqlite_inline.py "
-         "or node/core/audit.py; check those before raising the upper bound in pyproject.toml")
+_WHAT = ("is used by federation/prepared.py, federation/database.py, federation/sqlite_inline.py, "
+         "node/core/audit.py or node/core/audit_pg_append.py; check those before raising the "
+         "upper bound in pyproject.toml")
 
 
 def _need(ok: bool, package: str, thing: str) -> None:
@@ -97,3 +98,22 @@ def test_aiosqlite_internals_used_by_the_fast_writer() -> None:
           "Connection._execute(fn, *args)")
     _need("_conn" in inspect.getsource(aiosqlite.Connection.__init__), "aiosqlite",
           "Connection._conn (the sqlite3 connection)")
+
+
+def test_sqlalchemy_text_and_insert_internals_used_by_the_audit_and_insert_shapes() -> None:
+    # node/core/audit_pg_append.py types a text() statement's parameters from another's
+    # (`TextClause._bindparams`); federation.prepared.InsertShape names a named-parameter
+    # dialect's binds in compiled order (`SQLCompiler.binds`).
+    typed = sa.text("SELECT :a, :b").bindparams(sa.bindparam("a", type_=sa.LargeBinary),
+                                                  sa.bindparam("b", type_=sa.BigInteger))
+    binds = getattr(typed, "_bindparams", None)
+    _need(isinstance(binds, dict) and set(binds) == {"a", "b"}
+          and isinstance(binds["a"].type, sa.LargeBinary), "sqlalchemy",
+          "TextClause._bindparams (name -> BindParameter)")
+    again = sa.text("SELECT :b, :a").bindparams(*binds.values())  # type: ignore[union-attr]
+    _need(isinstance(again.compile().binds["b"].type, sa.BigInteger), "sqlalchemy",
+          "TextClause.bindparams(*BindParameter) keeps the types")
+    t = sa.Table("t2", sa.MetaData(), sa.Column("id", sa.Integer), sa.Column("n", sa.Integer))
+    ins = sa.insert(t).compile(column_keys=["id", "n"])  # default dialect: named parameters
+    _need(list(getattr(ins, "binds", {})) == ["id", "n"], "sqlalchemy",
+          "SQLCompiler.binds (in compiled order)")
