@@ -91,6 +91,17 @@ class OutboxSending:
         caller's transaction. Returns the msg_ids in order."""
         if not messages:
             return []
+        rows = self.stage_many(conn, messages)
+        await enqueue_many(conn, rows)
+        return [str(r["msg_id"]) for r in rows]
+
+    def stage_many(self, conn: Db, messages: Sequence[Outgoing]) -> list[dict[str, Any]]:
+        """`send_many` without the insert: the `fed_outbox` rows of `messages` (every
+        envelope built; a refusal raises), and the worker woken when `conn`'s transaction
+        commits. The caller inserts exactly these rows in that transaction, e.g. inside a
+        statement that writes its business rows too (`node.activation.batched_pg`)."""
+        if not messages:
+            return []
         state = self.roster.state
         now = self.clock.now_ms()
         ref = state.ref()
@@ -130,10 +141,9 @@ class OutboxSending:
                     envelope=envelope,
                 )
             )
-        await enqueue_many(conn, rows)
         # Due now: wake the worker at commit; lingering ones: when their linger is over.
         self._kick_after_commit(conn, now=lingering < len(rows), linger=lingering > 0)
-        return [str(r["msg_id"]) for r in rows]
+        return rows
 
     def _interstate(self) -> Interstate:
         if self.interstate is None:

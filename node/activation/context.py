@@ -35,6 +35,7 @@ __all__ = [
     "ManySender",
     "Message",
     "Sender",
+    "Stager",
     "derive_note_key",
 ]
 
@@ -70,6 +71,13 @@ class ManySender(Protocol):
     order."""
 
     async def __call__(self, session: Any, messages: Sequence[Message]) -> list[str]: ...
+
+
+class Stager(Protocol):
+    """The outbox rows of several messages (`Message`), envelopes built, for the caller to
+    insert in `session`'s transaction itself (the worker is woken at its commit)."""
+
+    def __call__(self, session: Any, messages: Sequence[Message]) -> list[dict[str, Any]]: ...
 
 
 class DirectoryEntry(Protocol):
@@ -120,6 +128,7 @@ class ActivationContext:
     note_key: bytes
     hub_id: str | None = None  # where activation_status goes; None: no central log
     send_many: ManySender | None = None  # a fan-out in one insert; None: `send` each
+    stage_many: Stager | None = None  # outbox rows to insert oneself (node.activation.batched)
     # Interstate (node.activation.interstate): this node's network id and the agencies of
     # the other member networks; None: no agency of another network can be asked.
     network_id: str | None = None

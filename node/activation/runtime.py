@@ -147,6 +147,24 @@ def _many_sender(fed: FederationLike) -> Any:
     return send
 
 
+def _stager(fed: FederationLike) -> Any:
+    stage_many = getattr(fed, "stage_many", None)
+    if stage_many is None:
+        return None
+
+    def stage(session: Any, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        try:
+            rows: list[dict[str, Any]] = stage_many(
+                session, [Outgoing(m[0], m[1], m[2], m[3], m[4] if len(m) > 4 else None)
+                          for m in messages]
+            )
+        except FederationError as exc:
+            raise ActivationError(ActivationCode.BAD_TARGET, exc.message, "to") from None
+        return rows
+
+    return stage
+
+
 def _interstate(fed: FederationLike) -> tuple[str | None, CompactDirectory | None]:
     """This node's network id and its view of the other member networks, when the
     federation service carries the interstate layer (`FederationService.interstate`)."""
@@ -170,6 +188,7 @@ def make_context(
         note_key=derive_note_key(enc_private_key),
         hub_id=fed.hub_id,
         send_many=_many_sender(fed),
+        stage_many=_stager(fed),
         network_id=network_id,
         interstate=interstate,
     )

@@ -1,0 +1,158 @@
+"""PostgreSQL: the batched activation writes (`node.activation.batched`) as one statement.
+
+Why: on PostgreSQL each statement is a round trip, and under load each round trip is also
+a turn of the node's event loop behind every other request in flight, so an activation's
+latency grew with its statement count more than with the work. A data-modifying CTE
+(`WITH a AS (INSERT ...), l AS (INSERT ...), ... SELECT ...`) writes the activation, its
+legs, its history and its outbox rows in one statement; every multi-row part is an
+`INSERT ... SELECT FROM unnest(arrays) WITH ORDINALITY ORDER BY ordinality`, so the
+statement has one shape whatever the number of rows (one prepared statement on the
+connection) and serial ids (the history's order) follow the given order.
+
+The cancel's conditional moves are CTEs too (`UPDATE ... WHERE id = :id AND state = :from
+RETURNING`), and the statement answers how many rows each matched: fewer than named means
+another transaction moved one first, and the caller refuses with `conflict` (its
+transaction, with everything this statement wrote, rolls back).
+
+The values are exactly those of the SQLite path (`batched`); the outbox rows are the
+federation service's own (`FederationService.stage_many`: envelopes built, the worker
+woken at commit). tests/activations/test_batched.py compares both paths row for row on
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    Table,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.types import TypeEngine
+
+from federation.store import outbox
+from node.activation.context import Db
+from node.activation.rows import A, E, L
+
+__all__ = ["OUTBOX_COLUMNS", "cancel_statement", "create_statement", "run"]
+
+_ACT_COLUMNS = ("key", "activation_id", "requester", "side", "own_state", "request",
+                "incident_ref", "incident_type", "event_ts", "expires_ts", "peers_needed",
+                "affected_total", "coordinator_id", "created_at", "updated_at")
+_LEG_COLUMNS = ("id", "activation_key", "responder", "state", "request_msg_id",
+                "offer_peers", "updated_at")
+_EVENT_COLUMNS = ("activation_key", "responder", "state", "actor_node", "msg_id", "ts", "note")
+OUTBOX_COLUMNS = ("destination", "msg_id", "msg_type", "envelope", "intent", "state",
+                  "attempts", "next_attempt_ts", "created_ts", "expires_ts")
+
+
+def _element(t: TypeEngine[Any]) -> TypeEngine[Any]:
+    if isinstance(t, Uuid):
+        return Uuid()
+    if isinstance(t, BigInteger):
+        return BigInteger()
+    if isinstance(t, Integer):
+        return Integer()
+    if isinstance(t, LargeBinary):
+        return LargeBinary()
+    return Text()  # strings, and enums stored as their string values
+
+
+def _rows_cte(table: Table, columns: Sequence[str], name: str) -> CTE:
+    """`INSERT INTO table (columns) SELECT ... FROM unnest(one array per column) WITH
+    ORDINALITY ORDER BY ordinality`; parameters `<name>_<column>`."""
+    arrays = [bindparam(f"{name}_{c}", type_=ARRAY(_element(table.c[c].type))) for c in columns]
+    rows = func.unnest(*arrays).table_valued(*columns, with_ordinality="ord").render_derived(
+        name=f"u_{name}")
+    query = select(*(rows.c[c] for c in columns)).order_by(rows.c.ord)
+    return insert(table).from_select(list(columns), query).cte(name)
+
+
+def _params(name: str, columns: Sequence[str],
+            rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    return {f"{name}_{c}": [r.get(c) for r in rows] for c in columns}
+
+
+_CREATE = select(literal(1)).add_cte(
+    _rows_cte(A, _ACT_COLUMNS, "a"), _rows_cte(outbox, OUTBOX_COLUMNS, "o"),
+    _rows_cte(L, _LEG_COLUMNS, "l"), _rows_cte(E, _EVENT_COLUMNS, "e"),
+)
+
+
+def create_statement(act: Mapping[str, Any], legs: Sequence[Mapping[str, Any]],
+                     events: Sequence[Mapping[str, Any]], outbox_rows: Sequence[Mapping[str, Any]]
+                     ) -> tuple[Any, dict[str, Any]]:
+    """A new activation's rows in one statement: the statement and its parameters."""
+    return _CREATE, {
+        **_params("a", _ACT_COLUMNS, [act]), **_params("o", OUTBOX_COLUMNS, outbox_rows),
+        **_params("l", _LEG_COLUMNS, legs), **_params("e", _EVENT_COLUMNS, events),
+    }
+
+
+_CANCELS: dict[tuple[int, bool], Any] = {}
+
+
+def _cancel(n: int, own: bool) -> Any:
+    stmt = _CANCELS.get((n, own))
+    if stmt is not None:
+        return stmt
+    values: dict[str, Any] = {"state": bindparam("m_state"), "cancel_reason": bindparam("m_reason"),
+              "cancelled_by": bindparam("m_by"), "updated_at": bindparam("m_now")}
+    moved = update(L).where(or_(false(), *(
+        and_(L.c.id == bindparam(f"m_id{i}"), L.c.state == bindparam(f"m_from{i}"))
+        for i in range(n)
+    ))).values(values).returning(L.c.id).cte("m")
+    ctes = [_rows_cte(outbox, OUTBOX_COLUMNS, "o"), moved]
+    counts = [select(func.count()).select_from(moved).scalar_subquery().label("legs")]
+    if own:
+        mine = update(A).where(A.c.key == bindparam("w_key"),
+                               A.c.own_state == bindparam("w_from")).values(
+            own_state=bindparam("w_state"), cancel_reason=bindparam("m_reason"),
+            updated_at=bindparam("m_now")).returning(A.c.key).cte("w")
+        ctes.append(mine)
+        counts.append(select(func.count()).select_from(mine).scalar_subquery().label("own"))
+    ctes.append(_rows_cte(E, _EVENT_COLUMNS, "e"))
+    stmt = _CANCELS[(n, own)] = select(*counts).add_cte(*ctes)
+    return stmt
+
+
+def cancel_statement(
+    legs: Sequence[tuple[uuid.UUID, str]], values: Mapping[str, Any],
+    own: tuple[uuid.UUID, str, str] | None, events: Sequence[Mapping[str, Any]],
+    outbox_rows: Sequence[Mapping[str, Any]],
+) -> tuple[Any, dict[str, Any]]:
+    """The cancel's writes in one statement: `legs` (id, state read) all move to
+    `values["state"]`; `own` (key, state read, new state) moves the activation. The
+    statement answers the rows each move matched (`legs`, `own`)."""
+    params: dict[str, Any] = {
+        "m_state": values["state"], "m_reason": values["cancel_reason"],
+        "m_by": values["cancelled_by"], "m_now": values["updated_at"],
+        **_params("o", OUTBOX_COLUMNS, outbox_rows), **_params("e", _EVENT_COLUMNS, events),
+    }
+    for i, (leg_id, state) in enumerate(legs):
+        params[f"m_id{i}"] = leg_id
+        params[f"m_from{i}"] = state
+    if own is not None:
+        params.update(w_key=own[0], w_from=own[1], w_state=own[2])
+    return _cancel(len(legs), own is not None), params
+
+
+async def run(db: Db, stmt: Any, params: dict[str, Any]) -> Any:
+    return (await db.execute(stmt, params)).one()
