@@ -32,6 +32,7 @@ class Code(StrEnum):
     CONFLICT = "conflict"
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an error code; the current password given to change it is wrong
     PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105 - an error code; after a reset: change it first
+    OIDC_REQUIRED = "oidc_required"  # passwords are not used here: sign-in is through OIDC only
 
 
 HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
@@ -51,6 +52,7 @@ HTTP_STATUS: Mapping[Code, int] = MappingProxyType(
         Code.CONFLICT: 409,
         Code.WRONG_PASSWORD: 403,
         Code.PASSWORD_CHANGE_REQUIRED: 403,
+        Code.OIDC_REQUIRED: 403,
     }
 )
 

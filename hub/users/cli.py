@@ -153,7 +153,12 @@ def list_cmd(config_path: Path, role: str | None, active: bool | None,
 def reset_password_cmd(config_path: Path, username: str) -> None:
     """Give a user a temporary password (printed once) they must change at next login;
     ends their sessions and revokes their API tokens."""
-    out = _run(config_path, lambda db: passwords.reset_password(
-        db, PasswordHasher(users.PASSWORD_COST), username, now_ms=SystemClock().now_ms()))
+    def reset(db: Database) -> Awaitable[passwords.Reset]:
+        oidc = HubSettings.load(config_path).oidc  # loaded (and checked) by _run already
+        return passwords.reset_password(
+            db, PasswordHasher(users.PASSWORD_COST), username, now_ms=SystemClock().now_ms(),
+            oidc_only=oidc is not None and oidc.only)
+
+    out = _run(config_path, reset)
     click.echo(f"temporary password for {out.username} (shown once; they must change it at "
                f"next login): {out.temporary_password}")

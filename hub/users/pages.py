@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from federation.client_address import client_address
-from hub.appkeys import AUTHORIZE, CLOCK, DB
+from hub.appkeys import AUTHORIZE, CLOCK, DB, SETTINGS
 from hub.dashboard.pages import label, render
 from hub.errors import Code, HubError
 from hub.stats.models import parse_query
@@ -111,8 +111,10 @@ async def set_active(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     p = await _caller(request, OPERATOR)
     await _form(request, set())
+    oidc = request.app[SETTINGS].oidc
     out = await passwords.reset_password(request.app[DB], request.app[users.HASHER],
                                          _user_id(request), now_ms=request.app[CLOCK].now_ms(),
+                                         oidc_only=oidc is not None and oidc.only,
                                          actor=p.username)
     resp = render(request, "hub_user_reset.html", {"reset": out})
     resp.headers["Cache-Control"] = "no-store"

@@ -6,7 +6,10 @@ change (issue 17 item 5, the same rules as the node's `node.accounts.passwords`)
 - `reset_password` (operators, `peernet hub user reset-password`): a temporary password
   shown once; the user's sessions end, their API tokens are revoked and
   `must_change_password` is set, so `hub.users.accounts.authorize` sends their pages to
-  `/account/password` and refuses the API with `password_change_required`.
+  `/account/password` and refuses the API with `password_change_required`. On a hub that
+  signs in through the state's identity provider only (`[oidc] only = true`) no password is
+  accepted, so the reset is refused, 403 `oidc_required`, nothing changed (turn `only` off
+  first to let someone in with a password again).
 - `change_password` (every hub user): the current password is checked through the login
   throttle (a wrong one is 403 `wrong_password`, too many 429 `throttled`); the new one must
   differ. The user's other sessions end and their API tokens are revoked; the flag clears.
@@ -103,13 +106,20 @@ async def _end_all(conn: AsyncConnection, uid: int, now_ms: int,
 
 
 async def reset_password(db: Database, hasher: PasswordHasher, user: str | int, *,
-                         now_ms: int, actor: str = "cli") -> Reset:
-    """Reset a user's password (by name, or id from the operator's page)."""
+                         now_ms: int, oidc_only: bool, actor: str = "cli") -> Reset:
+    """Reset a user's password (by name, or id from the operator's page); `oidc_only`: the
+    hub's `[oidc] only` (then refused, `oidc_required`)."""
     where = U.c.id == user if isinstance(user, int) else U.c.username == normal_username(user)
     async with db.read() as conn:
         row = (await conn.execute(select(U.c.id, U.c.username).where(where))).first()
     if row is None:
         raise HubError(Code.NOT_FOUND, "no such user", "username")
+    if oidc_only:
+        log.warning("password reset of hub user %s by %s refused: oidc_required",
+                    row.username, actor)
+        raise HubError(Code.OIDC_REQUIRED, "this hub signs in only through the identity "
+                       "provider, so a temporary password could not be used; reset the "
+                       "account at the identity provider")
     temp = temporary_password()
     pw = await hasher.hash_async(temp)
     async with db.write() as conn:

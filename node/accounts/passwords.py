@@ -15,7 +15,11 @@ temporary password (shown once, never stored but as its argon2id hash), ends all
 user's sessions, revokes their tokens and sets `must_change_password`: until the user
 changes it every page sends them to the change page and the API answers 403
 `password_change_required` (`node.accounts.guard`). An admin setting a password with
-`PATCH /api/v1/users/{id}` sets the flag the same way.
+`PATCH /api/v1/users/{id}` sets the flag the same way. On a node that signs in through the
+agency's identity provider only (`[oidc] only = true`) no password is ever accepted, so a
+reset would hand out a password nobody can use: it is refused, 403 `oidc_required`
+(audited, nothing changed); the account is the provider's to reset. To let someone in with
+a password again (the provider is gone), turn `only` off first.
 
 Both are audited (`password.change`, `password.reset`; refusals with outcome `refused`),
 never with a password in the entry.
@@ -135,6 +139,11 @@ async def reset_password(ctx: NodeContext, actor: Principal | None,
         raise NodeError(Code.FORBIDDEN, "only an admin may reset another user's password")
     if row is None:
         raise NodeError(Code.NOT_FOUND, "no such user", "username")
+    if ctx.settings.oidc is not None and ctx.settings.oidc.only:
+        await _refused(ctx, "password.reset", actor, row.id, Code.OIDC_REQUIRED)
+        raise NodeError(Code.OIDC_REQUIRED, "this node signs in only through the agency's "
+                        "identity provider, so a temporary password could not be used; "
+                        "reset the account at the identity provider")
     temp = temporary_password()
     pw_hash = await ctx.hasher.hash_async(temp)
     now = ctx.now()

@@ -47,6 +47,7 @@ class Code(StrEnum):
     WRONG_PASSWORD = "wrong_password"  # noqa: S105 - an error code; the current password given to change it is wrong
     PASSWORD_CHANGE_REQUIRED = "password_change_required"  # noqa: S105 - an error code; after a reset: change it first
     BUSY = "busy"  # SQLite: another process held the write lock too long; retry (Retry-After)
+    OIDC_REQUIRED = "oidc_required"  # passwords are not used here: sign-in is through OIDC only
     INTERNAL = "internal"
 
 
@@ -78,6 +79,7 @@ _STATUS: dict[Code, int] = {
     Code.WRONG_PASSWORD: 403,
     Code.PASSWORD_CHANGE_REQUIRED: 403,
     Code.BUSY: 503,
+    Code.OIDC_REQUIRED: 403,
     Code.INTERNAL: 500,
 }
 
