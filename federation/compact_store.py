@@ -24,6 +24,7 @@ from federation.compact_state import CompactState
 from federation.database import Database
 from federation.errors import FedCode, FederationError, error_body
 from federation.interstate_tables import compacts
+from federation.leader_lock import serialise_writers
 from federation.roster_alarms import store_alarms
 from protocol.compact import SignedCompact
 
@@ -73,6 +74,7 @@ class CompactStore:
             return []
         now = self.clock.now_ms()
         async with self.write() as conn:
+            await serialise_writers(conn, "fed_compact")  # federation.roster_sync's notes
             have = {
                 r.version: r.sha256
                 for r in (

@@ -38,6 +38,7 @@ from federation.compact_state import CompactState
 from federation.database import Database
 from federation.errors import FedCode, FederationError
 from federation.interstate_tables import foreign_rosters
+from federation.leader_lock import serialise_writers
 from federation.roster import NodeEntry, SignedRoster, parse_signed_roster
 from federation.roster_acceptance import check_time, valid_signers
 from federation.roster_alarms import Alarm, store_alarms
@@ -74,6 +75,12 @@ def verify_foreign_roster(
     own = signed.roster.board
     if len(valid_signers(signed, own.key_bytes(), revoked)) < own.threshold:
         raise _invalid(f"{member.network_id} roster is not signed by its own board")
+
+
+def _twins(network_id: str, version: int) -> FederationError:
+    return FederationError(
+        FedCode.SPLIT_VIEW,
+        f"two {network_id} rosters, both validly signed, claim version {version}")
 
 
 class ForeignRosters:
@@ -139,24 +146,30 @@ class ForeignRosters:
                 return False
             if held is not None:
                 await self._split_view(network_id, signed, held, source)
-                raise FederationError(
-                    FedCode.SPLIT_VIEW,
-                    f"two {network_id} rosters, both validly signed, claim version "
-                    f"{signed.version}",
-                )
+                raise _twins(network_id, signed.version)
             if signed.version < state.version:
                 raise _invalid(
                     f"{network_id} roster version {signed.version} is older than the held "
                     f"{state.version} (a rollback)"
                 )
+        # Another process over this database may have stored this version since we loaded
+        # (its own refresh): take it, or find the split view (federation.roster_sync notes).
         async with self.write() as conn:
-            await conn.execute(
-                insert(foreign_rosters).values(
-                    network_id=network_id, version=signed.version, sha256=signed.sha256,
-                    document=signed.to_bytes(), compact_version=self.compact.version,
-                    accepted_ts=now,
+            await serialise_writers(conn, "fed_foreign_roster")
+            stored = (await conn.execute(select(foreign_rosters.c.sha256).where(
+                foreign_rosters.c.network_id == network_id,
+                foreign_rosters.c.version == signed.version))).scalar_one_or_none()
+            if stored is None:
+                await conn.execute(
+                    insert(foreign_rosters).values(
+                        network_id=network_id, version=signed.version, sha256=signed.sha256,
+                        document=signed.to_bytes(), compact_version=self.compact.version,
+                        accepted_ts=now,
+                    )
                 )
-            )
+        if stored is not None and stored != signed.sha256:
+            await self._split_view(network_id, signed, stored, source)
+            raise _twins(network_id, signed.version)
         state = self._states.setdefault(network_id, RosterState(self.clock))
         state.load([signed])
         self._verified_under[network_id] = (member.board_keys, member.threshold)

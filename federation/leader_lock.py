@@ -28,15 +28,28 @@ import os
 from collections.abc import AsyncIterator
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["advisory_key", "leader", "lock_path"]
+__all__ = ["advisory_key", "leader", "lock_path", "serialise_writers"]
 
 
 def advisory_key(name: str) -> int:
     """A stable signed 64-bit key for `name` (PostgreSQL advisory locks take a bigint)."""
     digest = hashlib.sha256(b"peernet/v1/leader\0" + name.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
+async def serialise_writers(conn: AsyncConnection, name: str) -> None:
+    """Inside a write transaction: wait until no other transaction holding `name` is open,
+    so a read-then-insert (is this version stored? store it) is atomic across processes.
+    PostgreSQL: a transaction advisory lock, released by the commit or rollback. SQLite:
+    nothing to do, the transaction's BEGIN IMMEDIATE already holds the database's one write
+    lock."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_XACT_LOCK, {"k": advisory_key(name)})
 
 
 def lock_path(engine: AsyncEngine, name: str) -> str | None:

@@ -21,10 +21,12 @@ Several processes over one database (two `peernet node serve` behind one address
 - Storing is atomic per version: `accept` reads which of its versions are stored and inserts
   the others in one write transaction, and that read-then-insert is serialised across
   processes (SQLite: the transaction's BEGIN IMMEDIATE; PostgreSQL: a transaction advisory
-  lock, `ROSTER_LOCK`, taken first). A process that finds a version already stored with the
-  same hash skips it; with another hash it is a split view. Two processes accepting the same
-  version at once therefore both succeed and store it once (without the lock, both would
-  read "absent" and the second INSERT would fail on the primary key).
+  lock taken first, `federation.leader_lock.serialise_writers`). A process that finds a
+  version already stored with the same hash skips it; with another hash it is a split view.
+  Two processes accepting the same version at once therefore both succeed and store it once
+  (without the lock, both would read "absent" and the second INSERT would fail on the
+  primary key). The compact and the foreign rosters are stored the same way
+  (`federation.compact_store`, `federation.foreign_rosters`).
 - Each process keeps its own `RosterState` in memory. `catch_up()` adopts the versions another
   process stored since (one indexed query on the primary key), so a process that did not
   fetch a version itself still moves to it. The periodic refresh from the hub
@@ -47,13 +49,13 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from federation.clock import Clock
 from federation.database import Database
 from federation.errors import FedCode, FederationError, error_body
-from federation.leader_lock import advisory_key
+from federation.leader_lock import serialise_writers
 from federation.roster import SignedRoster, parse_signed_roster
 from federation.roster_acceptance import BoardPin
 from federation.roster_alarms import list_alarms as list_alarm_rows
@@ -63,14 +65,12 @@ from federation.roster_fetch import ROSTER_PATH, fetch_chain
 from federation.roster_state import Alarm, RosterState
 from federation.store import alarms, rosters
 
-__all__ = ["ROSTER_LOCK", "ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
+__all__ = ["ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
 
 log = logging.getLogger("peernet.federation.roster")
 
 _DELTAS_KEPT = 16  # computed deltas kept per server, keyed by (base hash, target hash)
 _SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")
-ROSTER_LOCK = advisory_key("fed_roster")  # PostgreSQL: one roster writer at a time
-_LOCK_ROSTER = text("SELECT pg_advisory_xact_lock(:k)")
 
 
 async def persist_alarms(session: AsyncConnection | AsyncSession, pending: list[Alarm]) -> None:
@@ -132,8 +132,7 @@ class RosterStore:
         if fresh:
             now = self.clock.now_ms()
             async with self.write() as session:
-                if session.dialect.name == "postgresql":  # see the module notes
-                    await session.execute(_LOCK_ROSTER, {"k": ROSTER_LOCK})
+                await serialise_writers(session, "fed_roster")  # see the module notes
                 have = {
                     r.version: r.sha256
                     for r in (
