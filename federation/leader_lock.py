@@ -8,6 +8,9 @@ release, sign the audit head, publish an anchor) would do it once per process: t
 releases queued, two signatures, two anchors.
 
 `leader(db, name)` is the guard: `async with leader(db, "release") as lead: if lead: ...`.
+`serialise_writers(conn, name)` is its counterpart inside a write transaction: a
+read-then-insert (is this roster version stored? store it) waits for another process doing
+the same, instead of both reading "absent" (`federation.roster_sync`).
 
 - PostgreSQL: a session advisory lock (`pg_try_advisory_lock`, key from the name) on a
   connection held for the block. Tried, never waited for: the process that does not get
