@@ -114,8 +114,12 @@ def _upgrade(conn: Connection, script_location: str, revision: str) -> None:
 async def migrate(engine: AsyncEngine, script_location: str, revision: str = "heads") -> None:
     """Run the Alembic scripts at `script_location` (e.g. "node:migrations") to `revision`,
     one process at a time over one database (`federation.migration_lock`): a second process
-    waits, then finds the schema current."""
-    async with migration_file_lock(engine), engine.begin() as conn:
+    waits, then finds the schema current. On a server's SQLite engine (`Database.engine`)
+    the upgrade is a write transaction from its first statement (BEGIN IMMEDIATE), so a
+    running server's commit cannot leave it a stale snapshot to write from."""
+    sqlite = engine.dialect.name == "sqlite"
+    bind = engine.execution_options(peernet_write=True) if sqlite else engine
+    async with migration_file_lock(engine), bind.begin() as conn:
         await lock_upgrade_transaction(conn)
         await conn.run_sync(_upgrade, script_location, revision)
 

@@ -13,17 +13,19 @@ first waits out the barrier alone and finishes; the second then finds every head
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from federation.database import make_engine
+from federation.database import Database, make_engine, migrate
 
 _ROOT = Path(__file__).resolve().parents[2]
 _BARRIER_S = 1.5
@@ -110,3 +112,37 @@ async def test_two_processes_migrate_one_fresh_database(
                 assert head == 1  # the base revision's seed row, inserted once
     finally:
         await engine.dispose()
+
+
+async def test_a_server_writing_meanwhile_does_not_break_the_upgrade(tmp_path: Path) -> None:
+    """SQLite: the upgrade holds the write lock from its first statement (BEGIN IMMEDIATE
+    on a server's `Database` engine). Before, it began as a reader: a commit by another
+    process (a running server) between its first read and its first CREATE made SQLite
+    refuse the upgrade at once ("database is locked", no busy wait for a stale snapshot)."""
+    path = tmp_path / "n.db"
+    db = Database(make_engine(f"sqlite:///{path}"))
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("PRAGMA journal_mode=WAL")
+    other.execute("CREATE TABLE server_rows (x INTEGER)")
+    wrote: list[bool] = []
+
+    def at_create(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        if wrote or not statement.lstrip().upper().startswith("CREATE TABLE"):
+            return
+        try:  # the other process commits a write right now
+            other.execute("INSERT INTO server_rows VALUES (1)")
+            wrote.append(True)
+        except sqlite3.OperationalError:
+            wrote.append(False)  # it waits for the upgrade's lock (with its own retries)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", at_create)
+    try:
+        await migrate(db.engine, "node:migrations")
+        assert wrote == [False]
+        async with db.read() as conn:
+            versions = list((await conn.execute(
+                text("SELECT version_num FROM alembic_version"))).scalars())
+        assert _left_to_apply("node", versions) == []
+    finally:
+        other.close()
+        await db.dispose()
