@@ -13,10 +13,11 @@ gets the lock, Alembic reads `alembic_version` afresh and finds nothing left to 
   of a READ COMMITTED transaction sees the other process's committed upgrade.
 - SQLite (a file): an exclusive `flock` on `<database>.migrate.lock`, the lock family of
   `federation.leader_lock` (released by the OS if the process dies), held around the whole
-  upgrade transaction. SQLite DDL outside a write lock would not be safe on its own: a
-  deferred transaction that read the old schema cannot write after another commit. The lock
-  is polled with an async backoff, so a waiting server never blocks its event loop and a
-  cancelled wait leaves nothing held. In-memory databases have one process by construction.
+  upgrade transaction, which on a server's engine is itself a write transaction from its
+  first statement (BEGIN IMMEDIATE: a deferred one that read the old schema could not write
+  after another process's commit). The file lock is polled with an async backoff, so a
+  waiting server never blocks its event loop and a cancelled wait leaves nothing held.
+  In-memory databases have one process by construction.
 
 Neither wait is bounded: a long upgrade (a big table rewritten) is worth waiting for, and the
 waiter logs once that it is waiting.
