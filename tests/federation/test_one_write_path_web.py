@@ -4,7 +4,8 @@
 roster store; this watches what a browser and an API client make a node write: a login
 through the form (session, login throttle, audit), a wrong password (throttle counters),
 encounters and their follow-ups through the JSON API (the fast writer on SQLite), a user
-created by an admin, a token, and a logout. No statement that changes data may run on a
+created by an admin, a token, and a logout; on the hub, an operator's login (and a wrong
+password) and logout. No statement that changes data may run on a
 SQLite connection `db.write()` did not open (the same detector as that test).
 """
 
@@ -30,7 +31,7 @@ from node.core.vocabulary import Role
 from node.web.app import create_app
 from tests.federation.test_one_write_path import Outside, outside  # noqa: F401  (fixture)
 from tests.node.conftest import START_MS, encounter
-from tests.security.conftest import CSRF_RE, login
+from tests.security.conftest import CSRF_RE, MakeApp, hub_app, login  # noqa: F401
 
 PASSWORD = "correct horse battery"
 
@@ -91,3 +92,21 @@ async def test_web_and_api_requests_write_only_through_the_write_path(
     async with ctx.db.engine.begin() as conn:
         await conn.execute(text("UPDATE settings SET key = key WHERE 1 = 0"))
     assert outside.seen == ["UPDATE settings SET key = key WHERE 1 = 0"]
+
+
+async def test_hub_web_requests_write_only_through_the_write_path(
+    hub_app: MakeApp, outside: Outside  # noqa: F811
+) -> None:
+    app = await hub_app()
+    outside.on = True
+    r = await login(app.client, "op", "not the password")
+    assert r.status in (200, 400, 401, 429)
+    r = await login(app.client, "op")
+    assert r.status in (302, 303), r.status
+    page = await app.client.get("/dashboard")
+    assert page.status == 200
+    m = CSRF_RE.search(await page.text())
+    assert m is not None
+    r = await app.client.post("/logout", data={"csrf": m.group(1)}, allow_redirects=False)
+    assert r.status in (302, 303), r.status
+    assert outside.seen == []
