@@ -24,14 +24,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from node.activation import ending, handoff, views
+from node.activation import batched, ending, handoff, views
 from node.activation import requester as requesting
 from node.activation import responder as responding
 from node.activation import rows as act_rows
 from node.activation.context import ActivationContext
 from node.activation.db import Side
 from node.activation.errors import ActivationCode, ActivationError
-from node.activation.interstate import PeerName
+from node.activation.interstate import PeerName, is_qualified
 from node.activation.list_filter import filtered
 from node.activation.models import (
     AcceptIn,
@@ -50,6 +50,7 @@ from node.activation.models import (
 from node.core import audit
 from node.core.access import Principal
 from node.core.appkeys import DB, SETTINGS
+from node.core.audit_entry import entry_row
 from node.core.db import Database
 from node.core.paging import Cursor, NextCursor, page_of
 from node.core.routes import Route, add_routes
@@ -169,11 +170,28 @@ async def list_view(request: web.Request) -> web.Response:
     return _dump(ActivationList(items=page, next_cursor=nxt, total=len(items)))
 
 
+def _entry(ctx: ActivationContext, p: Principal, action: str, target: str,
+           **detail: Any) -> dict[str, Any]:
+    """What `_audit` appends, as the unlinked entry a one-statement write stores."""
+    return entry_row(ctx.now(), action, p, "activation", target, "ok", detail)
+
+
 async def create(request: web.Request) -> web.Response:
     data = await json_body(request, RequestIn)
     ctx = activation_context(request.app)
     p = principal(request)
-    async with _db(request).write() as conn:
+    db = _db(request)
+    if not data.draft and batched.one_statement(db, ctx):
+        targets, body, now = requesting.checked_request(ctx, data)
+        if not any(is_qualified(t) for t in targets):  # never held: one statement, audited
+            async with batched.autocommit(db) as conn:
+                out = await batched.create_sent(
+                    conn, ctx, aid=ctx.new_id(), key=uuid.uuid4(), body=body, targets=targets,
+                    user_id=p.user_id, now=now,
+                    audit=lambda o: _entry(ctx, p, "activation.request", o.activation_id,
+                                           state=o.state.value, targets=len(o.legs)))
+            return _dump(out, 201)
+    async with db.write() as conn:
         out = await requesting.create_request(conn, ctx, data, user_id=p.user_id)
         await _audit(conn, ctx, p, "activation.request", out.activation_id,
                      state=out.state.value, targets=len(out.legs))
@@ -262,6 +280,17 @@ async def update(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     data = await json_body(request, CancelIn)
+    ctx = activation_context(request.app)
+    db = _db(request)
+    if batched.one_statement(db, ctx):
+        p, aid = principal(request), _aid(request)
+        async with batched.autocommit(db) as conn:
+            act, legs, approval = await batched.load(conn, aid, _requester(request))
+            if act.side is Side.OUT:  # the requester's: one statement after the read, audited
+                return _dump(await batched.cancel_out(
+                    conn, ctx, act, legs, approval, data.reason, responder=data.responder,
+                    audit=lambda o: _entry(ctx, p, "activation.cancel", aid,
+                                           state=o.state.value)))
 
     async def op(conn: Any, ctx: ActivationContext, aid: str, r: str | None) -> ActivationOut:
         return await ending.cancel(conn, ctx, aid, data.reason, requester=r,

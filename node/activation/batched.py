@@ -34,14 +34,17 @@ PostgreSQL and compares every row and the answers.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from federation.database import Database
 from federation.prepared import Prepared
 from node.activation import batched_pg
 from node.activation.approval import APPROVALS
@@ -58,7 +61,7 @@ from protocol.messages import MessageType
 from protocol.vocabulary import CancelReason
 from protocol.wire_types import wire_json
 
-__all__ = ["cancel_out", "create_sent", "load", "queue"]
+__all__ = ["Audit", "autocommit", "cancel_out", "create_sent", "load", "one_statement", "queue"]
 
 _INSERT_ACT = Prepared(insert(A))
 _INSERT_LEGS = Prepared(insert(L))
@@ -105,6 +108,10 @@ async def queue(db: Db, ctx: ActivationContext, messages: Sequence[Message]) -> 
     ]
 
 
+# The unlinked audit entry (`audit_entry.entry_row`) of an operation's answer.
+Audit = Callable[[ActivationOut], dict[str, Any]]
+
+
 def _changed() -> ActivationError:
     """A row moved by another transaction meanwhile (as `writes.require_one_row`)."""
     return ActivationError(ActivationCode.CONFLICT, "the activation changed meanwhile: try again",
@@ -122,12 +129,33 @@ def _stager(db: Db, ctx: ActivationContext) -> Stager | None:
     return ctx.stage_many if dialect_of(db) == "postgresql" else None
 
 
+def one_statement(db: Database, ctx: ActivationContext) -> bool:
+    """Whether `create_sent` and `cancel_out` write in one statement on `db` (PostgreSQL
+    and a row stager): then they may run on an `autocommit` connection with their `audit`
+    entry, and that statement is the whole transaction."""
+    return not db.is_sqlite and ctx.stage_many is not None
+
+
+@contextlib.asynccontextmanager
+async def autocommit(db: Database) -> AsyncIterator[AsyncConnection]:
+    """A connection with no transaction around its statements (no BEGIN and COMMIT round
+    trips): for `one_statement` writes, each its own transaction."""
+    async with db.engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _staged(audit: Audit | None, out: ActivationOut) -> dict[str, Any] | None:
+    return batched_pg.staged_row(audit(out)) if audit is not None else None
+
+
 async def create_sent(
     db: Db, ctx: ActivationContext, *, aid: str, key: uuid.UUID,
     body: ActivationRequestBody, targets: list[str], user_id: uuid.UUID | None, now: int,
+    audit: Audit | None = None,
 ) -> ActivationOut:
     """A new activation to home agencies `targets`, sent at once (module notes): what
-    `create_request` then `submit` store, written directly."""
+    `create_request` then `submit` store, written directly. `audit` (the one-statement
+    path only, `one_statement`): the unlinked audit entry of the answer, written with it."""
     act = ActRow(key=key, activation_id=aid, requester=ctx.node_id, side=Side.OUT,
                  own_state=S.REQUESTED, request=body, expires_ts=body.expires_ts,
                  coordinator_id=user_id, created_at=now, updated_at=now)
@@ -172,14 +200,15 @@ async def create_sent(
         _event(act, S.REQUESTED, None, me, None, now),
         *(_event(act, S.REQUESTED, leg.responder, me, leg.request_msg_id, now) for leg in legs),
     ]
+    out = view_of(ctx, act, legs, None)
     if stage is not None:
-        await batched_pg.run(db, *batched_pg.create_statement(act_values, leg_values, events,
-                                                              queued))
+        await batched_pg.run(db, *batched_pg.create_statement(
+            act_values, leg_values, events, queued, _staged(audit, out)))
     else:
         if leg_values:
             await _INSERT_LEGS.run(db, leg_values)
         await _INSERT_EVENTS.run(db, events)
-    return view_of(ctx, act, legs, None)
+    return out
 
 
 async def load(db: Db, activation_id: str,
@@ -206,10 +235,10 @@ async def load(db: Db, activation_id: str,
 
 async def cancel_out(
     db: Db, ctx: ActivationContext, act: ActRow, legs: list[LegRow], approval: str | None,
-    reason: CancelReason, *, responder: str | None,
+    reason: CancelReason, *, responder: str | None, audit: Audit | None = None,
 ) -> ActivationOut:
     """The requester calls off the activation (or the leg of `responder`): `ending.cancel`'s
-    outcome in few statements (module notes)."""
+    outcome in few statements (module notes). `audit` as for `create_sent`."""
     own: S | None = None
     if responder is not None:
         leg_opt = next((x for x in legs if x.responder == responder), None)
@@ -261,14 +290,20 @@ async def cancel_out(
     ]
     if own is not None:
         events.append(_event(act, own, None, me, None, now))
+    moved = {leg.id: new for leg, new in zip(chosen, news, strict=True)}
+    after = [
+        replace(leg, state=moved[leg.id], cancel_reason=reason.value, cancelled_by=me,
+                updated_at=now) if leg.id in moved else leg
+        for leg in legs
+    ]
+    out = view_of(ctx, replace(act, own_state=own, updated_at=now) if own is not None else act,
+                  after, approval)
     if stage is not None:
-        counts = await batched_pg.run(db, *batched_pg.cancel_statement(
+        await batched_pg.run(db, *batched_pg.cancel_statement(
             [(leg.id, leg.state.value) for leg in chosen],
             {"state": S.CANCELLED.value, **values},
             (act.key, act.own_state.value, own.value) if own is not None else None,
-            events, queued))
-        if counts[0] != len(chosen) or (own is not None and counts[1] != 1):
-            raise _changed()
+            events, queued, _staged(audit, out)))
     else:
         if chosen:
             params: dict[str, Any] = {"state": S.CANCELLED.value, **values}
@@ -282,12 +317,4 @@ async def cancel_out(
             await set_own_state(db, ctx, act, own, cancel_reason=reason.value)
         if events:
             await _INSERT_EVENTS.run(db, events)
-    moved = {leg.id: new for leg, new in zip(chosen, news, strict=True)}
-    after = [
-        replace(leg, state=moved[leg.id], cancel_reason=reason.value, cancelled_by=me,
-                updated_at=now) if leg.id in moved else leg
-        for leg in legs
-    ]
-    if own is not None:
-        act = replace(act, own_state=own, updated_at=now)
-    return view_of(ctx, act, after, approval)
+    return out

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     false,
     func,
     insert,
@@ -44,14 +45,22 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.selectable import CTE
 from sqlalchemy.types import TypeEngine
 
 from federation.store import outbox
 from node.activation.context import Db
+from node.activation.errors import ActivationCode, ActivationError
 from node.activation.rows import A, E, L
+from node.core.audit_pg_append import hash_parts
+from node.core.audit_staged import AuditStaged
+from node.core.db import table_of
 
-__all__ = ["OUTBOX_COLUMNS", "cancel_statement", "create_statement", "run"]
+__all__ = ["OUTBOX_COLUMNS", "cancel_statement", "create_statement", "run", "staged_row"]
+
+STAGED = table_of(AuditStaged)
+DIVISION_BY_ZERO = "22012"
 
 _ACT_COLUMNS = ("key", "activation_id", "requester", "side", "own_state", "request",
                 "incident_ref", "incident_type", "event_ts", "expires_ts", "peers_needed",
@@ -90,57 +99,84 @@ def _params(name: str, columns: Sequence[str],
     return {f"{name}_{c}": [r.get(c) for r in rows] for c in columns}
 
 
-_CREATE = select(literal(1)).add_cte(
-    _rows_cte(A, _ACT_COLUMNS, "a"), _rows_cte(outbox, OUTBOX_COLUMNS, "o"),
-    _rows_cte(L, _LEG_COLUMNS, "l"), _rows_cte(E, _EVENT_COLUMNS, "e"),
-)
+_STAGED_COLUMNS = ("ts", "actor", "role", "action", "target_type", "target_id", "outcome",
+                   "detail", "a", "b", "c")
+
+
+def staged_row(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The `audit_staged` row of an unlinked audit entry (`audit_entry.entry_row`): what
+    `audit.append` inserts on PostgreSQL (`audit_pg_append.append_entry`), linked by the
+    server's deferred trigger when the statement's transaction commits."""
+    a, b, c = hash_parts(entry)
+    return {**{k: entry[k] for k in _STAGED_COLUMNS[:8]}, "a": a, "b": b, "c": c}
+
+
+def _with_audit(ctes: list[CTE], audited: bool) -> list[CTE]:
+    return [*ctes, _rows_cte(STAGED, _STAGED_COLUMNS, "s")] if audited else ctes
+
+
+_CREATES = {
+    audited: select(literal(1)).add_cte(*_with_audit([
+        _rows_cte(A, _ACT_COLUMNS, "a"), _rows_cte(outbox, OUTBOX_COLUMNS, "o"),
+        _rows_cte(L, _LEG_COLUMNS, "l"), _rows_cte(E, _EVENT_COLUMNS, "e")], audited))
+    for audited in (False, True)
+}
 
 
 def create_statement(act: Mapping[str, Any], legs: Sequence[Mapping[str, Any]],
-                     events: Sequence[Mapping[str, Any]], outbox_rows: Sequence[Mapping[str, Any]]
-                     ) -> tuple[Any, dict[str, Any]]:
-    """A new activation's rows in one statement: the statement and its parameters."""
-    return _CREATE, {
+                     events: Sequence[Mapping[str, Any]], outbox_rows: Sequence[Mapping[str, Any]],
+                     staged: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """A new activation's rows in one statement (and its audit entry, `staged_row`, when
+    given): the statement and its parameters."""
+    params = {
         **_params("a", _ACT_COLUMNS, [act]), **_params("o", OUTBOX_COLUMNS, outbox_rows),
         **_params("l", _LEG_COLUMNS, legs), **_params("e", _EVENT_COLUMNS, events),
     }
+    if staged is not None:
+        params.update(_params("s", _STAGED_COLUMNS, [staged]))
+    return _CREATES[staged is not None], params
 
 
-_CANCELS: dict[tuple[int, bool], Any] = {}
+_CANCELS: dict[tuple[int, bool, bool], Any] = {}
 
 
-def _cancel(n: int, own: bool) -> Any:
-    stmt = _CANCELS.get((n, own))
+def _cancel(n: int, own: bool, audited: bool) -> Any:
+    stmt = _CANCELS.get((n, own, audited))
     if stmt is not None:
         return stmt
     values: dict[str, Any] = {"state": bindparam("m_state"), "cancel_reason": bindparam("m_reason"),
-              "cancelled_by": bindparam("m_by"), "updated_at": bindparam("m_now")}
+                              "cancelled_by": bindparam("m_by"), "updated_at": bindparam("m_now")}
     moved = update(L).where(or_(false(), *(
         and_(L.c.id == bindparam(f"m_id{i}"), L.c.state == bindparam(f"m_from{i}"))
         for i in range(n)
     ))).values(values).returning(L.c.id).cte("m")
     ctes = [_rows_cte(outbox, OUTBOX_COLUMNS, "o"), moved]
-    counts = [select(func.count()).select_from(moved).scalar_subquery().label("legs")]
+    matched = [select(func.count()).select_from(moved).scalar_subquery() == n]
     if own:
         mine = update(A).where(A.c.key == bindparam("w_key"),
                                A.c.own_state == bindparam("w_from")).values(
             own_state=bindparam("w_state"), cancel_reason=bindparam("m_reason"),
             updated_at=bindparam("m_now")).returning(A.c.key).cte("w")
         ctes.append(mine)
-        counts.append(select(func.count()).select_from(mine).scalar_subquery().label("own"))
+        matched.append(select(func.count()).select_from(mine).scalar_subquery() == 1)
     ctes.append(_rows_cte(E, _EVENT_COLUMNS, "e"))
-    stmt = _CANCELS[(n, own)] = select(*counts).add_cte(*ctes)
+    # Every move matched, or the statement fails (division by zero) and writes nothing: in
+    # autocommit there is no transaction around it for the caller to roll back.
+    guard = literal(1) / case((and_(*matched), 1), else_=0)
+    stmt = _CANCELS[(n, own, audited)] = select(guard.label("ok")).add_cte(
+        *_with_audit(ctes, audited))
     return stmt
 
 
 def cancel_statement(
     legs: Sequence[tuple[uuid.UUID, str]], values: Mapping[str, Any],
     own: tuple[uuid.UUID, str, str] | None, events: Sequence[Mapping[str, Any]],
-    outbox_rows: Sequence[Mapping[str, Any]],
+    outbox_rows: Sequence[Mapping[str, Any]], staged: Mapping[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """The cancel's writes in one statement: `legs` (id, state read) all move to
-    `values["state"]`; `own` (key, state read, new state) moves the activation. The
-    statement answers the rows each move matched (`legs`, `own`)."""
+    """The cancel's writes in one statement (and its audit entry, when given): `legs` (id,
+    state read) all move to `values["state"]`; `own` (key, state read, new state) moves the
+    activation. If a move matches fewer rows than named (another transaction moved one
+    first), the statement fails and `run` raises `conflict`."""
     params: dict[str, Any] = {
         "m_state": values["state"], "m_reason": values["cancel_reason"],
         "m_by": values["cancelled_by"], "m_now": values["updated_at"],
@@ -151,8 +187,18 @@ def cancel_statement(
         params[f"m_from{i}"] = state
     if own is not None:
         params.update(w_key=own[0], w_from=own[1], w_state=own[2])
-    return _cancel(len(legs), own is not None), params
+    if staged is not None:
+        params.update(_params("s", _STAGED_COLUMNS, [staged]))
+    return _cancel(len(legs), own is not None, staged is not None), params
 
 
-async def run(db: Db, stmt: Any, params: dict[str, Any]) -> Any:
-    return (await db.execute(stmt, params)).one()
+async def run(db: Db, stmt: Any, params: dict[str, Any]) -> None:
+    """Execute; the guard's failure (a row moved meanwhile) as `conflict`."""
+    try:
+        await db.execute(stmt, params)
+    except DBAPIError as exc:
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if code != DIVISION_BY_ZERO:
+            raise
+        raise ActivationError(ActivationCode.CONFLICT,
+                              "the activation changed meanwhile: try again", "state") from None

@@ -51,16 +51,17 @@ from protocol.wire_types import wire_json
 
 __all__ = [
     "accept_offer",
+    "checked_request",
     "create_request",
     "decline_offer",
     "submit",
 ]
 
 
-async def create_request(
-    db: Db, ctx: ActivationContext, data: RequestIn, *, user_id: uuid.UUID | None
-) -> ActivationOut:
-    """A new activation to `data.targets`: kept as a draft, or sent at once."""
+def checked_request(ctx: ActivationContext, data: RequestIn
+                    ) -> tuple[list[str], ActivationRequestBody, int]:
+    """A new request's targets as stored, its wire body and the time now, or the refusal
+    (before anything is written)."""
     # Home agencies by the roster's rules, others through the compact (interstate_rules).
     targets = [check_target(ctx, t) for t in data.targets]
     if len(set(targets)) != len(targets):
@@ -73,6 +74,14 @@ async def create_request(
         {**data.model_dump(mode="json", exclude={"targets", "draft"}),
          "requesting_agency": ctx.node_id},
     )
+    return targets, body, now
+
+
+async def create_request(
+    db: Db, ctx: ActivationContext, data: RequestIn, *, user_id: uuid.UUID | None
+) -> ActivationOut:
+    """A new activation to `data.targets`: kept as a draft, or sent at once."""
+    targets, body, now = checked_request(ctx, data)
     aid = ctx.new_id()
     key = uuid.uuid4()
     interstate = any(is_qualified(t) for t in targets)

@@ -22,12 +22,15 @@ from node.activation.errors import ActivationError
 from node.activation.inbound import apply_inbound
 from node.activation.models import ActivationOut
 from node.activation.rows import L
+from node.core.audit_entry import entry_row
+from node.core.audit_verify import verify
 from node.core.db import Database, User, table_of
 from node.core.vocabulary import Role
 from protocol.ids import new_ulid
 from protocol.messages import MessageType
 from protocol.vocabulary import ActivationState, CancelReason, DeclineReason
 from tests.activations.helpers import HOUR, Recorder, Sent, add_user, make_ctx, node_db, request_in
+from tests.activations.netutil import actx
 from tests.activations.netutil import add_user as add_net_user
 from tests.activations.test_service import OFFER, inbound
 from tests.federation.network import make_network
@@ -266,48 +269,66 @@ async def test_a_leg_moved_meanwhile_refuses_the_cancel(db_url: str) -> None:
 
 async def test_statements_per_request_and_cancel_on_postgres(tmp_path: Path,
                                                              pg_admin_url: str) -> None:
-    """Through the real API on PostgreSQL: a request to two agencies is two statements in
-    its write transaction (its rows with its outbox rows, and the audit entry) and its
-    cancel three (one read before them); nineteen and eighteen before. Each still queues
-    its messages, and the federation delivers them."""
+    """Through the real API on PostgreSQL: a request to two agencies is one statement (its
+    rows, its outbox rows and its audit entry, with no BEGIN and COMMIT around it) and its
+    cancel two (a read, then the same); nineteen and eighteen statements in a transaction
+    before. The audit entries are those of the transaction path and the chain verifies;
+    the federation delivers every message."""
     net = await make_network(3, tmp_path=tmp_path, db="postgres", pg_admin_url=pg_admin_url)
     try:
         a = net.node("agency-1")
         _, token = await add_net_user(a, "coord", Role.COORDINATOR)
         seen: list[str] = []
+        sync = a.db.engine.sync_engine
 
         def count(_conn: Any, _c: Any, stmt: str, *_a: Any) -> None:
-            seen.append(stmt)
+            if not stmt.lstrip().startswith("SELECT users.id"):  # the token lookup
+                seen.append(stmt)
 
-        event.listen(a.db.engine.sync_engine, "before_cursor_execute", count)
+        event.listen(sync, "before_cursor_execute", count)
         now = net.clock.now_ms()
         body = request_in(["agency-2", "agency-3"], event_ts=now - 2 * HOUR,
                           window_start_ts=now, window_end_ts=now + 6 * HOUR,
                           expires_ts=now + 4 * HOUR).model_dump(mode="json")
         headers = {"Authorization": f"Bearer {token}"}
         async with aiohttp.ClientSession() as http:
-            seen.clear()
             async with http.post(a.url + "/api/v1/activations", json=body,
                                  headers=headers) as r:
                 assert r.status == 201, await r.text()
-                aid = (await r.json())["activation_id"]
-            writes_create = [s for s in seen if not s.lstrip().startswith("SELECT users.id")]
+                created = await r.json()
+            writes_create = list(seen)
             seen.clear()
-            async with http.post(a.url + f"/api/v1/activations/{aid}/cancel",
-                                 json={"reason": "resolved_locally"}, headers=headers) as r:
+            async with http.post(a.url + f"/api/v1/activations/{created['activation_id']}"
+                                 "/cancel", json={"reason": "resolved_locally"},
+                                 headers=headers) as r:
                 assert r.status == 200, await r.text()
                 assert (await r.json())["state"] == "cancelled"
-            writes_cancel = [s for s in seen if not s.lstrip().startswith("SELECT users.id")]
-        event.remove(a.db.engine.sync_engine, "before_cursor_execute", count)
-        assert len(writes_create) == 2, writes_create
-        assert len(writes_cancel) == 3, writes_cancel
+            writes_cancel = list(seen)
+        event.remove(sync, "before_cursor_execute", count)
+        assert len(writes_create) == 1, writes_create
+        assert len(writes_cancel) == 2, writes_cancel
+        assert created["state"] == "requested" and len(created["legs"]) == 2
         await net.settle()
+        aid = created["activation_id"]
         async with a.db.read() as conn:
             pending = (await conn.execute(text(
                 "SELECT count(*) FROM fed_outbox WHERE state = 'pending'"))).scalar_one()
             events = (await conn.execute(select(text("count(*)")).select_from(
                 text("activation_events")))).scalar_one()
+            entries = (await conn.execute(text(
+                "SELECT action, role, target_type, target_id, outcome, detail FROM audit_log "
+                "WHERE action LIKE 'activation.%' ORDER BY seq"))).all()
+            staged = (await conn.execute(text("SELECT count(*) FROM audit_staged"))).scalar_one()
+            report = await verify(conn, a.keys, "agency-1", now_ms=net.clock.now_ms(),
+                                  sign_interval_ms=10**12)
         assert pending == 0 and events == 2 + 2 + 3
+        assert [tuple(e) for e in entries] == [
+            ("activation.request", "coordinator", "activation", aid, "ok",
+             '{"state":"requested","targets":2}'),
+            ("activation.cancel", "coordinator", "activation", aid, "ok",
+             '{"state":"cancelled"}'),
+        ]
+        assert staged == 0 and report.ok, report
         for n in ("agency-2", "agency-3"):
             async with net.node(n).db.read() as conn:
                 states = (await conn.execute(text(
@@ -316,3 +337,41 @@ async def test_statements_per_request_and_cancel_on_postgres(tmp_path: Path,
     finally:
         await net.close()
 
+
+async def test_one_statement_cancel_refuses_a_moved_leg(tmp_path: Path,
+                                                        pg_admin_url: str) -> None:
+    """On an autocommit connection the cancel's statement is its whole transaction: a leg
+    another transaction moved after the read makes it fail as a whole (`conflict`), with
+    no outbox row, history row, move or audit entry stored."""
+    net = await make_network(3, tmp_path=tmp_path, db="postgres", pg_admin_url=pg_admin_url)
+    try:
+        a = net.node("agency-1")
+        ctx = actx(a)
+        uid, _ = await add_net_user(a, "coord", Role.COORDINATOR)
+        now = net.clock.now_ms()
+        async with a.db.write() as conn:
+            created = await requesting.create_request(conn, ctx, request_in(
+                ["agency-2", "agency-3"], event_ts=now - 2 * HOUR, window_start_ts=now,
+                window_end_ts=now + 6 * HOUR, expires_ts=now + 4 * HOUR), user_id=uid)
+
+        async def counts() -> list[Any]:
+            async with a.db.read() as conn:
+                return [(await conn.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one()
+                        for t in ("fed_outbox", "activation_events", "audit_log")]
+
+        async with batched.autocommit(a.db) as conn:
+            snap = await batched.load(conn, created.activation_id)
+            async with a.db.write() as other:  # another writer moves agency-3's leg
+                await other.execute(update(L).where(L.c.responder == "agency-3")
+                                    .values(state=S.OFFERED.value, offer_peers=1))
+            before = await counts()
+            with pytest.raises(ActivationError) as err:
+                await batched.cancel_out(conn, ctx, *snap, CancelReason.OTHER, responder=None,
+                                         audit=lambda o: entry_row(now, "activation.cancel"))
+        assert err.value.code.value == "conflict"
+        assert await counts() == before
+        async with a.db.read() as conn:
+            legs = dict((await conn.execute(select(L.c.responder, L.c.state))).all())
+        assert legs == {"agency-2": "requested", "agency-3": "offered"}
+    finally:
+        await net.close()
