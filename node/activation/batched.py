@@ -139,9 +139,12 @@ def one_statement(db: Database, ctx: ActivationContext) -> bool:
 @contextlib.asynccontextmanager
 async def autocommit(db: Database) -> AsyncIterator[AsyncConnection]:
     """A connection with no transaction around its statements (no BEGIN and COMMIT round
-    trips): for `one_statement` writes, each its own transaction."""
+    trips): for `one_statement` writes, each its own transaction. On success its `commit`
+    (no round trip in autocommit) still fires what waits for one (the outbox worker's
+    wake-up, `FederationService.stage_many`)."""
     async with db.engine.connect() as conn:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.commit()
 
 
 def _staged(audit: Audit | None, out: ActivationOut) -> dict[str, Any] | None:

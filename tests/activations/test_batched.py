@@ -286,6 +286,15 @@ async def test_statements_per_request_and_cancel_on_postgres(tmp_path: Path,
                 seen.append(stmt)
 
         event.listen(sync, "before_cursor_execute", count)
+        fed = a.fed
+        kicks: list[int] = []
+        kick = fed.kick
+
+        def counted_kick() -> None:  # the outbox worker woken when each write commits
+            kicks.append(1)
+            kick()
+
+        fed.kick = counted_kick  # type: ignore[method-assign]
         now = net.clock.now_ms()
         body = request_in(["agency-2", "agency-3"], event_ts=now - 2 * HOUR,
                           window_start_ts=now, window_end_ts=now + 6 * HOUR,
@@ -297,13 +306,16 @@ async def test_statements_per_request_and_cancel_on_postgres(tmp_path: Path,
                 assert r.status == 201, await r.text()
                 created = await r.json()
             writes_create = list(seen)
+            assert kicks, "the worker was not woken at the request's commit"
             seen.clear()
+            kicks.clear()
             async with http.post(a.url + f"/api/v1/activations/{created['activation_id']}"
                                  "/cancel", json={"reason": "resolved_locally"},
                                  headers=headers) as r:
                 assert r.status == 200, await r.text()
                 assert (await r.json())["state"] == "cancelled"
             writes_cancel = list(seen)
+            assert kicks, "the worker was not woken at the cancel's commit"
         event.remove(sync, "before_cursor_execute", count)
         assert len(writes_create) == 1, writes_create
         assert len(writes_cancel) == 2, writes_cancel
