@@ -38,7 +38,8 @@ __all__ = ["CHANNEL", "AuthCache", "listen"]
 log = logging.getLogger("peernet.node.auth")
 
 CHANNEL = "peernet_auth"
-RETRY_S = 1.0  # between attempts to (re)connect the listener
+RETRY_S = 1.0  # first wait before reconnecting the listener, doubled up to MAX_RETRY_S
+MAX_RETRY_S = 30.0
 
 
 class AuthCache:
@@ -91,17 +92,21 @@ class AuthCache:
 async def listen(engine: AsyncEngine, cache: AuthCache) -> None:
     """Run forever (PostgreSQL): keep a connection listening on `CHANNEL`, clearing `cache`
     on every notice; the cache is on only while it listens."""
+    wait = RETRY_S
     while True:
         try:
             async with _listening(engine, cache) as lost:
+                wait = RETRY_S
                 await lost.wait()
         except asyncio.CancelledError:
             cache.set_enabled(False)
             raise
         except Exception as exc:  # noqa: BLE001 - the database may be away; try again
-            log.warning("token cache off: cannot listen for changes (%s)", type(exc).__name__)
+            log.warning("token cache off: cannot listen for changes (%s); again in %g s",
+                        type(exc).__name__, wait)
         cache.set_enabled(False)
-        await asyncio.sleep(RETRY_S)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, MAX_RETRY_S)
 
 
 @contextlib.asynccontextmanager
