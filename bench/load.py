@@ -19,7 +19,10 @@ answered 201 is stored once; every message queued by every server reached its de
 exactly once (`messages_lost`, `messages_duplicated`). Latency per request kind
 (`encounter_p50_ms`, `..._p95_ms`, `..._p99_ms`, the same for `activation_`) and over every
 request of the run (`load_p99_ms`, issue 16 goal < 500 with nothing lost or duplicated),
-throughput (`encounters_per_s`, `activations_per_s`), `http_5xx`, `unanswered`.
+throughput (`encounters_per_s`, `activations_per_s`), `http_5xx`, `unanswered`, and the
+node process's CPU while the clients ran (`node_cpu_s`, `node_cpu_ms_per_request`): on a
+shared machine the figure to compare between runs, when throughput and latency move with
+the neighbours.
 """
 
 from __future__ import annotations
