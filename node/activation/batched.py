@@ -22,7 +22,17 @@ rows are written with what the operation already knows:
 
 On PostgreSQL, with the federation service's row stager (`ActivationContext.stage_many`),
 the writes of each are one statement (`node.activation.batched_pg`): a request is then
-two statements in its transaction (with the API's audit entry), a cancel three.
+two statements in its transaction (with the API's audit entry), a cancel three. The API
+goes further (`one_statement`, `autocommit`): the audit entry joins that statement and
+the statement is the whole transaction (no BEGIN, no COMMIT round trip), so a request is
+one round trip and a cancel two (its read, then the statement; a leg moved between them
+fails the statement as a whole, `conflict`).
+
+Legs are ordered by responder in Python (`sorted`, code point order) where the
+step-by-step path read them back `ORDER BY responder`: the same order on SQLite and on a
+PostgreSQL database with the C collation (the throwaway server's); under a linguistic
+collation two names differing only in punctuation or case could be listed in another
+order (the answer's `legs`, the hub report's `responders`), never other contents.
 
 Same outcome as the step-by-step path, row for row: the same checks in the same order
 (a refusal writes nothing), the same values, the same history rows in the same order,
