@@ -67,7 +67,8 @@ def record(
         f"Python {platform.python_version()}",
     }
     path = out / f"{case_id}.json"
-    tmp = path.with_suffix(".tmp")
+    # One temp file per process: test workers may record the same case at once.
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     tmp.replace(path)
     return path

@@ -94,7 +94,7 @@ def test_compact_lifecycle_through_the_cli(tmp_path: Path) -> None:
 
     # an edited compact file: verify reports it and exits 1
     doc = json.loads(v2_path.read_text())
-    doc["compact"]["expires_ts"] = SystemClock().now_ms() + 10
+    doc["compact"]["expires_ts"] = SystemClock().now_ms() + 3_600_000  # not expired yet
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(doc), encoding="utf-8")
     res = run("board", "compact", "verify", str(edited), "--prev", str(v1_path), ok=False)
