@@ -127,6 +127,31 @@ async def create_database(admin_url: str, name: str) -> str:
     return u.set(database=name).render_as_string(hide_password=False)
 
 
+def pg_dump_sql(url: str) -> str:
+    """The database behind `url` (a plain postgresql:// URL) as a pg_dump SQL script: schema
+    and rows (as INSERTs), no owners or privileges. Tests replay it (tests/migration_snapshot)."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    args = [
+        _binary("pg_dump"), "--no-owner", "--no-privileges", "--no-comments", "--inserts",
+        "--no-publications", "--no-subscriptions", "--no-security-labels", "--no-tablespaces",
+        "-U", u.username or "postgres", "-h", str(u.query.get("host") or u.host or ""),
+        "-d", u.database or "postgres",
+    ]
+    if u.port:
+        args += ["-p", str(u.port)]
+    env = dict(os.environ)
+    if u.password:
+        env["PGPASSWORD"] = u.password
+    res = subprocess.run(  # noqa: S603 - fixed binary, no shell
+        args, capture_output=True, text=True, check=False, env=env
+    )
+    if res.returncode != 0:
+        raise PostgresUnavailable(f"pg_dump failed: {res.stderr.strip()[-500:]}")
+    return res.stdout
+
+
 async def drop_database(admin_url: str, name: str) -> None:
     import asyncpg
     from sqlalchemy.engine import make_url

@@ -3,13 +3,17 @@ runs every database test on both SQLite and PostgreSQL.
 
 Set PEERNET_TEST_PG_URL to use an existing server (an admin URL: the fixture creates and drops
 one database per test on it). Under CI=true a PostgreSQL that cannot start fails the run
-instead of skipping it.
+instead of skipping it. Under pytest-xdist each worker starts its own throwaway server.
+
+A fresh database upgraded to heads gets a replayed snapshot of its package's migrated schema
+(tests/migration_snapshot.py); test modules that mention migrations run them for real.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,8 +27,41 @@ from peernet.throwaway_pg import (
     drop_database,
     start_throwaway,
 )
+from tests import migration_snapshot
 
 _CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_migrations: every migrate() runs Alembic (no replayed snapshot)")
+    migration_snapshot.install()
+
+
+_MIGRATION_WORDS = re.compile(r"migrat|alembic", re.I)
+_mentions: dict[str, bool] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Modules that test or drive migrations keep running every one of them.
+    for item in items:
+        path = str(item.path)
+        if path.endswith("test_migration_snapshot.py"):
+            continue
+        if path not in _mentions:
+            try:
+                _mentions[path] = bool(_MIGRATION_WORDS.search(Path(path).read_text()))
+            except OSError:
+                _mentions[path] = True
+        if _mentions[path]:
+            item.add_marker(pytest.mark.real_migrations)
+
+
+@pytest.fixture(autouse=True)
+def _migration_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    migration_snapshot.set_test_real(request.node.get_closest_marker("real_migrations") is not None)
+    yield
+    migration_snapshot.set_test_real(False)
 
 
 @pytest.fixture(scope="session")
