@@ -32,6 +32,7 @@ from protocol.vocabulary import ActivationState, CancelReason, DeclineReason
 from tests.activations.helpers import HOUR, Recorder, Sent, add_user, make_ctx, node_db, request_in
 from tests.activations.netutil import actx
 from tests.activations.netutil import add_user as add_net_user
+from tests.activations.stepwise_cancel import cancel_stepwise
 from tests.activations.test_service import OFFER, inbound
 from tests.federation.network import make_network
 
@@ -176,7 +177,7 @@ async def test_create_and_cancel_match_the_stepwise_path(db_url: str, many: bool
             ctx.clock.advance(60_000)  # type: ignore[attr-defined]
             async with db.write() as conn:
                 if stepwise:
-                    cancelled = await ending.cancel_stepwise(conn, ctx, aid,
+                    cancelled = await cancel_stepwise(conn, ctx, aid,
                                                              CancelReason.RESOLVED_LOCALLY)
                 else:
                     cancelled = await ending.cancel(conn, ctx, aid, CancelReason.RESOLVED_LOCALLY)
@@ -210,7 +211,7 @@ async def test_cancel_of_one_leg_and_of_a_draft_match(db_url: str) -> None:
                 draft = (await requesting.create_request(
                     conn, ctx, request_in(["agency-b", "agency-c"], draft=True), user_id=uid)
                 ).activation_id
-            cancel = ending.cancel_stepwise if stepwise else ending.cancel
+            cancel = cancel_stepwise if stepwise else ending.cancel
             async with db.write() as conn:
                 one = await cancel(conn, ctx, aid, CancelReason.OTHER, responder="agency-c")
             async with db.write() as conn:
