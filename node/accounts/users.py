@@ -101,6 +101,10 @@ async def update_user(ctx: NodeContext, actor: Principal, uid: uuid.UUID,
             values[name] = value
             changed.append(name)
     if patch.password is not None:
+        if ctx.settings.oidc is not None and ctx.settings.oidc.only:
+            # No password is ever accepted here (as for a reset: node.accounts.passwords).
+            raise NodeError(Code.OIDC_REQUIRED, "this node signs in only through the agency's "
+                            "identity provider: a password cannot be set")
         values["password_hash"] = await ctx.hasher.hash_async(patch.password)
         # Someone else chose it, so its owner picks their own at next login.
         values["must_change_password"] = uid != actor.user_id

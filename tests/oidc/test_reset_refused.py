@@ -69,6 +69,12 @@ async def test_node_refuses_a_reset_when_oidc_is_required(
     refused = await node.audit("password.reset")
     assert [(a.outcome, a.detail) for a in refused] == [("refused",
                                                          '{"code":"oidc_required"}')]
+    async with aiohttp.ClientSession() as http:  # nor set through the user's record
+        r = await http.patch(f"{base}/api/v1/users/{target}", json={"password": PW * 2},
+                             headers={"Authorization": f"Bearer {token}"})
+        body = await r.json()
+    assert (r.status, body["error"]["code"]) == (403, "oidc_required")
+    assert (await node.rows(sql), await node.state()) == before
 
 
 async def test_hub_refuses_a_reset_when_oidc_is_required(
