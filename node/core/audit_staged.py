@@ -22,6 +22,9 @@ Until the commit the entry's seq and hash are unknown: `append` returns the row 
 commits (signing it: `audit.sign_head`) runs `link_now` first (`SET CONSTRAINTS ...
 IMMEDIATE`: the staged entries are linked at once, and the lock is then held to the commit,
 as before). SQLite is unchanged (its writer holds the database lock anyway).
+
+The function and the trigger are defined once, in the migration `audit_staged_0001` (frozen);
+tests/test_migrations_frozen.py checks that a fresh database has them as defined there.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from node.core.db import Base
 
-__all__ = ["CREATE_SQL", "DROP_SQL", "AuditStaged", "link_now"]
+__all__ = ["AuditStaged", "link_now"]
 
 
 class AuditStaged(Base):
@@ -53,33 +56,6 @@ class AuditStaged(Base):
     b: Mapped[bytes] = mapped_column(LargeBinary)
     c: Mapped[bytes] = mapped_column(LargeBinary)
 
-
-CREATE_SQL = (
-    """CREATE FUNCTION audit_link_staged() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  h_seq bigint;
-  h_hash text;
-  n_hash text;
-BEGIN
-  SELECT seq, hash INTO h_seq, h_hash FROM audit_head WHERE id = 1 FOR UPDATE;
-  n_hash := rtrim(translate(encode(sha256(
-    NEW.a || convert_to(h_hash, 'UTF8') || NEW.b || convert_to((h_seq + 1)::text, 'UTF8')
-    || NEW.c), 'base64'), '+/', '-_'), '=');
-  INSERT INTO audit_log (seq, ts, actor, role, action, target_type, target_id, outcome,
-                         detail, prev_hash, hash)
-  VALUES (h_seq + 1, NEW.ts, NEW.actor, NEW.role, NEW.action, NEW.target_type,
-          NEW.target_id, NEW.outcome, NEW.detail, h_hash, n_hash);
-  UPDATE audit_head SET seq = h_seq + 1, hash = n_hash WHERE id = 1;
-  DELETE FROM audit_staged WHERE id = NEW.id;
-  RETURN NULL;
-END $$""",
-    """CREATE CONSTRAINT TRIGGER audit_staged_link AFTER INSERT ON audit_staged
-DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION audit_link_staged()""",
-)
-DROP_SQL = (
-    "DROP TRIGGER IF EXISTS audit_staged_link ON audit_staged",
-    "DROP FUNCTION IF EXISTS audit_link_staged()",
-)
 
 _IMMEDIATE = text("SET CONSTRAINTS audit_staged_link IMMEDIATE")
 
