@@ -1,10 +1,11 @@
 """Load: 200 concurrent clients writing encounters and 50 concurrent activation clients for a
 bounded time against one node on PostgreSQL; no lost or duplicated writes; latencies.
 
-    python -m bench.load [--quick] [--seconds S] [--json PATH]
+    python -m bench.load [--quick] [--seconds S] [--workers N] [--json PATH]
 
 Setup (real CLI and processes, `tests.chaos.cluster`): a hub and three nodes; `agency-1`,
-the node under load, runs on PostgreSQL (a throwaway server unless `PEERNET_PG_URL` is set),
+the node under load (`peernet node serve`, or `--workers N` of it), runs on PostgreSQL (a
+throwaway server unless `PEERNET_PG_URL` is set),
 the hub and the two responders on SQLite. Load, for `--seconds` (default 60, `--quick` 10):
 
 - 200 encounter clients, each writing encounters one after another through the JSON API
@@ -56,7 +57,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def run_load(root: Path, pg_admin_url: str, seconds: float, *,
-                   seed: int = 7) -> dict[str, Any]:
+                   seed: int = 7, workers: int = 1) -> dict[str, Any]:
     from tests.chaos import checks
     from tests.chaos.cluster import build_cluster
     from tests.chaos.traffic import Traffic
@@ -65,8 +66,10 @@ async def run_load(root: Path, pg_admin_url: str, seconds: float, *,
     cluster = await build_cluster(root, n_nodes=3, pg_admin_url=pg_admin_url, pg_nodes=(1,),
                                   node_env={"PEERNET_DB_POOL_SIZE": "40"})
     try:
-        await cluster.start_all()
         node = cluster.node("agency-1")
+        if workers > 1:  # `peernet node serve --workers N`: N processes, one address
+            node.serve_args = ("--workers", str(workers))
+        await cluster.start_all()
         headers = {"Authorization": f"Bearer {node.token}"}
         lat: dict[str, list[float]] = {"encounter": [], "activation": [], "cancel": []}
         ok_encounters: list[str] = []
@@ -130,6 +133,7 @@ async def run_load(root: Path, pg_admin_url: str, seconds: float, *,
         d = await checks.delivery(cluster)
         return {
             "seconds": round(elapsed, 1),
+            "node_workers": workers,
             "encounter_clients": ENCOUNTER_CLIENTS,
             "activation_clients": ACTIVATION_CLIENTS,
             "encounters_ok": len(ok_encounters),
@@ -173,13 +177,22 @@ async def run_load(root: Path, pg_admin_url: str, seconds: float, *,
 
 
 def _cpu_s(server: Any) -> float:
-    """User + system CPU seconds of `server`'s process so far (Linux /proc; 0 elsewhere)."""
+    """User + system CPU seconds so far of `server`'s process and of its workers (its child
+    processes, with `--workers`) (Linux /proc; 0 elsewhere)."""
     proc: Any = getattr(server, "proc", None)
-    try:
-        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (AttributeError, OSError, IndexError):
+    if proc is None:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = 0
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not pid.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(pid) == proc.pid or int(fields[1]) == proc.pid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def passed(fig: dict[str, Any]) -> bool:
@@ -189,7 +202,7 @@ def passed(fig: dict[str, Any]) -> bool:
             and bool(fig["drained"]) and fig["http_5xx"] == 0)
 
 
-async def _main_async(seconds: float, json_path: Path | None) -> int:
+async def _main_async(seconds: float, json_path: Path | None, workers: int = 1) -> int:
     from bench.reliability_report import record
     from peernet.throwaway_pg import start_throwaway
 
@@ -201,7 +214,7 @@ async def _main_async(seconds: float, json_path: Path | None) -> int:
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="pn-load-") as tmp:
-            fig = await run_load(Path(tmp), admin, seconds)
+            fig = await run_load(Path(tmp), admin, seconds, workers=workers)
     finally:
         if server is not None:
             with contextlib.suppress(Exception):
@@ -221,9 +234,11 @@ async def _main_async(seconds: float, json_path: Path | None) -> int:
                   + fig["messages_duplicated"])
     print(f"load_p99_ms {fig['load_p99_ms']} (goal < 500), lost = {lost}, "
           f"duplicated = {duplicated}")
-    record(f"load-{int(seconds)}s", area="load",
+    suffix = f"-workers{workers}" if workers > 1 else ""
+    served = f" served by {workers} worker processes" if workers > 1 else ""
+    record(f"load-{int(seconds)}s{suffix}", area="load",
            case=f"200 encounter writers + 50 activation clients for {int(seconds)} s, one node "
-                "on PostgreSQL",
+                f"on PostgreSQL{served}",
            how="`python -m bench.load`: `peernet node serve` on PostgreSQL (hub and two "
                "responders on SQLite); JSON API with a coordinator token; activations fan out "
                "to two responders and are cancelled; then the federation drains",
@@ -239,9 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="10 seconds")
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="the node under load as `peernet node serve --workers N`")
     args = ap.parse_args(argv)
     seconds = args.seconds or (10.0 if args.quick else 60.0)
-    return asyncio.run(_main_async(seconds, args.json))
+    return asyncio.run(_main_async(seconds, args.json, args.workers))
 
 
 if __name__ == "__main__":

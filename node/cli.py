@@ -35,11 +35,11 @@ from pydantic import SecretStr, ValidationError
 from federation.cli_errors import CliError, guard
 from federation.cli_prompts import ask_passphrase, read_password
 from federation.clock import SystemClock
-from federation.database import make_engine, migrate
+from federation.database import is_sqlite, make_engine, migrate
 from federation.init_checks import check_passphrase, prepare_config_path, prepare_dir
 from federation.keystore import NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
-from federation.server_process import run_server
+from federation.server_process import run_server, run_workers
 from federation.settings import write_config
 from node.accounts.users import create_token, create_user
 from node.activation import cli as activation_cli
@@ -212,17 +212,33 @@ def _user_in(username: str, password: str, role: str, team: str) -> UserIn:
 @_config_option
 @click.option("--host", default=None, help="Override the configured host.")
 @click.option("--port", default=None, type=int, help="Override the configured port.")
-def serve_cmd(config_path: Path, host: str | None, port: int | None) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes serving the address (PostgreSQL only; one per core).")
+def serve_cmd(config_path: Path, host: str | None, port: int | None, workers: int) -> None:
     """Serve the node's pages and API (uvloop when installed)."""
     from node.web.app import create_app
 
     settings = _load(config_path, with_passphrase=True)
+    port = port or settings.port
+    if workers > 1 and is_sqlite(settings.db_url):
+        _fail("--workers: a SQLite database is served by one process; use PostgreSQL for "
+              "several workers", Code.INVALID_INPUT.value)
+    if workers > 1 and port == 0:
+        _fail("--workers: give a port (each worker listens on the same one)",
+              Code.INVALID_INPUT.value)
     keys, pseudonyms = _secrets(settings)
     _run(require_initialised(settings, config_path))  # never create an empty node silently
-    app = _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms))
-    guard(lambda: run_server(app, host=host or settings.host, port=port or settings.port,
-                             echo=lambda m: click.echo(m, err=True),
-                             log_format=settings.log_format, log_level=settings.log_level))
+    if workers == 1:
+        app = _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms))
+        guard(lambda: run_server(app, host=host or settings.host, port=port,
+                                 echo=lambda m: click.echo(m, err=True),
+                                 log_format=settings.log_format, log_level=settings.log_level))
+        return
+    status = guard(lambda: run_workers(
+        lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms), workers=workers,
+        host=host or settings.host, port=port, echo=lambda m: click.echo(m, err=True),
+        log_format=settings.log_format, log_level=settings.log_level))
+    raise SystemExit(status)
 
 
 @node_group.group("user")

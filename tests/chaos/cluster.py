@@ -93,6 +93,7 @@ class Server:
     db_url: str = ""
     token: str = ""  # coordinator API token (nodes)
     proc: subprocess.Popen[bytes] | None = None
+    serve_args: tuple[str, ...] = ()  # more `serve` options, e.g. ("--workers", "2")
     starts: int = 0
     kills: int = 0
 
@@ -111,7 +112,7 @@ class Server:
             out.flush()
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", LAUNCH, self.kind, "serve", "--config", str(self.config),
-                 "--port", str(self.port)],
+                 "--port", str(self.port), *self.serve_args],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=self.config.parent, start_new_session=True,
             )
