@@ -81,7 +81,8 @@ MEANINGS: dict[str, dict[str, str]] = {
         "audit_sign_interval_s": "How often the node signs its audit log head.",
         "secure_cookies": "Force the cookie `Secure` flag; empty (init does not write it): "
                           "follows `public_url`, on for https.",
-        "db_pool_size": "Database connection pool size (PostgreSQL).",
+        "db_pool_size": "Database connections kept open, at most; a request that finds them "
+                        "all busy waits for one.",
         "trusted_proxies": "Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` names the "
                            "client for the login throttle; from any other peer the header is "
                            "ignored.",
