@@ -81,8 +81,19 @@ def _inline_pragmas(dbapi_conn: Any, record: Any) -> None:
     cur.close()
 
 
+# PostgreSQL pool unless the caller sets one: as many connections as SQLAlchemy's default
+# allows at most (5 + 10 overflow), all kept. Overflow connections are closed when returned,
+# so a server under steady load opened and closed them all the time (a server process,
+# asyncpg's type introspection and every statement prepared again each time; see
+# `node.web.app.engine_options`).
+PG_POOL = {"pool_size": 15, "max_overflow": 0}
+
+
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine for `url` with SQLite pragmas applied on every connection."""
+    """An async engine for `url` with SQLite pragmas applied on every connection; on
+    PostgreSQL the pool is `PG_POOL` unless `kwargs` set its size."""
+    if not is_sqlite(url) and "pool_size" not in kwargs and "poolclass" not in kwargs:
+        kwargs = {**PG_POOL, **kwargs}
     engine = create_async_engine(async_url(url), **kwargs)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
