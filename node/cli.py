@@ -39,7 +39,7 @@ from federation.database import is_sqlite, make_engine, migrate
 from federation.init_checks import check_passphrase, prepare_config_path, prepare_dir
 from federation.keystore import NodeKeys
 from federation.passwords import INTERACTIVE, PasswordHasher
-from federation.server_process import run_server, run_workers
+from federation.server_process import run_workers
 from federation.settings import write_config
 from node.accounts.users import create_token, create_user
 from node.activation import cli as activation_cli
@@ -228,17 +228,13 @@ def serve_cmd(config_path: Path, host: str | None, port: int | None, workers: in
               Code.INVALID_INPUT.value)
     keys, pseudonyms = _secrets(settings)
     _run(require_initialised(settings, config_path))  # never create an empty node silently
-    if workers == 1:
-        app = _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms))
-        guard(lambda: run_server(app, host=host or settings.host, port=port,
-                                 echo=lambda m: click.echo(m, err=True),
-                                 log_format=settings.log_format, log_level=settings.log_level))
-        return
     status = guard(lambda: run_workers(
-        lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms), workers=workers,
-        host=host or settings.host, port=port, echo=lambda m: click.echo(m, err=True),
-        log_format=settings.log_format, log_level=settings.log_level))
-    raise SystemExit(status)
+        lambda: _guard(lambda: create_app(settings, keys=keys, pseudonyms=pseudonyms)),
+        workers=workers, host=host or settings.host, port=port,
+        echo=lambda m: click.echo(m, err=True), log_format=settings.log_format,
+        log_level=settings.log_level))
+    if status:
+        raise SystemExit(status)
 
 
 @node_group.group("user")
