@@ -42,7 +42,7 @@ from typing import Any, cast
 
 from sqlalchemy import func, select, update
 
-from federation.random_ids import new_uuid
+from federation.random_ids import new_record_id
 from node.core import audit
 from node.core.access import Principal
 from node.core.context import NodeContext
@@ -139,7 +139,7 @@ async def amend_encounter(ctx: NodeContext, p: Principal, eid: uuid.UUID,
     new = _stored(ctx, given)
     stmt = (select(*_COLUMNS).select_from(E.outerjoin(F, F.c.encounter_id == E.c.id))
             .where(E.c.id == eid).with_for_update(of=E))
-    aid = new_uuid()
+    aid = new_record_id()
     async with ctx.db.write() as conn:
         cur = (await conn.execute(stmt)).mappings().first()
         if cur is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from federation.random_ids import new_uuid
+from federation.random_ids import new_record_id
 from node.core import audit
 from node.core.access import Principal
 from node.core.context import NodeContext
@@ -38,7 +38,7 @@ async def create_disclosure(ctx: NodeContext, p: Principal, data: DisclosureIn) 
     now = ctx.now()
     if data.occurred_on > ctx.today():
         raise NodeError(Code.INVALID_INPUT, "occurred_on: in the future", "occurred_on")
-    did = new_uuid()
+    did = new_record_id()
     row = {"id": did, "category": data.category, "occurred_on": data.occurred_on,
            "notice_given": data.notice_given, "team": p.team, "created_by": p.user_id,
            "created_at": now}

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Table, and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from federation.random_ids import new_uuid
+from federation.random_ids import new_record_id
 from node.core import audit
 from node.core.access import Principal
 from node.core.context import NodeContext
@@ -103,7 +103,7 @@ async def create_encounter(ctx: NodeContext, p: Principal, data: EncounterIn) ->
         if data.supporter_was_witness and owner == p.user_id:
             raise NodeError(Code.INVALID_INPUT, "follow_up_owner: you were a witness; assign "
                             "the follow-up to another supporter", "follow_up_owner")
-    eid = new_uuid()
+    eid = new_record_id()
     row: dict[str, Any] = {
         "id": eid, "created_by": p.user_id, "created_at": now, "updated_at": now,
         "occurred_at": occurred, "duration_bucket": data.duration_bucket,
@@ -118,7 +118,7 @@ async def create_encounter(ctx: NodeContext, p: Principal, data: EncounterIn) ->
     fu: dict[str, Any] | None = None
     rows: list[tuple[Table, dict[str, Any]]] = [(E, row)]
     if data.follow_up_due is not None and owner is not None:
-        fu = {"id": new_uuid(), "encounter_id": eid, "owner_id": owner,
+        fu = {"id": new_record_id(), "encounter_id": eid, "owner_id": owner,
               "due_on": data.follow_up_due, "status": FollowUpStatus.OPEN,
               "created_at": now, "updated_at": now, "completed_at": None}
         rows.append((F, fu))

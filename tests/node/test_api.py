@@ -68,3 +68,21 @@ async def test_bad_inputs_are_refused_and_nothing_written(make_node: MakeNode) -
     assert status == 403 and err["error"]["code"] == "forbidden"
     assert await node.count("encounters") == 0
     assert await node.count("follow_ups") == 0
+
+
+async def test_encounter_and_follow_up_ids_are_time_ordered(make_node: MakeNode) -> None:
+    """Record ids are version 7 UUIDs (`federation.random_ids.new_record_id`): each new row's
+    index entries land beside the last one's instead of on a random page."""
+    import uuid
+
+    node = await make_node()
+    ids = []
+    for _ in range(3):
+        status, body = await node.post("sup1", "/api/v1/encounters",
+                                       encounter(follow_up_due="2026-06-16"))
+        assert status == 201, body
+        ids.append(uuid.UUID(body["id"]))
+    status, fus = await node.get("sup1", "/api/v1/follow-ups")
+    fids = [uuid.UUID(f["id"]) for f in fus["items"]]
+    assert {u.version for u in ids + fids} == {7}
+    assert ids == sorted(ids) and len(set(fids)) == 3
