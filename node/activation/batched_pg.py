@@ -1,53 +1,44 @@
-"""PostgreSQL: the batched activation writes (`node.activation.batched`) as one statement.
+"""PostgreSQL: the batched activation writes (`node.activation.batched`) as one statement
+with one parameter.
 
-Why: on PostgreSQL each statement is a round trip, and under load each round trip is also
-a turn of the node's event loop behind every other request in flight, so an activation's
-latency grew with its statement count more than with the work. A data-modifying CTE
-(`WITH a AS (INSERT ...), l AS (INSERT ...), ... SELECT ...`) writes the activation, its
-legs, its history and its outbox rows in one statement; every multi-row part is an
-`INSERT ... SELECT FROM unnest(arrays) WITH ORDINALITY ORDER BY ordinality`, so the
-statement has one shape whatever the number of rows (one prepared statement on the
-connection) and serial ids (the history's order) follow the given order.
+Why one statement: on PostgreSQL each statement is a round trip, and under load each round
+trip is also a turn of the node's event loop behind every other request in flight, so an
+activation's latency grew with its statement count more than with the work. A
+data-modifying CTE (`WITH a AS (INSERT ...), l AS (INSERT ...), ... SELECT ...`) writes the
+activation, its legs, its history, its outbox rows and its audit entry in one statement.
 
-The cancel's conditional moves are CTEs too (`UPDATE ... WHERE id = :id AND state = :from
-RETURNING`), and the statement answers how many rows each matched: fewer than named means
-another transaction moved one first, and the caller refuses with `conflict` (its
-transaction, with everything this statement wrote, rolls back).
+Why one parameter: the rows travelled as one array parameter per column (about sixty a
+statement), and encoding them (SQLAlchemy's array bind processors, then asyncpg's per-array
+encoding) was about 12 % of the node's event loop under `bench.load` (issue 16). Now every
+row of the statement is in ONE JSON document (`json.dumps`, in C), and PostgreSQL reads each
+table's rows out of it with `json_populate_recordset(NULL::<table>, doc -> '<part>') WITH
+ORDINALITY ORDER BY ordinality`: each value goes through its column's own input function
+(uuid, bigint, bytea from `\\x<hex>`, varchar(n) with its length check), serial ids (the
+history's order) follow the given order, and the statement text is one per operation
+whatever the number of rows (one prepared statement on each connection).
+
+The cancel's conditional moves are CTEs too (`UPDATE ... FROM json_to_recordset(the moves)
+WHERE id = move.id AND state = move.from RETURNING`), and the statement answers whether
+each matched as many rows as named: fewer means another transaction moved one first, the
+statement fails (a division by zero, so that in autocommit it writes nothing) and `run`
+raises `conflict`.
 
 The values are exactly those of the SQLite path (`batched`); the outbox rows are the
 federation service's own (`FederationService.stage_many`: envelopes built, the worker
 woken at commit). tests/activations/test_batched.py compares both paths row for row on
-PostgreSQL.
+PostgreSQL; tests/activations/test_batched_pg_json.py compares these statements with the
+array statements they replace (tests/activations/array_statements.py).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Integer,
-    LargeBinary,
-    Table,
-    Text,
-    Uuid,
-    and_,
-    bindparam,
-    case,
-    false,
-    func,
-    insert,
-    literal,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Table, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.selectable import CTE
-from sqlalchemy.types import TypeEngine
 
 from federation.store import outbox
 from node.activation.context import Db
@@ -70,37 +61,78 @@ _LEG_COLUMNS = ("id", "activation_key", "responder", "state", "request_msg_id",
 _EVENT_COLUMNS = ("activation_key", "responder", "state", "actor_node", "msg_id", "ts", "note")
 OUTBOX_COLUMNS = ("destination", "msg_id", "msg_type", "envelope", "intent", "state",
                   "attempts", "next_attempt_ts", "created_ts", "expires_ts")
-
-
-def _element(t: TypeEngine[Any]) -> TypeEngine[Any]:
-    if isinstance(t, Uuid):
-        return Uuid()
-    if isinstance(t, BigInteger):
-        return BigInteger()
-    if isinstance(t, Integer):
-        return Integer()
-    if isinstance(t, LargeBinary):
-        return LargeBinary()
-    return Text()  # strings, and enums stored as their string values
-
-
-def _rows_cte(table: Table, columns: Sequence[str], name: str) -> CTE:
-    """`INSERT INTO table (columns) SELECT ... FROM unnest(one array per column) WITH
-    ORDINALITY ORDER BY ordinality`; parameters `<name>_<column>`."""
-    arrays = [bindparam(f"{name}_{c}", type_=ARRAY(_element(table.c[c].type))) for c in columns]
-    rows = func.unnest(*arrays).table_valued(*columns, with_ordinality="ord").render_derived(
-        name=f"u_{name}")
-    query = select(*(rows.c[c] for c in columns)).order_by(rows.c.ord)
-    return insert(table).from_select(list(columns), query).cte(name)
-
-
-def _params(name: str, columns: Sequence[str],
-            rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    return {f"{name}_{c}": [r.get(c) for r in rows] for c in columns}
-
-
 _STAGED_COLUMNS = ("ts", "actor", "role", "action", "target_type", "target_id", "outcome",
                    "detail", "a", "b", "c")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _insert(cte: str, table: Table, columns: Sequence[str]) -> str:
+    """`cte AS (INSERT INTO table (columns) SELECT ... FROM the document's part <cte>, in
+    its order)`."""
+    names = ", ".join(_q(c) for c in columns)
+    values = ", ".join(f"r.{_q(c)}" for c in columns)
+    return (f"{cte} AS (INSERT INTO {_q(table.name)} ({names}) SELECT {values} FROM p, "  # noqa: S608 - our own tables
+            f"json_populate_recordset(NULL::{_q(table.name)}, p.j -> '{cte}') "
+            f"WITH ORDINALITY AS r ORDER BY r.ordinality)")
+
+
+_DOC = "p AS (SELECT CAST(:doc AS json) AS j)"
+
+# Parts: a (the activation), o (outbox rows), l (legs), e (history), s (audit entries).
+_CREATE = text("WITH " + ",\n".join([
+    _DOC, _insert("a", A, _ACT_COLUMNS), _insert("o", outbox, OUTBOX_COLUMNS),
+    _insert("l", L, _LEG_COLUMNS), _insert("e", E, _EVENT_COLUMNS),
+    _insert("s", STAGED, _STAGED_COLUMNS),
+]) + "\nSELECT 1")
+
+# Parts: o, e, s as above; v (the legs' new values), m (the legs moved: id and the state
+# read), w (the activation's own move: key, the state read, the new state; none or one).
+_MOVE_LEGS = (
+    f"m AS (UPDATE {_q(L.name)} AS t SET state = v.state, cancel_reason = v.cancel_reason, "  # noqa: S608
+    "cancelled_by = v.cancelled_by, updated_at = v.updated_at FROM p, "
+    f"json_populate_record(NULL::{_q(L.name)}, p.j -> 'v') AS v, "
+    f"json_populate_recordset(NULL::{_q(L.name)}, p.j -> 'm') AS x "
+    "WHERE t.id = x.id AND t.state = x.state RETURNING t.id)"
+)
+_MOVE_OWN = (
+    f"w AS (UPDATE {_q(A.name)} AS t SET own_state = x.to_state, "  # noqa: S608
+    "cancel_reason = v.cancel_reason, updated_at = v.updated_at FROM p, "
+    f"json_populate_record(NULL::{_q(L.name)}, p.j -> 'v') AS v, "
+    "json_to_recordset(p.j -> 'w') AS x(key uuid, from_state text, to_state text) "
+    "WHERE t.key = x.key AND t.own_state = x.from_state RETURNING t.key)"
+)
+# Every move matched, or the statement fails (division by zero) and writes nothing: in
+# autocommit there is no transaction around it for the caller to roll back.
+_GUARD = (
+    "SELECT 1 / CASE WHEN (SELECT count(*) FROM m) = json_array_length(p.j -> 'm') "
+    "AND (SELECT count(*) FROM w) = json_array_length(p.j -> 'w') THEN 1 ELSE 0 END AS ok "
+    "FROM p"
+)
+_CANCEL = text("WITH " + ",\n".join([
+    _DOC, _insert("o", outbox, OUTBOX_COLUMNS), _MOVE_LEGS, _MOVE_OWN,
+    _insert("e", E, _EVENT_COLUMNS), _insert("s", STAGED, _STAGED_COLUMNS),
+]) + "\n" + _GUARD)
+
+
+def _json_value(v: Any) -> str:
+    """The JSON form of what `json.dumps` does not know: a uuid as its text, bytes as
+    bytea's hex input (`\\x...`)."""
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, bytes | bytearray | memoryview):
+        return "\\x" + bytes(v).hex()
+    raise TypeError(f"no JSON form for a {type(v).__name__} value")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"),
+                           default=_json_value).encode
+
+
+def _rows(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{c: r.get(c) for c in columns} for r in rows]
 
 
 def staged_row(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,16 +143,8 @@ def staged_row(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {**{k: entry[k] for k in _STAGED_COLUMNS[:8]}, "a": a, "b": b, "c": c}
 
 
-def _with_audit(ctes: list[CTE], audited: bool) -> list[CTE]:
-    return [*ctes, _rows_cte(STAGED, _STAGED_COLUMNS, "s")] if audited else ctes
-
-
-_CREATES = {
-    audited: select(literal(1)).add_cte(*_with_audit([
-        _rows_cte(A, _ACT_COLUMNS, "a"), _rows_cte(outbox, OUTBOX_COLUMNS, "o"),
-        _rows_cte(L, _LEG_COLUMNS, "l"), _rows_cte(E, _EVENT_COLUMNS, "e")], audited))
-    for audited in (False, True)
-}
+def _staged(staged: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    return [] if staged is None else _rows(_STAGED_COLUMNS, [staged])
 
 
 def create_statement(act: Mapping[str, Any], legs: Sequence[Mapping[str, Any]],
@@ -128,44 +152,10 @@ def create_statement(act: Mapping[str, Any], legs: Sequence[Mapping[str, Any]],
                      staged: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
     """A new activation's rows in one statement (and its audit entry, `staged_row`, when
     given): the statement and its parameters."""
-    params = {
-        **_params("a", _ACT_COLUMNS, [act]), **_params("o", OUTBOX_COLUMNS, outbox_rows),
-        **_params("l", _LEG_COLUMNS, legs), **_params("e", _EVENT_COLUMNS, events),
-    }
-    if staged is not None:
-        params.update(_params("s", _STAGED_COLUMNS, [staged]))
-    return _CREATES[staged is not None], params
-
-
-_CANCELS: dict[tuple[int, bool, bool], Any] = {}
-
-
-def _cancel(n: int, own: bool, audited: bool) -> Any:
-    stmt = _CANCELS.get((n, own, audited))
-    if stmt is not None:
-        return stmt
-    values: dict[str, Any] = {"state": bindparam("m_state"), "cancel_reason": bindparam("m_reason"),
-                              "cancelled_by": bindparam("m_by"), "updated_at": bindparam("m_now")}
-    moved = update(L).where(or_(false(), *(
-        and_(L.c.id == bindparam(f"m_id{i}"), L.c.state == bindparam(f"m_from{i}"))
-        for i in range(n)
-    ))).values(values).returning(L.c.id).cte("m")
-    ctes = [_rows_cte(outbox, OUTBOX_COLUMNS, "o"), moved]
-    matched = [select(func.count()).select_from(moved).scalar_subquery() == n]
-    if own:
-        mine = update(A).where(A.c.key == bindparam("w_key"),
-                               A.c.own_state == bindparam("w_from")).values(
-            own_state=bindparam("w_state"), cancel_reason=bindparam("m_reason"),
-            updated_at=bindparam("m_now")).returning(A.c.key).cte("w")
-        ctes.append(mine)
-        matched.append(select(func.count()).select_from(mine).scalar_subquery() == 1)
-    ctes.append(_rows_cte(E, _EVENT_COLUMNS, "e"))
-    # Every move matched, or the statement fails (division by zero) and writes nothing: in
-    # autocommit there is no transaction around it for the caller to roll back.
-    guard = literal(1) / case((and_(*matched), 1), else_=0)
-    stmt = _CANCELS[(n, own, audited)] = select(guard.label("ok")).add_cte(
-        *_with_audit(ctes, audited))
-    return stmt
+    doc = {"a": _rows(_ACT_COLUMNS, [act]), "o": _rows(OUTBOX_COLUMNS, outbox_rows),
+           "l": _rows(_LEG_COLUMNS, legs), "e": _rows(_EVENT_COLUMNS, events),
+           "s": _staged(staged)}
+    return _CREATE, {"doc": _encode(doc)}
 
 
 def cancel_statement(
@@ -177,19 +167,15 @@ def cancel_statement(
     state read) all move to `values["state"]`; `own` (key, state read, new state) moves the
     activation. If a move matches fewer rows than named (another transaction moved one
     first), the statement fails and `run` raises `conflict`."""
-    params: dict[str, Any] = {
-        "m_state": values["state"], "m_reason": values["cancel_reason"],
-        "m_by": values["cancelled_by"], "m_now": values["updated_at"],
-        **_params("o", OUTBOX_COLUMNS, outbox_rows), **_params("e", _EVENT_COLUMNS, events),
+    doc = {
+        "o": _rows(OUTBOX_COLUMNS, outbox_rows), "e": _rows(_EVENT_COLUMNS, events),
+        "v": {"state": values["state"], "cancel_reason": values["cancel_reason"],
+              "cancelled_by": values["cancelled_by"], "updated_at": values["updated_at"]},
+        "m": [{"id": leg_id, "state": state} for leg_id, state in legs],
+        "w": [] if own is None else [{"key": own[0], "from_state": own[1], "to_state": own[2]}],
+        "s": _staged(staged),
     }
-    for i, (leg_id, state) in enumerate(legs):
-        params[f"m_id{i}"] = leg_id
-        params[f"m_from{i}"] = state
-    if own is not None:
-        params.update(w_key=own[0], w_from=own[1], w_state=own[2])
-    if staged is not None:
-        params.update(_params("s", _STAGED_COLUMNS, [staged]))
-    return _cancel(len(legs), own is not None, staged is not None), params
+    return _CANCEL, {"doc": _encode(doc)}
 
 
 async def run(db: Db, stmt: Any, params: dict[str, Any]) -> None:
