@@ -29,15 +29,18 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.selectable import CTE
 from sqlalchemy.types import TypeEngine
 
 from federation.store import outbox
+from node.activation.context import Db
+from node.activation.errors import ActivationCode, ActivationError
 from node.activation.rows import A, E, L
 from node.core.audit_staged import AuditStaged
 from node.core.db import table_of
 
-__all__ = ["cancel_statement", "create_statement"]
+__all__ = ["cancel_statement", "create_statement", "run"]
 
 STAGED = table_of(AuditStaged)
 
@@ -161,3 +164,15 @@ def cancel_statement(
     if staged is not None:
         params.update(_params("s", _STAGED_COLUMNS, [staged]))
     return _cancel(len(legs), own is not None, staged is not None), params
+
+
+async def run(db: Db, stmt: Any, params: dict[str, Any]) -> None:
+    """Execute; the guard's failure (a row moved meanwhile) as `conflict`."""
+    try:
+        await db.execute(stmt, params)
+    except DBAPIError as exc:
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if code != "22012":
+            raise
+        raise ActivationError(ActivationCode.CONFLICT,
+                              "the activation changed meanwhile: try again", "state") from None

@@ -286,7 +286,18 @@ async def test_statements_per_request_and_cancel_on_postgres(tmp_path: Path,
             if not stmt.lstrip().startswith("SELECT users.id"):  # the token lookup
                 seen.append(stmt)
 
+        def logged(query: Any) -> None:  # what goes to asyncpg directly (`batched_pg.run`)
+            seen.append(query.query)
+
+        def checkout(dbapi_conn: Any, *_a: Any) -> None:
+            dbapi_conn.driver_connection.add_query_logger(logged)
+
+        def checkin(dbapi_conn: Any, *_a: Any) -> None:
+            dbapi_conn.driver_connection.remove_query_logger(logged)
+
         event.listen(sync, "before_cursor_execute", count)
+        event.listen(sync.pool, "checkout", checkout)
+        event.listen(sync.pool, "checkin", checkin)
         fed = a.fed
         kicks: list[int] = []
         kick = fed.kick
@@ -318,8 +329,12 @@ async def test_statements_per_request_and_cancel_on_postgres(tmp_path: Path,
             writes_cancel = list(seen)
             assert kicks, "the worker was not woken at the cancel's commit"
         event.remove(sync, "before_cursor_execute", count)
+        event.remove(sync.pool, "checkout", checkout)
+        event.remove(sync.pool, "checkin", checkin)
         assert len(writes_create) == 1, writes_create
         assert len(writes_cancel) == 2, writes_cancel
+        assert [w.startswith("WITH ") for w in writes_create + writes_cancel] == [
+            True, False, True]  # the writes; the cancel's read first
         assert created["state"] == "requested" and len(created["legs"]) == 2
         await net.settle()
         aid = created["activation_id"]

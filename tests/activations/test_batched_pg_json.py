@@ -102,10 +102,10 @@ async def _run_both(old: Database, new: Database,
         try:
             if autocommit:
                 async with batched.autocommit(db) as conn:
-                    await batched_pg.run(conn, *build(module))
+                    await module.run(conn, *build(module))  # type: ignore[attr-defined]
             else:
                 async with db.write() as conn:
-                    await batched_pg.run(conn, *build(module))
+                    await module.run(conn, *build(module))  # type: ignore[attr-defined]
             codes.append(None)
         except ActivationError as exc:
             codes.append(exc.code.value)
