@@ -81,6 +81,7 @@ async def _serve_node(db_url: str, data_dir: Path, ready: Path) -> None:
     from federation.clock import FakeClock
     from federation.keystore import NodeKeys
     from federation.passwords import MIN, PasswordHasher
+    from federation.server_process import freeze_heap
     from node.accounts.users import create_token, create_user
     from node.core.config import NodeSettings
     from node.core.context import NodeContext
@@ -99,6 +100,7 @@ async def _serve_node(db_url: str, data_dir: Path, ready: Path) -> None:
     user = await create_user(ctx, None, UserIn(username="bench", password="bench password",  # noqa: S106
                                                role=Role.PEER_SUPPORTER))
     token = (await create_token(ctx, user.id, TokenIn(label="bench"))).token
+    freeze_heap()  # as `peernet node serve` does after startup (federation.server_process)
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]

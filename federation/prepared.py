@@ -36,7 +36,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from federation.sqlite_inline import InlineConnection
 from federation.sqlite_lock import write_error
 
-__all__ = ["InsertShape", "Prepared", "RawResult", "inline_cursor_of", "insert_shape"]
+__all__ = ["InsertShape", "Prepared", "RawResult", "inline_cursor_of", "insert_shape",
+           "many_rows_sql"]
 
 Db = AsyncConnection | AsyncSession
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -289,7 +290,7 @@ class InsertShape:
     encounter fast writer on SQLite, the group commit on PostgreSQL) insert through it, so
     a column added later with a default gets the same value on every path."""
 
-    __slots__ = ("columns", "defaults", "procs", "sql")
+    __slots__ = ("_plain", "columns", "defaults", "procs", "sql")
 
     def __init__(self, table: Table, keys: frozenset[str], dialect: Dialect) -> None:
         compiled = insert(table).compile(dialect=dialect, column_keys=sorted(keys))
@@ -307,9 +308,15 @@ class InsertShape:
         self.procs: tuple[_Proc, ...] = tuple(processors.get(n) for n in names)  # type: ignore[misc]
         prefetch = {c.key for c in compiled.insert_prefetch}
         self.defaults = tuple(c.default if c.key in prefetch else None for c in self.columns)
+        self._plain: tuple[tuple[str, _Proc | None], ...] | None = (
+            tuple((c.key, p) for c, p in zip(self.columns, self.procs, strict=True))
+            if all(d is None for d in self.defaults) else None)
 
     def params(self, values: Mapping[str, Any]) -> list[Any]:
         """The bound values of one row, in the SQL's order."""
+        if self._plain is not None:  # every column given by the row: the hot path
+            return [values[k] if p is None else None if (v := values[k]) is None else p(v)
+                    for k, p in self._plain]
         out: list[Any] = []
         ctx: _DefaultContext | None = None
         for col, proc, default in zip(self.columns, self.procs, self.defaults, strict=True):
@@ -322,6 +329,17 @@ class InsertShape:
                 value = default.arg(ctx)  # type: ignore[attr-defined]
             out.append(value if proc is None or value is None else proc(value))
         return out
+
+
+@functools.lru_cache(maxsize=512)
+def many_rows_sql(sql: str, rows: int) -> str:
+    """`INSERT ... VALUES (...)` (one row, as `InsertShape.sql`) for `rows` rows:
+    `VALUES (...), (...), ...`; their bound values go one row after another."""
+    head, sep, values = sql.partition(" VALUES ")
+    if not sep or not values.startswith("(") or not values.endswith(")") or \
+            ")" in values[:-1]:
+        raise ValueError("not a one-row INSERT ... VALUES (...)")
+    return f"{head} VALUES {', '.join([values] * rows)}"
 
 
 @functools.cache

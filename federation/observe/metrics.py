@@ -41,6 +41,9 @@ _BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 _MAX_ERROR_BODY = 4096  # a refusal's JSON body is small; larger bodies are not parsed
 
 
+_MAX_CACHED = 2048
+
+
 class ServerMetrics:
     """The registry of one server and the figures every server has."""
 
@@ -62,6 +65,11 @@ class ServerMetrics:
             "peernet_metrics_sampler_errors", "Scrapes where one figure could not be read.",
             ["sampler"], registry=reg)
         self._gauges: dict[str, Gauge] = {}
+        # Labelled children by label values: `labels()` takes a lock and checks its
+        # arguments on every call, a few microseconds on each request. Bounded by the
+        # route table (templates, never paths) times the methods and status classes.
+        self._timers: dict[tuple[str, str], Any] = {}
+        self._counts: dict[tuple[str, int], Any] = {}
         self.samplers: list[tuple[str, Sampler]] = []
         self.listening: list[Any] = []  # the separate listener's addresses, once started
 
@@ -103,9 +111,20 @@ class ServerMetrics:
                 raise
             finally:
                 route = _route_label(request)
-                self.request_seconds.labels(route, request.method).observe(
-                    time.perf_counter() - start)
-                self.responses.labels(route, f"{status // 100}xx").inc()
+                key = (route, request.method)
+                timer = self._timers.get(key)
+                if timer is None:
+                    timer = self.request_seconds.labels(*key)
+                    if len(self._timers) < _MAX_CACHED:  # a client may send any method
+                        self._timers[key] = timer
+                timer.observe(time.perf_counter() - start)
+                ckey = (route, status // 100)
+                count = self._counts.get(ckey)
+                if count is None:
+                    count = self.responses.labels(route, f"{ckey[1]}xx")
+                    if len(self._counts) < _MAX_CACHED:
+                        self._counts[ckey] = count
+                count.inc()
 
         return observe
 

@@ -8,6 +8,7 @@ someone else; every such read is audited by the service that allowed it.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ class Principal:
     csrf_token: str | None = None
     must_change_password: bool = False  # after an admin's reset (node.accounts.passwords)
 
-    @property
-    def actor(self) -> str:
+    @functools.cached_property
+    def actor(self) -> str:  # cached: the token cache hands out one Principal per token
         return str(self.user_id)
 
 

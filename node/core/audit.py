@@ -54,7 +54,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
-from federation.prepared import insert_shape
+from federation.prepared import insert_shape, many_rows_sql
 from federation.sqlite_lock import write_error
 from node.core.access import Principal
 from node.core.audit_entry import LAST_HEADS, entry_bytes, entry_row, link_entry
@@ -307,7 +307,7 @@ def _write_group(conn: sqlite3.Connection,
                 for sql, params in inserts:  # encounter, the entries last
                     by_sql.setdefault(sql, []).append(params)
             for sql, many in by_sql.items():
-                cur.executemany(sql, many)
+                _insert_rows(cur, sql, many)
             conn.commit()
             return [False] * len(items)
         for i, (guard, inserts) in enumerate(items):
@@ -334,6 +334,23 @@ def _write_group(conn: sqlite3.Connection,
         except Exception:
             out.append(True)  # this one goes the slow way and reports its own error
     return out
+
+
+def _insert_rows(cur: sqlite3.Cursor, sql: str, many: list[list[Any]]) -> None:
+    """The rows of one INSERT as multi-row statements (`many_rows_sql`): one step each
+    instead of one per row. Each step hands the GIL back and forth with the event loop,
+    which is the program's bottleneck; the rows, their order and their errors are those of
+    `executemany`."""
+    per = max(1, _MAX_VARIABLES // max(1, len(many[0])))
+    for start in range(0, len(many), per):
+        chunk = many[start:start + per]
+        if len(chunk) == 1:
+            cur.execute(sql, chunk[0])
+        else:
+            cur.execute(many_rows_sql(sql, len(chunk)), [v for row in chunk for v in row])
+
+
+_MAX_VARIABLES = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32
 
 
 def _unbroken(items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]]) -> bool:

@@ -45,7 +45,7 @@ def entry_row(ts: int, action: str, actor: Principal | None = None,
         "target_type": target_type,
         "target_id": str(target_id) if target_id is not None else None,
         "outcome": outcome,
-        "detail": canonical_bytes(dict(detail or {})).decode("utf-8"),
+        "detail": canonical_bytes(dict(detail)).decode("utf-8") if detail else "{}",
         "prev_hash": "",
     }
 

@@ -64,6 +64,8 @@ _FIELD = "recipient"
 
 
 def _strip_separators(text: str) -> str:
+    if text.isascii() and text.isalnum():
+        return text  # nothing to strip: the usual case, without a walk per character
     return "".join(
         ch for ch in text
         if not (ch in _SEPARATORS or ch.isspace() or unicodedata.category(ch) == "Pd")

@@ -25,7 +25,6 @@ one unit.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import unicodedata
@@ -61,7 +60,7 @@ class Pseudonymizer:
 
     def ref(self, typed: str) -> str:
         data = normalise(typed).encode("utf-8")
-        return b64u(hmac.new(self._key, data, hashlib.sha256).digest())
+        return b64u(hmac.digest(self._key, data, "sha256"))  # one-shot: OpenSSL, no HMAC object
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymizer(<secret>)"

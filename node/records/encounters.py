@@ -32,10 +32,12 @@ from node.core.schemas import EncounterIn, EncounterOut
 from node.core.times import from_dt, local_date, to_dt
 from node.core.vocabulary import FollowUpStatus, Role
 from node.records.amendment_history import history_of
+from node.records.encounter_json import encounter_json
 
 __all__ = [
     "FUTURE_SLACK_MS",
     "create_encounter",
+    "create_encounter_json",
     "effective_status",
     "get_encounter",
     "list_encounters",
@@ -87,6 +89,27 @@ async def _check_owner(conn: AsyncConnection, p: Principal, owner: uuid.UUID) ->
 
 
 async def create_encounter(ctx: NodeContext, p: Principal, data: EncounterIn) -> EncounterOut:
+    row, fu = await _write(ctx, p, data)
+    row.update(due_on=fu["due_on"] if fu else None, owner_id=fu["owner_id"] if fu else None,
+               fu_status=FollowUpStatus.OPEN.value if fu else None)
+    return _out(row, ctx)
+
+
+async def create_encounter_json(ctx: NodeContext, p: Principal, data: EncounterIn) -> bytes:
+    """`create_encounter`'s answer as JSON bytes, without the model (`encounter_json`)."""
+    row, fu = await _write(ctx, p, data)
+    due = fu["due_on"] if fu else None
+    return encounter_json(
+        row, topics=row["topics"], follow_up_due=due,
+        follow_up_owner=fu["owner_id"] if fu else None,
+        follow_up_status=effective_status(FollowUpStatus.OPEN.value if fu else None, due,
+                                          ctx.today()))
+
+
+async def _write(ctx: NodeContext, p: Principal,
+                 data: EncounterIn) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Check and write one encounter (its row, follow-up and audit entry, one
+    transaction); the row and the follow-up as inserted."""
     now = ctx.now()
     occurred = from_dt(data.occurred_at)
     if occurred > now + FUTURE_SLACK_MS:
@@ -130,9 +153,7 @@ async def create_encounter(ctx: NodeContext, p: Principal, data: EncounterIn) ->
             await audit.append(conn, rows=rows, **entry)
     else:
         await audit.record(ctx.db, rows=rows, **entry)
-    row.update(due_on=fu["due_on"] if fu else None, owner_id=fu["owner_id"] if fu else None,
-               fu_status=FollowUpStatus.OPEN.value if fu else None)
-    return _out(row, ctx)
+    return row, fu
 
 
 async def get_encounter(ctx: NodeContext, p: Principal, eid: uuid.UUID) -> EncounterOut:

@@ -111,8 +111,9 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 async def encounter_create(request: web.Request) -> web.Response:
     data = await json_body(request, EncounterIn)
-    out = await encounters.create_encounter(NodeContext.of(request.app), principal(request), data)
-    return _dump(out, 201)
+    body = await encounters.create_encounter_json(NodeContext.of(request.app), principal(request),
+                                                  data)
+    return web.Response(body=body, status=201, content_type="application/json")
 
 
 async def encounter_list(request: web.Request) -> web.Response:

@@ -234,3 +234,48 @@ def test_an_unbroken_group_moves_the_head_once_and_a_broken_one_goes_item_by_ite
     assert audit._write_group(conn, [item(6, 5), item(7, 6)]) == [True, True]
     assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [1, 2, 3, 4]
     conn.close()
+
+
+def test_a_group_inserts_each_tables_rows_in_one_statement_and_chunks_at_the_limit(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One step per table, not one per row (each step hands the GIL to the event loop and
+    back); the rows and their order are those of one INSERT per row, and a group larger
+    than SQLite's variable limit is cut into several statements."""
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
+    conn.execute("CREATE TABLE audit_head (id INTEGER PRIMARY KEY, seq INTEGER, hash TEXT)")
+    conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY AUTOINCREMENT, id INTEGER, v TEXT)")
+    conn.execute("INSERT INTO audit_head VALUES (1, 0, 'h0')")
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+
+    def item(seq: int) -> Any:
+        guard = (seq, f"h{seq}", seq - 1, f"h{seq - 1}")
+        return guard, [("INSERT INTO t (id, v) VALUES (?, ?)", [seq, f"v{seq}"])]
+
+    assert audit._write_group(conn, [item(i) for i in range(1, 8)]) == [False] * 7
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert inserts == ["INSERT INTO t (id, v) VALUES " + ", ".join(  # values as traced
+        f"({i}, 'v{i}')" for i in range(1, 8))], inserts
+    assert conn.execute("SELECT id, v FROM t ORDER BY n").fetchall() == [
+        (i, f"v{i}") for i in range(1, 8)]
+
+    statements.clear()
+    monkeypatch.setattr(audit, "_MAX_VARIABLES", 6)  # 3 rows of 2 values per statement
+    assert audit._write_group(conn, [item(i) for i in range(8, 15)]) == [False] * 7
+    assert sum(s.startswith("INSERT") for s in statements) == 3  # 3 + 3 + 1 rows
+    assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY n")] == list(range(1, 15))
+    conn.close()
+
+
+def test_many_rows_sql_refuses_what_is_not_a_one_row_values_insert() -> None:
+    from federation.prepared import many_rows_sql
+
+    assert many_rows_sql("INSERT INTO t (a, b) VALUES (?, ?)", 3) == (
+        "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)")
+    for bad in ("INSERT INTO t (a) SELECT 1", "INSERT INTO t (a) VALUES (lower(?))",
+                "INSERT INTO t (a) VALUES (?) RETURNING a"):
+        with pytest.raises(ValueError, match="one-row"):
+            many_rows_sql(bad, 2)
