@@ -77,7 +77,8 @@ class Stager(Protocol):
     """The outbox rows of several messages (`Message`), envelopes built, for the caller to
     insert in `session`'s transaction itself (the worker is woken at its commit)."""
 
-    def __call__(self, session: Any, messages: Sequence[Message]) -> list[dict[str, Any]]: ...
+    async def __call__(self, session: Any,
+                       messages: Sequence[Message]) -> list[dict[str, Any]]: ...
 
 
 class DirectoryEntry(Protocol):
