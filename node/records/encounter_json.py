@@ -36,10 +36,9 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 
 
 def _time(ms: int) -> str:
-    """As pydantic writes a UTC datetime: seconds, then microseconds only when non-zero."""
-    dt = datetime.fromtimestamp(ms / 1000, UTC)
-    base = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{dt.microsecond:06d}Z" if dt.microsecond else f"{base}Z"
+    """As pydantic writes a UTC datetime: seconds, then microseconds only when non-zero
+    (as `isoformat` does), then `Z` for its `+00:00`."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()[:-6] + "Z"
 
 
 def _value(v: Any) -> Any:
