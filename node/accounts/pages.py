@@ -154,6 +154,9 @@ async def users_page(request: web.Request, error: NodeError | None = None) -> we
         "users": users, "roles": list(ROLE_LABELS.items()), "labels": ROLE_LABELS,
         "error": error, "locked": locked, "page": page, "q": q,
         "filters": keep, "all_count": await user_list.count_users(ctx, user_list.UserFilter()),
+        # Sign-in only through the agency's provider: a temporary password is refused
+        # (`oidc_required`), so the page offers no reset.
+        "passwords": ctx.settings.oidc is None or not ctx.settings.oidc.only,
     }, status=error.status if error else 200)
 
 

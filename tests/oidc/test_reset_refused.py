@@ -137,3 +137,20 @@ async def _hub_users(db_url: str) -> list[Any]:
                 "ORDER BY 1"))).all())
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("only", [True, False])
+async def test_the_users_page_offers_a_reset_only_where_passwords_are_used(
+        fake: FakeProvider, make_oidc_node: MakeOidcNode, only: bool) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    await make_oidc_node(fake.issuer, port=port, only=only)
+    fake.groups = ["peernet-admins"]
+    async with session_for(base) as s:  # an admin signs in through the provider
+        r = await s.get(base + "/login/oidc")
+        assert r.status == 200 and 'data-kit="oidc-done"' in await r.text()
+        r = await s.get(base + "/admin/users")
+        page = await r.text()
+    assert r.status == 200 and "/tokens\">API tokens</a>" in page
+    assert ("Reset password" in page) is not only
+    assert ('/reset" class="inline"' in page) is not only
