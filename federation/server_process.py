@@ -20,8 +20,10 @@ import traceback
 from collections.abc import Callable
 from typing import Literal
 
+import click
 from aiohttp import web
 
+from federation.cli_errors import guard
 from federation.observe.logs import configure_logging
 
 __all__ = ["freeze_heap", "run_server", "run_workers"]
@@ -84,11 +86,15 @@ def run_workers(make_app: Callable[[], web.Application], *, workers: int, host: 
         if pid == 0:  # a worker: serve, then leave without the parent's exit handlers
             status = 1
             try:
-                run_server(make_app(), host=host, port=port, echo=echo, log_format=log_format,
-                           log_level=log_level, reuse_port=True)
+                guard(lambda: run_server(make_app(), host=host, port=port, echo=echo,
+                                         log_format=log_format, log_level=log_level,
+                                         reuse_port=True))
                 status = 0
             except SystemExit as exc:
                 status = exc.code if isinstance(exc.code, int) else 1
+            except click.ClickException as exc:  # an expected failure: one line, as without
+                exc.show()  # --workers (the CLI's guard made it; a port in use is one too)
+                status = exc.exit_code
             except BaseException:  # noqa: BLE001 - reported, then this worker ends
                 traceback.print_exc()
             finally:

@@ -120,3 +120,34 @@ async def test_workers_refused_on_sqlite_and_on_port_zero(tmp_path: Path) -> Non
                 raise AssertionError(f"a server answered: {r.status}")
         except aiohttp.ClientConnectionError:
             pass
+
+
+async def test_a_worker_that_cannot_start_says_so_in_one_line(
+    tmp_path: Path, pg_admin_url: str
+) -> None:
+    """The port is held by another program: every worker fails to listen, and each says
+    so in one line as the single-process serve does (no traceback); the status is 1."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.chaos.cluster import LAUNCH
+
+    cluster = await build_cluster(tmp_path, n_nodes=1, pg_admin_url=pg_admin_url,
+                                  pg_nodes=(1,))
+    node = cluster.node("agency-1")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        res = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", LAUNCH, "node", "serve", "--config", str(node.config),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            env={**os.environ, **node.env}, capture_output=True, text=True, timeout=120)
+    finally:
+        holder.close()
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "address already in use" in res.stderr, res.stderr
