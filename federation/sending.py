@@ -14,10 +14,8 @@ as an intent and built by the worker after `BATCH_LINGER_MS`, with the others du
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +26,6 @@ from federation.clock import Clock
 from federation.errors import FederationError
 from federation.interstate_runtime import Interstate
 from federation.outbox import Db, enqueue_many, enqueue_row
-from federation.roster_state import RosterState
 from federation.roster_sync import RosterStore
 from protocol.envelope import Sender, body_json, build_envelope
 from protocol.errors import Code, ProtocolError
@@ -41,15 +38,6 @@ DEFAULT_TTL_MS = 3 * 86_400_000
 # How long a message of a type with a batch form (`protocol.messages.BATCH_FORMS`: the
 # hub's activation reports) waits for others to the same destination before it goes.
 BATCH_LINGER_MS = 200
-
-
-@functools.cache
-def _sealers() -> ThreadPoolExecutor:
-    """The threads `stage_many_off_loop` builds envelopes on: two, as many as the cores
-    the benchmarks run on, and apart from the default executor (password hashing) so that
-    a burst of logins never holds a request's envelopes back. Made at first use, so in
-    each worker process after `--workers` forked it."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="peernet-seal")
 
 
 @dataclass(frozen=True)
@@ -114,44 +102,18 @@ class OutboxSending:
         statement that writes its business rows too (`node.activation.batched_pg`)."""
         if not messages:
             return []
-        rows, lingering = self._rows(messages, *self._stage_inputs(len(messages)))
-        # Due now: wake the worker at commit; lingering ones: when their linger is over.
-        self._kick_after_commit(conn, now=lingering < len(rows), linger=lingering > 0)
-        return rows
-
-    async def stage_many_off_loop(self, conn: Db,
-                                  messages: Sequence[Outgoing]) -> list[dict[str, Any]]:
-        """`stage_many` with the envelopes built on a worker thread (`_sealers`): sealing
-        and signing (libsodium, which releases the GIL) were the largest share of an
-        activation request's time on the event loop (issue 16, `bench.load`); there they
-        run beside it. Everything the rows depend on (clock, roster, key, randomness) is
-        taken here first, so the rows are those `stage_many` would build; messages to
-        other networks are built on the loop as before."""
-        if not messages:
-            return []
-        if any("/" in m.to for m in messages):
-            return self.stage_many(conn, messages)
-        inputs = self._stage_inputs(len(messages))
-        rows, lingering = await asyncio.get_running_loop().run_in_executor(
-            _sealers(), self._rows, messages, *inputs)
-        self._kick_after_commit(conn, now=lingering < len(rows), linger=lingering > 0)
-        return rows
-
-    def _stage_inputs(self, n: int) -> tuple[RosterState, int, Sender, bytes]:
-        return self.roster.state, self.clock.now_ms(), self.sender(), os.urandom(10 * n)
-
-    def _rows(self, messages: Sequence[Outgoing], state: RosterState, now: int,
-              sender: Sender, rand: bytes) -> tuple[list[dict[str, Any]], int]:
-        """The outbox rows of `messages` (envelopes built under `state`), and how many are
-        intents that linger. Touches nothing shared: safe on a worker thread."""
+        state = self.roster.state
+        now = self.clock.now_ms()
         ref = state.ref()
+        sender = self.sender()
+        rand = os.urandom(10 * len(messages))
         rows: list[dict[str, Any]] = []
         lingering = 0
         for i, m in enumerate(messages):
             msg_type = MessageType(m.msg_type)
             msg_id = new_ulid(now, rand[10 * i : 10 * i + 10])
             if msg_type in BATCH_FORMS:
-                rows.append(self._intent_row(m, msg_type, msg_id, now, state))
+                rows.append(self._intent_row(m, msg_type, msg_id, now))
                 lingering += 1
                 continue
             try:
@@ -179,7 +141,9 @@ class OutboxSending:
                     envelope=envelope,
                 )
             )
-        return rows, lingering
+        # Due now: wake the worker at commit; lingering ones: when their linger is over.
+        self._kick_after_commit(conn, now=lingering < len(rows), linger=lingering > 0)
+        return rows
 
     def _interstate(self) -> Interstate:
         if self.interstate is None:
@@ -196,13 +160,13 @@ class OutboxSending:
         return to if local is None else local
 
     def _intent_row(
-        self, m: Outgoing, msg_type: MessageType, msg_id: str, now: int, state: RosterState
+        self, m: Outgoing, msg_type: MessageType, msg_id: str, now: int
     ) -> dict[str, Any]:
         """A message of a type with a batch form, queued as its intent: checked now, built
         by the worker once it is due (`batch_linger_ms` later), together with the others
         of its type to the same destination due by then (`_materialize`)."""
         try:
-            state.enc_key(m.to)  # an unknown destination refused now, as by `send`
+            self.roster.state.enc_key(m.to)  # an unknown destination refused now, as by `send`
             body = body_json(msg_type, m.body)
         except ProtocolError as exc:
             raise FederationError(exc.code.value, exc.detail or exc.code.value) from None

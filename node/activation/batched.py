@@ -188,7 +188,7 @@ async def create_sent(
     msgs += [(t, MessageType.ACTIVATION_REQUEST, request, aid) for t in ordered]
     stage = _stager(db, ctx)
     if stage is not None:
-        queued = await stage(db, msgs)
+        queued = stage(db, msgs)
         ids = [str(r["msg_id"]) for r in queued]
     else:
         await _INSERT_ACT.run(db, act_values)
@@ -292,7 +292,7 @@ async def cancel_out(
             msgs.append(rep)
     stage = _stager(db, ctx)
     if stage is not None:
-        queued = await stage(db, msgs) if msgs else []
+        queued = stage(db, msgs) if msgs else []
         ids = [str(r["msg_id"]) for r in queued]
     else:
         ids = await queue(db, ctx, msgs) if msgs else []

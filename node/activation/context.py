@@ -77,8 +77,7 @@ class Stager(Protocol):
     """The outbox rows of several messages (`Message`), envelopes built, for the caller to
     insert in `session`'s transaction itself (the worker is woken at its commit)."""
 
-    async def __call__(self, session: Any,
-                       messages: Sequence[Message]) -> list[dict[str, Any]]: ...
+    def __call__(self, session: Any, messages: Sequence[Message]) -> list[dict[str, Any]]: ...
 
 
 class DirectoryEntry(Protocol):

@@ -148,18 +148,16 @@ def _many_sender(fed: FederationLike) -> Any:
 
 
 def _stager(fed: FederationLike) -> Any:
-    """The service's row stager, its envelopes built off the event loop when it can
-    (`FederationService.stage_many_off_loop`)."""
-    off_loop = getattr(fed, "stage_many_off_loop", None)
     stage_many = getattr(fed, "stage_many", None)
     if stage_many is None:
         return None
 
-    async def stage(session: Any, messages: Sequence[Message]) -> list[dict[str, Any]]:
-        out = [Outgoing(m[0], m[1], m[2], m[3], m[4] if len(m) > 4 else None) for m in messages]
+    def stage(session: Any, messages: Sequence[Message]) -> list[dict[str, Any]]:
         try:
-            rows: list[dict[str, Any]] = (
-                await off_loop(session, out) if off_loop is not None else stage_many(session, out))
+            rows: list[dict[str, Any]] = stage_many(
+                session, [Outgoing(m[0], m[1], m[2], m[3], m[4] if len(m) > 4 else None)
+                          for m in messages]
+            )
         except FederationError as exc:
             raise ActivationError(ActivationCode.BAD_TARGET, exc.message, "to") from None
         return rows

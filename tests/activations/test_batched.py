@@ -99,7 +99,7 @@ def _many(ctx: ActivationContext, rec: Recorder) -> None:
     """Give `ctx` what the node's wiring gives it: a one-insert fan-out sender and a row
     stager (`FederationService.send_many` / `stage_many`), recording like `rec` and queueing
     real outbox rows (the body as the envelope)."""
-    def rows_of(messages: Any) -> list[dict[str, Any]]:
+    def stage_many(_session: Any, messages: Any) -> list[dict[str, Any]]:
         rows = []
         for m in messages:
             before = len(rec.sent)
@@ -113,11 +113,8 @@ def _many(ctx: ActivationContext, rec: Recorder) -> None:
                                     envelope=json.dumps(m[2], sort_keys=True).encode()))
         return rows
 
-    async def stage_many(_session: Any, messages: Any) -> list[dict[str, Any]]:
-        return rows_of(messages)
-
     async def send_many(session: Any, messages: Any) -> list[str]:
-        rows = rows_of(messages)
+        rows = stage_many(session, messages)
         await enqueue_many(session, rows)
         return [r["msg_id"] for r in rows]
 
