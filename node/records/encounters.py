@@ -41,6 +41,7 @@ __all__ = [
     "effective_status",
     "get_encounter",
     "list_encounters",
+    "out_of",
 ]
 
 E = table_of(Encounter)
@@ -65,6 +66,11 @@ def effective_status(stored: str | None, due: Any, today: Any) -> FollowUpStatus
 
 
 def _out(row: Mapping[str, Any], ctx: NodeContext) -> EncounterOut:
+    return out_of(row, effective_status(row["fu_status"], row["due_on"], ctx.today()))
+
+
+def out_of(row: Mapping[str, Any], follow_up_status: FollowUpStatus) -> EncounterOut:
+    """The model of an encounter row joined with its follow-up (`due_on`, `owner_id`)."""
     return EncounterOut(
         id=row["id"], created_by=row["created_by"], created_at=to_dt(row["created_at"]),
         updated_at=to_dt(row["updated_at"]), occurred_at=to_dt(row["occurred_at"]),
@@ -74,7 +80,7 @@ def _out(row: Mapping[str, Any], ctx: NodeContext) -> EncounterOut:
         recipient_category=row["recipient_category"], recipient_ref=row["recipient_ref"],
         topics=sorted(row["topics"]), referral=row["referral"],
         follow_up_due=row["due_on"], follow_up_owner=row["owner_id"],
-        follow_up_status=effective_status(row["fu_status"], row["due_on"], ctx.today()),
+        follow_up_status=follow_up_status,
         notice_given=row["notice_given"], supporter_was_witness=row["supporter_was_witness"],
     )
 

@@ -9,6 +9,7 @@ import multiprocessing
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from federation import random_ids
@@ -19,17 +20,22 @@ def _child_ids(q: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     q.put([new_uuid() for _ in range(64)])
 
 
-def test_ids_are_version_4_and_unique_across_blocks_and_threads() -> None:
+def _drawn_in_threads(make: Callable[[], uuid.UUID]) -> list[uuid.UUID]:
     ids: list[uuid.UUID] = []
 
     def draw() -> None:
-        ids.extend(new_uuid() for _ in range(2000))  # several 4 KiB blocks each
+        ids.extend(make() for _ in range(2000))  # several 4 KiB blocks each
 
     threads = [threading.Thread(target=draw) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return ids
+
+
+def test_ids_are_version_4_and_unique_across_blocks_and_threads() -> None:
+    ids = _drawn_in_threads(new_uuid)
     assert len(ids) == 8000 == len(set(ids))
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
 
@@ -71,16 +77,7 @@ def test_record_ids_stay_unique_when_the_clock_stands_still(monkeypatch: Any) ->
 
 
 def test_record_ids_unique_across_threads_and_a_fork() -> None:
-    ids: list[uuid.UUID] = []
-
-    def draw() -> None:
-        ids.extend(new_record_id() for _ in range(2000))
-
-    threads = [threading.Thread(target=draw) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids = _drawn_in_threads(new_record_id)
     assert len(ids) == 8000 == len(set(ids))
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.core.schemas import EncounterOut
-from node.core.times import to_dt
 from node.core.vocabulary import (
     ActivationType,
     DurationBucket,
@@ -24,6 +23,7 @@ from node.core.vocabulary import (
     Topic,
 )
 from node.records.encounter_json import FIELDS, encounter_json
+from node.records.encounters import out_of
 from tests.node.conftest import MakeNode, encounter
 
 _MS = st.integers(min_value=0, max_value=4_102_444_800_000)  # to 2100
@@ -46,17 +46,7 @@ _FOLLOW = st.none() | st.tuples(st.dates(date(2000, 1, 1), date(2099, 12, 31)), 
 
 def _model(row: dict[str, Any], follow: Any) -> bytes:
     due, owner, status = follow or (None, None, FollowUpStatus.NONE)
-    return EncounterOut(
-        id=row["id"], created_by=row["created_by"], created_at=to_dt(row["created_at"]),
-        updated_at=to_dt(row["updated_at"]), occurred_at=to_dt(row["occurred_at"]),
-        duration_bucket=row["duration_bucket"], incident_ref=row["incident_ref"],
-        activation_type=row["activation_type"], intervention=row["intervention"],
-        recipient_discipline=row["recipient_discipline"],
-        recipient_category=row["recipient_category"], recipient_ref=row["recipient_ref"],
-        topics=sorted(row["topics"]), referral=row["referral"], follow_up_due=due,
-        follow_up_owner=owner, follow_up_status=status, notice_given=row["notice_given"],
-        supporter_was_witness=row["supporter_was_witness"],
-    ).model_dump_json().encode()
+    return out_of({**row, "due_on": due, "owner_id": owner}, status).model_dump_json().encode()
 
 
 @settings(max_examples=400, deadline=None)
