@@ -56,8 +56,8 @@ from node.core.audit_pg_append import hash_parts
 from node.core.audit_staged import AuditStaged
 from node.core.db import table_of
 
-__all__ = ["OUTBOX_COLUMNS", "Statement", "cancel_statement", "create_statement", "run",
-           "staged_row"]
+__all__ = ["OUTBOX_COLUMNS", "Statement", "cancel_statement", "create_statement",
+           "direct_driver", "fetch_direct", "run", "staged_row"]
 
 STAGED = table_of(AuditStaged)
 DIVISION_BY_ZERO = "22012"
@@ -211,7 +211,7 @@ def cancel_statement(
     return _CANCEL, _encode(doc)
 
 
-async def _driver(db: AsyncConnection) -> Any:
+async def direct_driver(db: AsyncConnection) -> Any:
     """The asyncpg connection under `db` when `db` is in autocommit (no transaction of
     SQLAlchemy's open on it, `batched.autocommit`): the statement can go straight to it.
     None otherwise (a transaction, SQLite)."""
@@ -230,7 +230,7 @@ async def run(db: Db, stmt: Statement, doc: str) -> None:
     cache): SQLAlchemy's execution (a greenlet, an execution context, a result) was about
     a tenth of a millisecond of the event loop per statement, for a statement whose
     parameter needs no processing and whose result is not read."""
-    driver = await _driver(db) if isinstance(db, AsyncConnection) else None
+    driver = await direct_driver(db) if isinstance(db, AsyncConnection) else None
     try:
         if driver is None or not isinstance(db, AsyncConnection):
             await db.execute(stmt.clause, {"doc": doc})
@@ -249,6 +249,16 @@ async def run(db: Db, stmt: Statement, doc: str) -> None:
             raise
         raise ActivationError(ActivationCode.CONFLICT,
                               "the activation changed meanwhile: try again", "state") from None
+
+
+async def fetch_direct(db: AsyncConnection, driver: Any, sql: str, *args: Any) -> list[Any]:
+    """The rows of a read sent to `direct_driver(db)` (asyncpg records), its errors as
+    SQLAlchemy's."""
+    try:
+        rows: list[Any] = await driver.fetch(sql, *args)
+    except asyncpg.PostgresError as exc:
+        raise _translated(db, exc, sql, str(args)) from exc
+    return rows
 
 
 def _translated(db: AsyncConnection, exc: asyncpg.PostgresError, sql: str,

@@ -12,6 +12,7 @@ row is `conflict` for both."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,11 +23,15 @@ from sqlalchemy.exc import DBAPIError
 
 from node.activation import batched, batched_pg
 from node.activation.errors import ActivationError
+from node.activation.requester import checked_request
+from node.activation.rows import json_text
 from node.core.audit_entry import entry_row
 from node.core.db import Database
 from peernet.throwaway_pg import create_database, drop_database
+from protocol.wire_types import wire_json
 from tests.activations import array_statements
-from tests.activations.helpers import T0, add_user, node_db
+from tests.activations.helpers import T0, add_user, make_ctx, node_db, request_in
+from tests.activations.test_service import OFFER
 
 TABLES = ("activations", "activation_legs", "activation_events", "fed_outbox", "audit_log",
           "audit_staged")
@@ -231,3 +236,47 @@ async def test_bad_values_are_refused_alike_with_nothing_stored(
     with pytest.raises(TypeError):  # refused before anything is sent
         batched_pg.create_statement(*bad(lambda a: a[0].update(peers_needed={1, 2})))
     assert await _dump(new) == before == await _dump(old)
+
+
+async def test_the_direct_read_loads_what_sqlalchemy_loads(
+        pg_pair: tuple[Database, Database]) -> None:
+    """`batched.load` in autocommit (the API's cancel: the query sent to asyncpg directly)
+    and in a transaction (through SQLAlchemy) give the same activation, legs (in responder
+    order, every column) and approval state, and refuse alike."""
+    _, db = pg_pair
+    keys = [uuid.UUID(int=3000), uuid.UUID(int=4000)]
+    _, body, _ = checked_request(make_ctx("agency-a")[0], request_in(["agency-b"]))
+    for i, key in enumerate(keys):
+        args = _create_args(key, None, 3 - i, audited=False)
+        args[0]["request"] = json_text(wire_json(body))
+        args[3][:] = [{**r, "msg_id": r["msg_id"][:-1] + "KL"[i]} for r in args[3]]
+        async with batched.autocommit(db) as conn:
+            await batched_pg.run(conn, *batched_pg.create_statement(*args))
+    async with db.write() as conn:  # a leg with an offer, the second activation's id reused
+        await conn.execute(text(
+            "UPDATE activation_legs SET state = 'offered', offer_peers = 3, offer = :o, "
+            "accepted_at = 5 WHERE responder = 'agency-c'"), {"o": json.dumps(OFFER)})
+        aid = (await conn.execute(text("SELECT activation_id FROM activations WHERE key = :k"),
+                                  {"k": keys[0]})).scalar_one()
+        await conn.execute(text("UPDATE activations SET requester = 'agency-z', "
+                                "activation_id = :a WHERE key = :k"), {"a": aid, "k": keys[1]})
+    results = []
+    for direct in (True, False):
+        got: list[Any] = []
+        ctx = batched.autocommit(db) if direct else db.write()
+        async with ctx as conn:
+            for requester in ("agency-a", "agency-z", None, "agency-q"):
+                try:
+                    got.append(await batched.load(conn, aid, requester))
+                except ActivationError as exc:
+                    got.append(exc.code.value)
+            try:
+                await batched.load(conn, "01" + "Z" * 24)
+            except ActivationError as exc:
+                got.append(exc.code.value)
+        results.append(got)
+    assert results[0] == results[1]
+    act, legs, approval = results[0][0]
+    assert [leg.responder for leg in legs] == ["agency-b", "agency-c", "agency-ü"]
+    assert legs[1].offer_peers == 3 and approval is None and act.key == keys[0]
+    assert results[0][2:] == ["conflict", "not_found", "not_found"]
