@@ -49,6 +49,9 @@ from protocol.encoding import b64u, sha256_b64u, unb64u
 from protocol.errors import ProtocolError
 
 __all__ = [
+    "bad_input",
+    "read_json_file",
+    "write_json_file",
     "BOARD_FORMAT",
     "DAY_MS",
     "ROTATION_GRACE_MS",
@@ -70,20 +73,23 @@ DEFAULT_VALIDITY_DAYS = 90
 _OPTIONAL = frozenset({"privacy.workload_weights", "privacy.aggregation", "privacy.helper"})
 
 
-def _bad(message: str, field: str | None = None) -> FederationError:
+def bad_input(message: str, field: str | None = None) -> FederationError:
+    """A refused board file or argument (`bad_input`)."""
     return FederationError(FedCode.BAD_INPUT, message, field)
 
 
-def _read_json(path: Path) -> Any:
+def read_json_file(path: Path) -> Any:
+    """A board document from `path`, strict JSON (`not_found`, `bad_input`)."""
     try:
         return parse_json(path.read_bytes())
     except OSError as exc:
         raise FederationError(FedCode.NOT_FOUND, f"cannot read {path}: {exc.strerror}") from None
     except ProtocolError as exc:
-        raise _bad(f"{path} is not strict JSON: {exc.detail}") from None
+        raise bad_input(f"{path} is not strict JSON: {exc.detail}") from None
 
 
-def _write_json(path: Path, value: Any) -> None:
+def write_json_file(path: Path, value: Any) -> None:
+    """`value` to `path` as readable JSON, replaced whole (write, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(
@@ -94,13 +100,13 @@ def _write_json(path: Path, value: Any) -> None:
 
 def read_pin(path: Path) -> BoardPin:
     """The pinned board (keys and threshold) from a `board.json`."""
-    doc = _read_json(path)
+    doc = read_json_file(path)
     if not isinstance(doc, dict) or doc.get("format") != BOARD_FORMAT:
-        raise _bad(f"{path} is not a {BOARD_FORMAT} file")
+        raise bad_input(f"{path} is not a {BOARD_FORMAT} file")
     try:
         board = Board.model_validate({"keys": doc["keys"], "threshold": doc["threshold"]})
     except (KeyError, ValidationError):
-        raise _bad(f"{path} has no valid keys/threshold") from None
+        raise bad_input(f"{path} has no valid keys/threshold") from None
     return BoardPin(board.key_bytes(), board.threshold)
 
 
@@ -141,10 +147,11 @@ class BoardDir:
         if self.board_file.exists():
             raise FederationError(FedCode.CONFLICT, f"{self.root} already holds a board")
         if not 1 <= threshold <= keys <= 64:
-            raise _bad("need 1 <= threshold <= keys <= 64", "threshold")
+            raise bad_input("need 1 <= threshold <= keys <= 64", "threshold")
         phrases = [passphrase] * keys if isinstance(passphrase, str) else list(passphrase)
         if len(phrases) != keys:
-            raise _bad(f"need one passphrase per key ({keys}), got {len(phrases)}", "passphrase")
+            raise bad_input(f"need one passphrase per key ({keys}), got {len(phrases)}",
+                            "passphrase")
         for phrase in phrases:
             check_passphrase(phrase)
         signing = [SigningKey.generate() for _ in range(keys)]
@@ -155,7 +162,7 @@ class BoardDir:
             path = self.root / "keys" / f"board-key-{i}.json"
             write_board_key(path, i, key, phrases[i - 1])
             paths.append(path)
-        _write_json(self.board_file, {"format": BOARD_FORMAT, **board.model_dump(mode="json")})
+        write_json_file(self.board_file, {"format": BOARD_FORMAT, **board.model_dump(mode="json")})
         draft = Roster(
             version=1,
             prev_sha256=None,
@@ -183,18 +190,18 @@ class BoardDir:
     # --- draft ------------------------------------------------------------------------
 
     def _save_draft(self, roster: Roster) -> None:
-        _write_json(self.draft_file, {"roster": roster.model_dump(mode="json")})
+        write_json_file(self.draft_file, {"roster": roster.model_dump(mode="json")})
 
     def draft(self, now_ms: int, validity_days: int = DEFAULT_VALIDITY_DAYS) -> Roster:
         """The draft being edited; started from the newest signed version if there is none."""
         if self.draft_file.exists():
-            doc = _read_json(self.draft_file)
+            doc = read_json_file(self.draft_file)
             if not isinstance(doc, dict) or set(doc) != {"roster"}:
-                raise _bad(f"{self.draft_file} is not a draft")
+                raise bad_input(f"{self.draft_file} is not a draft")
             try:
                 return Roster.model_validate(doc["roster"])
             except ValidationError as exc:
-                raise _bad(
+                raise bad_input(
                     f"draft does not match the roster schema: {exc.errors()[0]['msg']}"
                 ) from None
         latest = self.latest()
@@ -222,7 +229,7 @@ class BoardDir:
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
-            raise _bad(f"invalid roster at {loc}: {first['msg']}", loc) from None
+            raise bad_input(f"invalid roster at {loc}: {first['msg']}", loc) from None
         self._save_draft(new)
         return new
 
@@ -259,7 +266,7 @@ class BoardDir:
         except ProtocolError:
             raw = b""
         if len(raw) != 32:
-            raise _bad("key must be a base64url Ed25519 public key", "key")
+            raise bad_input("key must be a base64url Ed25519 public key", "key")
         draft = self.draft(now_ms)
         if any(r.key == key for r in draft.revoked):
             raise FederationError(FedCode.CONFLICT, "key is already revoked")
@@ -283,13 +290,13 @@ class BoardDir:
             node: Any = policy
             for p in parts[:-1]:
                 if not isinstance(node, dict) or p not in node:
-                    raise _bad(f"no policy field {path}", "path")
+                    raise bad_input(f"no policy field {path}", "path")
                 node = node[p]
             # Optional fields are omitted from the dump when unset, yet settable; null
             # omits one again (e.g. `privacy.helper` when going back to local).
             known = isinstance(node, dict) and (parts[-1] in node or path in _OPTIONAL)
             if not known:
-                raise _bad(f"no policy field {path}", "path")
+                raise bad_input(f"no policy field {path}", "path")
             if value is None and path in _OPTIONAL:
                 node.pop(parts[-1], None)
             else:
@@ -297,7 +304,7 @@ class BoardDir:
         helper = policy.get("privacy", {}).get("helper")
         if helper is not None and not any(
                 n.node_id == helper and NodeRole.HELPER in n.roles for n in draft.nodes):
-            raise _bad("privacy.helper must name a roster node with role helper "
+            raise bad_input("privacy.helper must name a roster node with role helper "
                        "(add its helper-info.json first)", "privacy.helper")
         return self._edit(draft, policy=policy)
 
@@ -328,13 +335,13 @@ class BoardDir:
         sigs: list[RosterSignature] = []
         for doc in signature_docs:
             if not isinstance(doc, dict) or doc.get("format") != SIGNATURE_FORMAT:
-                raise _bad("not a roster signature file")
+                raise bad_input("not a roster signature file")
             if doc.get("version") != draft.version or doc.get("sha256") != sha:
                 raise FederationError(FedCode.CONFLICT, "a signature is for another draft")
             try:
                 sigs.append(RosterSignature.model_validate(doc["signature"]))
             except (KeyError, ValidationError):
-                raise _bad("signature file holds no {key, value}") from None
+                raise bad_input("signature file holds no {key, value}") from None
         signed = build_signed(value, sigs)
         latest = self.latest()
         if draft.version == 1:
@@ -362,7 +369,7 @@ def verify_roster_file(
     elif pin is not None and signed.version == 1:
         accept_first(signed, pin, now_ms)
     else:
-        raise _bad("give --pin for version 1 or --prev for later versions")
+        raise bad_input("give --pin for version 1 or --prev for later versions")
     return signed
 
 

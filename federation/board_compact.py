@@ -21,7 +21,6 @@ before it writes the signed version. `verify` reports per network.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,13 @@ from typing import Any
 from nacl.signing import SigningKey
 from pydantic import ValidationError
 
-from federation.board import BOARD_FORMAT, DAY_MS
+from federation.board import (
+    BOARD_FORMAT,
+    DAY_MS,
+    bad_input,
+    read_json_file,
+    write_json_file,
+)
 from federation.compact_acceptance import (
     CompactPin,
     accept_compact,
@@ -39,7 +44,7 @@ from federation.compact_acceptance import (
 from federation.errors import FedCode, FederationError
 from federation.roster import NodeEntry
 from federation.roster_acceptance import BoardPin
-from protocol.canonical import canonical_bytes, parse_json
+from protocol.canonical import canonical_bytes
 from protocol.compact import (
     Compact,
     CompactBoard,
@@ -51,7 +56,6 @@ from protocol.compact import (
     compact_signers,
 )
 from protocol.encoding import sha256_b64u
-from protocol.errors import ProtocolError
 
 __all__ = [
     "COMPACT_SIGNATURE_FORMAT",
@@ -67,37 +71,15 @@ COMPACT_SIGNATURE_FORMAT = "peernet-compact-signature-v1"
 DEFAULT_VALIDITY_DAYS = 365
 
 
-def _bad(message: str, field: str | None = None) -> FederationError:
-    return FederationError(FedCode.BAD_INPUT, message, field)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return parse_json(path.read_bytes())
-    except OSError as exc:
-        raise FederationError(FedCode.NOT_FOUND, f"cannot read {path}: {exc.strerror}") from None
-    except ProtocolError as exc:
-        raise _bad(f"{path} is not strict JSON: {exc.detail}") from None
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    tmp.replace(path)
-
-
 def read_board_file(path: Path) -> CompactBoard:
     """A network board's public keys and threshold from its `board.json`."""
-    doc = _read_json(path)
+    doc = read_json_file(path)
     if not isinstance(doc, dict) or doc.get("format") != BOARD_FORMAT:
-        raise _bad(f"{path} is not a {BOARD_FORMAT} file")
+        raise bad_input(f"{path} is not a {BOARD_FORMAT} file")
     try:
         return CompactBoard.model_validate({"keys": doc["keys"], "threshold": doc["threshold"]})
     except (KeyError, ValidationError):
-        raise _bad(f"{path} has no valid keys/threshold") from None
+        raise bad_input(f"{path} has no valid keys/threshold") from None
 
 
 def member_from(
@@ -117,7 +99,7 @@ def member_from(
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise _bad(f"network entry is invalid at {loc}: {first['msg']}", loc) from None
+        raise bad_input(f"network entry is invalid at {loc}: {first['msg']}", loc) from None
 
 
 class CompactDir:
@@ -151,18 +133,18 @@ class CompactDir:
             "issued_ts": now_ms, "expires_ts": now_ms + validity_days * DAY_MS, "networks": [],
         }
         if not isinstance(compact_id, str) or not compact_id:
-            raise _bad("compact id is empty", "compact_id")
+            raise bad_input("compact id is empty", "compact_id")
         self._save(draft)
         return draft
 
     def _save(self, draft: dict[str, Any]) -> None:
-        _write_json(self.draft_file, {"compact": draft})
+        write_json_file(self.draft_file, {"compact": draft})
 
     def draft(self, now_ms: int) -> dict[str, Any]:
         if self.draft_file.exists():
-            doc = _read_json(self.draft_file)
+            doc = read_json_file(self.draft_file)
             if not isinstance(doc, dict) or not isinstance(doc.get("compact"), dict):
-                raise _bad(f"{self.draft_file} is not a compact draft")
+                raise bad_input(f"{self.draft_file} is not a compact draft")
             return dict(doc["compact"])
         latest = self.latest()
         if latest is None:
@@ -228,16 +210,16 @@ class CompactDir:
         sigs: dict[str, list[CompactSignature]] = {}
         for doc in signature_docs:
             if not isinstance(doc, dict) or doc.get("format") != COMPACT_SIGNATURE_FORMAT:
-                raise _bad("not a compact signature file")
+                raise bad_input("not a compact signature file")
             if doc.get("version") != model.version or doc.get("sha256") != sha:
                 raise FederationError(FedCode.CONFLICT, "a signature is for another draft")
             try:
                 sig = CompactSignature.model_validate(doc["signature"])
             except (KeyError, ValidationError):
-                raise _bad("signature file holds no {key, sig}") from None
+                raise bad_input("signature file holds no {key, sig}") from None
             nid = doc.get("network_id")
             if not isinstance(nid, str) or not model.has(nid):
-                raise _bad("a signature file names a network the draft does not list")
+                raise bad_input("a signature file names a network the draft does not list")
             sigs.setdefault(nid, []).append(sig)
         signed = build_signed_compact(value, sigs)
         latest = self.latest()
