@@ -25,6 +25,7 @@ one unit.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import unicodedata
@@ -47,20 +48,23 @@ def normalise(typed: str) -> str:
 class Pseudonymizer:
     """Computes `recipient_ref` values under one node secret."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("pseudonym key must be 32 bytes")
-        self._key = key
+        # Keyed once; each ref copies it. The one-shot `hmac.digest` sets the key up and looks
+        # the digest up in OpenSSL on every call: 4 % of the node's loop under 16 writers.
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     @classmethod
     def generate(cls) -> Pseudonymizer:
         return cls(secrets.token_bytes(KEY_BYTES))
 
     def ref(self, typed: str) -> str:
-        data = normalise(typed).encode("utf-8")
-        return b64u(hmac.digest(self._key, data, "sha256"))  # one-shot: OpenSSL, no HMAC object
+        mac = self._keyed.copy()
+        mac.update(normalise(typed).encode("utf-8"))
+        return b64u(mac.digest())
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymizer(<secret>)"
