@@ -35,6 +35,8 @@ async def test_metrics_need_the_token_and_are_off_without_one(make_node: MakeNod
     node = await make_node(seed=False)
     r = await node.client.get("/metrics")
     assert r.status == 404  # no token, no listener: nothing to scrape
+    await node.client.get("/healthz")  # and nothing counted that nobody could read
+    assert _counted(node.client.app) == 0
     other = await make_node(seed=False, metrics_token=TOKEN)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
         r = await other.client.get("/metrics", headers=headers)
@@ -43,6 +45,14 @@ async def test_metrics_need_the_token_and_are_off_without_one(make_node: MakeNod
     r = await other.client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status == 200
     assert r.headers["Content-Type"].startswith("text/plain")
+    assert _counted(other.client.app) > 0  # the refused scrapes and this one
+
+
+def _counted(app: web.Application) -> float:
+    """Responses counted by the request middleware, every route and status."""
+    return sum(s.value for m in app[METRICS].registry.collect()
+               if m.name == "peernet_http_responses" for s in m.samples
+               if s.name.endswith("_total"))
 
 
 async def test_request_latency_by_route_template_and_refusals_by_code(
