@@ -15,17 +15,16 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from federation.clock import Clock
 from federation.compact_acceptance import CompactPin, parse_compact_document
 from federation.compact_state import CompactState
-from federation.database import Database
-from federation.errors import FedCode, FederationError, error_body
+from federation.errors import FedCode, error_body
 from federation.interstate_tables import compacts
-from federation.leader_lock import serialise_writers
 from federation.roster_alarms import store_alarms
+from federation.version_store import OwnWrite, store_new_versions, stored_document
 from protocol.compact import SignedCompact
 
 __all__ = ["COMPACT_PATH", "CompactStore", "compact_routes"]
@@ -47,14 +46,8 @@ class CompactStore:
     ) -> None:
         self.engine = engine
         self.clock = clock
-        self._own: Database | None = None
-        self.write = write or self._own_write
+        self.write = write or OwnWrite(engine)
         self.state = CompactState(clock, pin)
-
-    def _own_write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        if self._own is None:
-            self._own = Database(self.engine)
-        return self._own.write()
 
     async def load(self) -> None:
         async with self.engine.connect() as conn:
@@ -72,34 +65,9 @@ class CompactStore:
             await self.flush_alarms()
         if not fresh:
             return []
-        now = self.clock.now_ms()
         async with self.write() as conn:
-            await serialise_writers(conn, "fed_compact")  # federation.roster_sync's notes
-            have = {
-                r.version: r.sha256
-                for r in (
-                    await conn.execute(
-                        select(compacts.c.version, compacts.c.sha256).where(
-                            compacts.c.version.in_([s.version for s in fresh])
-                        )
-                    )
-                ).all()
-            }
-            rows = []
-            for s in fresh:
-                if s.version in have:
-                    if have[s.version] != s.sha256:
-                        raise FederationError(
-                            FedCode.SPLIT_VIEW,
-                            f"compact version {s.version} differs in the database",
-                        )
-                    continue
-                rows.append(
-                    {"version": s.version, "sha256": s.sha256, "document": s.to_bytes(),
-                     "accepted_ts": now}
-                )
-            if rows:
-                await conn.execute(insert(compacts), rows)
+            await store_new_versions(conn, compacts, fresh, self.clock.now_ms(),
+                                     lock="fed_compact", label="compact")
         log.info("compact version %d accepted", fresh[-1].version)
         return fresh
 
@@ -113,14 +81,7 @@ class CompactStore:
                 await store_alarms(conn, pending)
 
     async def document(self, version: int | None = None) -> bytes | None:
-        async with self.engine.connect() as conn:
-            q = select(compacts.c.document)
-            if version is None:
-                q = q.order_by(compacts.c.version.desc()).limit(1)
-            else:
-                q = q.where(compacts.c.version == version)
-            row = (await conn.execute(q)).first()
-        return bytes(row.document) if row else None
+        return await stored_document(self.engine, compacts, version)
 
     async def count(self) -> int:
         async with self.engine.connect() as conn:

@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from federation.clock import Clock
 from federation.compact_state import CompactState
-from federation.database import Database
 from federation.errors import FedCode, FederationError
 from federation.interstate_tables import foreign_rosters
 from federation.leader_lock import serialise_writers
@@ -43,6 +42,7 @@ from federation.roster import NodeEntry, SignedRoster, parse_signed_roster
 from federation.roster_acceptance import check_time, valid_signers
 from federation.roster_alarms import Alarm, store_alarms
 from federation.roster_state import RosterState
+from federation.version_store import OwnWrite
 from protocol.compact import MemberNetwork
 from protocol.errors import Code, ProtocolError
 
@@ -96,16 +96,10 @@ class ForeignRosters:
         self.engine = engine
         self.clock = clock
         self.compact = compact
-        self._own: Database | None = None
-        self.write = write or self._own_write
+        self.write = write or OwnWrite(engine)
         self._states: dict[str, RosterState] = {}
         self._verified_under: dict[str, tuple[frozenset[bytes], int]] = {}
         self._pending: list[Alarm] = []
-
-    def _own_write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        if self._own is None:
-            self._own = Database(self.engine)
-        return self._own.write()
 
     async def load(self) -> None:
         """Read the held foreign rosters (startup); each is checked on its first use."""

@@ -49,13 +49,11 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from federation.clock import Clock
-from federation.database import Database
-from federation.errors import FedCode, FederationError, error_body
-from federation.leader_lock import serialise_writers
+from federation.errors import FedCode, error_body
 from federation.roster import SignedRoster, parse_signed_roster
 from federation.roster_acceptance import BoardPin
 from federation.roster_alarms import list_alarms as list_alarm_rows
@@ -64,6 +62,7 @@ from federation.roster_delta import make_delta
 from federation.roster_fetch import ROSTER_PATH, fetch_chain
 from federation.roster_state import Alarm, RosterState
 from federation.store import alarms, rosters
+from federation.version_store import OwnWrite, store_new_versions, stored_document
 
 __all__ = ["ROSTER_PATH", "RosterStore", "persist_alarms", "roster_routes"]
 
@@ -90,17 +89,10 @@ class RosterStore:
         self.engine = engine
         self.clock = clock
         # Writes go through the server's write discipline (SQLite: one writer, BEGIN
-        # IMMEDIATE); reads through a plain connection. Without the server's, a `Database`
-        # of this store's own, made at its first write (tools that only read never make one).
-        self._own: Database | None = None
-        self.write = write or self._own_write
+        # IMMEDIATE); reads through a plain connection (`federation.version_store`).
+        self.write = write or OwnWrite(engine)
         self.state = RosterState(clock, pin)
         self._deltas: dict[tuple[str, str], bytes | None] = {}
-
-    def _own_write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        if self._own is None:
-            self._own = Database(self.engine)
-        return self._own.write()
 
     async def load(self) -> None:
         """Read every accepted version (startup, or to catch up with another process)."""
@@ -130,37 +122,9 @@ class RosterStore:
         finally:
             await self.flush_alarms()
         if fresh:
-            now = self.clock.now_ms()
-            async with self.write() as session:
-                await serialise_writers(session, "fed_roster")  # see the module notes
-                have = {
-                    r.version: r.sha256
-                    for r in (
-                        await session.execute(
-                            select(rosters.c.version, rosters.c.sha256).where(
-                                rosters.c.version.in_([s.version for s in fresh])
-                            )
-                        )
-                    ).all()
-                }
-                new_rows = []
-                for s in fresh:
-                    if s.version in have:
-                        if have[s.version] != s.sha256:  # another process took a different one
-                            raise FederationError(
-                                FedCode.SPLIT_VIEW, f"version {s.version} differs in the database"
-                            )
-                        continue
-                    new_rows.append(
-                        {
-                            "version": s.version,
-                            "sha256": s.sha256,
-                            "document": s.to_bytes(),
-                            "accepted_ts": now,
-                        }
-                    )
-                if new_rows:
-                    await session.execute(insert(rosters), new_rows)
+            async with self.write() as conn:
+                await store_new_versions(conn, rosters, fresh, self.clock.now_ms(),
+                                         lock="fed_roster", label="roster")  # module notes
             log.info("roster version %d accepted", fresh[-1].version)
         return fresh
 
@@ -174,14 +138,7 @@ class RosterStore:
                 await persist_alarms(conn, pending)
 
     async def document(self, version: int | None = None) -> bytes | None:
-        async with self.engine.connect() as session:
-            q = select(rosters.c.document)
-            if version is None:
-                q = q.order_by(rosters.c.version.desc()).limit(1)
-            else:
-                q = q.where(rosters.c.version == version)
-            row = (await session.execute(q)).first()
-        return bytes(row.document) if row else None
+        return await stored_document(self.engine, rosters, version)
 
     async def newest_ref(self) -> tuple[int, str] | None:
         """The newest stored version and its hash."""
