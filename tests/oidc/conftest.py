@@ -31,6 +31,7 @@ from node.core.pseudonym import Pseudonymizer
 from node.core.schemas import UserIn
 from node.core.vocabulary import Role
 from node.web.app import create_app
+from tests.oidc.fake_provider import FakeProvider
 from tests.oidc.real_provider import CLIENT_SECRET, PASSWORD, free_port
 
 RULES = [
@@ -196,3 +197,12 @@ async def make_hub(tmp_path: Path, db_url: str,
     yield factory
     for c in made:
         await c.close()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProvider]:
+    """An OpenID provider in this process (`fake_provider`), signing in as a supporter."""
+    provider = FakeProvider()
+    await provider.start()
+    yield provider
+    await provider.close()

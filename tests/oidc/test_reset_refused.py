@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,6 @@ from tests.oidc.real_provider import CLIENT_SECRET, free_port
 
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 PW = "correct horse battery"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    provider = FakeProvider()
-    await provider.start()
-    yield provider
-    await provider.close()
 
 
 async def test_node_refuses_a_reset_when_oidc_is_required(

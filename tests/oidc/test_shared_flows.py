@@ -61,14 +61,6 @@ class Twin:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    provider = FakeProvider()
-    await provider.start()
-    yield provider
-    await provider.close()
-
-
-@pytest.fixture
 async def twins(tmp_path: Path, db_url: str, fake: FakeProvider
                 ) -> AsyncIterator[tuple[Twin, Twin, FakeClock]]:
     keys, pseudonyms = NodeKeys.generate(), Pseudonymizer(b"o" * 32)  # one key file

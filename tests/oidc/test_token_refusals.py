@@ -7,10 +7,8 @@ signs in (the control)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from bench.reliability_report import record
@@ -27,14 +25,6 @@ EXPECTED = {
     "wrong_audience": (401, "oidc_bad_token"),
     "no_groups": (403, "oidc_no_groups"),
 }
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    provider = FakeProvider()
-    await provider.start()
-    yield provider
-    await provider.close()
 
 
 async def test_tampered_id_tokens_are_refused_and_nothing_is_stored(
