@@ -22,11 +22,12 @@ guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append makes 
 nothing, and the head row is read instead).
 
 `record` (the encounter write) is group commit on both engines: concurrent writes share one
-transaction and one head update. SQLite: one call on the driver's thread per group
-(`_write_group`). PostgreSQL: one statement per group that links its entries in the
-database under the head row lock (`node.core.audit_pg`; two groups in flight). A failing
-write in a group changes nothing and is retried alone, so only it fails, with the error it
-has alone.
+transaction and one head update. SQLite: the driver's thread runs group after group
+(`_run_groups`, `_write_group`) while writes keep coming, each committed group answered at
+once, without a round trip through the loop between groups. PostgreSQL: one statement per
+group that links its entries in the database under the head row lock (`node.core.audit_pg`;
+two groups in flight). A failing write in a group changes nothing and is retried alone, so
+only it fails, with the error it has alone.
 
 Head signature (`protocol.audit_head`): the node signs the head's own `seq` and `hash` with
 its node id and the time, with its Ed25519 signing key, and stores it in the head row with
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
@@ -221,16 +223,32 @@ async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, 
 
 
 class _Group:
-    """Writes waiting for the driver thread (group commit). While one group runs there, the
-    writes that arrive queue here and go together in the next: one wake-up of the thread
-    and one commit for all of them. Each write still gets its answer only after the commit
+    """SQLite group commit: writes waiting for the driver thread, and the drain task.
+
+    The loop queues each write on `pending` (a thread-safe queue). The drain holds the
+    in-process writer queue (`Database.write_lock`) and gives the driver thread one job,
+    `_run_groups`, that takes every write waiting, commits them as one transaction, hands
+    their answers back to the loop, and goes on with what arrived meanwhile, without
+    waiting for the loop in between. Each write still gets its answer only after the commit
     that holds it."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]],
-                                 asyncio.Future[bool]]] = []
+        self.pending: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self.running = False
         self.task: asyncio.Task[None] | None = None
+
+
+_Item = tuple[tuple[Any, ...], list[tuple[str, list[Any]]], "asyncio.Future[bool]"]
+
+# How long the driver thread waits for more writes after a group, in slices, before it
+# hands the writer queue back (the next write then starts a new run). A closed-loop client
+# sends its next write about a millisecond after its answer; without the wait each group
+# began with the loop waking the thread again, while the writes piled up behind it.
+_LINGER_S = 0.002
+_LINGER_SLICES = 4
+# Groups in one run at most, so the run gives way to the loop's own writers even when they
+# do not count in `writers_waiting` (code holding the lock through a raw driver connection).
+_MAX_RUN = 256
 
 
 async def _group_commit(db: Database, guard: tuple[Any, ...],
@@ -239,45 +257,91 @@ async def _group_commit(db: Database, guard: tuple[Any, ...],
     if group is None:
         group = db.write_group = _Group()
     fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-    group.pending.append((guard, inserts, fut))
+    group.pending.put((guard, inserts, fut))
     if not group.running:
         # The drain runs as its own task, so a cancelled request cannot stop the others'.
         group.running = True
         group.task = asyncio.create_task(_drain(db, group))
-    # No shield: a cancelled caller cancels only its own future, which the drain skips.
+    # No shield: a cancelled caller cancels only its own future, which delivery skips.
     return await fut
 
 
 async def _drain(db: Database, group: _Group) -> None:
     try:
         driver = await db.fast_writer()
-        while group.pending:
-            batch, group.pending = group.pending, []
-            try:
-                # One item on aiosqlite's own queue for the whole group, behind the
-                # in-process writer queue: `db.write()` transactions run inline on the
-                # loop and must not find this connection holding the database lock.
-                async with db.write_lock():
-                    moved = await driver._execute(
-                        _write_group, driver._conn, [(g, i) for g, i, _ in batch]
-                    )
-            except Exception as exc:
-                # As `db.write()` raises it, whatever the size of the group.
-                err = write_error(exc, db.engine.dialect) if isinstance(
-                    exc, sqlite3.Error) else exc
-                for _, _, f in batch:
-                    if not f.done():
-                        f.set_exception(err)
-                continue
-            for (_, _, f), m in zip(batch, moved, strict=True):
-                if not f.done():
-                    f.set_result(m)
+        loop = asyncio.get_running_loop()
+        while not group.pending.empty():
+            # One job on aiosqlite's own queue for a whole run of groups, behind the
+            # in-process writer queue: `db.write()` transactions run inline on the loop
+            # and must not find this connection holding the database lock.
+            async with db.write_lock():
+                await driver._execute(_run_groups, driver._conn, db, group.pending, loop)
     finally:
         group.running = False
-        for _, _, f in group.pending:  # only when the drain itself failed: the slow way
+        while not group.pending.empty():  # only when the drain itself failed: the slow way
+            _, _, f = group.pending.get_nowait()
             if not f.done():
                 f.set_result(True)
-        group.pending = []
+
+
+def _run_groups(conn: sqlite3.Connection, db: Database, pending: queue.SimpleQueue[_Item],
+                loop: asyncio.AbstractEventLoop) -> None:
+    """Runs on the driver thread, holding the writer queue: group after group until no
+    write comes for `_LINGER_S` or a writer waits for the queue (`writers_waiting`). Each
+    group's answers go to the loop as soon as it commits."""
+    for _ in range(_MAX_RUN):
+        batch = _take(pending, db)
+        if not batch:
+            return
+        try:
+            moved: list[bool] | None = _write_group(conn, [(g, i) for g, i, _ in batch])
+            failed: Exception | None = None
+        except Exception as exc:  # noqa: BLE001 - each write of the group gets it
+            moved, failed = None, exc
+        try:
+            loop.call_soon_threadsafe(_deliver, db, batch, moved, failed)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            return
+        if db.writers_waiting:
+            return
+
+
+def _take(pending: queue.SimpleQueue[_Item], db: Database) -> list[_Item]:
+    """Every write waiting, after waiting up to `_LINGER_S` for the first; empty when none
+    came or a writer queued for the lock meanwhile."""
+    first: _Item | None = None
+    for _ in range(_LINGER_SLICES):
+        try:
+            first = pending.get(timeout=_LINGER_S / _LINGER_SLICES)
+            break
+        except queue.Empty:
+            if db.writers_waiting:
+                return []
+    if first is None:
+        return []
+    batch = [first]
+    while True:
+        try:
+            batch.append(pending.get_nowait())
+        except queue.Empty:
+            return batch
+
+
+def _deliver(db: Database, batch: list[_Item], moved: list[bool] | None,
+             failed: Exception | None) -> None:
+    """On the loop: each write's answer (True: the head had moved, go the slow way)."""
+    if failed is not None:
+        # As `db.write()` raises it, whatever the size of the group.
+        err = write_error(failed, db.engine.dialect) if isinstance(
+            failed, sqlite3.Error) else failed
+        for _, _, f in batch:
+            if not f.done():
+                f.set_exception(err)
+        return
+    assert moved is not None
+    for (_, _, f), m in zip(batch, moved, strict=True):
+        if not f.done():
+            f.set_result(m)
 
 
 def _write_group(conn: sqlite3.Connection,

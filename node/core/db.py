@@ -352,6 +352,11 @@ class Database(SharedDatabase):
             del self._fast[slot]
 
     async def dispose(self) -> None:
+        task = getattr(self.write_group, "task", None)
+        if task is not None and not task.done():
+            # A SQLite group run ends within its linger once no write comes; its writes
+            # are answered before the connection closes.
+            await asyncio.wait([task], timeout=5)
         kept, self._fast = list(self._fast.values()), {}
         for conn in kept:
             await conn.close()
