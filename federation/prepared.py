@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from federation.bind_lookups import fast_processor
 from federation.sqlite_inline import InlineConnection
 from federation.sqlite_lock import write_error
 
@@ -305,7 +306,9 @@ class InsertShape:
             raise ValueError(f"{table.name}: an INSERT parameter is not a column")
         self.columns: tuple[Column[Any], ...] = tuple(by_key[n] for n in names)
         processors = compiled._bind_processors
-        self.procs: tuple[_Proc, ...] = tuple(processors.get(n) for n in names)  # type: ignore[misc]
+        self.procs: tuple[_Proc, ...] = tuple(
+            fast_processor(c.type, dialect, processors.get(n))  # type: ignore[arg-type]
+            for c, n in zip(self.columns, names, strict=True))
         prefetch = {c.key for c in compiled.insert_prefetch}
         self.defaults = tuple(c.default if c.key in prefetch else None for c in self.columns)
         self._plain: tuple[tuple[str, _Proc | None], ...] | None = (

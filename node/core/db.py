@@ -118,6 +118,9 @@ def enum_column(enum: type[StrEnum], name: str) -> Enum:
     )
 
 
+_TOPIC_VALUES = {t.value: t.value for t in Topic}
+
+
 class TopicSet(TypeDecorator[frozenset[Topic]]):
     """A set of `Topic` values stored as their sorted, comma-joined strings."""
 
@@ -127,7 +130,10 @@ class TopicSet(TypeDecorator[frozenset[Topic]]):
     def process_bind_param(self, value: frozenset[Topic] | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return ",".join(sorted(Topic(v).value for v in value))
+        try:  # one C-level lookup per topic (members hash and compare as their strings)
+            return ",".join(sorted(map(_TOPIC_VALUES.__getitem__, value)))
+        except (KeyError, TypeError):  # not a topic: `Topic` refuses it, as it always has
+            return ",".join(sorted(Topic(v).value for v in value))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> frozenset[Topic] | None:
         if value is None:

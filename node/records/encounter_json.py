@@ -6,7 +6,9 @@ of the write after the database (about 40 us of the event loop's ~210 us per req
 the 16-client benchmark, `bench.node_api`). Here the same bytes come from the row directly:
 the values are the row's own (UUIDs, enum members, integer milliseconds, dates), put in the
 model's field order and written by the standard library's C JSON encoder with the escaping
-pydantic uses (`ensure_ascii=False`: raw UTF-8, `\\uXXXX` for control characters).
+pydantic uses (`ensure_ascii=False`: raw UTF-8, `\\uXXXX` for control characters). The
+vocabularies are `StrEnum`s, which that encoder writes as their values, as it writes any
+`str`; members sort as their values.
 
 `EncounterOut` stays the contract (the OpenAPI document, reads and lists use it); the test
 `tests/node/test_encounter_json.py` compares these bytes with `model_dump_json` over
@@ -41,8 +43,6 @@ def _time(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat()[:-6] + "Z"
 
 
-def _value(v: Any) -> Any:
-    return None if v is None else v.value if hasattr(v, "value") else str(v)
 
 
 def encounter_json(row: Mapping[str, Any], *, topics: Iterable[Any], follow_up_due: date | None,
@@ -57,18 +57,18 @@ def encounter_json(row: Mapping[str, Any], *, topics: Iterable[Any], follow_up_d
         "created_at": created,
         "updated_at": updated,
         "occurred_at": _time(row["occurred_at"]),
-        "duration_bucket": _value(row["duration_bucket"]),
+        "duration_bucket": row["duration_bucket"],
         "incident_ref": row["incident_ref"],
-        "activation_type": _value(row["activation_type"]),
-        "intervention": _value(row["intervention"]),
-        "recipient_discipline": _value(row["recipient_discipline"]),
-        "recipient_category": _value(row["recipient_category"]),
+        "activation_type": row["activation_type"],
+        "intervention": row["intervention"],
+        "recipient_discipline": row["recipient_discipline"],
+        "recipient_category": row["recipient_category"],
         "recipient_ref": row["recipient_ref"],
-        "topics": sorted(_value(t) for t in topics),
-        "referral": _value(row["referral"]),
+        "topics": sorted(topics),
+        "referral": row["referral"],
         "follow_up_due": None if follow_up_due is None else follow_up_due.isoformat(),
         "follow_up_owner": None if follow_up_owner is None else str(follow_up_owner),
-        "follow_up_status": _value(follow_up_status),
+        "follow_up_status": follow_up_status,
         "notice_given": bool(row["notice_given"]),
         "supporter_was_witness": bool(row["supporter_was_witness"]),
         "amendments": None,

@@ -4,6 +4,8 @@ placeholders that name nobody are refused (`node.core.identifier`)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.core.errors import Code, NodeError
 from node.core.identifier import IdentifierFormat, unit_key
@@ -89,3 +91,26 @@ async def test_placeholder_refused_on_api_and_form_nothing_stored(make_node: Mak
     assert 'data-code="placeholder_identifier"' in text
     assert "placeholder, not a person" in text and "Unknown" not in text
     assert (await node.count("encounters"), await node.count("audit_log"))[0] == before[0]
+
+
+def _strip_by_walk(text: str) -> str:
+    """The per-character walk, kept as the oracle for the ASCII fast path."""
+    import unicodedata
+
+    return "".join(ch for ch in text if not (
+        ch in " ./\\" or ch.isspace() or unicodedata.category(ch) == "Pd"))
+
+
+def test_every_ascii_character_is_stripped_as_the_walk_strips_it() -> None:
+    from node.core.identifier import _strip_separators
+
+    for c in map(chr, range(128)):
+        assert _strip_separators(f"a{c}1") == _strip_by_walk(f"a{c}1"), repr(c)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x2100), max_size=12))
+def test_stripping_matches_the_walk_for_any_text(text: str) -> None:
+    from node.core.identifier import _strip_separators
+
+    assert _strip_separators(text) == _strip_by_walk(text)

@@ -76,3 +76,11 @@ def test_depth_and_edges() -> None:
     for v in (MAX_SAFE_INT, -MAX_SAFE_INT, {"é": 1}, {Colour.RED: Colour.RED}, Size.BIG,
               MAX_SAFE_INT + 1, (1, "a"), 1.5, b"x"):
         assert accepted(_check, v) == accepted(reference, v), v
+    # Flat members of an object are decided inline: at the depth limit they are still
+    # one level too deep, at any depth an out-of-range integer is still refused.
+    for leaf in ("x", 1, None, True, MAX_SAFE_INT + 1, 1.5):
+        for levels in (MAX_DEPTH - 1, MAX_DEPTH):
+            nested: object = {"k": leaf}
+            for _ in range(levels):
+                nested = [nested]
+            assert accepted(_check, nested) == accepted(reference, nested), (leaf, levels)
