@@ -199,9 +199,6 @@ class Database:
     checkpointer: Checkpointer | None = field(init=False, default=None)
     busy_wait_s: float = field(init=False, default=BUSY_WAIT_S)
     _write_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-    # Writers queued on `_write_lock` now: read by a driver thread that holds the lock for a
-    # run of group commits (node.core.audit), which stops the run as soon as one waits.
-    writers_waiting: int = field(init=False, default=0)
     _write_bind: AsyncEngine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -231,18 +228,8 @@ class Database:
         if not self.serialise_writes:
             yield
             return
-        await self._acquire_write_lock()
-        try:
+        async with self._write_lock:
             yield
-        finally:
-            self._write_lock.release()
-
-    async def _acquire_write_lock(self) -> None:
-        self.writers_waiting += 1
-        try:
-            await self._write_lock.acquire()
-        finally:
-            self.writers_waiting -= 1
 
     def read(self) -> Any:
         return self.engine.begin()
@@ -271,7 +258,7 @@ class WriteTransaction:
     async def __aenter__(self) -> AsyncConnection:
         db = self._db
         if db.serialise_writes:
-            await db._acquire_write_lock()
+            await db._write_lock.acquire()
             self._locked = True
         try:
             conn = await db._write_bind.connect()

@@ -22,12 +22,11 @@ guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append makes 
 nothing, and the head row is read instead).
 
 `record` (the encounter write) is group commit on both engines: concurrent writes share one
-transaction and one head update. SQLite: the driver's thread runs group after group
-(`_run_groups`, `_write_group`) while writes keep coming, each committed group answered at
-once, without a round trip through the loop between groups. PostgreSQL: one statement per
-group that links its entries in the database under the head row lock (`node.core.audit_pg`;
-two groups in flight). A failing write in a group changes nothing and is retried alone, so
-only it fails, with the error it has alone.
+transaction and one head update. SQLite: each group is written inline on the loop, in one
+statement when it can (`node.core.audit_sqlite`, `node.core.audit_sqlite_step`). PostgreSQL:
+one statement per group that links its entries in the database under the head row lock
+(`node.core.audit_pg`; two groups in flight). A failing write in a group changes nothing and
+is retried alone, so only it fails, with the error it has alone.
 
 Head signature (`protocol.audit_head`): the node signs the head's own `seq` and `hash` with
 its node id and the time, with its Ed25519 signing key, and stores it in the head row with
@@ -44,10 +43,7 @@ broken_link, head_mismatch, unsigned_head, stale_signature, bad_signature, ...);
 
 from __future__ import annotations
 
-import asyncio
 import json
-import queue
-import sqlite3
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -56,12 +52,12 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from federation.keystore import NodeKeys
-from federation.prepared import insert_shape, many_rows_sql
-from federation.sqlite_lock import write_error
+from federation.prepared import insert_shape
 from node.core.access import Principal
 from node.core.audit_entry import LAST_HEADS, entry_bytes, entry_row, link_entry
 from node.core.audit_pg import record_in_group
 from node.core.audit_pg_append import append_entry
+from node.core.audit_sqlite import group_commit
 from node.core.audit_staged import link_now
 from node.core.db import AuditEntry, AuditHead, Database, table_of
 from protocol.audit_head import HEAD_CONTEXT, head_signing_input, sign_head_bytes
@@ -154,9 +150,6 @@ def _insert(table: Table, values: Mapping[str, Any], dialect: Any) -> tuple[str,
     return shape.sql, shape.params(values)
 
 
-_GUARDED_HEAD = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
-
-
 async def record(
     db: Database,
     *,
@@ -210,247 +203,16 @@ async def _record_sqlite(db: Database, rows: Sequence[tuple[Table, Mapping[str, 
     guard = (row["seq"], row["hash"], cached[0], cached[1])
     inserts = [_insert(t, v, dialect) for t, v in [*rows, (_entries, row)]]
     try:
-        moved = await _group_commit(db, guard, inserts)
+        moved = await group_commit(db, guard, inserts)
     except BaseException:
         if _HEADS.get(pool) == mine:
             _HEADS.pop(pool, None)
         raise
-    if moved:
-        if _HEADS.get(pool) == mine:
+    if moved is not False:  # the head was not where we chained, or no inline connection:
+        if _HEADS.get(pool) == mine:  # nothing was written
             _HEADS.pop(pool, None)
-        return None  # the head was not where we chained; nothing was written
+        return None
     return row
-
-
-class _Group:
-    """SQLite group commit: writes waiting for the driver thread, and the drain task.
-
-    The loop queues each write on `pending` (a thread-safe queue). The drain holds the
-    in-process writer queue (`Database.write_lock`) and gives the driver thread one job,
-    `_run_groups`, that takes every write waiting, commits them as one transaction, hands
-    their answers back to the loop, and goes on with what arrived meanwhile, without
-    waiting for the loop in between. Each write still gets its answer only after the commit
-    that holds it."""
-
-    def __init__(self) -> None:
-        self.pending: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.running = False
-        self.task: asyncio.Task[None] | None = None
-
-
-_Item = tuple[tuple[Any, ...], list[tuple[str, list[Any]]], "asyncio.Future[bool]"]
-
-# How long the driver thread waits for more writes after a group, in slices, before it
-# hands the writer queue back (the next write then starts a new run). A closed-loop client
-# sends its next write about a millisecond after its answer; without the wait each group
-# began with the loop waking the thread again, while the writes piled up behind it.
-_LINGER_S = 0.002
-_LINGER_SLICES = 4
-# Groups in one run at most, so the run gives way to the loop's own writers even when they
-# do not count in `writers_waiting` (code holding the lock through a raw driver connection).
-_MAX_RUN = 256
-
-
-async def _group_commit(db: Database, guard: tuple[Any, ...],
-                        inserts: list[tuple[str, list[Any]]]) -> bool:
-    group: _Group | None = db.write_group
-    if group is None:
-        group = db.write_group = _Group()
-    fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-    group.pending.put((guard, inserts, fut))
-    if not group.running:
-        # The drain runs as its own task, so a cancelled request cannot stop the others'.
-        group.running = True
-        group.task = asyncio.create_task(_drain(db, group))
-    # No shield: a cancelled caller cancels only its own future, which delivery skips.
-    return await fut
-
-
-async def _drain(db: Database, group: _Group) -> None:
-    try:
-        driver = await db.fast_writer()
-        loop = asyncio.get_running_loop()
-        while not group.pending.empty():
-            # One job on aiosqlite's own queue for a whole run of groups, behind the
-            # in-process writer queue: `db.write()` transactions run inline on the loop
-            # and must not find this connection holding the database lock.
-            async with db.write_lock():
-                await driver._execute(_run_groups, driver._conn, db, group.pending, loop)
-    finally:
-        group.running = False
-        while not group.pending.empty():  # only when the drain itself failed: the slow way
-            _, _, f = group.pending.get_nowait()
-            if not f.done():
-                f.set_result(True)
-
-
-def _run_groups(conn: sqlite3.Connection, db: Database, pending: queue.SimpleQueue[_Item],
-                loop: asyncio.AbstractEventLoop) -> None:
-    """Runs on the driver thread, holding the writer queue: group after group until no
-    write comes for `_LINGER_S` or a writer waits for the queue (`writers_waiting`). Each
-    group's answers go to the loop as soon as it commits."""
-    for _ in range(_MAX_RUN):
-        batch = _take(pending, db)
-        if not batch:
-            return
-        try:
-            moved: list[bool] | None = _write_group(conn, [(g, i) for g, i, _ in batch])
-            failed: Exception | None = None
-        except Exception as exc:  # noqa: BLE001 - each write of the group gets it
-            moved, failed = None, exc
-        try:
-            loop.call_soon_threadsafe(_deliver, db, batch, moved, failed)
-        except RuntimeError:  # the loop is closed: nobody is waiting any more
-            return
-        if db.writers_waiting:
-            return
-
-
-def _take(pending: queue.SimpleQueue[_Item], db: Database) -> list[_Item]:
-    """Every write waiting, after waiting up to `_LINGER_S` for the first; empty when none
-    came or a writer queued for the lock meanwhile."""
-    first: _Item | None = None
-    for _ in range(_LINGER_SLICES):
-        try:
-            first = pending.get(timeout=_LINGER_S / _LINGER_SLICES)
-            break
-        except queue.Empty:
-            if db.writers_waiting:
-                return []
-    if first is None:
-        return []
-    batch = [first]
-    while True:
-        try:
-            batch.append(pending.get_nowait())
-        except queue.Empty:
-            return batch
-
-
-def _deliver(db: Database, batch: list[_Item], moved: list[bool] | None,
-             failed: Exception | None) -> None:
-    """On the loop: each write's answer (True: the head had moved, go the slow way)."""
-    if failed is not None:
-        # As `db.write()` raises it, whatever the size of the group.
-        err = write_error(failed, db.engine.dialect) if isinstance(
-            failed, sqlite3.Error) else failed
-        for _, _, f in batch:
-            if not f.done():
-                f.set_exception(err)
-        return
-    assert moved is not None
-    for (_, _, f), m in zip(batch, moved, strict=True):
-        if not f.done():
-            f.set_result(m)
-
-
-def _write_group(conn: sqlite3.Connection,
-                 items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]]) -> list[bool]:
-    """Runs on the driver thread: the writes of a group in one transaction. Each item's
-    guard chains on the one before, so if the first finds the head moved nothing is written
-    and every item goes the slow way (True). If any statement fails, the group is rolled
-    back and its items run one by one, so one bad write cannot fail the others.
-
-    When the guards form one unbroken chain (the usual case), the group moves the head
-    once, from the first item's expected head to the last item's entry, and inserts each
-    table's rows with one `executemany` (fewer calls on this thread, each of which hands
-    the GIL back and forth with the event loop)."""
-    if len(items) == 1:
-        return [_write_batch(conn, *items[0])]
-    cur = conn.cursor()
-    try:
-        _begin_immediate(cur)
-        if _unbroken(items):
-            first, last = items[0][0], items[-1][0]
-            cur.execute(_GUARDED_HEAD, (last[0], last[1], first[2], first[3]))
-            if cur.rowcount != 1:
-                conn.rollback()
-                return [True] * len(items)
-            by_sql: dict[str, list[list[Any]]] = {}
-            for _, inserts in items:  # tables in first-named order: a follow-up after its
-                for sql, params in inserts:  # encounter, the entries last
-                    by_sql.setdefault(sql, []).append(params)
-            for sql, many in by_sql.items():
-                _insert_rows(cur, sql, many)
-            conn.commit()
-            return [False] * len(items)
-        for i, (guard, inserts) in enumerate(items):
-            cur.execute(_GUARDED_HEAD, guard)
-            if cur.rowcount != 1:
-                conn.rollback()
-                if i == 0:
-                    return [True] * len(items)
-                break
-            for sql, params in inserts:
-                cur.execute(sql, params)
-        else:
-            conn.commit()
-            return [False] * len(items)
-    except Exception:
-        if conn.in_transaction:
-            conn.rollback()
-    finally:
-        cur.close()
-    out: list[bool] = []
-    for guard, inserts in items:
-        try:
-            out.append(_write_batch(conn, guard, inserts))
-        except Exception:
-            out.append(True)  # this one goes the slow way and reports its own error
-    return out
-
-
-def _insert_rows(cur: sqlite3.Cursor, sql: str, many: list[list[Any]]) -> None:
-    """The rows of one INSERT as multi-row statements (`many_rows_sql`): one step each
-    instead of one per row. Each step hands the GIL back and forth with the event loop,
-    which is the program's bottleneck; the rows, their order and their errors are those of
-    `executemany`."""
-    per = max(1, _MAX_VARIABLES // max(1, len(many[0])))
-    for start in range(0, len(many), per):
-        chunk = many[start:start + per]
-        if len(chunk) == 1:
-            cur.execute(sql, chunk[0])
-        else:
-            cur.execute(many_rows_sql(sql, len(chunk)), [v for row in chunk for v in row])
-
-
-_MAX_VARIABLES = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32
-
-
-def _unbroken(items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]]) -> bool:
-    """Each guard (new seq, new hash, old seq, old hash) expects the head the one before
-    it writes."""
-    return all(items[i][0][2:4] == items[i - 1][0][0:2] for i in range(1, len(items)))
-
-
-def _begin_immediate(cur: sqlite3.Cursor) -> None:
-    # The connection issues no implicit BEGIN (federation.database): take the write lock
-    # first, so the guard's check and the writes are one atomic step.
-    if not cur.connection.in_transaction:
-        cur.execute("BEGIN IMMEDIATE")
-
-
-def _write_batch(conn: sqlite3.Connection, guard: tuple[Any, ...],
-                 inserts: list[tuple[str, list[Any]]]) -> bool:
-    """Runs on the driver thread: the guarded head update, the inserts, the commit, as one
-    transaction. True when the head had moved and nothing was written."""
-    cur = conn.cursor()
-    try:
-        _begin_immediate(cur)
-        cur.execute(_GUARDED_HEAD, guard)
-        if cur.rowcount != 1:
-            conn.rollback()
-            return True
-        for sql, params in inserts:
-            cur.execute(sql, params)
-        conn.commit()
-        return False
-    except BaseException:
-        if conn.in_transaction:
-            conn.rollback()
-        raise
-    finally:
-        cur.close()
 
 
 async def head_moved(conn: AsyncConnection) -> bool:

@@ -324,21 +324,21 @@ class Database(SharedDatabase):
     (`federation.database.Database`) plus what the node's hot paths add.
 
     `auth_cache` holds bearer-token lookups for a moment (`node.core.auth_cache`); services
-    that change users or tokens clear it. `fast_writer()` is the SQLite connection that
-    `node.core.audit.record` writes an encounter on in one driver-thread call.
+    that change users or tokens clear it. `fast_writer()` gives the PostgreSQL connections
+    `node.core.audit.record` writes its groups on (`node.core.audit_pg`); on SQLite the
+    groups are written inline (`node.core.audit_sqlite`, `write_group`).
     """
 
     # Off until the app turns it on (SQLite) or listens for changes (PostgreSQL).
     auth_cache: AuthCache = field(init=False, default_factory=lambda: AuthCache(enabled=False))
     _fast: dict[int, Any] = field(init=False, default_factory=dict)
     _fast_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
-    write_group: Any = field(init=False, default=None)  # node.core.audit group commit
+    # The group commit's state (node.core.audit_sqlite / node.core.audit_pg).
+    write_group: Any = field(init=False, default=None)
 
     async def fast_writer(self, slot: int = 0) -> Any:
-        """A driver connection kept out of the pool for `node.core.audit.record`. SQLite:
-        one aiosqlite connection (slot 0), whose whole transaction is one call on the driver
-        thread; its queue orders the writes, so they need no lock here. PostgreSQL: one
-        asyncpg connection per group in flight (`node.core.audit_pg`)."""
+        """A driver connection kept out of the pool: one asyncpg connection per PostgreSQL
+        group in flight (`node.core.audit_pg`)."""
         conn = self._fast.get(slot)
         if conn is None:
             async with self._fast_lock:
@@ -358,11 +358,13 @@ class Database(SharedDatabase):
             del self._fast[slot]
 
     async def dispose(self) -> None:
-        task = getattr(self.write_group, "task", None)
+        group = self.write_group
+        task = getattr(group, "task", None)
         if task is not None and not task.done():
-            # A SQLite group run ends within its linger once no write comes; its writes
-            # are answered before the connection closes.
+            # A SQLite group being gathered or written: its writes are answered first.
             await asyncio.wait([task], timeout=5)
+        if hasattr(group, "close"):
+            group.close()  # the SQLite group connection (node.core.audit_sqlite)
         kept, self._fast = list(self._fast.values()), {}
         for conn in kept:
             await conn.close()

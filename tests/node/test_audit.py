@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from node.core import audit
+from node.core import audit, audit_sqlite
 from node.core.audit_verify import AuditReport, verify
 from protocol.encoding import sha256_b64u
 from tests.node.conftest import MakeNode, Node, encounter
@@ -139,13 +139,13 @@ async def test_concurrent_writes_share_commits_and_keep_the_chain(
 ) -> None:
     node = await make_node()
     sizes: list[int] = []
-    real = audit._write_group
+    real = audit_sqlite.write_group
 
-    def counting(conn: Any, items: Any) -> list[bool]:
+    def counting(conn: Any, items: Any, *rest: Any) -> list[bool]:
         sizes.append(len(items))
-        return real(conn, items)
+        return real(conn, items, *rest)
 
-    monkeypatch.setattr(audit, "_write_group", counting)
+    monkeypatch.setattr(audit_sqlite, "write_group", counting)
     await node.post("sup1", "/api/v1/encounters", encounter())  # warms the head cache
     results = await asyncio.gather(*[
         node.post("sup1", "/api/v1/encounters", encounter(recipient=f"R{i}")) for i in range(40)
@@ -174,9 +174,9 @@ def test_one_failing_write_in_a_group_does_not_fail_the_others(tmp_path: Any) ->
         ((3, "h3", 2, "h2"), [(ins, [3])]),  # chained on the failed one
     ]
     # The first is written; the failed one and the one chained on it go the slow way.
-    assert audit._write_group(conn, items) == [False, True, True]
+    assert audit_sqlite.write_group(conn, items) == [False, True, True]
     assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
     assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (1, "h1")
     # A head moved by someone else: nothing written, all go the slow way.
-    assert audit._write_group(conn, items) == [True, True, True]
+    assert audit_sqlite.write_group(conn, items) == [True, True, True]
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (1,)

@@ -1,6 +1,6 @@
 """Group commit of encounter writes on both engines (issue 16 item 1): concurrent writes
 share one transaction and one head update (PostgreSQL: `node.core.audit_pg`; SQLite:
-`node.core.audit._write_group`), a failing write falls back alone and changes nothing, and
+`node.core.audit_sqlite`), a failing write falls back alone and changes nothing, and
 the hash chain, the signed head and the tamper checks hold for group-written entries."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from federation.database import make_engine, migrate
-from node.core import audit, audit_pg
+from node.core import audit, audit_pg, audit_sqlite
 from node.core.audit_verify import AuditReport, verify
 from node.core.db import AuditEntry, AuditHead, Database, table_of
 from protocol.encoding import sha256_b64u
@@ -43,13 +43,13 @@ def _group_sizes(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every group transaction written from now on, on either engine."""
     sizes: list[int] = []
     if db.is_sqlite:
-        real = audit._write_group
+        real = audit_sqlite.write_group
 
-        def counting(conn: Any, items: Any) -> list[bool]:
+        def counting(conn: Any, items: Any, *rest: Any) -> list[bool]:
             sizes.append(len(items))
-            return real(conn, items)
+            return real(conn, items, *rest)
 
-        monkeypatch.setattr(audit, "_write_group", counting)
+        monkeypatch.setattr(audit_sqlite, "write_group", counting)
     else:
         real_pg = audit_pg._write_group
 
@@ -219,19 +219,19 @@ def test_an_unbroken_group_moves_the_head_once_and_a_broken_one_goes_item_by_ite
         guard = (seq, f"h{seq}", prev, prev_hash or f"h{prev}")
         return guard, [("INSERT INTO t VALUES (?)", [seq])]
 
-    assert audit._write_group(conn, [item(1, 0), item(2, 1), item(3, 2)]) == [False] * 3
+    assert audit_sqlite.write_group(conn, [item(1, 0), item(2, 1), item(3, 2)]) == [False] * 3
     assert sum(s.startswith("UPDATE audit_head") for s in statements) == 1
     assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (3, "h3")
     assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [1, 2, 3]
 
     # The second item does not chain on the first: the first lands, the rest go slow.
-    out = audit._write_group(conn, [item(4, 3), item(5, 99, "hx"), item(6, 5)])
+    out = audit_sqlite.write_group(conn, [item(4, 3), item(5, 99, "hx"), item(6, 5)])
     assert out == [False, True, True]
     assert conn.execute("SELECT seq, hash FROM audit_head").fetchone() == (4, "h4")
     assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [1, 2, 3, 4]
 
     # A head moved by someone else: nothing of the group is written.
-    assert audit._write_group(conn, [item(6, 5), item(7, 6)]) == [True, True]
+    assert audit_sqlite.write_group(conn, [item(6, 5), item(7, 6)]) == [True, True]
     assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY id")] == [1, 2, 3, 4]
     conn.close()
 
@@ -255,7 +255,7 @@ def test_a_group_inserts_each_tables_rows_in_one_statement_and_chunks_at_the_lim
         guard = (seq, f"h{seq}", seq - 1, f"h{seq - 1}")
         return guard, [("INSERT INTO t (id, v) VALUES (?, ?)", [seq, f"v{seq}"])]
 
-    assert audit._write_group(conn, [item(i) for i in range(1, 8)]) == [False] * 7
+    assert audit_sqlite.write_group(conn, [item(i) for i in range(1, 8)]) == [False] * 7
     inserts = [s for s in statements if s.startswith("INSERT")]
     assert inserts == ["INSERT INTO t (id, v) VALUES " + ", ".join(  # values as traced
         f"({i}, 'v{i}')" for i in range(1, 8))], inserts
@@ -263,8 +263,8 @@ def test_a_group_inserts_each_tables_rows_in_one_statement_and_chunks_at_the_lim
         (i, f"v{i}") for i in range(1, 8)]
 
     statements.clear()
-    monkeypatch.setattr(audit, "_MAX_VARIABLES", 6)  # 3 rows of 2 values per statement
-    assert audit._write_group(conn, [item(i) for i in range(8, 15)]) == [False] * 7
+    monkeypatch.setattr(audit_sqlite, "MAX_VARIABLES", 6)  # 3 rows of 2 values per statement
+    assert audit_sqlite.write_group(conn, [item(i) for i in range(8, 15)]) == [False] * 7
     assert sum(s.startswith("INSERT") for s in statements) == 3  # 3 + 3 + 1 rows
     assert [r[0] for r in conn.execute("SELECT id FROM t ORDER BY n")] == list(range(1, 15))
     conn.close()
