@@ -22,11 +22,11 @@ guarded `UPDATE ... WHERE seq = ? AND hash = ?` (another process's append makes 
 nothing, and the head row is read instead).
 
 `record` (the encounter write) is group commit on both engines: concurrent writes share one
-transaction and one head update. SQLite: each group is written inline on the loop, in one
-statement when it can (`node.core.audit_sqlite`, `node.core.audit_sqlite_step`). PostgreSQL:
-one statement per group that links its entries in the database under the head row lock
-(`node.core.audit_pg`; two groups in flight). A failing write in a group changes nothing and
-is retried alone, so only it fails, with the error it has alone.
+transaction and one head update. SQLite: each group is gathered and written inline on the
+loop (`node.core.audit_sqlite`). PostgreSQL: one statement per group that links its entries
+in the database under the head row lock (`node.core.audit_pg`; two groups in flight). A
+failing write in a group changes nothing and is retried alone, so only it fails, with the
+error it has alone.
 
 Head signature (`protocol.audit_head`): the node signs the head's own `seq` and `hash` with
 its node id and the time, with its Ed25519 signing key, and stores it in the head row with

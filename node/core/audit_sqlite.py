@@ -6,16 +6,17 @@ starts the drain task, which lets the loop's other ready work run first (`_gathe
 requests add their writes to the group), then, holding the in-process writer queue
 (`Database.write_lock`), commits the whole group and answers each write.
 
-The group is written inline, on the loop's own inline connection (`Database.write_engine`,
-`federation.sqlite_inline`: busy timeout 0, no checkpoint inside a commit), and in one
-statement when it can (`node.core.audit_sqlite_step`), else statement by statement
-(`write_group`). A lock held by another process is waited for off the loop's back
-(`federation.sqlite_lock.begin_immediate`: async retries, then `busy`); checkpoints run on
-the checkpointer's thread after the commit. Measured (`bench.node_api`, 16 clients): the
-same group on the driver thread handed the GIL to the loop and back for every statement
-and waited for it each time; inline, with the groups gathered this way, the node answers
-about 15 % more writes per second at less CPU per write, and the loop stalls for one
-group's statement (about 30 us a write, at most `MAX_GROUP` writes).
+The group is written inline, on one inline connection of `Database.write_engine`
+(`federation.sqlite_inline`: busy timeout 0, no checkpoint inside a commit): `BEGIN
+IMMEDIATE` with the async retry of `federation.sqlite_lock` (a lock held by another process
+is waited for off the loop's back, then `busy`), the guarded head update, one multi-row
+INSERT per table, the commit; checkpoints run on the checkpointer's thread after it.
+
+Why inline: on the driver thread each of those statements handed the GIL to the loop and
+waited to get it back, which delayed every answer of the group; gathered this way, the loop
+stalls once per group for its statements (about 25 us a write, `MAX_GROUP` writes at most)
+and, on the 16-client benchmark (`bench.node_api`), answers about 20 % more writes per
+second at less CPU per write than the threaded group did.
 
 A failing write in a group changes nothing and is retried alone, so only it fails, with
 the error it has alone.
@@ -30,8 +31,7 @@ from typing import Any
 
 from federation.prepared import many_rows_sql
 from federation.sqlite_inline import InlineConnection
-from federation.sqlite_lock import begin_immediate, is_busy, write_error
-from node.core.audit_sqlite_step import write_in_one_step
+from federation.sqlite_lock import begin_immediate, write_error
 from node.core.db import Database
 
 __all__ = ["GUARDED_HEAD", "group_commit", "unbroken", "write_batch", "write_group"]
@@ -49,7 +49,7 @@ _Waiting = tuple[tuple[Any, ...], list[tuple[str, list[Any]]], "asyncio.Future[b
 _QUIET = 16
 _IDLE_S = 30e-6
 _GATHER_S = 0.002
-MAX_GROUP = 64  # writes per group at most: bounds the loop's stall on one statement
+MAX_GROUP = 64  # writes per group at most: bounds the loop's stall on one group
 
 
 class _Group:
@@ -60,8 +60,6 @@ class _Group:
         self.running = False
         self.task: asyncio.Task[None] | None = None
         self.conn: sqlite3.Connection | None = None
-        # The connection's one-statement views (`audit_sqlite_step`), made on it.
-        self.views: dict[tuple[str, ...], Any] = {}
 
     def close(self) -> None:
         if self.conn is not None:
@@ -113,7 +111,7 @@ async def _drain(db: Database, group: _Group) -> None:
                 break
             async with db.write_lock():
                 batch, group.pending = group.pending[:MAX_GROUP], group.pending[MAX_GROUP:]
-                moved, failed = await _commit(db, group, conn, [(g, i) for g, i, _ in batch])
+                moved, failed = await _commit(db, conn, [(g, i) for g, i, _ in batch])
             if db.checkpointer is not None:
                 db.checkpointer.after_commit()
             _deliver(db, batch, moved, failed)
@@ -138,17 +136,10 @@ async def _gather(group: _Group) -> None:
         last = now
 
 
-async def _commit(db: Database, group: _Group, conn: sqlite3.Connection,
+async def _commit(db: Database, conn: sqlite3.Connection,
                   items: list[Item]) -> tuple[list[bool] | None, Exception | None]:
     """The group, committed: each write's "head moved" answer, or the error for all."""
     try:
-        try:
-            return write_group(conn, items, group.views), None
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
-                raise
-        # Another process holds the lock: wait for it off the loop's back, then write the
-        # group statement by statement in the transaction that took it.
         await begin_immediate(conn, db.busy_wait_s)
         return write_group(conn, items), None
     except Exception as exc:  # noqa: BLE001 - each write of the group gets it
@@ -175,22 +166,15 @@ def _deliver(db: Database, batch: list[_Waiting], moved: list[bool] | None,
 
 
 def write_group(conn: sqlite3.Connection,
-                 items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]],
-                 views: dict[tuple[str, ...], Any] | None = None) -> list[bool]:
-    """The writes of a group in one transaction. Each item's
-    guard chains on the one before, so if the first finds the head moved nothing is written
-    and every item goes the slow way (True). If any statement fails, the group is rolled
-    back and its items run one by one, so one bad write cannot fail the others.
+                 items: list[tuple[tuple[Any, ...], list[tuple[str, list[Any]]]]]) -> list[bool]:
+    """The writes of a group in one transaction (the caller's, if it opened one). Each
+    item's guard chains on the one before, so if the first finds the head moved nothing is
+    written and every item goes the slow way (True). If any statement fails, the group is
+    rolled back and its items run one by one, so one bad write cannot fail the others.
 
     When the guards form one unbroken chain (the usual case), the group moves the head
     once, from the first item's expected head to the last item's entry, and inserts each
-    table's rows with one `executemany` (fewer calls on this thread, each of which hands
-    the GIL back and forth with the event loop). With `views` (the connection's cache) an
-    unbroken chain goes first as one statement (`node.core.audit_sqlite_step`)."""
-    if views is not None and unbroken(items):
-        moved = write_in_one_step(conn, items, views)
-        if moved is not None:
-            return [moved] * len(items)
+    table's rows in one multi-row statement (`insert_rows`)."""
     if len(items) == 1:
         return [write_batch(conn, *items[0])]
     cur = conn.cursor()
@@ -237,10 +221,9 @@ def write_group(conn: sqlite3.Connection,
 
 
 def insert_rows(cur: sqlite3.Cursor, sql: str, many: list[list[Any]]) -> None:
-    """The rows of one INSERT as multi-row statements (`many_rows_sql`): one step each
-    instead of one per row. Each step hands the GIL back and forth with the event loop,
-    which is the program's bottleneck; the rows, their order and their errors are those of
-    `executemany`."""
+    """The rows of one INSERT as multi-row statements (`many_rows_sql`), chunked under
+    SQLite's variable limit: one step each instead of one per row; the rows, their order
+    and their errors are those of `executemany`."""
     per = max(1, MAX_VARIABLES // max(1, len(many[0])))
     for start in range(0, len(many), per):
         chunk = many[start:start + per]

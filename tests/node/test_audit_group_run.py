@@ -20,6 +20,7 @@ from federation.database import make_engine, migrate
 from federation.sqlite_lock import DatabaseBusy
 from node.core import audit, audit_sqlite
 from node.core.db import Database
+from tests.node.conftest import MakeNode, encounter
 
 _META = sa.MetaData()
 _ITEMS = sa.Table(
@@ -169,3 +170,25 @@ async def test_dispose_waits_for_the_drain_and_closes_the_group_connection(
     await db.dispose()
     assert all(w.done() and w.exception() is None for w in writes)
     assert group.conn is None
+
+
+async def test_encounter_writes_are_one_transaction_on_the_group_connection(
+    make_node: MakeNode
+) -> None:
+    node = await make_node()
+    if not node.ctx.db.is_sqlite:
+        pytest.skip("SQLite's group commit")
+    await node.post("sup1", "/api/v1/encounters", encounter())  # warms the head
+    await node.post("sup1", "/api/v1/encounters", encounter())  # opens the group connection
+    conn = node.ctx.db.write_group.conn
+    traced: list[str] = []
+    conn.set_trace_callback(traced.append)
+    results = await asyncio.gather(*[
+        node.post("sup1", "/api/v1/encounters", encounter(recipient=f"R{i}")) for i in range(8)])
+    conn.set_trace_callback(None)
+    assert [s for s, _ in results] == [201] * 8
+    kinds = [s.split(" (")[0].split(" VALUES")[0].split(" SET")[0] for s in traced]
+    assert kinds == ["BEGIN IMMEDIATE", "UPDATE audit_head", "INSERT INTO encounters",
+                     "INSERT INTO audit_log", "COMMIT"], kinds  # all 8 in one group
+    assert traced[2].count("), (") == 7  # eight rows in one INSERT
+    assert await node.count("encounters") == 10
