@@ -60,6 +60,7 @@ class _Group:
         self.running = False
         self.task: asyncio.Task[None] | None = None
         self.conn: sqlite3.Connection | None = None
+        self.no_inline = False  # the write engine has no inline connections
 
     def close(self) -> None:
         if self.conn is not None:
@@ -75,7 +76,7 @@ async def group_commit(db: Database, guard: tuple[Any, ...],
     group: _Group | None = db.write_group
     if group is None:
         group = db.write_group = _Group()
-    if group.conn is None and not await _connect(db, group):
+    if group.conn is None and (group.no_inline or not await _connect(db, group)):
         return None
     fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     group.pending.append((guard, inserts, fut))
@@ -93,6 +94,7 @@ async def _connect(db: Database, group: _Group) -> bool:
     driver = raw.driver_connection
     if not isinstance(driver, InlineConnection) or driver._connection is None:
         raw.close()
+        group.no_inline = True
         return False
     raw.detach()
     if group.conn is None:

@@ -192,3 +192,21 @@ async def test_encounter_writes_are_one_transaction_on_the_group_connection(
                      "INSERT INTO audit_log", "COMMIT"], kinds  # all 8 in one group
     assert traced[2].count("), (") == 7  # eight rows in one INSERT
     assert await node.count("encounters") == 10
+
+
+async def test_a_uri_database_without_inline_connections_writes_the_slow_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = await _open(tmp_path / "u.db")  # the schema, through a plain path
+    await plain.dispose()
+    db = Database(make_engine(f"sqlite:///file:{tmp_path / 'u.db'}?mode=rw&uri=true"))
+    try:
+        assert db.write_engine is db.engine  # threaded connections only
+        sizes = _sizes(monkeypatch)
+        await _write(db, 1)  # learns the head
+        rows = await asyncio.gather(*[_write(db, i) for i in range(2, 6)])
+        assert sorted(r["seq"] for r in rows) == [3, 4, 5, 6] and sizes == []
+        assert db.write_group.no_inline
+        assert await _ids(db) == list(range(6))
+    finally:
+        await db.dispose()
