@@ -1,8 +1,8 @@
 """The private parts of SQLAlchemy and aiosqlite the database layer relies on (issue 22).
 
 `federation.prepared` drives SQLAlchemy's compiled statements by hand, `federation.database`
-and `federation.sqlite_inline` stand in for aiosqlite under SQLAlchemy's adapter, and the
-encounter fast writer (`node.core.audit`) calls aiosqlite's queue directly. pyproject.toml
+and `federation.sqlite_inline` stand in for aiosqlite under SQLAlchemy's adapter, and
+`federation.bind_lookups` reads an Enum type's value table. pyproject.toml
 bounds both packages from above; this test fails, naming the missing piece, when an
 upgrade (or a raised bound) changes one of them, before any other test fails obscurely.
 """
@@ -15,7 +15,6 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
-import aiosqlite
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection
@@ -93,11 +92,18 @@ def test_sqlalchemy_aiosqlite_adapter_internals() -> None:
           "AsyncAdapt_aiosqlite_connection._connection / isolation_level")
 
 
-def test_aiosqlite_internals_used_by_the_fast_writer() -> None:
-    _need(inspect.iscoroutinefunction(aiosqlite.Connection._execute), "aiosqlite",
-          "Connection._execute(fn, *args)")
-    _need("_conn" in inspect.getsource(aiosqlite.Connection.__init__), "aiosqlite",
-          "Connection._conn (the sqlite3 connection)")
+def test_sqlalchemy_enum_value_table_used_by_the_bind_lookups() -> None:
+    # federation/bind_lookups.py binds an Enum column through the type's own value table.
+    import enum
+
+    class Colour(enum.StrEnum):
+        RED = "red"
+
+    t = sa.Enum(Colour, values_callable=lambda e: [m.value for m in e])
+    lookup = getattr(t, "_valid_lookup", None)
+    _need(isinstance(lookup, dict) and lookup.get(Colour.RED) == "red"
+          and lookup.get("red") == "red", "sqlalchemy",
+          "Enum._valid_lookup (member or value -> stored string)")
 
 
 def test_sqlalchemy_text_and_insert_internals_used_by_the_audit_and_insert_shapes() -> None:

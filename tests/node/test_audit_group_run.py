@@ -21,6 +21,7 @@ from federation.sqlite_lock import DatabaseBusy
 from node.core import audit, audit_sqlite
 from node.core.db import Database
 from tests.node.conftest import MakeNode, encounter
+from tests.node.test_audit_group import _group_sizes
 
 _META = sa.MetaData()
 _ITEMS = sa.Table(
@@ -51,18 +52,6 @@ async def _write(db: Database, i: int) -> dict[str, Any]:
                               action="item.create")
 
 
-def _sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    sizes: list[int] = []
-    real = audit_sqlite.write_group
-
-    def counting(conn: Any, items: Any, *rest: Any) -> list[bool]:
-        sizes.append(len(items))
-        return real(conn, items, *rest)
-
-    monkeypatch.setattr(audit_sqlite, "write_group", counting)
-    return sizes
-
-
 async def _ids(db: Database) -> list[int]:
     async with db.read() as conn:
         return sorted((await conn.execute(sa.select(_ITEMS.c.id))).scalars())
@@ -72,7 +61,7 @@ async def test_a_group_gathers_every_write_the_loop_has_ready(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _write(sqlite_db, 1)  # opens the group connection
-    sizes = _sizes(monkeypatch)
+    sizes = _group_sizes(sqlite_db, monkeypatch)
     rows = await asyncio.gather(*[_write(sqlite_db, i) for i in range(2, 26)])
     assert [r["seq"] for r in rows] == list(range(rows[0]["seq"], rows[0]["seq"] + 24))
     assert sizes == [24], sizes  # one transaction for all of them
@@ -152,7 +141,7 @@ async def test_without_an_inline_connection_writes_go_the_slow_way(
         return False
 
     monkeypatch.setattr(audit_sqlite, "_connect", no_inline)
-    sizes = _sizes(monkeypatch)
+    sizes = _group_sizes(sqlite_db, monkeypatch)
     rows = await asyncio.gather(*[_write(sqlite_db, i) for i in range(1, 5)])
     assert sizes == [] and sorted(r["seq"] for r in rows) == [2, 3, 4, 5]
     assert await _ids(sqlite_db) == list(range(5))
@@ -202,7 +191,7 @@ async def test_a_uri_database_without_inline_connections_writes_the_slow_way(
     db = Database(make_engine(f"sqlite:///file:{tmp_path / 'u.db'}?mode=rw&uri=true"))
     try:
         assert db.write_engine is db.engine  # threaded connections only
-        sizes = _sizes(monkeypatch)
+        sizes = _group_sizes(db, monkeypatch)
         await _write(db, 1)  # learns the head
         rows = await asyncio.gather(*[_write(db, i) for i in range(2, 6)])
         assert sorted(r["seq"] for r in rows) == [3, 4, 5, 6] and sizes == []
