@@ -312,7 +312,10 @@ class OutboxDelivery:
             now = self.clock.now_ms()
             routes: list[tuple[str, str]] = []
             hub = self._hub()
-            if (state.has_node(dest) and self._direct_down_until.get(dest, 0) <= now
+            # The hub itself has no other route: a failure never parks it (below).
+            to_hub = hub is not None and hub[0] == dest
+            if (state.has_node(dest)
+                    and (to_hub or self._direct_down_until.get(dest, 0) <= now)
                     and not (hub is not None and _relayed_only(state, dest))):
                 routes.append((dest, state.endpoint(dest)))
             if hub is not None and hub[0] != dest:
@@ -336,7 +339,7 @@ class OutboxDelivery:
                 if hop not in self._hops_down:  # one line when a hop goes down, not per pass
                     log.warning("peer %s unreachable: %s", hop, error)
                 self._hops_down.add(hop)
-                if hop == dest:
+                if hop == dest and not to_hub:
                     # Go through the hub for a while instead of waiting on a peer that is down.
                     self._direct_down_until[dest] = now + DIRECT_RETRY_MS
             now = self.clock.now_ms()

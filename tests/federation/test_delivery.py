@@ -170,3 +170,28 @@ async def test_the_federation_client_keeps_no_cookie_from_a_peer(
             async with http.get(f"http://localhost:{server.port}/") as r:
                 assert r.status == 200 and "track" in r.cookies  # the peer did set it
     assert seen == [None, None]  # and it was never sent back
+
+
+async def test_a_message_to_the_hub_goes_as_soon_as_the_hub_is_back(
+    network: NetworkFactory,
+) -> None:
+    """A message addressed to the hub itself has no other route: the hub being down once
+    must not park it for `DIRECT_RETRY_MS` the way a peer's direct route is parked (its
+    messages then go through the hub). Found by the kill -9 chaos test: audit anchors for
+    the hub stayed pending a minute after the hub was back."""
+    net = await network(2)
+    a, _ = net.nodes
+    rec = Recorder()
+    await net.hub.stop()
+    msg_id = await send(a, net.hub.node_id)
+    await net.settle()
+    [row] = await outbox_rows(a, TEST_TYPE.value)
+    assert row.state == "pending" and row.attempts >= 1
+    await net.hub.start()
+    net.hub.fed.register_handler(TEST_TYPE, rec, replace=True)
+    for _ in range(3):  # past the retry backoff, well before DIRECT_RETRY_MS (60 s)
+        net.clock.advance(5_000)
+        await net.settle()
+    assert rec.seen == [msg_id]
+    [row] = await outbox_rows(a, TEST_TYPE.value)
+    assert row.state == "done"
