@@ -165,11 +165,12 @@ async def record(
     """Insert `rows` and their audit entry as one transaction of their own.
 
     The hot path of the node (logging an encounter); concurrent calls share a transaction
-    (group commit). On SQLite, with the head this process wrote last, it is one round trip
-    to the driver's thread (`_write_batch`: the guarded head update, the inserts, the
-    entry, the commit; a moved head writes nothing). On PostgreSQL it joins the next group
-    transaction (`node.core.audit_pg`: one head-row lock and update per group). Otherwise
-    (a cold or moved SQLite head, a failed group) it is `append` inside `db.write()`."""
+    (group commit). On SQLite, with the head this process wrote last, it joins the next
+    group written inline on the loop (`node.core.audit_sqlite`: the guarded head update,
+    the inserts, the entries, the commit; a moved head writes nothing). On PostgreSQL it
+    joins the next group transaction (`node.core.audit_pg`: one head-row lock and update
+    per group). Otherwise (a cold or moved SQLite head, a failed group, no inline
+    connection) it is `append` inside `db.write()`."""
     entry = dict(ts=ts, action=action, actor=actor, target_type=target_type,
                  target_id=target_id, outcome=outcome, detail=detail)
     if db.is_sqlite and rows:
